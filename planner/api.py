@@ -1,0 +1,74 @@
+"""The library API that the CLI wraps and notebooks call: ``load_workbook → build → solve → results``.
+
+Example::
+
+    from planner import api
+    plan = api.load_workbook("inputs/example.xlsx")
+    model = api.build(plan)
+    solution = api.solve(model)
+    res = api.results(model, solution)
+    res.service.head()
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from planner.diagnose import explain_infeasible
+from planner.model.build import Model, build_model
+from planner.reader import Limits
+from planner.results import Results, extract
+from planner.solve import Solution, solve_model
+from planner.validate import PlanData, load_plan, plan_from_frames
+
+__all__ = ["PlanData", "Model", "Solution", "Results", "Run", "load_workbook", "plan_from_frames", "build",
+           "solve", "results", "run"]
+
+
+def load_workbook(path: str | Path, limits: Limits | None = None) -> PlanData:
+    """Read and validate; raises ``ReadError`` or ``ValidationFailed`` (with every problem)."""
+    return load_plan(path, limits)
+
+
+def build(plan: PlanData) -> Model:
+    return build_model(plan)
+
+
+def solve(model: Model, solver: str | None = None, time_limit: float | None = None,
+          method: str | None = None) -> Solution:
+    return solve_model(model, solver=solver, time_limit=time_limit, method=method)
+
+
+def results(model: Model, solution: Solution) -> Results:
+    return extract(model, solution)
+
+
+@dataclass
+class Run:
+    """Everything one solve produced, with stage timings (seconds) for benchmarks and the report."""
+
+    plan: PlanData
+    model: Model
+    solution: Solution
+    results: Results
+    infeasibility: pd.DataFrame | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def run(plan: PlanData, solver: str | None = None, time_limit: float | None = None,
+        method: str | None = None) -> Run:
+    """Build, solve, extract and (when infeasible) diagnose one plan."""
+    t0 = time.perf_counter()
+    model = build_model(plan)
+    t1 = time.perf_counter()
+    sol = solve_model(model, solver=solver, time_limit=time_limit, method=method)
+    t2 = time.perf_counter()
+    res = extract(model, sol)
+    t3 = time.perf_counter()
+    diag = explain_infeasible(model) if sol.status == "infeasible" else None
+    timings = {"build": t1 - t0, "solve": t2 - t1, "extract": t3 - t2}
+    return Run(plan, model, sol, res, diag, timings)

@@ -1,0 +1,217 @@
+"""Assemble the capacity-allocation LP of ``models/formulation.md`` from :class:`ModelSets`.
+
+One function per variable or constraint family, each named after the formulation's label and building all of
+its rows in one vectorised pass (numpy/pandas; no per-term Python objects). The result is solver-independent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from planner.model.lp import INF, LinearProgram
+from planner.model.sets import ModelSets, derive_sets
+from planner.validate import PlanData
+
+
+@dataclass
+class Model:
+    """The built LP plus the sets it came from (results need both)."""
+
+    lp: LinearProgram
+    sets: ModelSets
+    w: pd.DataFrame  # wafer columns: fab, node, product, fn, m, s, land, g, col
+    y: pd.DataFrame  # platform-option-quarter columns: p, po, t, col
+    stage_rows: list[str]
+
+
+def _wafer_domain(ms: ModelSets) -> pd.DataFrame:
+    """(fab/node, product, start quarter) triples allowed by `rd_gate` and `horizon_end` (variable domain)."""
+    pf = ms.products[["m", "product", "node", "start_lo", "start_hi", "cycle_quarters", "r", "backend_use",
+                      "unit_cost"]].merge(ms.fabs[["fab", "node", "fn", "wafer_cost"]], on="node")
+    if pf.empty:
+        return pf.assign(s=pd.Series(dtype=int))
+    n_t = (pf["start_hi"] - pf["start_lo"] + 1).clip(lower=0).to_numpy()
+    rep = pf.loc[pf.index.repeat(n_t)].reset_index(drop=True)
+    offset = np.concatenate([np.arange(k) for k in n_t]) if n_t.sum() else np.zeros(0, dtype=int)
+    rep["s"] = (rep["start_lo"].to_numpy() + offset).astype(int)
+    rep["land"] = rep["s"] + rep["cycle_quarters"]
+    rep["g"] = ms.good_units_per_wafer(rep["m"].to_numpy(), rep["s"].to_numpy())
+    return rep
+
+
+def add_wafer_starts(lp: LinearProgram, ms: ModelSets) -> pd.DataFrame:
+    """Columns w_{fms}; objective terms wafer cost and unit cost (μ_m · g_ms per wafer)."""
+    w = _wafer_domain(ms)
+    w["col"] = lp.add_cols("wafers", w[["fab", "node", "product", "s"]])
+    lp.add_term("wafer_cost", w["col"].to_numpy(), w["wafer_cost"].to_numpy(), -1.0)
+    lp.add_term("unit_cost", w["col"].to_numpy(), (w["unit_cost"] * w["g"]).to_numpy(), -1.0)
+    return w
+
+
+def add_expansions(lp: LinearProgram, ms: ModelSets) -> pd.DataFrame:
+    """Columns x_{eτ} and rows `expansion_limit`."""
+    e = ms.expansions
+    T = ms.T
+    recs = [(int(ei), int(fn), tau, int(lead)) for ei, fn, lead, lo in
+            zip(e["e"], e["fn"], e["lead_quarters"], e["earliest"], strict=True) for tau in range(int(lo), T - int(lead))]
+    x = pd.DataFrame(recs, columns=["e", "fn", "tau", "lead"])
+    x["col"] = lp.add_cols("expansion", x[["e", "tau"]])
+    lp.add_term("expansion_cost", x["col"].to_numpy(), e["cost_per_wafer"].to_numpy()[x["e"].to_numpy()]
+                if len(x) else np.zeros(0), -1.0)
+    if len(e):
+        lp.add_rows("expansion_limit", e[["fab", "node", "e"]], x["e"].to_numpy(), x["col"].to_numpy(),
+                    np.ones(len(x)), upper=e["max_wafers_per_quarter"].to_numpy())
+    return x
+
+
+def add_fab_capacity(lp: LinearProgram, ms: ModelSets, w: pd.DataFrame, x: pd.DataFrame) -> None:
+    """Rows `fab_capacity`: Σ_m w_{fmt} − Σ_{e, τ+L_e ≤ t} x_{eτ} ≤ K_{fnt}, one per fab/node and quarter."""
+    T = ms.T
+    idx = pd.DataFrame({"fn": np.repeat(ms.fabs["fn"].to_numpy(), T), "t": np.tile(np.arange(T), len(ms.fabs))})
+    idx["fab"] = ms.fabs["fab"].to_numpy()[idx["fn"]]
+    idx["node"] = ms.fabs["node"].to_numpy()[idx["fn"]]
+    rows_w = w["fn"].to_numpy() * T + w["s"].to_numpy()
+    # each expansion decision counts in every quarter from τ + L on
+    if len(x):
+        span = (T - (x["tau"] + x["lead"])).clip(lower=0).to_numpy()
+        xr = x.loc[x.index.repeat(span)]
+        t_eff = xr["tau"].to_numpy() + xr["lead"].to_numpy() + np.concatenate([np.arange(k) for k in span])
+        rows_x, cols_x = xr["fn"].to_numpy() * T + t_eff, xr["col"].to_numpy()
+    else:
+        rows_x = cols_x = np.zeros(0, dtype=np.int64)
+    lp.add_rows("fab_capacity", idx[["fab", "node", "t"]],
+                np.concatenate([rows_w, rows_x]), np.concatenate([w["col"].to_numpy(), cols_x]),
+                np.concatenate([np.ones(len(w)), -np.ones(len(rows_x))]), upper=ms.fab_cap.ravel())
+
+
+def add_backend_capacity(lp: LinearProgram, ms: ModelSets, w: pd.DataFrame) -> None:
+    """Rows `backend_capacity`: Σ_{m on r} β_m O_{mt} ≤ B_{rt} (output counted in its landing quarter)."""
+    T = ms.T
+    nb = len(ms.backend)
+    idx = pd.DataFrame({"r": np.repeat(np.arange(nb), T), "t": np.tile(np.arange(T), nb)})
+    idx["resource"] = ms.backend["resource"].to_numpy()[idx["r"]] if nb else []
+    on = w[w["r"] >= 0]
+    lp.add_rows("backend_capacity", idx[["resource", "t"]], on["r"].to_numpy() * T + on["land"].to_numpy(),
+                on["col"].to_numpy(), (on["backend_use"] * on["g"]).to_numpy(), upper=ms.backend_cap.ravel())
+
+
+def add_inventory(lp: LinearProgram, ms: ModelSets) -> np.ndarray:
+    """Columns I_{mt} ≥ 0 with the holding-cost term; returns their positions as an (M, T) array."""
+    M, T = len(ms.products), ms.T
+    idx = pd.DataFrame({"product": np.repeat(ms.products["product"].to_numpy(), T), "t": np.tile(np.arange(T), M)})
+    cols = lp.add_cols("inventory", idx)
+    lp.add_term("holding_cost", cols, np.repeat(ms.products["holding_cost"].to_numpy(), T), -1.0)
+    return cols.reshape(M, T)
+
+
+def _service_domain(ms: ModelSets, backlog: bool) -> np.ndarray:
+    d = ms.demand
+    return (np.cumsum(d, axis=1) > 0) if backlog else (d > 0)
+
+
+def add_platform_flows(lp: LinearProgram, ms: ModelSets, backlog: bool) -> pd.DataFrame:
+    """Columns y_{pot} (platform units built with option o) and the revenue term."""
+    active = _service_domain(ms, backlog)
+    opts = ms.options
+    T = ms.T
+    y = pd.DataFrame({"po": np.repeat(opts["po"].to_numpy(), T), "t": np.tile(np.arange(T), len(opts))})
+    y["p"] = opts["p"].to_numpy()[y["po"]]
+    y = y[active[y["p"].to_numpy(), y["t"].to_numpy()]].reset_index(drop=True)
+    y["platform"] = opts["platform"].to_numpy()[y["po"]]
+    y["option"] = opts["option"].to_numpy()[y["po"]]
+    y["col"] = lp.add_cols("platform_units", y[["platform", "option", "t"]])
+    lp.add_term("revenue", y["col"].to_numpy(), opts["revenue"].to_numpy()[y["po"]], +1.0)
+    return y
+
+
+def add_inventory_balance(lp: LinearProgram, ms: ModelSets, w: pd.DataFrame, inv: np.ndarray,
+                          y: pd.DataFrame) -> None:
+    """Rows `inventory_balance`: I_{mt} − I_{m,t−1} − O_{mt} + Q_{mt} = I⁰_m [t = 0]."""
+    M, T = inv.shape
+    idx = pd.DataFrame({"product": np.repeat(ms.products["product"].to_numpy(), T), "t": np.tile(np.arange(T), M)})
+    m_all, t_all = np.repeat(np.arange(M), T), np.tile(np.arange(T), M)
+    rows = [m_all * T + t_all]
+    cols = [inv.ravel()]
+    vals = [np.ones(M * T)]
+    prev = t_all >= 1
+    rows.append((m_all * T + t_all)[prev])
+    cols.append(inv[m_all[prev], t_all[prev] - 1])
+    vals.append(-np.ones(int(prev.sum())))
+    rows.append(w["m"].to_numpy() * T + w["land"].to_numpy())
+    cols.append(w["col"].to_numpy())
+    vals.append(-w["g"].to_numpy())
+    # shipped: each y_{pot} uses u_{pom} of every product m in its option
+    use = y[["po", "t", "col"]].merge(ms.bom[["po", "m", "units_per_platform"]], on="po")
+    rows.append(use["m"].to_numpy() * T + use["t"].to_numpy())
+    cols.append(use["col"].to_numpy())
+    vals.append(use["units_per_platform"].to_numpy())
+    rhs = np.zeros(M * T)
+    rhs[np.arange(M) * T] = ms.products["initial_inventory"].to_numpy()
+    lp.add_rows("inventory_balance", idx, np.concatenate(rows), np.concatenate(cols), np.concatenate(vals),
+                lower=rhs, upper=rhs)
+
+
+def add_demand_balance(lp: LinearProgram, ms: ModelSets, y: pd.DataFrame, backlog: bool) -> pd.DataFrame:
+    """Columns S_{pt} (shortfall or backlog, penalised) and rows `demand_balance`."""
+    active = _service_domain(ms, backlog)
+    p_idx, t_idx = np.nonzero(active)
+    svc = pd.DataFrame({"p": p_idx, "t": t_idx})
+    svc["platform"] = ms.platforms["platform"].to_numpy()[svc["p"]]
+    svc["row"] = np.arange(len(svc))
+    svc["col"] = lp.add_cols("backlog" if backlog else "shortfall", svc[["platform", "t"]])
+    lp.add_term("shortfall_penalty", svc["col"].to_numpy(),
+                ms.platforms["shortfall_penalty"].to_numpy()[svc["p"]], -1.0)
+    row_pos = np.full(active.shape, -1, dtype=np.int64)
+    row_pos[p_idx, t_idx] = svc["row"].to_numpy()
+    rows = [row_pos[y["p"].to_numpy(), y["t"].to_numpy()], svc["row"].to_numpy()]
+    cols = [y["col"].to_numpy(), svc["col"].to_numpy()]
+    vals = [np.ones(len(y)), np.ones(len(svc))]
+    if backlog:
+        col_pos = np.full(active.shape, -1, dtype=np.int64)
+        col_pos[p_idx, t_idx] = svc["col"].to_numpy()
+        prev_col = np.where(t_idx >= 1, col_pos[p_idx, np.maximum(t_idx - 1, 0)], -1)
+        has = prev_col >= 0
+        rows.append(svc["row"].to_numpy()[has])
+        cols.append(prev_col[has])
+        vals.append(-np.ones(int(has.sum())))
+    rhs = ms.demand[svc["p"].to_numpy(), svc["t"].to_numpy()]
+    lp.add_rows("demand_balance", svc[["platform", "t"]], np.concatenate(rows), np.concatenate(cols),
+                np.concatenate(vals), lower=rhs, upper=rhs)
+    return svc
+
+
+def add_min_fill(lp: LinearProgram, ms: ModelSets, y: pd.DataFrame) -> None:
+    """Rows `min_fill`: Y_{pt} ≥ θ_p D_{pt} where that is positive."""
+    need = ms.platforms["min_fill"].to_numpy()[:, None] * ms.demand
+    p_idx, t_idx = np.nonzero(need > 0)
+    idx = pd.DataFrame({"p": p_idx, "t": t_idx})
+    idx["platform"] = ms.platforms["platform"].to_numpy()[idx["p"]]
+    row_pos = np.full(need.shape, -1, dtype=np.int64)
+    row_pos[p_idx, t_idx] = np.arange(len(p_idx))
+    r = row_pos[y["p"].to_numpy(), y["t"].to_numpy()]
+    arr = np.column_stack([r, y["col"].to_numpy()])[r >= 0]
+    lp.add_rows("min_fill", idx[["platform", "t"]], arr[:, 0], arr[:, 1], np.ones(len(arr)),
+                lower=need[p_idx, t_idx])
+
+
+def build_model(plan: PlanData, sets: ModelSets | None = None) -> Model:
+    """Build the LP for a validated plan (all families of ``models/formulation.md``)."""
+    ms = sets or derive_sets(plan)
+    backlog = plan.settings.backlog
+    lp = LinearProgram()
+    w = add_wafer_starts(lp, ms)
+    x = add_expansions(lp, ms)
+    inv = add_inventory(lp, ms)
+    y = add_platform_flows(lp, ms, backlog)
+    add_demand_balance(lp, ms, y, backlog)
+    add_fab_capacity(lp, ms, w, x)
+    add_backend_capacity(lp, ms, w)
+    add_inventory_balance(lp, ms, w, inv, y)
+    add_min_fill(lp, ms, y)
+    return Model(lp=lp, sets=ms, w=w, y=y, stage_rows=[])
+
+
+__all__ = ["INF", "Model", "build_model"]

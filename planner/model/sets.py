@@ -1,0 +1,140 @@
+"""Index sets and parameter arrays derived once from validated data (``models/formulation.md``, "Sets" and
+"Parameters"). Constraint builders look these up; nothing here depends on the solver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from planner.periods import period_index
+from planner.validate import PlanData
+
+MATURE = -(10**6)  # ready index of a product without a program
+
+
+@dataclass
+class ModelSets:
+    plan: PlanData
+    T: int
+    periods: list[str]
+    products: pd.DataFrame  # + ready, start_lo, start_hi, g_base, m (position)
+    fabs: pd.DataFrame  # fab, node, wafer_cost, fn (position)
+    fab_cap: np.ndarray  # (n_fabnodes, T) base capacity K_fnt
+    backend: pd.DataFrame  # resource, r (position)
+    backend_cap: np.ndarray  # (n_backend, T)
+    platforms: pd.DataFrame  # platform, priority, shortfall_penalty, min_fill, p
+    bom: pd.DataFrame  # platform, option, product, units_per_platform, price, p, m, po
+    options: pd.DataFrame  # platform, option, p, po, revenue per platform unit
+    demand: np.ndarray  # (n_platforms, T)
+    expansions: pd.DataFrame  # + fn, e, earliest idx
+    programs: pd.DataFrame  # program, ready
+    ramp: dict[int, np.ndarray] = field(default_factory=dict)  # product position → factor by quarter since ready
+
+    def good_units_per_wafer(self, m: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """g_{ms}: good units per wafer of product m started in quarter s (ramp taken at the start quarter)."""
+        prods = self.products
+        base = prods["g_base"].to_numpy()[m]
+        ready = prods["ready"].to_numpy()[m]
+        factor = np.ones(len(m))
+        for mi, curve in self.ramp.items():
+            sel = m == mi
+            if not sel.any():
+                continue
+            k = np.clip(s[sel] - ready[sel], 0, len(curve) - 1)
+            factor[sel] = curve[k]
+        return base * factor
+
+
+def _ramp_curves(plan: PlanData, product_pos: dict[str, int]) -> dict[int, np.ndarray]:
+    """Ramp factors by quarters-since-ready; gaps in the listed quarters hold the previous factor."""
+    curves: dict[int, np.ndarray] = {}
+    if plan.yield_ramp.empty:
+        return curves
+    for prod, rows in plan.yield_ramp.groupby("product"):
+        rows = rows.sort_values("quarter")
+        last_q = int(rows["quarter"].max())
+        curve = np.empty(last_q + 1)
+        listed = dict(zip(rows["quarter"].astype(int), rows["factor"], strict=True))
+        current = float(rows["factor"].iloc[0])
+        for q in range(last_q + 1):
+            current = listed.get(q, current)
+            curve[q] = current
+        curves[product_pos[prod]] = curve
+    return curves
+
+
+def derive_sets(plan: PlanData) -> ModelSets:
+    s = plan.settings
+    T = s.horizon_quarters
+    first = s.first_period
+    periods = plan.periods
+
+    programs = plan.programs.copy()
+    programs["ready"] = [period_index(p, first) + int(d) + int(q) for p, d, q in
+                         zip(programs["start_period"], programs["development_quarters"],
+                             programs["qualification_quarters"], strict=True)]
+    ready_of = dict(zip(programs["program"], programs["ready"], strict=True))
+
+    prods = plan.products.copy().reset_index(drop=True)
+    prods["m"] = np.arange(len(prods))
+    prods["ready"] = [ready_of[p] if p is not None and not pd.isna(p) else MATURE for p in prods["program"]]
+    prods["cycle_quarters"] = prods["cycle_quarters"].astype(int)
+    risk = prods["cycle_quarters"] if s.risk_starts else 0
+    prods["start_lo"] = np.maximum(0, prods["ready"] - risk)
+    prods["start_hi"] = T - 1 - prods["cycle_quarters"]
+    prods["g_base"] = (prods["gross_dies_per_wafer"] * prods["die_yield"] * prods["assembly_yield"]
+                       / prods["dies_per_unit"])
+    prods["backend_use"] = prods["backend_use"].fillna(1.0)
+    for col in ("unit_cost", "initial_inventory", "holding_cost"):
+        prods[col] = prods[col].fillna(0.0)
+    product_pos = dict(zip(prods["product"], prods["m"], strict=True))
+
+    fabs = plan.fabs.copy().reset_index(drop=True)
+    fabs["fn"] = np.arange(len(fabs))
+    fab_cap = np.repeat(fabs["wafers_per_quarter"].to_numpy()[:, None], T, axis=1).astype(float)
+    fn_of = {(f, n): i for f, n, i in zip(fabs["fab"], fabs["node"], fabs["fn"], strict=True)}
+    for f, n, p, w in zip(plan.fab_capacity["fab"], plan.fab_capacity["node"], plan.fab_capacity["period"],
+                          plan.fab_capacity["wafers"], strict=True):
+        fab_cap[fn_of[(f, n)], period_index(p, first)] = w
+
+    backend = plan.backend.copy().reset_index(drop=True)
+    backend["r"] = np.arange(len(backend))
+    backend_cap = np.repeat(backend["units_per_quarter"].to_numpy()[:, None], T, axis=1).astype(float)
+    r_of = dict(zip(backend["resource"], backend["r"], strict=True))
+    for res, p, u in zip(plan.backend_capacity["resource"], plan.backend_capacity["period"],
+                         plan.backend_capacity["units"], strict=True):
+        backend_cap[r_of[res], period_index(p, first)] = u
+    prods["r"] = [r_of.get(b, -1) if b is not None and not pd.isna(b) else -1 for b in prods["backend"]]
+
+    plats = plan.platforms.copy().reset_index(drop=True)
+    plats["p"] = np.arange(len(plats))
+    plats["min_fill"] = plats["min_fill"].fillna(0.0)
+    p_of = dict(zip(plats["platform"], plats["p"], strict=True))
+
+    bom = plan.bom.copy().reset_index(drop=True)
+    bom["p"] = bom["platform"].map(p_of).astype(int)
+    bom["m"] = bom["product"].map(product_pos).astype(int)
+    bom["revenue"] = bom["price"] * bom["units_per_platform"]
+    options = (bom.groupby(["p", "platform", "option"], sort=False, as_index=False)
+               .agg(revenue=("revenue", "sum")))
+    options["po"] = np.arange(len(options))
+    bom = bom.merge(options[["p", "option", "po"]], on=["p", "option"], how="left")
+
+    demand = np.zeros((len(plats), T))
+    if not plan.demand.empty:
+        d = plan.demand.groupby(["platform", "period"], as_index=False)["units"].sum()
+        for plat, per, u in zip(d["platform"], d["period"], d["units"], strict=True):
+            demand[p_of[plat], period_index(per, first)] += u
+
+    exps = plan.expansions.copy().reset_index(drop=True)
+    exps["e"] = np.arange(len(exps))
+    exps["fn"] = [fn_of[(f, n)] for f, n in zip(exps["fab"], exps["node"], strict=True)] if len(exps) else []
+    exps["earliest"] = [max(0, period_index(p, first)) for p in exps["earliest_period"]] if len(exps) else []
+
+    ms = ModelSets(plan=plan, T=T, periods=periods, products=prods, fabs=fabs, fab_cap=fab_cap, backend=backend,
+                   backend_cap=backend_cap, platforms=plats, bom=bom, options=options, demand=demand,
+                   expansions=exps, programs=programs, ramp=_ramp_curves(plan, product_pos))
+    return ms

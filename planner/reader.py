@@ -1,0 +1,191 @@
+"""Workbook → raw sheets (cell values with their row numbers). No business rules here.
+
+The reader's job is to get values out of a file safely: it refuses what is not an .xlsx workbook with a
+message that says what the file looks like instead, bounds what it will unpack (zip bombs, absurd used
+ranges), uses cached values of formulas and reports formulas that have none, and never opens the input for
+writing. Everything about what the values *mean* belongs to ``validate``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from planner.problems import Problem
+
+OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what the reader accepts; each can be raised by the caller (CLI flags or environment)."""
+
+    max_file_bytes: int = int(os.environ.get("PLANNER_MAX_FILE_MB", "100")) * 1024 * 1024
+    max_uncompressed_bytes: int = int(os.environ.get("PLANNER_MAX_UNZIPPED_MB", "1000")) * 1024 * 1024
+    max_rows: int = int(os.environ.get("PLANNER_MAX_ROWS", "1000000"))
+    max_columns: int = 200
+
+
+@dataclass
+class RawSheet:
+    """One worksheet as read: header cells and data rows (1-based Excel row numbers)."""
+
+    name: str
+    header: list[Any]
+    rows: list[tuple[int, tuple[Any, ...]]] = field(default_factory=list)
+
+
+@dataclass
+class RawWorkbook:
+    path: Path
+    sha256: str
+    sheets: dict[str, RawSheet]
+    problems: list[Problem] = field(default_factory=list)
+
+
+class ReadError(Exception):
+    """A file-level problem: the workbook cannot be read at all."""
+
+    def __init__(self, problem: Problem):
+        super().__init__(problem.render())
+        self.problem = problem
+
+
+def _fail(code: str, path: Path, message: str, hint: str = "") -> ReadError:
+    return ReadError(Problem(code=code, message=message, sheet="", found=str(path.name), hint=hint))
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_container(path: Path, limits: Limits) -> None:
+    """Refuse files that are not a plain .xlsx zip, before any XML is parsed."""
+    if not path.exists():
+        raise _fail("file_not_found", path, f"input file {path} does not exist")
+    if not path.is_file():
+        raise _fail("not_a_file", path, f"{path} is not a file")
+    size = path.stat().st_size
+    if size == 0:
+        raise _fail("empty_file", path, f"{path.name} is empty (0 bytes)")
+    if size > limits.max_file_bytes:
+        raise _fail("file_too_large", path,
+                    f"{path.name} is {size / 2**20:.0f} MB, more than the limit of "
+                    f"{limits.max_file_bytes / 2**20:.0f} MB",
+                    hint="raise the limit with PLANNER_MAX_FILE_MB if the file is genuine")
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    suffix = path.suffix.lower()
+    if head == OLE_SIGNATURE:
+        raise _fail("not_xlsx", path,
+                    f"{path.name} is an OLE2 compound file: a legacy .xls workbook or a password-protected "
+                    "workbook, which planner cannot read",
+                    hint="open it in Excel or LibreOffice, remove any password and save as .xlsx")
+    if not zipfile.is_zipfile(path):
+        kind = {".csv": "a CSV file", ".ods": "an OpenDocument spreadsheet", ".xls": "a legacy .xls file"}.get(
+            suffix, "not an .xlsx workbook (not a zip container)")
+        raise _fail("not_xlsx", path, f"{path.name} is {kind}",
+                    hint="planner reads Excel .xlsx workbooks; save the file as .xlsx")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            if suffix == ".ods" or "content.xml" in names and "xl/workbook.xml" not in names:
+                raise _fail("not_xlsx", path, f"{path.name} is an OpenDocument spreadsheet (.ods)",
+                            hint="save it as .xlsx (File > Save As > Excel 2007-365)")
+            if "xl/workbook.bin" in names:
+                raise _fail("not_xlsx", path, f"{path.name} is a binary .xlsb workbook",
+                            hint="save it as .xlsx")
+            if "xl/workbook.xml" not in names:
+                raise _fail("not_xlsx", path, f"{path.name} is a zip file but not an Excel workbook "
+                            "(no xl/workbook.xml inside)", hint="save the workbook as .xlsx")
+            total = sum(i.file_size for i in zf.infolist())
+            if total > limits.max_uncompressed_bytes:
+                raise _fail("unzipped_too_large", path,
+                            f"{path.name} would unpack to {total / 2**20:.0f} MB, more than the limit of "
+                            f"{limits.max_uncompressed_bytes / 2**20:.0f} MB (a zip bomb or a huge workbook)",
+                            hint="raise PLANNER_MAX_UNZIPPED_MB if the file is genuine")
+    except zipfile.BadZipFile as exc:
+        raise _fail("corrupt_file", path, f"{path.name} is a damaged zip/xlsx file ({exc})",
+                    hint="re-save it from Excel or LibreOffice") from exc
+
+
+def _trim(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(None if (isinstance(v, str) and v.strip() == "") else v for v in values)
+
+
+def read_workbook(path: str | os.PathLike[str], limits: Limits | None = None) -> RawWorkbook:
+    """Read every sheet of an .xlsx into :class:`RawWorkbook`, or raise :class:`ReadError`.
+
+    Formula cells contribute their cached values; a formula without a cached value (a workbook written by a
+    script and never recalculated) becomes a ``formula_without_value`` problem naming the cell, since using
+    a blank in its place would silently change the plan.
+    """
+    import openpyxl  # deferred: importing openpyxl costs ~0.2 s, irrelevant for --help
+    from openpyxl.utils import get_column_letter
+
+    limits = limits or Limits()
+    path = Path(path)
+    _check_container(path, limits)
+    sha = file_sha256(path)
+    try:
+        wb_values = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        wb_formulas = openpyxl.load_workbook(path, read_only=True, data_only=False)
+    except ReadError:
+        raise
+    except Exception as exc:  # openpyxl raises many types for damaged files; all mean "cannot read"
+        raise _fail("corrupt_file", path, f"{path.name} cannot be opened as a workbook: "
+                    f"{type(exc).__name__}: {exc}", hint="re-save it from Excel or LibreOffice") from exc
+
+    sheets: dict[str, RawSheet] = {}
+    problems: list[Problem] = []
+    try:
+        for ws in wb_values.worksheets:
+            wf = wb_formulas[ws.title]
+            values_iter = ws.iter_rows(values_only=True, max_col=limits.max_columns)
+            formulas_iter = wf.iter_rows(values_only=True, max_col=limits.max_columns)
+            header_row = next(values_iter, None)
+            next(formulas_iter, None)
+            if header_row is None:
+                sheets[ws.title] = RawSheet(ws.title, [])
+                continue
+            header = list(_trim(header_row))
+            while header and header[-1] is None:
+                header.pop()
+            width = len(header)
+            raw = RawSheet(ws.title, header)
+            for excel_row, (vals, forms) in enumerate(zip(values_iter, formulas_iter, strict=False), start=2):
+                vals = _trim(vals[:width])
+                if all(v is None for v in vals):
+                    continue
+                if len(raw.rows) >= limits.max_rows:
+                    raise _fail("too_many_rows", path,
+                                f"sheet {ws.title!r} has more than {limits.max_rows:,} data rows",
+                                hint="raise PLANNER_MAX_ROWS if the plan is genuinely this large")
+                for col, (v, f) in enumerate(zip(vals, forms[:width], strict=False)):
+                    if v is None and isinstance(f, str) and f.startswith("="):
+                        cell = f"{get_column_letter(col + 1)}{excel_row}"
+                        problems.append(Problem(
+                            code="formula_without_value", sheet=ws.title, row=excel_row,
+                            column=str(header[col]) if col < len(header) and header[col] else "",
+                            cell=cell, message=f"formula {f} has no cached value",
+                            expected="a value (the workbook recalculated and saved)",
+                            found=f, hint="open the file in Excel or LibreOffice and save it once"))
+                raw.rows.append((excel_row, vals))
+            sheets[ws.title] = raw
+    except ReadError:
+        raise
+    except Exception as exc:
+        raise _fail("corrupt_file", path, f"{path.name}: a worksheet cannot be read: "
+                    f"{type(exc).__name__}: {exc}", hint="re-save it from Excel or LibreOffice") from exc
+    finally:
+        wb_values.close()
+        wb_formulas.close()
+    return RawWorkbook(path=path, sha256=sha, sheets=sheets, problems=problems)

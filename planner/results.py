@@ -1,0 +1,218 @@
+"""Solution → tidy frames: the contract's report tables (Summary, Allocation, Service, WaferStarts, Supply,
+Capacity) plus Expansions, with names and periods in the user's words.
+
+Also the reconciliation a reader of the report relies on: allocated ≤ made + on hand, made ≤ what capacity
+allowed, served ≤ demand. :func:`reconcile` checks it on the frames themselves, so a mistake anywhere between
+the LP and the sheet is caught, not only inside the solver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from planner.model.build import Model
+from planner.solve import Solution
+
+EPS = 1e-6
+
+
+@dataclass
+class Results:
+    summary: dict
+    allocation: pd.DataFrame
+    service: pd.DataFrame
+    wafer_starts: pd.DataFrame
+    supply: pd.DataFrame
+    capacity: pd.DataFrame
+    expansions: pd.DataFrame
+    terms: dict[str, float]
+    reconciliation: list[str] = field(default_factory=list)
+    stages: list[dict] = field(default_factory=list)
+
+    def kpis(self) -> dict:
+        """Compact numbers for comparisons and batches."""
+        k = {key: self.summary[key] for key in ("status", "objective", "revenue", "cost", "shortfall_penalty",
+                                                "fill_rate")}
+        svc = self.service.groupby("platform")[["demand", "served", "shortfall"]].sum()
+        for plat, row in svc.iterrows():
+            k[f"fill_rate[{plat}]"] = row["served"] / row["demand"] if row["demand"] > 0 else np.nan
+            k[f"shortfall[{plat}]"] = row["shortfall"]
+        return k
+
+
+def _clean(v: np.ndarray) -> np.ndarray:
+    v = np.where(np.abs(v) < EPS, 0.0, v)
+    return v
+
+
+def extract(model: Model, sol: Solution) -> Results:
+    ms = model.sets
+    lp = model.lp
+    periods = ms.periods
+    T = ms.T
+    x = sol.x if sol.x is not None else np.zeros(lp.n_cols)
+    dual = sol.row_dual if sol.row_dual is not None else np.zeros(lp.n_rows)
+    currency = ms.plan.settings.currency
+
+    # Allocation: one row per non-zero (platform, option, product, quarter)
+    y = model.y.copy()
+    y["platform_units"] = _clean(x[y["col"].to_numpy()])
+    alloc = y[y["platform_units"] > 0].merge(ms.bom[["po", "product", "units_per_platform", "price"]], on="po")
+    alloc["memory_units"] = alloc["platform_units"] * alloc["units_per_platform"]
+    alloc["revenue"] = alloc["memory_units"] * alloc["price"]
+    alloc["period"] = [periods[t] for t in alloc["t"]]
+    allocation = alloc[["platform", "period", "option", "product", "platform_units", "memory_units", "revenue"]]
+    allocation = allocation.sort_values(["platform", "period", "option", "product"]).reset_index(drop=True)
+
+    # Service
+    served = np.zeros((len(ms.platforms), T))
+    np.add.at(served, (y["p"].to_numpy(), y["t"].to_numpy()), y["platform_units"].to_numpy())
+    short = np.zeros_like(served)
+    sblock = lp.col_blocks["backlog" if ms.plan.settings.backlog else "shortfall"]
+    if sblock.size:
+        sidx = sblock.index
+        p_of = dict(zip(ms.platforms["platform"], ms.platforms["p"], strict=True))
+        short[sidx["platform"].map(p_of).to_numpy(), sidx["t"].to_numpy()] = _clean(x[sblock.positions])
+    p_grid, t_grid = np.meshgrid(np.arange(len(ms.platforms)), np.arange(T), indexing="ij")
+    svc = pd.DataFrame({"platform": ms.platforms["platform"].to_numpy()[p_grid.ravel()],
+                        "period": [periods[t] for t in t_grid.ravel()],
+                        "demand": ms.demand.ravel(), "served": served.ravel(), "shortfall": short.ravel()})
+    svc = svc[(svc["demand"] > 0) | (svc["served"] > 0) | (svc["shortfall"] > 0)].reset_index(drop=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        svc["fill_rate"] = np.where(svc["demand"] > 0, svc["served"] / svc["demand"], np.nan)
+
+    # Wafer starts
+    w = model.w.copy()
+    w["wafers"] = _clean(x[w["col"].to_numpy()])
+    w["output_units"] = w["wafers"] * w["g"]
+    ws = w[w["wafers"] > 0].copy()
+    ws["period"] = [periods[s] for s in ws["s"]]
+    ws["lands"] = [periods[t] for t in ws["land"]]
+    wafer_starts = ws[["fab", "node", "product", "period", "wafers", "output_units", "lands"]].rename(
+        columns={"output_units": "good_units"}).reset_index(drop=True)
+
+    # Supply
+    M = len(ms.products)
+    output = np.zeros((M, T))
+    np.add.at(output, (w["m"].to_numpy(), w["land"].to_numpy()), w["output_units"].to_numpy())
+    shipped = np.zeros((M, T))
+    use = y[["po", "t", "platform_units"]].merge(ms.bom[["po", "m", "units_per_platform"]], on="po")
+    np.add.at(shipped, (use["m"].to_numpy(), use["t"].to_numpy()),
+              (use["platform_units"] * use["units_per_platform"]).to_numpy())
+    inv = _clean(x[lp.cols("inventory")]).reshape(M, T)
+    supply = pd.DataFrame({"product": np.repeat(ms.products["product"].to_numpy(), T),
+                           "period": periods * M, "output_units": _clean(output.ravel()),
+                           "shipped_units": _clean(shipped.ravel()), "inventory_end": inv.ravel()})
+    supply.insert(1, "family", np.repeat(ms.products["family"].to_numpy(), T))
+
+    # Expansions decided
+    xb = lp.col_blocks["expansion"]
+    xe = xb.index.copy()
+    xe["wafers"] = _clean(x[xb.positions]) if xb.size else []
+    xe = xe[xe["wafers"] > 0]
+    e = ms.expansions
+    expansions = pd.DataFrame({
+        "fab": e["fab"].to_numpy()[xe["e"].to_numpy()] if len(xe) else [],
+        "node": e["node"].to_numpy()[xe["e"].to_numpy()] if len(xe) else [],
+        "decided": [periods[t] for t in xe["tau"]],
+        "available_from": [periods[t + int(e["lead_quarters"].iloc[i])] for t, i in zip(xe["tau"], xe["e"],
+                                                                                          strict=True)],
+        "wafers_per_quarter": xe["wafers"].to_numpy(),
+        "cost": xe["wafers"].to_numpy() * (e["cost_per_wafer"].to_numpy()[xe["e"].to_numpy()] if len(xe) else 0),
+    })
+
+    # Capacity: fab/node (base + expansions in effect) and back-end lines
+    fab_rows = lp.row_blocks["fab_capacity"]
+    added = np.zeros((len(ms.fabs), T))
+    for fn, tau, wafers, lead in zip(xe.merge(e[["e", "fn", "lead_quarters"]], on="e")["fn"],
+                                     xe["tau"], xe["wafers"], e["lead_quarters"].to_numpy()[xe["e"].to_numpy()]
+                                     if len(xe) else [], strict=True):
+        added[fn, tau + lead:] += wafers
+    wafers_used = np.zeros((len(ms.fabs), T))
+    np.add.at(wafers_used, (w["fn"].to_numpy(), w["s"].to_numpy()), w["wafers"].to_numpy())
+    fab_cap = pd.DataFrame({
+        "resource": [f"{f}/{n}" for f, n in zip(fab_rows.index["fab"], fab_rows.index["node"], strict=True)],
+        "kind": "fab", "unit": "wafers", "period": [periods[t] for t in fab_rows.index["t"]],
+        "capacity": (ms.fab_cap + added).ravel(), "used": wafers_used.ravel(),
+        "shadow_price": dual[fab_rows.positions]})
+    be_rows = lp.row_blocks["backend_capacity"]
+    be_used = np.zeros((len(ms.backend), T))
+    on = w[w["r"] >= 0]
+    np.add.at(be_used, (on["r"].to_numpy(), on["land"].to_numpy()),
+              (on["output_units"] * on["backend_use"]).to_numpy())
+    be_cap = pd.DataFrame({"resource": be_rows.index["resource"].to_numpy(), "kind": "backend", "unit": "units",
+                           "period": [periods[t] for t in be_rows.index["t"]],
+                           "capacity": ms.backend_cap.ravel(), "used": be_used.ravel(),
+                           "shadow_price": dual[be_rows.positions]})
+    capacity = pd.concat([fab_cap, be_cap], ignore_index=True)
+    capacity["used"] = _clean(capacity["used"].to_numpy())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        capacity["utilisation"] = np.where(capacity["capacity"] > 0, capacity["used"] / capacity["capacity"],
+                                           np.nan)
+    capacity["shadow_price"] = _clean(capacity["shadow_price"].to_numpy().astype(float))
+    capacity = capacity[["resource", "kind", "unit", "period", "capacity", "used", "utilisation", "shadow_price"]]
+
+    terms = lp.term_values(x) if sol.x is not None else {k: 0.0 for k in lp.terms}
+    revenue = terms.get("revenue", 0.0)
+    cost = sum(terms.get(k, 0.0) for k in ("wafer_cost", "unit_cost", "holding_cost", "expansion_cost"))
+    penalty = terms.get("shortfall_penalty", 0.0)
+    total_demand = float(ms.demand.sum())
+    summary = {
+        "status": sol.status,
+        "objective": revenue - cost - penalty if sol.x is not None else None,
+        "revenue": revenue, "cost": cost, "shortfall_penalty": penalty,
+        "fill_rate": float(served.sum() / total_demand) if total_demand > 0 else None,
+        "wafer_cost": terms.get("wafer_cost", 0.0), "unit_cost": terms.get("unit_cost", 0.0),
+        "holding_cost": terms.get("holding_cost", 0.0), "expansion_cost": terms.get("expansion_cost", 0.0),
+        "demand_units": total_demand, "served_units": float(served.sum()),
+        "policy": ms.plan.settings.policy, "backlog": ms.plan.settings.backlog,
+        "solver": sol.solver, "method": sol.method, "solve_seconds": sol.seconds,
+        "lp_columns": lp.n_cols, "lp_rows": lp.n_rows, "max_violation": sol.max_violation,
+        "currency": currency, "input_sha256": ms.plan.sha256, "message": sol.message,
+    }
+    res = Results(summary=summary, allocation=allocation, service=svc, wafer_starts=wafer_starts, supply=supply,
+                  capacity=capacity, expansions=expansions, terms=terms, stages=sol.stages)
+    if sol.x is not None:
+        res.reconciliation = reconcile(res, ms.plan.settings.backlog) + [f"LP residual: {v}" for v in
+                                                                        sol.violations]
+    summary["feasibility_check"] = "passed" if not res.reconciliation else "; ".join(res.reconciliation)
+    return res
+
+
+def reconcile(res: Results, backlog: bool, tol: float = 1e-6) -> list[str]:
+    """Check the report's own tables: what was allocated ≤ what was made ≤ what capacity allowed."""
+    issues: list[str] = []
+
+    def close(a: float, b: float) -> bool:
+        return abs(a - b) <= tol * max(1.0, abs(a), abs(b))
+
+    sup = res.supply
+    for prod, g in sup.groupby("product", sort=False):
+        inv0 = g["inventory_end"].iloc[0] - g["output_units"].iloc[0] + g["shipped_units"].iloc[0]
+        cum_avail = inv0 + g["output_units"].cumsum()
+        if (g["shipped_units"].cumsum() > cum_avail + tol * np.maximum(1, cum_avail)).any():
+            issues.append(f"{prod}: shipped more than made plus on hand")
+        if (g["inventory_end"] < -tol).any():
+            issues.append(f"{prod}: negative inventory")
+    alloc_mem = res.allocation.groupby(["product", "period"])["memory_units"].sum()
+    shipped = sup.set_index(["product", "period"])["shipped_units"]
+    for key, v in alloc_mem.items():
+        if not close(v, shipped.get(key, 0.0)):
+            issues.append(f"{key}: allocation {v:,.0f} ≠ shipped {shipped.get(key, 0.0):,.0f}")
+    cap = res.capacity
+    over = cap[cap["used"] > cap["capacity"] + tol * np.maximum(1.0, cap["capacity"])]
+    issues += [f"{r.resource} {r.period}: used {r.used:,.0f} > capacity {r.capacity:,.0f}" for r in over.itertuples()]
+    svc = res.service
+    if not backlog:
+        bad = svc[svc["served"] > svc["demand"] + tol * np.maximum(1.0, svc["demand"])]
+        issues += [f"{r.platform} {r.period}: served more than demand" for r in bad.itertuples()]
+        bad = svc[~np.isclose(svc["served"] + svc["shortfall"], svc["demand"], rtol=tol, atol=1e-3)]
+        issues += [f"{r.platform} {r.period}: served + shortfall ≠ demand" for r in bad.itertuples()]
+    else:
+        for plat, g in svc.groupby("platform"):
+            if (g["served"].cumsum() > g["demand"].cumsum() * (1 + tol) + 1e-3).any():
+                issues.append(f"{plat}: cumulative served exceeds cumulative demand")
+    return issues

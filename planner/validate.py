@@ -1,0 +1,534 @@
+"""Raw sheets → validated :class:`PlanData`, or every problem found.
+
+Validation runs in lazy mode (after pandera): each column is parsed and range-checked as a whole, every
+failure is collected, cross-sheet references are checked once the sheets parse, and only then is the list
+reported, sorted by sheet and row. Defaults from the contract are applied here, so later stages never see a
+blank where the contract promises a value.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from planner import contract as C
+from planner.periods import horizon_labels, normalise_period, period_index
+from planner.problems import Problem, ValidationFailed, did_you_mean, show
+from planner.reader import Limits, RawSheet, RawWorkbook, read_workbook
+
+
+@dataclass
+class Settings:
+    first_period: str
+    horizon_quarters: int
+    policy: str = "margin"
+    backlog: bool = False
+    risk_starts: bool = False
+    solver: str = "highs"
+    time_limit_s: float | None = None
+    currency: str = "USD"
+    highs_method: str = "auto"
+
+
+@dataclass
+class PlanData:
+    """A validated plan: typed frames with contract column names (plus ``_row``, the Excel row read from).
+
+    Frames hold every default already applied; ``bom.price`` is filled from ``Products.price``.
+    """
+
+    settings: Settings
+    programs: pd.DataFrame
+    products: pd.DataFrame
+    yield_ramp: pd.DataFrame
+    fabs: pd.DataFrame
+    fab_capacity: pd.DataFrame
+    expansions: pd.DataFrame
+    backend: pd.DataFrame
+    backend_capacity: pd.DataFrame
+    platforms: pd.DataFrame
+    bom: pd.DataFrame
+    demand: pd.DataFrame
+    scenarios: pd.DataFrame
+    source: str = ""
+    sha256: str = ""
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def periods(self) -> list[str]:
+        return horizon_labels(self.settings.first_period, self.settings.horizon_quarters)
+
+    def frame(self, sheet: str) -> pd.DataFrame:
+        return getattr(self, _ATTR[sheet])
+
+    def copy(self) -> PlanData:
+        """Deep copy, so scenario edits never leak into the base plan."""
+        new = copy.copy(self)
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, pd.DataFrame):
+                setattr(new, f.name, v.copy())
+        new.settings = copy.copy(self.settings)
+        new.warnings = list(self.warnings)
+        return new
+
+
+_ATTR = {
+    "Programs": "programs", "Products": "products", "YieldRamp": "yield_ramp", "Fabs": "fabs",
+    "FabCapacity": "fab_capacity", "Expansions": "expansions", "Backend": "backend",
+    "BackendCapacity": "backend_capacity", "Platforms": "platforms", "BOM": "bom", "Demand": "demand",
+    "Scenarios": "scenarios",
+}
+
+_MIN_ROWS = {"Products", "Fabs", "Platforms", "BOM", "Demand"}
+_TRUE = {"true", "yes", "y", "1", "t"}
+_FALSE = {"false", "no", "n", "0", "f"}
+
+
+def _norm(name: object) -> str:
+    return str(name).strip().casefold() if name is not None else ""
+
+
+def _col_letter(idx: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return get_column_letter(idx + 1)
+
+
+def parse_value(col: C.Column, value: Any) -> tuple[Any, str | None]:
+    """Parse one cell for a column; returns ``(value, None)`` or ``(None, problem_code)``.
+
+    Blank cells come back as ``(None, None)``: whether a blank is allowed is the caller's decision.
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None, None
+    kind = col.kind
+    if kind == "str":
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        text = str(value).strip()
+        return (text, None) if text else (None, None)
+    if kind == "choice":
+        text = str(value).strip().casefold()
+        for c in col.choices:
+            if c.casefold() == text:
+                return c, None
+        return None, "bad_choice"
+    if kind == "period":
+        p = normalise_period(value) if isinstance(value, str) else None
+        return (p, None) if p else (None, "bad_period")
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value, None
+        if isinstance(value, int | float) and value in (0, 1):
+            return bool(value), None
+        text = str(value).strip().casefold()
+        if text in _TRUE:
+            return True, None
+        if text in _FALSE:
+            return False, None
+        return None, "bad_bool"
+    # numbers
+    if isinstance(value, bool):
+        return None, "not_a_number"
+    if isinstance(value, str):
+        text = value.strip().replace(",", "").replace("_", "")
+        scale = 1.0
+        if text.endswith("%"):
+            text, scale = text[:-1].strip(), 0.01
+        try:
+            number = float(text) * scale
+        except ValueError:
+            return None, "not_a_number"
+    elif isinstance(value, int | float):
+        number = float(value)
+    else:  # dates, times
+        return None, "not_a_number"
+    if not math.isfinite(number):
+        return None, "not_finite"
+    if kind == "int":
+        if not float(number).is_integer():
+            return None, "not_an_integer"
+        number = int(number)
+    lo_bad = col.min is not None and (number <= col.min if col.min_exclusive else number < col.min)
+    hi_bad = col.max is not None and number > col.max
+    if lo_bad or hi_bad:
+        return number, ("yield_out_of_range" if "yield" in col.name or col.name == "factor" else "out_of_range")
+    return number, None
+
+
+_MESSAGES = {
+    "bad_choice": "value not allowed",
+    "bad_period": "not a quarter label",
+    "bad_bool": "not a true/false value",
+    "not_a_number": "not a number",
+    "not_finite": "not a finite number",
+    "not_an_integer": "not a whole number",
+    "out_of_range": "value out of range",
+    "yield_out_of_range": "yield out of range",
+}
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, **kw: Any) -> None:
+        self.problems.append(Problem(**kw))
+
+    def error(self, code: str, message: str, **kw: Any) -> None:
+        self.add(code=code, message=message, severity="error", **kw)
+
+    def warn(self, code: str, message: str, **kw: Any) -> None:
+        self.add(code=code, message=message, severity="warning", **kw)
+
+
+def _match_sheets(raw: RawWorkbook, out: _Collector) -> dict[str, RawSheet]:
+    by_norm: dict[str, RawSheet] = {}
+    for name, sheet in raw.sheets.items():
+        by_norm.setdefault(_norm(name), sheet)
+    matched: dict[str, RawSheet] = {}
+    for spec in C.SHEETS:
+        s = by_norm.pop(_norm(spec.name), None)
+        if s is not None:
+            matched[spec.name] = s
+    missing = [spec.name for spec in C.SHEETS if spec.name not in matched]
+    leftovers = {s.name: s for s in by_norm.values()}
+    near: dict[str, str] = {}
+    for name in leftovers:
+        hint = did_you_mean(name, missing, cutoff=0.7)
+        if hint:
+            target = hint.split('"')[1]
+            near[target] = name
+            out.error("unknown_sheet", f"sheet {name!r} is not a planner sheet", sheet=name,
+                      expected=f"sheet {target!r}", found=repr(name), hint=hint)
+    for name in missing:
+        spec = C.SHEETS_BY_NAME[name]
+        if spec.required and name not in near:
+            out.error("missing_sheet", f"required sheet {name!r} is missing", sheet=name,
+                      expected=f"a sheet named {name!r}", found="sheets " + ", ".join(map(repr, raw.sheets)) or "none")
+    return matched
+
+
+def _read_table(spec: C.Sheet, raw: RawSheet, out: _Collector) -> pd.DataFrame | None:
+    """Map headers to contract columns, parse every cell, return a typed frame (or None if unusable)."""
+    header_pos: dict[str, int] = {}
+    unknown: dict[str, int] = {}
+    for i, h in enumerate(raw.header):
+        if h is None:
+            continue
+        key = _norm(h)
+        match = next((c.name for c in spec.columns if c.name.casefold() == key), None)
+        if match is None:
+            unknown[str(h)] = i
+        elif match in header_pos:
+            out.error("duplicate_column", f"column {match!r} appears twice", sheet=spec.name,
+                      cell=f"{_col_letter(i)}1", column=match, expected="each column once",
+                      found=f"also in {_col_letter(header_pos[match])}1")
+        else:
+            header_pos[match] = i
+    fatal = False
+    if not raw.header:
+        if spec.required:
+            out.error("empty_sheet", "sheet is empty", sheet=spec.name,
+                      expected="a header row in row 1: " + ", ".join(spec.column_names), found="nothing")
+        return None
+    missing_cols = [c for c in spec.columns if c.required and c.name not in header_pos]
+    for c in missing_cols:
+        hint = did_you_mean(c.name, unknown)
+        out.error("missing_column", f"required column {c.name!r} is missing", sheet=spec.name, row=1,
+                  column=c.name, expected=f"a header {c.name!r} in row 1",
+                  found="headers " + ", ".join(repr(str(h)) for h in raw.header if h is not None), hint=hint)
+        fatal = True
+    for h, i in unknown.items():
+        hint = did_you_mean(h, [c.name for c in spec.columns if c.name not in header_pos])
+        if hint:
+            out.warn("unknown_column", f"column {h!r} is not used and was ignored", sheet=spec.name,
+                     cell=f"{_col_letter(i)}1", column=h, found=repr(h), hint=hint)
+    if fatal:
+        return None
+
+    records: list[dict[str, Any]] = []
+    for excel_row, values in raw.rows:
+        rec: dict[str, Any] = {"_row": excel_row}
+        for col in spec.columns:
+            pos = header_pos.get(col.name)
+            cell_value = values[pos] if pos is not None and pos < len(values) else None
+            parsed, err = parse_value(col, cell_value)
+            where = {"sheet": spec.name, "row": excel_row, "column": col.name,
+                     "cell": f"{_col_letter(pos)}{excel_row}" if pos is not None else ""}
+            if err:
+                hint = did_you_mean(str(cell_value), col.choices) if col.kind == "choice" else ""
+                if col.kind == "period" and not isinstance(cell_value, str):
+                    hint = "type the quarter as text, e.g. 2026Q1"
+                out.error(err, _MESSAGES[err], expected=col.expected(), found=show(cell_value), hint=hint, **where)
+                parsed = None
+            elif parsed is None and pos is not None and not col.blank_ok:
+                out.error("missing_value", "cell is blank", expected=col.expected(), found="a blank cell", **where)
+            if parsed is None:
+                parsed = col.default
+            rec[col.name] = parsed
+        records.append(rec)
+    return _object_frame(["_row", *spec.column_names], records)
+
+
+def _object_frame(cols: list[str], records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Frame of object columns, so a blank stays ``None`` (pandas 3 would turn it into NaN in a str column)."""
+    return pd.DataFrame({c: pd.Series([r[c] for r in records], dtype=object) for c in cols})
+
+
+def _empty(spec: C.Sheet) -> pd.DataFrame:
+    return _object_frame(["_row", *spec.column_names], [])
+
+
+def _settings(table: pd.DataFrame | None, out: _Collector) -> Settings | None:
+    if table is None:
+        return None
+    values: dict[str, Any] = {}
+    seen: dict[str, int] = {}
+    for rec in table.to_dict("records"):
+        key = rec["key"]
+        if key is None:
+            continue
+        norm = _norm(key)
+        spec = C.SETTINGS_KEYS.get(norm)
+        if spec is None:
+            hint = did_you_mean(key, C.SETTINGS_KEYS)
+            (out.error if hint else out.warn)(
+                "unknown_setting", f"setting {key!r} is not known" + ("" if hint else " and was ignored"),
+                sheet="Settings", row=rec["_row"], column="key", found=repr(key), hint=hint,
+                expected="one of " + ", ".join(C.SETTINGS_KEYS))
+            continue
+        if norm in seen:
+            out.error("duplicate_id", f"setting {spec.name!r} is given twice", sheet="Settings", row=rec["_row"],
+                      column="key", found=f"also in row {seen[norm]}", expected="each key once")
+            continue
+        seen[norm] = rec["_row"]
+        parsed, err = parse_value(spec, rec["value"])
+        if err:
+            hint = did_you_mean(str(rec["value"]), spec.choices) if spec.kind == "choice" else ""
+            out.error(err, f"setting {spec.name!r}: {_MESSAGES[err]}", sheet="Settings", row=rec["_row"],
+                      column="value", expected=spec.expected(), found=show(rec["value"]), hint=hint)
+            continue
+        if parsed is None:
+            if spec.required:
+                out.error("missing_value", f"setting {spec.name!r} is blank", sheet="Settings", row=rec["_row"],
+                          column="value", expected=spec.expected(), found="a blank cell")
+            continue
+        values[spec.name] = parsed
+    for spec in C.SETTINGS_KEYS.values():
+        if spec.required and spec.name not in values and spec.name not in seen:
+            out.error("missing_setting", f"required setting {spec.name!r} is missing", sheet="Settings",
+                      expected=f"a row with key {spec.name!r} and {spec.expected()}", found="no such row")
+    if any(s.required and s.name not in values for s in C.SETTINGS_KEYS.values()):
+        return None
+    return Settings(**{k: values.get(k, C.SETTINGS_KEYS[k].default) for k in C.SETTINGS_KEYS})
+
+
+def _check_duplicates(spec: C.Sheet, df: pd.DataFrame, out: _Collector) -> None:
+    if not spec.keys or df.empty:
+        return
+    keyed = df.dropna(subset=list(spec.keys))
+    norm = keyed[list(spec.keys)].map(lambda v: _norm(v) if isinstance(v, str) else v)
+    dup = norm.duplicated(keep=False)
+    first_row: dict[tuple[Any, ...], int] = {}
+    for (_, rec), is_dup, key in zip(keyed.iterrows(), dup, norm.itertuples(index=False, name=None), strict=True):
+        if not is_dup:
+            continue
+        if key not in first_row:
+            first_row[key] = rec["_row"]
+            continue
+        label = " | ".join(str(rec[k]) for k in spec.keys)
+        out.error("duplicate_id", f"{' / '.join(spec.keys)} {label!r} appears twice", sheet=spec.name,
+                  row=rec["_row"], column=spec.keys[0], expected="each id once",
+                  found=f"also in row {first_row[key]}")
+
+
+def _check_ref(out: _Collector, df: pd.DataFrame, sheet: str, column: str, known: set[str], code: str,
+               what: str, target: str) -> None:
+    """Every non-blank value of ``df[column]`` must be in ``known`` (an id defined on sheet ``target``)."""
+    if df.empty:
+        return
+    for row, value in zip(df["_row"], df[column], strict=True):
+        if value is None or value in known:
+            continue
+        out.error(code, f"{what} {value!r} is not defined on sheet {target!r}", sheet=sheet, row=row,
+                  column=column, expected=f"a {what} from {target}", found=repr(value),
+                  hint=did_you_mean(value, known))
+
+
+def _check_periods(out: _Collector, df: pd.DataFrame, sheet: str, settings: Settings, severity: str,
+                   what: str) -> pd.DataFrame:
+    """Flag rows whose period lies outside the horizon; return the rows inside it."""
+    if df.empty:
+        return df
+    idx = df["period"].map(lambda p: period_index(p, settings.first_period) if p else None)
+    outside = idx.notna() & ((idx < 0) | (idx >= settings.horizon_quarters))
+    horizon = horizon_labels(settings.first_period, settings.horizon_quarters)
+    for row, p in zip(df.loc[outside, "_row"], df.loc[outside, "period"], strict=True):
+        (out.error if severity == "error" else out.warn)(
+            "period_outside_horizon", f"{what} for {p} is outside the planning horizon"
+            + (" and was ignored" if severity == "warning" else ""),
+            sheet=sheet, row=row, column="period", expected=f"a quarter from {horizon[0]} to {horizon[-1]}",
+            found=repr(p))
+    return df.loc[~outside].copy()
+
+
+def validate(raw: RawWorkbook) -> PlanData:
+    """Validate a raw workbook; raise :class:`ValidationFailed` with every problem if any is an error."""
+    out = _Collector()
+    out.problems.extend(raw.problems)
+    matched = _match_sheets(raw, out)
+    tables: dict[str, pd.DataFrame] = {}
+    for spec in C.SHEETS:
+        if spec.name in matched:
+            t = _read_table(spec, matched[spec.name], out)
+            if t is None and not spec.required:
+                t = _empty(spec)
+            if t is not None:
+                _check_duplicates(spec, t, out)
+                if spec.name in _MIN_ROWS and t.empty:
+                    out.error("no_rows", "sheet has a header but no data rows", sheet=spec.name, row=2,
+                              expected="at least one row", found="none")
+                tables[spec.name] = t
+        elif not spec.required:
+            tables[spec.name] = _empty(spec)
+
+    settings = _settings(tables.get("Settings"), out)
+    if settings is not None and all(name in tables for name in _ATTR):
+        plan = _cross_checks(settings, tables, out)
+    else:
+        plan = None
+    problems = sorted(out.problems, key=_sort_key)
+    if plan is None or any(p.severity == "error" for p in problems):
+        raise ValidationFailed(problems)
+    plan.source = str(raw.path)
+    plan.sha256 = raw.sha256
+    plan.warnings = problems
+    return plan
+
+
+_SHEET_ORDER = {name: i for i, name in enumerate(["", *(s.name for s in C.SHEETS)])}
+
+
+def _sort_key(p: Problem) -> tuple[int, str, int]:
+    return (_SHEET_ORDER.get(p.sheet, len(_SHEET_ORDER)), p.sheet, p.row or 0)
+
+
+def _cross_checks(settings: Settings, t: dict[str, pd.DataFrame], out: _Collector) -> PlanData:
+    programs, products, ramp = t["Programs"], t["Products"], t["YieldRamp"]
+    fabs, fabcap, exps = t["Fabs"], t["FabCapacity"], t["Expansions"]
+    backend, becap = t["Backend"], t["BackendCapacity"]
+    platforms, bom, demand = t["Platforms"], t["BOM"], t["Demand"]
+
+    program_ids = set(programs["program"].dropna())
+    product_ids = set(products["product"].dropna())
+    platform_ids = set(platforms["platform"].dropna())
+    backend_ids = set(backend["resource"].dropna())
+    fab_nodes = set(zip(fabs["fab"], fabs["node"], strict=True))
+    fab_ids = {f for f, _ in fab_nodes}
+    nodes = {n for _, n in fab_nodes}
+
+    _check_ref(out, products, "Products", "program", program_ids, "unknown_program", "program", "Programs")
+    _check_ref(out, products, "Products", "backend", backend_ids, "unknown_backend", "back-end resource", "Backend")
+    for row, prod, node in zip(products["_row"], products["product"], products["node"], strict=True):
+        if node is not None and node not in nodes:
+            out.error("node_without_fab", f"product {prod!r} uses node {node!r}, which no fab runs",
+                      sheet="Products", row=row, column="node", expected="a node listed on sheet 'Fabs'",
+                      found=repr(node), hint=did_you_mean(node, nodes))
+
+    _check_ref(out, ramp, "YieldRamp", "product", product_ids, "unknown_product", "product", "Products")
+    gated = set(products.loc[products["program"].notna(), "product"])
+    for row, prod in zip(ramp["_row"], ramp["product"], strict=True):
+        if prod in product_ids and prod not in gated:
+            out.error("ramp_for_mature_product", f"product {prod!r} has no program, so it has no yield ramp",
+                      sheet="YieldRamp", row=row, column="product",
+                      expected="YieldRamp rows only for products with a program", found=repr(prod),
+                      hint="delete the rows or give the product a program")
+
+    for sheet, df in (("FabCapacity", fabcap), ("Expansions", exps)):
+        for row, fab, node in zip(df["_row"], df["fab"], df["node"], strict=True):
+            if fab is None or node is None or (fab, node) in fab_nodes:
+                continue
+            hint = did_you_mean(fab, fab_ids) if fab not in fab_ids else did_you_mean(node, nodes)
+            out.error("unknown_fab", f"fab/node {fab}/{node} is not on sheet 'Fabs'", sheet=sheet, row=row,
+                      column="fab" if fab not in fab_ids else "node", expected="a fab and node listed on 'Fabs'",
+                      found=f"{fab!r} / {node!r}", hint=hint)
+    fabcap = _check_periods(out, fabcap, "FabCapacity", settings, "error", "a capacity override")
+    _check_ref(out, becap, "BackendCapacity", "resource", backend_ids, "unknown_backend", "back-end resource",
+               "Backend")
+    becap = _check_periods(out, becap, "BackendCapacity", settings, "error", "a capacity override")
+    if not exps.empty:
+        exps = exps.copy()
+        exps["earliest_period"] = exps["earliest_period"].fillna(settings.first_period)
+        last = horizon_labels(settings.first_period, settings.horizon_quarters)[-1]
+        for row, p in zip(exps["_row"], exps["earliest_period"], strict=True):
+            if period_index(p, settings.first_period) >= settings.horizon_quarters:
+                out.warn("period_outside_horizon", f"expansion cannot be decided before {p}, after the horizon "
+                         f"ends ({last}); it can never be used", sheet="Expansions", row=row,
+                         column="earliest_period", found=repr(p))
+
+    _check_ref(out, bom, "BOM", "platform", platform_ids, "unknown_platform", "platform", "Platforms")
+    _check_ref(out, bom, "BOM", "product", product_ids, "unknown_product", "product", "Products")
+    _check_ref(out, demand, "Demand", "platform", platform_ids, "unknown_platform", "platform", "Platforms")
+    demand = _check_periods(out, demand, "Demand", settings, "warning", "demand")
+    with_bom = set(bom["platform"].dropna())
+    wanted = demand.loc[demand["units"].fillna(0) > 0]
+    for plat, rows in wanted.groupby("platform")["_row"]:
+        if plat in platform_ids and plat not in with_bom:
+            out.error("platform_without_bom", f"platform {plat!r} has demand but no BOM rows", sheet="Demand",
+                      row=int(rows.min()), column="platform", expected=f"BOM rows for {plat!r}",
+                      found="no BOM rows", hint="add its memory to sheet 'BOM'")
+
+    price = dict(zip(products["product"], products["price"], strict=True))
+    if not bom.empty:
+        bom = bom.copy()
+        bom["price"] = [p if p is not None and not pd.isna(p) else price.get(m)
+                        for p, m in zip(bom["price"], bom["product"], strict=True)]
+
+    def typed(df: pd.DataFrame, spec: C.Sheet) -> pd.DataFrame:
+        df = df.copy()
+        for col in spec.columns:
+            if col.kind in ("float",) and col.name in df:
+                df[col.name] = pd.to_numeric(df[col.name], errors="coerce").astype("float64")
+            elif col.kind == "int" and col.name in df:
+                df[col.name] = pd.to_numeric(df[col.name], errors="coerce")
+                if df[col.name].notna().all():
+                    df[col.name] = df[col.name].astype("int64")
+            elif col.kind in ("str", "period", "choice") and col.name in df:
+                df[col.name] = df[col.name].astype(object).where(df[col.name].notna(), None)
+        df["_row"] = df["_row"].astype("int64")
+        return df.reset_index(drop=True)
+
+    return PlanData(
+        settings=settings,
+        programs=typed(programs, C.PROGRAMS), products=typed(products, C.PRODUCTS),
+        yield_ramp=typed(ramp, C.YIELD_RAMP), fabs=typed(fabs, C.FABS),
+        fab_capacity=typed(fabcap, C.FAB_CAPACITY), expansions=typed(exps, C.EXPANSIONS),
+        backend=typed(backend, C.BACKEND), backend_capacity=typed(becap, C.BACKEND_CAPACITY),
+        platforms=typed(platforms, C.PLATFORMS), bom=typed(bom, C.BOM), demand=typed(demand, C.DEMAND),
+        scenarios=typed(t["Scenarios"], C.SCENARIOS),
+    )
+
+
+def load_plan(path: str | Path, limits: Limits | None = None) -> PlanData:
+    """Read and validate a workbook: the library's front door (raises ReadError / ValidationFailed)."""
+    return validate(read_workbook(path, limits))
+
+
+def plan_from_frames(frames: dict[str, pd.DataFrame], name: str = "<frames>") -> PlanData:
+    """Validate sheets given as frames (tests, notebooks), exactly as if they had been read from a workbook."""
+    import hashlib
+
+    sheets: dict[str, RawSheet] = {}
+    for sheet, df in frames.items():
+        df = df.astype(object).where(pd.notna(df), None)
+        rows = [(i + 2, tuple(rec)) for i, rec in enumerate(df.itertuples(index=False, name=None))]
+        sheets[sheet] = RawSheet(sheet, list(df.columns), rows)
+    digest = hashlib.sha256(repr(sorted((k, v.to_csv()) for k, v in frames.items())).encode()).hexdigest()
+    return validate(RawWorkbook(path=Path(name), sha256=digest, sheets=sheets))
