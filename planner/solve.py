@@ -175,8 +175,7 @@ def to_pulp(lp: LinearProgram, c: np.ndarray | None = None, name: str = "planner
     prob = pulp.LpProblem(name, pulp.LpMaximize)
     cl, cu, rl, ru = lp.bounds()
     names = lp.col_names()
-    variables = [pulp.LpVariable(n, lowBound=None if np.isinf(lo) else lo, upBound=None if np.isinf(hi) else hi)
-                 for n, lo, hi in zip(names, cl, cu, strict=True)]
+    variables = [_new_var(prob, n, lo, hi) for n, lo, hi in zip(names, cl, cu, strict=True)]
     c = lp.objective() if c is None else c
     prob.setObjective(pulp.LpAffineExpression([(variables[j], c[j]) for j in np.nonzero(c)[0]]))
     A = lp.matrix().tocsr()
@@ -188,6 +187,31 @@ def to_pulp(lp: LinearProgram, c: np.ndarray | None = None, name: str = "planner
                                                                            strict=True)])
         cons.append(_add_bounded(prob, expr, rl[i], ru[i], row_names[i]))
     return prob, variables, cons
+
+
+def _new_var(prob, name: str, lower: float, upper: float):
+    """PuLP ≥ 3.3 attaches variables to the problem (``add_variable``); older versions construct them."""
+    import pulp
+
+    lo = None if np.isinf(lower) else float(lower)
+    hi = None if np.isinf(upper) else float(upper)
+    if hasattr(prob, "add_variable"):
+        return prob.add_variable(name, lowBound=lo, upBound=hi)
+    return pulp.LpVariable(name, lowBound=lo, upBound=hi)
+
+
+def _cbc_command(**kwargs):
+    """A CBC installed beside PuLP (``pulp[cbc]``) if present, else the binary PuLP ships."""
+    import warnings
+
+    import pulp
+
+    coin = pulp.COIN_CMD(**kwargs)
+    if coin.available():
+        return coin
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return pulp.PULP_CBC_CMD(**kwargs)
 
 
 def _add_bounded(prob, expr, lower: float, upper: float, name: str) -> list:
@@ -225,7 +249,7 @@ class PulpSession:
         if time_limit:
             kwargs["timeLimit"] = float(time_limit)
         if solver == "cbc":
-            self.cmd = pulp.PULP_CBC_CMD(**kwargs)
+            self.cmd = _cbc_command(**kwargs)
         else:
             self.cmd = pulp.getSolver(solver, **kwargs)
         if not self.cmd.available():
@@ -244,7 +268,7 @@ class PulpSession:
 
     def add_col(self, cost: float, lower: float, upper: float, rows: np.ndarray, vals: np.ndarray) -> int:
         pulp = self._pulp
-        v = pulp.LpVariable(f"extra_{len(self.vars)}", lowBound=lower, upBound=None if np.isinf(upper) else upper)
+        v = _new_var(self.prob, f"extra_{len(self.vars)}", lower, upper)
         self.vars.append(v)
         for r, a in zip(rows, vals, strict=True):
             for con, _ in self.cons[r]:
@@ -282,7 +306,7 @@ def make_session(lp: LinearProgram, solver: str = "highs", time_limit: float | N
 
 # ---- policies ------------------------------------------------------------------------------------------------
 def _hold(v: float) -> float:
-    return v - (1e-7 * abs(v) + 1e-6)
+    return v - (1e-9 * abs(v) + 1e-6)
 
 
 def _served_vector(model: Model, platforms: set[str]) -> np.ndarray:

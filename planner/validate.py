@@ -215,7 +215,8 @@ def _match_sheets(raw: RawWorkbook, out: _Collector) -> dict[str, RawSheet]:
     return matched
 
 
-def _read_table(spec: C.Sheet, raw: RawSheet, out: _Collector) -> pd.DataFrame | None:
+def _read_table(spec: C.Sheet, raw: RawSheet, out: _Collector,
+                skip_cells: frozenset[str] = frozenset()) -> pd.DataFrame | None:
     """Map headers to contract columns, parse every cell, return a typed frame (or None if unusable)."""
     header_pos: dict[str, int] = {}
     unknown: dict[str, int] = {}
@@ -246,7 +247,7 @@ def _read_table(spec: C.Sheet, raw: RawSheet, out: _Collector) -> pd.DataFrame |
                   found="headers " + ", ".join(repr(str(h)) for h in raw.header if h is not None), hint=hint)
         fatal = True
     for h, i in unknown.items():
-        hint = did_you_mean(h, [c.name for c in spec.columns if c.name not in header_pos])
+        hint = did_you_mean(h, spec.column_names)
         if hint:
             out.warn("unknown_column", f"column {h!r} is not used and was ignored", sheet=spec.name,
                      cell=f"{_col_letter(i)}1", column=h, found=repr(h), hint=hint)
@@ -263,12 +264,12 @@ def _read_table(spec: C.Sheet, raw: RawSheet, out: _Collector) -> pd.DataFrame |
             where = {"sheet": spec.name, "row": excel_row, "column": col.name,
                      "cell": f"{_col_letter(pos)}{excel_row}" if pos is not None else ""}
             if err:
-                hint = did_you_mean(str(cell_value), col.choices) if col.kind == "choice" else ""
+                hint = did_you_mean(str(cell_value), col.choices, cutoff=0.6) if col.kind == "choice" else ""
                 if col.kind == "period" and not isinstance(cell_value, str):
                     hint = "type the quarter as text, e.g. 2026Q1"
                 out.error(err, _MESSAGES[err], expected=col.expected(), found=show(cell_value), hint=hint, **where)
                 parsed = None
-            elif parsed is None and pos is not None and not col.blank_ok:
+            elif parsed is None and pos is not None and not col.blank_ok and where["cell"] not in skip_cells:
                 out.error("missing_value", "cell is blank", expected=col.expected(), found="a blank cell", **where)
             if parsed is None:
                 parsed = col.default
@@ -311,7 +312,7 @@ def _settings(table: pd.DataFrame | None, out: _Collector) -> Settings | None:
         seen[norm] = rec["_row"]
         parsed, err = parse_value(spec, rec["value"])
         if err:
-            hint = did_you_mean(str(rec["value"]), spec.choices) if spec.kind == "choice" else ""
+            hint = did_you_mean(str(rec["value"]), spec.choices, cutoff=0.6) if spec.kind == "choice" else ""
             out.error(err, f"setting {spec.name!r}: {_MESSAGES[err]}", sheet="Settings", row=rec["_row"],
                       column="value", expected=spec.expected(), found=show(rec["value"]), hint=hint)
             continue
@@ -387,7 +388,9 @@ def validate(raw: RawWorkbook) -> PlanData:
     tables: dict[str, pd.DataFrame] = {}
     for spec in C.SHEETS:
         if spec.name in matched:
-            t = _read_table(spec, matched[spec.name], out)
+            raw_sheet = matched[spec.name]
+            formula_cells = frozenset(p.cell for p in raw.problems if p.sheet == raw_sheet.name)
+            t = _read_table(spec, raw_sheet, out, formula_cells)
             if t is None and not spec.required:
                 t = _empty(spec)
             if t is not None:

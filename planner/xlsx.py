@@ -52,7 +52,12 @@ class Book:
         self.warn = self.wb.add_format({"bg_color": "#FFEB9C", "font_color": "#9C5700"})
 
     def sheet(self, name: str) -> Worksheet:
-        return self.wb.add_worksheet(name[:31])
+        """A new sheet set up to print landscape, one page wide (also how the PDF rendering looks)."""
+        ws = self.wb.add_worksheet(name[:31])
+        ws.set_landscape()
+        ws.set_paper(9)
+        ws.fit_to_pages(1, 0)
+        return ws
 
     def close(self) -> None:
         self.wb.close()

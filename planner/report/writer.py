@@ -328,15 +328,21 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
     """Native charts on 'Charts'; their data in visible tables on 'ChartData' (hidden data would not plot)."""
     res, plan = rep.results, rep.plan
     periods = plan.periods
-    data = book.sheet("ChartData")
     charts = book.sheet("Charts")
+    data = book.sheet("ChartData")
     charts.hide_gridlines(2)
     charts.write_string(0, 0, "Charts (data on sheet ChartData; all data hypothetical)", book.title)
+    charts.write_string(1, 0, "Output lands cycle_quarters after its wafer start; starts whose output would land "
+                              "after the horizon, and work in progress before it, are not modelled (initial "
+                              "inventory stands in for it), so the first and last quarters look thin.")
+    palette = ["#2F5597", "#C55A11", "#70AD47", "#7030A0", "#00B0F0", "#FFC000", "#A5A5A5", "#255E91",
+               "#9E480E", "#43682B", "#FF66CC", "#264478"]
+    colour_of = {p: palette[i % len(palette)] for i, p in enumerate(plan.products["product"])}
     slot = [0]
 
     def place(chart) -> None:
         i = slot[0]
-        charts.insert_chart(2 + (i // 2) * 16, (i % 2) * 10, chart, {"x_offset": 5, "y_offset": 5})
+        charts.insert_chart(3 + (i // 2) * 16, (i % 2) * 10, chart, {"x_offset": 5, "y_offset": 5})
         slot[0] += 1
 
     def block(df: pd.DataFrame, row: int, title: str, fmt: str = "int") -> tuple[int, int]:
@@ -401,8 +407,8 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
         piv = piv.reindex(periods).fillna(0).reset_index()
         first, last = block(piv, row, f"Wafer starts at {fab} by product")
         chart = book.wb.add_chart({"type": "column", "subtype": "stacked"})
-        for j in range(1, len(piv.columns)):
-            series(chart, j, first, last, first - 1, gap=50)
+        for j, prod in enumerate(piv.columns[1:], start=1):
+            series(chart, j, first, last, first - 1, gap=50, fill={"color": colour_of.get(prod, "#A5A5A5")})
         style(chart, f"Wafer starts at {fab} by product", "wafers")
         place(chart)
         row = last + 3
@@ -435,8 +441,6 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
         style(chart, "Shortfall by cause (platform units)", "platform units")
         chart.set_x_axis({"num_format": "#,##0"})
         place(chart)
-    data.set_column(0, 0, 12)
-    data.set_column(1, 60, 14)
 
 
 def write_report(path: Path | str, rep: ReportInput, inputs: tuple[Path, ...] = ()) -> Path:
