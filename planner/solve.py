@@ -267,7 +267,6 @@ class PulpSession:
         return len(self.cons) - 1
 
     def add_col(self, cost: float, lower: float, upper: float, rows: np.ndarray, vals: np.ndarray) -> int:
-        pulp = self._pulp
         v = _new_var(self.prob, f"extra_{len(self.vars)}", lower, upper)
         self.vars.append(v)
         for r, a in zip(rows, vals, strict=True):
