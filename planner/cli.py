@@ -1,4 +1,4 @@
-"""Command line: thin click commands over the library API (``planner.api``).
+"""Command line: thin click commands over the library API (`planner.api`).
 
 Exit codes: 0 success; 1 the input is invalid, the plan is infeasible or did not solve to optimality, or the
 output cannot be written; 2 usage errors (click's own). Problems go to stderr, results to stdout.
@@ -57,8 +57,8 @@ INPUT = click.argument("input_path", metavar="INPUT.xlsx", type=click.Path(path_
 def main() -> None:
     """planner: memory supply-chain capacity planning (HBM / LPDDR for AI platforms) with a linear program.
 
-    Typical use: ``planner solve inputs/example.xlsx`` reads the plan, allocates wafers, back-end capacity and
-    finished memory across platforms and quarters, and writes ``inputs/example-report.xlsx``.
+    Typical use: `planner solve inputs/example.xlsx` reads the plan, allocates wafers, back-end capacity and
+    finished memory across platforms and quarters, and writes `inputs/example-report.xlsx`.
     """
 
 
@@ -69,7 +69,7 @@ def validate(input_path: Path, as_json: bool) -> None:
     """Check a workbook and report every problem at once.
 
     Each problem names the sheet, cell, column, what was expected and what was found, with a "did you
-    mean" hint for near-miss names. Example: ``planner validate inputs/example.xlsx``. Exit 0 valid,
+    mean" hint for near-miss names. Example: `planner validate inputs/example.xlsx`. Exit 0 valid,
     1 invalid.
     """
     plan = _load(input_path, as_json)
@@ -88,7 +88,7 @@ def validate(input_path: Path, as_json: bool) -> None:
 def template(output: Path) -> None:
     """Write an empty input workbook with every sheet, header comments and drop-downs.
 
-    Example: ``planner template my-plan.xlsx``, fill it in, then ``planner validate my-plan.xlsx``.
+    Example: `planner template my-plan.xlsx`, fill it in, then `planner validate my-plan.xlsx`.
     """
     from planner.template import write_template
 
@@ -106,7 +106,7 @@ def template(output: Path) -> None:
 def example(output: Path) -> None:
     """Write the hypothetical example plan (the one in inputs/example.xlsx).
 
-    Example: ``planner example my-copy.xlsx``.
+    Example: `planner example my-copy.xlsx`.
     """
     from planner.example import write_example
 
@@ -165,7 +165,7 @@ def solve(input_path: Path, output: Path | None, as_json: bool, solver: str | No
 
     Reads INPUT.xlsx, allocates wafers, back-end capacity and finished memory across platforms and
     quarters under the plan's policy, and writes a report with Overview, charts, bottlenecks, R&D impact
-    and the contract sheets. Example: ``planner solve inputs/example.xlsx -o plan.xlsx``.
+    and the contract sheets. Example: `planner solve inputs/example.xlsx -o plan.xlsx`.
     Exit 0 when optimal; 1 when the input is invalid, the plan infeasible or the solve stopped early.
     """
     from planner.report.writer import write_report
@@ -197,7 +197,7 @@ def solve(input_path: Path, output: Path | None, as_json: bool, solver: str | No
     if as_json:
         click.echo(json.dumps({**summary, "report": str(written)}, default=str))
     else:
-        _echo_summary(rep, written)
+        _echo_summary(rep, out_path)
     if summary["status"] != "optimal":
         click.echo(f"error: the plan is {summary['status']}; see the report's Overview"
                    + (" and Infeasibility sheets" if summary["status"] == "infeasible" else ""), err=True)

@@ -40,7 +40,7 @@ class Book:
         )
         self.fmt: dict[str, Any] = {name: self.wb.add_format({"num_format": f}) for name, f in NUMBER_FORMATS.items()}
         self.header = self.wb.add_format({"bold": True, "bg_color": "#1F3864", "font_color": "#FFFFFF",
-                                          "border": 1, "text_wrap": True, "valign": "top"})
+                                          "border": 1, "valign": "top"})
         self.title = self.wb.add_format({"bold": True, "font_size": 16, "font_color": "#1F3864"})
         self.subtitle = self.wb.add_format({"bold": True, "font_size": 12, "font_color": "#1F3864"})
         self.bold = self.wb.add_format({"bold": True})

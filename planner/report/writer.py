@@ -130,7 +130,11 @@ def headline(rep: ReportInput) -> list[str]:
     if rd is not None and len(rd) and rd["margin_earlier"].notna().any():
         best = rd.iloc[0]
         if best["margin_earlier"] > 0.5:
-            lines.append(f"R&D: {best['program']} ready one quarter earlier ({best['ready']} → sooner) is worth "
+            from planner.periods import label, ordinal
+
+            earlier = label(ordinal(best["ready"]) - 1)
+            lines.append(f"R&D: {best['program']} ready one quarter earlier ({earlier} instead of {best['ready']}) "
+                         f"is worth "
                          f"{money(best['margin_earlier'], cur)}; one quarter later costs "
                          f"{money(-best['margin_later'], cur)}.")
     ex = res.expansions
@@ -150,7 +154,7 @@ def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
     s = res.summary
     ws = book.sheet("Overview")
     ws.hide_gridlines(2)
-    ws.set_column(0, 0, 26)
+    ws.set_column(0, 0, 34)
     ws.set_column(1, 1, 22)
     ws.set_column(2, 5, 16)
     title = rep.title or f"Memory supply plan: {Path(plan.source).name}"
@@ -320,8 +324,8 @@ def _write_inputs(book: Book, plan: PlanData) -> None:
         view.insert(0, "row", df["_row"].to_numpy())
         _, last = book.table(ws, view, first_row=r + 1, autofilter=False, freeze=False)
         r = last + 3
-    ws.set_column(0, 0, 20)
-    ws.set_column(1, 20, 16)
+    ws.set_column(0, 0, 8)
+    ws.set_column(1, 20, 23)
 
 
 def _write_charts(book: Book, rep: ReportInput) -> None:
