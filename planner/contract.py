@@ -293,9 +293,35 @@ SCENARIOS = Sheet(
     description="What-if edits applied on top of the base data",
 )
 
+DISTRIBUTIONS = ("triangular", "normal", "uniform", "discrete")
+
+UNCERTAINTY = Sheet(
+    "Uncertainty",
+    (
+        Column("name", "str", required=False, blank_ok=True, description="Label of the uncertain quantity"),
+        Column("sheet", "str", description="Sheet of the uncertain cell(s)"),
+        Column("key", "str", description="Row id, as in Scenarios (a|b for two-key sheets; * matches all)"),
+        Column("column", "str", description="Column of the uncertain cell(s)"),
+        Column("distribution", "choice", choices=DISTRIBUTIONS,
+               description="triangular(p1=low, p2=mode, p3=high), normal(p1=mean, p2=sd), uniform(p1=low, "
+                           "p2=high), discrete(values, probabilities)"),
+        Column("op", "choice", choices=OPS, description="How a draw is applied: set the value, add it, or "
+                                                         "scale by it (e.g. demand ~ normal(1, cv) with scale)"),
+        Column("p1", "float", required=False, blank_ok=True, description="First parameter"),
+        Column("p2", "float", required=False, blank_ok=True, description="Second parameter"),
+        Column("p3", "float", required=False, blank_ok=True, description="Third parameter"),
+        Column("values", "str", required=False, blank_ok=True, description="discrete: comma-separated values"),
+        Column("probabilities", "str", required=False, blank_ok=True,
+               description="discrete: comma-separated probabilities (sum 1)"),
+    ),
+    keys=(),
+    required=False,
+    description="Uncertain inputs for planner montecarlo (planner extension)",
+)
+
 SHEETS: tuple[Sheet, ...] = (
     SETTINGS, PROGRAMS, PRODUCTS, YIELD_RAMP, FABS, FAB_CAPACITY, EXPANSIONS, BACKEND, BACKEND_CAPACITY,
-    PLATFORMS, BOM, DEMAND, SCENARIOS,
+    PLATFORMS, BOM, DEMAND, SCENARIOS, UNCERTAINTY,
 )
 SHEETS_BY_NAME: dict[str, Sheet] = {s.name: s for s in SHEETS}
 

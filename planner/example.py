@@ -157,7 +157,17 @@ def example_frames() -> dict[str, pd.DataFrame]:
          {"scenario": "TSV-1 +10%", "sheet": "Backend", "key": "TSV-1", "column": "units_per_quarter",
           "op": "scale", "value": 1.1}]
     )
-    return {"Settings": settings, "Programs": programs, "Products": products, "YieldRamp": ramp, "Fabs": fabs,
+    uncertainty = pd.DataFrame([
+        {"name": "HBM4 die yield", "sheet": "Products", "key": "HBM4-12H-36GB", "column": "die_yield",
+         "distribution": "triangular", "op": "set", "p1": 0.72, "p2": 0.80, "p3": 0.84},
+        {"name": "HBM4 stacking yield", "sheet": "Products", "key": "HBM4-12H-36GB", "column": "assembly_yield",
+         "distribution": "triangular", "op": "set", "p1": 0.70, "p2": 0.78, "p3": 0.82},
+        {"name": "HBM4E qualification slip", "sheet": "Programs", "key": "HBM4E", "column": "qualification_quarters",
+         "distribution": "discrete", "op": "add", "values": "0,1,2", "probabilities": "0.6,0.3,0.1"},
+        {"name": "Vera Rubin demand", "sheet": "Demand", "key": "Vera Rubin|*", "column": "units",
+         "distribution": "normal", "op": "scale", "p1": 1.0, "p2": 0.15},
+    ])
+    return {"Settings": settings, "Uncertainty": uncertainty, "Programs": programs, "Products": products, "YieldRamp": ramp, "Fabs": fabs,
             "FabCapacity": fabcap, "Expansions": expansions, "Backend": backend, "BackendCapacity": becap,
             "Platforms": platforms, "BOM": bom, "Demand": demand, "Scenarios": scenarios}
 

@@ -146,6 +146,18 @@ class HighsSession:
         self.n_cols += 1
         return self.n_cols - 1
 
+    def mark(self) -> tuple[int, int]:
+        return self.h.getNumRow(), self.h.getNumCol()
+
+    def reset(self, mark: tuple[int, int]) -> None:
+        """Delete the rows and columns added since ``mark`` (policy stages), keeping the basis warm."""
+        rows, cols = self.h.getNumRow(), self.h.getNumCol()
+        if rows > mark[0]:
+            self.h.deleteRows(rows - mark[0], np.arange(mark[0], rows, dtype=np.int32))
+        if cols > mark[1]:
+            self.h.deleteCols(cols - mark[1], np.arange(mark[1], cols, dtype=np.int32))
+            self.n_cols = mark[1]
+
     def run(self) -> RunResult:
         hs = self._hs
         self.h.run()
@@ -320,29 +332,14 @@ def _tiers(model: Model) -> list[tuple[int, list[str]]]:
     return [(int(k), list(g["platform"])) for k, g in plats.groupby("priority", sort=True)]
 
 
-def solve_model(model: Model, solver: str | None = None, time_limit: float | None = None,
-                method: str | None = None, policy: str | None = None) -> Solution:
-    """Solve under the plan's policy (``models/formulation.md``, "Policies as sequences of LPs")."""
-    settings = model.sets.plan.settings
-    solver = solver or settings.solver
-    policy = policy or settings.policy
-    method = method or settings.highs_method
-    time_limit = time_limit if time_limit is not None else settings.time_limit_s
-    t0 = time.perf_counter()
-    lp = model.lp
-    session = make_session(lp, solver, time_limit, method)
-    margin = lp.objective()
-    stages: list[dict] = []
+def run_policy(session: Session, model: Model, policy: str, margin: np.ndarray,
+               stages: list[dict] | None = None) -> RunResult:
+    """The policy's sequence of LPs on a session; returns the final (margin) stage's result.
 
-    def finish(res: RunResult) -> Solution:
-        sol = Solution(status=res.status, x=None if res.x is None else res.x[: lp.n_cols],
-                       row_dual=None if res.row_dual is None else res.row_dual[: lp.n_rows],
-                       objective=res.objective, solver=session.name, method=session.method,
-                       seconds=time.perf_counter() - t0, stages=stages, message=res.message)
-        if sol.x is not None:
-            sol.max_violation, sol.violations = check_feasibility(lp, sol.x)
-        return sol
-
+    ``margin`` is the margin objective over the model's columns. Stage rows and columns stay in the session;
+    callers that re-use a session remove them with ``reset``.
+    """
+    stages = stages if stages is not None else []
     if policy in ("priority", "fair_share"):
         demand_by_platform = dict(zip(model.sets.platforms["platform"], model.sets.demand.sum(axis=1), strict=True))
         for tier, plats in _tiers(model):
@@ -354,7 +351,7 @@ def solve_model(model: Model, solver: str | None = None, time_limit: float | Non
                 session.set_objective(c)
                 res = session.run()
                 if res.status != "optimal":
-                    return finish(res)
+                    return res
                 nz = np.nonzero(c)[0]
                 session.add_row(nz, np.ones(len(nz)), _hold(res.objective), np.inf)
                 stages.append({"stage": f"priority tier {tier}", "platforms": plats, "value": res.objective})
@@ -370,15 +367,35 @@ def solve_model(model: Model, solver: str | None = None, time_limit: float | Non
                 session.set_objective(c)
                 res = session.run()
                 if res.status != "optimal":
-                    return finish(res)
+                    return res
                 session.add_row(np.array([z]), np.ones(1), _hold(res.objective), np.inf)
                 stages.append({"stage": f"fair_share tier {tier}", "platforms": plats, "value": res.objective})
                 margin = np.append(margin, 0.0)
     session.set_objective(margin)
     res = session.run()
     stages.append({"stage": "margin", "value": res.objective})
-    sol = finish(res)
+    return res
+
+
+def solve_model(model: Model, solver: str | None = None, time_limit: float | None = None,
+                method: str | None = None, policy: str | None = None) -> Solution:
+    """Solve under the plan's policy (``models/formulation.md``, "Policies as sequences of LPs")."""
+    settings = model.sets.plan.settings
+    solver = solver or settings.solver
+    policy = policy or settings.policy
+    method = method or settings.highs_method
+    time_limit = time_limit if time_limit is not None else settings.time_limit_s
+    t0 = time.perf_counter()
+    lp = model.lp
+    session = make_session(lp, solver, time_limit, method)
+    stages: list[dict] = []
+    res = run_policy(session, model, policy, lp.objective(), stages)
+    sol = Solution(status=res.status, x=None if res.x is None else res.x[: lp.n_cols],
+                   row_dual=None if res.row_dual is None else res.row_dual[: lp.n_rows],
+                   objective=res.objective, solver=session.name, method=session.method,
+                   seconds=time.perf_counter() - t0, stages=stages, message=res.message)
     if sol.x is not None:
+        sol.max_violation, sol.violations = check_feasibility(lp, sol.x)
         sol.objective = float(lp.objective() @ sol.x)
     return sol
 

@@ -55,6 +55,7 @@ class PlanData:
     bom: pd.DataFrame
     demand: pd.DataFrame
     scenarios: pd.DataFrame
+    uncertainty: pd.DataFrame = field(default_factory=lambda: _empty(C.UNCERTAINTY))
     source: str = ""
     sha256: str = ""
     warnings: list[Problem] = field(default_factory=list)
@@ -82,7 +83,7 @@ _ATTR = {
     "Programs": "programs", "Products": "products", "YieldRamp": "yield_ramp", "Fabs": "fabs",
     "FabCapacity": "fab_capacity", "Expansions": "expansions", "Backend": "backend",
     "BackendCapacity": "backend_capacity", "Platforms": "platforms", "BOM": "bom", "Demand": "demand",
-    "Scenarios": "scenarios",
+    "Scenarios": "scenarios", "Uncertainty": "uncertainty",
 }
 
 _MIN_ROWS = {"Products", "Fabs", "Platforms", "BOM", "Demand"}
@@ -380,8 +381,12 @@ def _check_periods(out: _Collector, df: pd.DataFrame, sheet: str, settings: Sett
     return df.loc[~outside].copy()
 
 
-def validate(raw: RawWorkbook) -> PlanData:
-    """Validate a raw workbook; raise :class:`ValidationFailed` with every problem if any is an error."""
+def validate(raw: RawWorkbook, check_scenarios: bool = True) -> PlanData:
+    """Validate a raw workbook; raise :class:`ValidationFailed` with every problem if any is an error.
+
+    With ``check_scenarios`` every row of the Scenarios sheet is applied once, so a scenario naming an unknown
+    sheet, key or column is an input error like any other (off when validating a plan a scenario produced).
+    """
     out = _Collector()
     out.problems.extend(raw.problems)
     matched = _match_sheets(raw, out)
@@ -413,6 +418,12 @@ def validate(raw: RawWorkbook) -> PlanData:
     plan.source = str(raw.path)
     plan.sha256 = raw.sha256
     plan.warnings = problems
+    if check_scenarios and len(plan.scenarios):
+        from planner.scenarios import check_scenarios as _check  # scenarios build on validation
+
+        scenario_problems = _check(plan)
+        if scenario_problems:
+            raise ValidationFailed(sorted(problems + scenario_problems, key=_sort_key))
     return plan
 
 
@@ -515,7 +526,7 @@ def _cross_checks(settings: Settings, t: dict[str, pd.DataFrame], out: _Collecto
         fab_capacity=typed(fabcap, C.FAB_CAPACITY), expansions=typed(exps, C.EXPANSIONS),
         backend=typed(backend, C.BACKEND), backend_capacity=typed(becap, C.BACKEND_CAPACITY),
         platforms=typed(platforms, C.PLATFORMS), bom=typed(bom, C.BOM), demand=typed(demand, C.DEMAND),
-        scenarios=typed(t["Scenarios"], C.SCENARIOS),
+        scenarios=typed(t["Scenarios"], C.SCENARIOS), uncertainty=typed(t["Uncertainty"], C.UNCERTAINTY),
     )
 
 
@@ -524,14 +535,29 @@ def load_plan(path: str | Path, limits: Limits | None = None) -> PlanData:
     return validate(read_workbook(path, limits))
 
 
-def plan_from_frames(frames: dict[str, pd.DataFrame], name: str = "<frames>") -> PlanData:
+def plan_frames(plan: PlanData) -> dict[str, pd.DataFrame]:
+    """The plan back as contract frames (with ``_row``), Settings included: the inverse of validation."""
+    out = {"Settings": pd.DataFrame([{"key": k, "value": v} for k, v in
+                                     ((k, getattr(plan.settings, k)) for k in C.SETTINGS_KEYS) if v is not None])}
+    for sheet in _ATTR:
+        out[sheet] = plan.frame(sheet)
+    return out
+
+
+def plan_from_frames(frames: dict[str, pd.DataFrame], name: str = "<frames>",
+                     check_scenarios: bool = True) -> PlanData:
     """Validate sheets given as frames (tests, notebooks), exactly as if they had been read from a workbook."""
     import hashlib
 
     sheets: dict[str, RawSheet] = {}
     for sheet, df in frames.items():
         df = df.astype(object).where(pd.notna(df), None)
-        rows = [(i + 2, tuple(rec)) for i, rec in enumerate(df.itertuples(index=False, name=None))]
+        if "_row" in df.columns:  # keep the row numbers of the workbook the frames came from
+            numbers = [int(r) for r in df["_row"]]
+            df = df.drop(columns=["_row"])
+        else:
+            numbers = list(range(2, len(df) + 2))
+        rows = [(n, tuple(rec)) for n, rec in zip(numbers, df.itertuples(index=False, name=None), strict=True)]
         sheets[sheet] = RawSheet(sheet, list(df.columns), rows)
     digest = hashlib.sha256(repr(sorted((k, v.to_csv()) for k, v in frames.items())).encode()).hexdigest()
-    return validate(RawWorkbook(path=Path(name), sha256=digest, sheets=sheets))
+    return validate(RawWorkbook(path=Path(name), sha256=digest, sheets=sheets), check_scenarios)

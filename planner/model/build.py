@@ -27,25 +27,31 @@ class Model:
     stage_rows: list[str]
 
 
-def _wafer_domain(ms: ModelSets) -> pd.DataFrame:
-    """(fab/node, product, start quarter) triples allowed by `rd_gate` and `horizon_end` (variable domain)."""
+def _wafer_domain(ms: ModelSets, gates_as_bounds: bool = False) -> pd.DataFrame:
+    """(fab/node, product, start quarter) triples allowed by `rd_gate` and `horizon_end` (variable domain).
+
+    With ``gates_as_bounds`` the columns before the ready quarter exist too, flagged ``gated`` (upper bound 0):
+    the same LP, in a form where the gate can be lifted by changing a bound (used to explain shortfalls).
+    """
     pf = ms.products[["m", "product", "node", "start_lo", "start_hi", "cycle_quarters", "r", "backend_use",
-                      "unit_cost"]].merge(ms.fabs[["fab", "node", "fn", "wafer_cost"]], on="node")
+                      "unit_cost", "g_base"]].merge(ms.fabs[["fab", "node", "fn", "wafer_cost"]], on="node")
     if pf.empty:
-        return pf.assign(s=pd.Series(dtype=int))
-    n_t = (pf["start_hi"] - pf["start_lo"] + 1).clip(lower=0).to_numpy()
+        return pf.assign(s=pd.Series(dtype=int), gated=pd.Series(dtype=bool))
+    lo = np.zeros(len(pf), dtype=int) if gates_as_bounds else pf["start_lo"].to_numpy()
+    n_t = (pf["start_hi"].to_numpy() - lo + 1).clip(min=0)
     rep = pf.loc[pf.index.repeat(n_t)].reset_index(drop=True)
     offset = np.concatenate([np.arange(k) for k in n_t]) if n_t.sum() else np.zeros(0, dtype=int)
-    rep["s"] = (rep["start_lo"].to_numpy() + offset).astype(int)
+    rep["s"] = (np.repeat(lo, n_t) + offset).astype(int)
+    rep["gated"] = rep["s"] < rep["start_lo"]
     rep["land"] = rep["s"] + rep["cycle_quarters"]
     rep["g"] = ms.good_units_per_wafer(rep["m"].to_numpy(), rep["s"].to_numpy())
     return rep
 
 
-def add_wafer_starts(lp: LinearProgram, ms: ModelSets) -> pd.DataFrame:
+def add_wafer_starts(lp: LinearProgram, ms: ModelSets, gates_as_bounds: bool = False) -> pd.DataFrame:
     """Columns w_{fms}; objective terms wafer cost and unit cost (μ_m · g_ms per wafer)."""
-    w = _wafer_domain(ms)
-    w["col"] = lp.add_cols("wafers", w[["fab", "node", "product", "s"]])
+    w = _wafer_domain(ms, gates_as_bounds)
+    w["col"] = lp.add_cols("wafers", w[["fab", "node", "product", "s"]], upper=np.where(w["gated"], 0.0, INF))
     lp.add_term("wafer_cost", w["col"].to_numpy(), w["wafer_cost"].to_numpy(), -1.0)
     lp.add_term("unit_cost", w["col"].to_numpy(), (w["unit_cost"] * w["g"]).to_numpy(), -1.0)
     return w
@@ -197,12 +203,12 @@ def add_min_fill(lp: LinearProgram, ms: ModelSets, y: pd.DataFrame) -> None:
                 lower=need[p_idx, t_idx])
 
 
-def build_model(plan: PlanData, sets: ModelSets | None = None) -> Model:
+def build_model(plan: PlanData, sets: ModelSets | None = None, gates_as_bounds: bool = False) -> Model:
     """Build the LP for a validated plan (all families of ``models/formulation.md``)."""
     ms = sets or derive_sets(plan)
     backlog = plan.settings.backlog
     lp = LinearProgram()
-    w = add_wafer_starts(lp, ms)
+    w = add_wafer_starts(lp, ms, gates_as_bounds)
     x = add_expansions(lp, ms)
     inv = add_inventory(lp, ms)
     y = add_platform_flows(lp, ms, backlog)

@@ -34,6 +34,7 @@ class ReportInput:
     rd_impact: pd.DataFrame | None = None
     infeasibility: pd.DataFrame | None = None
     causes: pd.DataFrame | None = None
+    fixes: pd.DataFrame | None = None
     title: str = ""
     scenario: str = ""
 
@@ -114,6 +115,8 @@ def headline(rep: ReportInput) -> list[str]:
             from planner.explain import platform_sentences
 
             lines += platform_sentences(rep.causes, plan)
+            if rep.fixes is not None and len(rep.fixes):
+                lines += ["What would help: " + s for s in rep.fixes["sentence"]]
         else:
             lines.append("Short: " + "; ".join(f"{r.platform} {units(r.shortfall)} units ({r.fill_rate:.0%} served)"
                                                for r in short.itertuples()) + ".")
@@ -459,7 +462,7 @@ def write_report(path: Path | str, rep: ReportInput, inputs: tuple[Path, ...] = 
         if rep.causes is not None:
             from planner.explain import write_causes_sheet
 
-            write_causes_sheet(book, rep.causes)
+            write_causes_sheet(book, rep.causes, rep.fixes)
         _write_insights(book, rep, money_fmt)
         problems = rep.plan.warnings
         if problems:

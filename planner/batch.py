@@ -1,0 +1,251 @@
+"""Scenario batches: many what-if cases over one validated base plan, run in parallel, nothing lost.
+
+The base plan is read and validated once and shipped once to each worker process (pool initializer); a case
+carries only its edits. Each case returns a compact :class:`CaseResult` (KPIs and the few tables the reports
+need), never a model. A case that fails on its own (invalid edit, infeasible plan, solver error) is recorded
+with its reason and the batch goes on. Finished cases are appended to a journal file (JSON lines) as they
+complete, so an interrupted batch keeps them even if the process is killed; on Ctrl-C the caller still writes
+its workbook from what finished.
+
+Executors are pluggable (:class:`Executor`): local processes by default, a Dask cluster for issue-scale
+batches (``planner.distributed``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from planner.problems import ValidationFailed
+from planner.scenarios import Edit, apply_edits
+from planner.validate import PlanData
+
+
+@dataclass
+class Case:
+    name: str
+    edits: list[Edit] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)  # sweep values / Monte Carlo draws, for the report
+
+
+@dataclass
+class CaseResult:
+    name: str
+    status: str  # optimal | infeasible | time_limit | failed | interrupted | ...
+    error: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    kpis: dict[str, Any] = field(default_factory=dict)
+    service: pd.DataFrame | None = None  # platform, period, demand, served, shortfall
+    capacity: pd.DataFrame | None = None  # resource, kind, period, capacity, used, utilisation, shadow_price
+    causes: pd.DataFrame | None = None  # filled when the batch explains shortfalls
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "optimal"
+
+    def binding(self, tol: float = 1e-6) -> set[tuple[str, str]]:
+        if self.capacity is None:
+            return set()
+        c = self.capacity[self.capacity["shadow_price"] > tol]
+        return set(zip(c["resource"], c["period"], strict=True))
+
+    def journal_line(self) -> str:
+        return json.dumps({"name": self.name, "status": self.status, "error": self.error, "params": self.params,
+                           "kpis": self.kpis, "seconds": round(self.seconds, 4)}, default=_json_default)
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    return str(v)
+
+
+def compact(name: str, params: dict, run, seconds: float, explain: bool = False) -> CaseResult:
+    """The parts of a run a batch report needs (KPIs, service, capacity), small enough to ship back."""
+    res = run.results
+    s = res.summary
+    kpis = res.kpis()
+    kpis["max_violation"] = s["max_violation"]
+    ws = res.wafer_starts.groupby("fab")["wafers"].sum() if len(res.wafer_starts) else pd.Series(dtype=float)
+    for fab in run.plan.fabs["fab"].unique():
+        kpis[f"wafers[{fab}]"] = float(ws.get(fab, 0.0))
+    util = res.capacity[res.capacity["capacity"] > 0].groupby("resource")["utilisation"].mean()
+    for r, u in util.items():
+        kpis[f"utilisation[{r}]"] = float(u)
+    out = CaseResult(name=name, status=s["status"], params=params, kpis=kpis,
+                     service=res.service[["platform", "period", "demand", "served", "shortfall"]].copy(),
+                     capacity=res.capacity[["resource", "kind", "period", "capacity", "used", "utilisation",
+                                            "shadow_price"]].copy(), seconds=seconds)
+    if not run.solution.has_solution:
+        out.error = s.get("message") or f"plan is {s['status']}"
+        if run.infeasibility is not None and len(run.infeasibility):
+            out.error = "; ".join(f"{r.platform} {r.period}: {r.reason}" for r in run.infeasibility.head(3).itertuples())
+    if explain and run.solution.has_solution:
+        from planner.explain import explain_shortfalls
+
+        out.causes = explain_shortfalls(run)
+    return out
+
+
+def run_case(base: PlanData, case: Case, solver: str | None = None, time_limit: float | None = None,
+             explain: bool = False) -> CaseResult:
+    """Apply a case's edits to the base plan and solve; never raises for a problem of the case itself."""
+    from planner import api
+    from planner.solve import SolverError
+
+    t0 = time.perf_counter()
+    try:
+        plan = apply_edits(base, case.edits, label=case.name)
+        run = api.run(plan, solver=solver, time_limit=time_limit)
+        return compact(case.name, case.params, run, time.perf_counter() - t0, explain=explain)
+    except ValidationFailed as exc:
+        msg = "; ".join(p.render() for p in exc.problems if p.severity == "error")
+        return CaseResult(case.name, "failed", error=f"invalid: {msg}", params=case.params,
+                          seconds=time.perf_counter() - t0)
+    except SolverError as exc:
+        return CaseResult(case.name, "failed", error=str(exc), params=case.params, seconds=time.perf_counter() - t0)
+    except Exception as exc:  # a bug or a numerical failure in one case must not stop the batch
+        tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return CaseResult(case.name, "failed", error=f"internal error: {tb}", params=case.params,
+                          seconds=time.perf_counter() - t0)
+
+
+# ---- progress ----------------------------------------------------------------------------------------------------
+class Progress:
+    """A one-line progress bar on stderr with count, rate and ETA; silent when not a terminal or quiet."""
+
+    def __init__(self, total: int, label: str = "scenarios", enabled: bool | None = None, stream=None):
+        self.stream = stream or sys.stderr
+        self.total, self.label, self.done, self.failed = total, label, 0, 0
+        self.enabled = (self.stream.isatty() if enabled is None else enabled) and total > 0
+        self.t0 = time.perf_counter()
+
+    def update(self, result: CaseResult) -> None:
+        self.done += 1
+        self.failed += 0 if result.ok else 1
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.t0
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - self.done) / rate if rate > 0 else 0.0
+        width = 28
+        filled = int(width * self.done / self.total)
+        bar = "=" * filled + (">" if filled < width else "") + " " * max(0, width - filled - 1)
+        fail = f"  {self.failed} failed" if self.failed else ""
+        self.stream.write(f"\r[{bar}] {self.done}/{self.total} {self.label}  {rate:.1f}/s  "
+                          f"ETA {int(eta // 60)}:{int(eta % 60):02d}{fail} ")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# ---- executors ---------------------------------------------------------------------------------------------------
+class Executor(Protocol):
+    def map_unordered(self, base: PlanData, cases: list[Case], **kw: Any) -> Iterator[CaseResult]: ...
+
+
+_WORKER_BASE: PlanData | None = None
+
+
+def _init_worker(base: PlanData) -> None:
+    global _WORKER_BASE
+    _WORKER_BASE = base
+
+
+def _worker_run(case: Case, kw: dict) -> CaseResult:
+    assert _WORKER_BASE is not None
+    return run_case(_WORKER_BASE, case, **kw)
+
+
+class LocalExecutor:
+    """Local processes (the default); one process runs inline, which is also what tests use to monkeypatch."""
+
+    def __init__(self, workers: int | None = None):
+        self.workers = max(1, workers or min(os.cpu_count() or 1, 4))
+
+    def map_unordered(self, base: PlanData, cases: list[Case], **kw: Any) -> Iterator[CaseResult]:
+        if self.workers == 1 or len(cases) <= 1:
+            for case in cases:
+                yield run_case(base, case, **kw)
+            return
+        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(cases)), initializer=_init_worker,
+                                   initargs=(base,))
+        try:
+            pending = {pool.submit(_worker_run, c, kw): c for c in cases}
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    case = pending.pop(fut)
+                    try:
+                        yield fut.result()
+                    except Exception as exc:  # a worker process died (e.g. out of memory)
+                        yield CaseResult(case.name, "failed", error=f"worker failed: {exc!r}", params=case.params)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class BatchOutcome:
+    results: list[CaseResult]
+    interrupted: bool
+    seconds: float
+    journal: Path | None
+
+    @property
+    def failed(self) -> list[CaseResult]:
+        return [r for r in self.results if not r.ok]
+
+
+def run_batch(base: PlanData, cases: list[Case], executor: Executor | None = None, journal: Path | None = None,
+              progress: bool | None = None, quiet: bool = False, on_result: Callable[[CaseResult], None] | None = None,
+              **kw: Any) -> BatchOutcome:
+    """Run every case; results come back in the order of ``cases`` (missing ones marked 'interrupted')."""
+    executor = executor or LocalExecutor()
+    bar = Progress(len(cases), enabled=False if quiet else progress)
+    got: dict[str, CaseResult] = {}
+    t0 = time.perf_counter()
+    interrupted = False
+    fh = open(journal, "a", encoding="utf-8") if journal else None  # noqa: SIM115 - closed in finally
+    try:
+        for res in executor.map_unordered(base, cases, **kw):
+            got[res.name] = res
+            if fh:
+                fh.write(res.journal_line() + "\n")
+                fh.flush()
+            bar.update(res)
+            if on_result:
+                on_result(res)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+        if fh:
+            fh.close()
+    ordered = [got.get(c.name) or CaseResult(c.name, "interrupted", error="not run: batch interrupted",
+                                              params=c.params) for c in cases]
+    return BatchOutcome(ordered, interrupted, time.perf_counter() - t0, journal)
+
+
+def unique_names(names: Iterable[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        k = seen.get(n, 0)
+        seen[n] = k + 1
+        out.append(n if k == 0 else f"{n} ({k + 1})")
+    return out

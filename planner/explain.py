@@ -1,0 +1,462 @@
+"""Why each platform falls short: shortfall attributed to causes, unit by unit (``models/explain.md``).
+
+Method, in short: a cause *family* (R&D gate, yield ramp, fab capacity, back-end capacity, economics, policy)
+can be *lifted* — gates opened, ramps at mature yield, capacities unbounded, shortfall made expensive enough
+that serving always pays, the policy reduced to plain margin without other platforms' minimums. For every
+subset of families we re-solve with those families lifted and read every platform's shortfall per quarter;
+the exact Shapley value of each family then splits each (platform, quarter) shortfall among the families,
+fairly where they interact (a gate and a tight fab together share what neither explains alone). Within a
+family the units are split among its resources (which fab, which program) by the base plan's shadow prices.
+
+Re-solves reuse one HiGHS model: a lift is a change of bounds, costs or coefficients, and the subsets are
+visited in Gray-code order so each step toggles one family and starts from the previous basis.
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+
+from planner.insights import money, units
+from planner.model.build import Model, build_model
+from planner.solve import HighsSession, run_policy
+
+FAMILIES = ("rd_gate", "yield_ramp", "fab_capacity", "backend_capacity", "economics", "policy")
+TOL = 1e-6
+
+
+class Lifter:
+    """One kept HiGHS model of the plan in which each cause family can be lifted and restored."""
+
+    def __init__(self, run):
+        self.plan = run.plan
+        self.model: Model = build_model(run.plan, gates_as_bounds=True)
+        self.ms = self.model.sets
+        lp = self.model.lp
+        self.session = HighsSession(lp, method="simplex")
+        self.cost = lp.objective()
+        self.policy = self.plan.settings.policy
+        w = self.model.w
+        ib = lp.row_blocks["inventory_balance"].start
+        bb = lp.row_blocks["backend_capacity"].start
+        T = self.ms.T
+        self.gate_cols = w.loc[w["gated"], "col"].to_numpy()
+        ramp = w[(w["g"] < w["g_base"] - 1e-12)]
+        self.ramp_cols = ramp["col"].to_numpy()
+        self.ramp_inv_rows = (ib + ramp["m"].to_numpy() * T + ramp["land"].to_numpy())
+        self.ramp_be = ramp[ramp["r"] >= 0]
+        self.ramp_be_rows = bb + self.ramp_be["r"].to_numpy() * T + self.ramp_be["land"].to_numpy()
+        self.ramp = ramp
+        self.fab_rows = lp.rows("fab_capacity")
+        self.be_rows = lp.rows("backend_capacity")
+        self.min_fill_rows = lp.rows("min_fill")
+        _, _, rl, ru = lp.bounds()
+        self.rl, self.ru = rl, ru
+        sname = "backlog" if self.plan.settings.backlog else "shortfall"
+        self.s_cols = lp.cols(sname)
+        sidx = lp.col_blocks[sname].index
+        p_of = dict(zip(self.ms.platforms["platform"], self.ms.platforms["p"], strict=True))
+        self.s_p = sidx["platform"].map(p_of).to_numpy()
+        self.s_t = sidx["t"].to_numpy()
+        self.K = self._economics_shift()
+        self.lifted: set[str] = set()
+
+    # families present in this plan (others are never a cause, so they stay out of the Shapley game)
+    def families(self) -> list[str]:
+        out = []
+        if len(self.gate_cols):
+            out.append("rd_gate")
+        if len(self.ramp_cols):
+            out.append("yield_ramp")
+        if len(self.fab_rows):
+            out.append("fab_capacity")
+        if len(self.be_rows):
+            out.append("backend_capacity")
+        out.append("economics")
+        if self.policy != "margin" or len(self.min_fill_rows):
+            out.append("policy")
+        return out
+
+    def _economics_shift(self) -> float:
+        """K: more than the cost of one platform unit by any option, so with penalty + K serving always pays."""
+        ms = self.ms
+        w = self.model.w
+        per_unit = (w["wafer_cost"] / w["g"].where(w["g"] > 0) + w["unit_cost"]).groupby(w["m"]).max()
+        hold = ms.products["holding_cost"].to_numpy() * ms.T
+        worst = np.nan_to_num(per_unit.reindex(range(len(ms.products))).to_numpy(), nan=0.0) + hold
+        bom = ms.bom.assign(cost=ms.bom["units_per_platform"] * worst[ms.bom["m"].to_numpy()])
+        per_option = bom.groupby("po")["cost"].sum()
+        return float(per_option.max() if len(per_option) else 0.0) + 1.0
+
+    def toggle(self, family: str, on: bool) -> None:
+        h = self.session.h
+        i32 = lambda a: np.asarray(a, dtype=np.int32)  # noqa: E731
+        if family == "rd_gate":
+            n = len(self.gate_cols)
+            h.changeColsBounds(n, i32(self.gate_cols), np.zeros(n), np.full(n, np.inf if on else 0.0))
+        elif family == "yield_ramp":
+            r = self.ramp
+            g = r["g_base"].to_numpy() if on else r["g"].to_numpy()
+            for row, col, val in zip(self.ramp_inv_rows, self.ramp_cols, -g, strict=True):
+                h.changeCoeff(int(row), int(col), float(val))
+            rb = self.ramp_be
+            gb = rb["g_base"].to_numpy() if on else rb["g"].to_numpy()
+            for row, col, val in zip(self.ramp_be_rows, rb["col"].to_numpy(), rb["backend_use"].to_numpy() * gb,
+                                     strict=True):
+                h.changeCoeff(int(row), int(col), float(val))
+            cost = -(r["wafer_cost"].to_numpy() + r["unit_cost"].to_numpy() * g)
+            self.cost[self.ramp_cols] = cost
+        elif family in ("fab_capacity", "backend_capacity"):
+            rows = self.fab_rows if family == "fab_capacity" else self.be_rows
+            up = np.full(len(rows), np.inf) if on else self.ru[rows]
+            h.changeRowsBounds(len(rows), i32(rows), self.rl[rows], up)
+        elif family == "economics":
+            pen = self.ms.platforms["shortfall_penalty"].to_numpy()[self.s_p]
+            self.cost[self.s_cols] = -(pen + (self.K if on else 0.0))
+        elif family == "policy":
+            rows = self.min_fill_rows
+            lo = np.full(len(rows), -np.inf) if on else self.rl[rows]
+            h.changeRowsBounds(len(rows), i32(rows), lo, self.ru[rows])
+        (self.lifted.add if on else self.lifted.discard)(family)
+
+    def shortfall(self) -> np.ndarray | None:
+        """Solve with the current lifts; platform × quarter shortfall (None if not optimal)."""
+        mark = self.session.mark()
+        policy = "margin" if "policy" in self.lifted else self.policy
+        res = run_policy(self.session, self.model, policy, self.cost.copy())
+        self.session.reset(mark)
+        if res.status != "optimal" or res.x is None:
+            return None
+        S = np.zeros((len(self.ms.platforms), self.ms.T))
+        np.add.at(S, (self.s_p, self.s_t), res.x[self.s_cols])
+        return np.where(np.abs(S) < TOL, 0.0, S)
+
+
+def _gray(n: int) -> list[int]:
+    return [i ^ (i >> 1) for i in range(1 << n)]
+
+
+def shapley(values: dict[int, np.ndarray], n: int) -> list[np.ndarray]:
+    """Exact Shapley value of each family for the game v(A) = shortfall(∅) − shortfall(A lifted)."""
+    base = values[0]
+    phi = [np.zeros_like(base) for _ in range(n)]
+    for f in range(n):
+        others = [g for g in range(n) if g != f]
+        for k in range(n):
+            weight = math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n)
+            for combo in combinations(others, k):
+                a = sum(1 << g for g in combo)
+                phi[f] += weight * (values[a] - values[a | (1 << f)])
+    return phi
+
+
+def _split_positive(phi: list[np.ndarray], total: np.ndarray) -> list[np.ndarray]:
+    """Keep each family's positive share and rescale so the shares add up to the shortfall.
+
+    A Shapley value is negative when lifting a family helps another platform more than this one (it takes
+    back supply); such a family did not cause this shortfall, so it gets no units, and the causes that did
+    share the whole shortfall in proportion to their values.
+    """
+    pos = [np.maximum(p, 0.0) for p in phi]
+    s = sum(pos)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.where(s > TOL, total / s, 0.0)
+    return [p * scale for p in pos]
+
+
+def explain_shortfalls(run) -> pd.DataFrame:
+    """ShortfallCauses rows (contract: platform, period, shortfall, cause, resource, units, competitors,
+    explanation) for every (platform, quarter) with a shortfall in the run's solution."""
+    cols = ["platform", "period", "shortfall", "cause", "resource", "units", "competitors", "explanation"]
+    res = run.results
+    svc = res.service
+    if not run.solution.has_solution or svc.empty or svc["shortfall"].max() <= TOL:
+        return pd.DataFrame(columns=cols)
+    lifter = Lifter(run)
+    ms = lifter.ms
+    P, T = len(ms.platforms), ms.T
+    base_S = np.zeros((P, T))
+    p_of = dict(zip(ms.platforms["platform"], ms.platforms["p"], strict=True))
+    t_of = {q: i for i, q in enumerate(ms.periods)}
+    base_S[svc["platform"].map(p_of).to_numpy(), svc["period"].map(t_of).to_numpy()] = svc["shortfall"].to_numpy()
+    fams = lifter.families()
+    n = len(fams)
+    values: dict[int, np.ndarray] = {0: base_S}
+    prev = 0
+    for mask in _gray(n)[1:]:
+        diff = mask ^ prev
+        f = diff.bit_length() - 1
+        lifter.toggle(fams[f], bool(mask & diff))
+        S = lifter.shortfall()
+        values[mask] = S if S is not None else base_S
+        prev = mask
+    residual = values[(1 << n) - 1]
+    phi = _split_positive(shapley(values, n), base_S - residual)
+    phi_by = dict(zip(fams, phi, strict=True))
+    return _rows(run, lifter, base_S, phi_by, residual)
+
+
+def _competitors(run, products: list[str], period: str, platform: str) -> str:
+    bom = run.plan.bom
+    users = set(bom.loc[bom["product"].isin(products), "platform"]) - {platform}
+    alloc = run.results.allocation
+    got = alloc[(alloc["period"] == period) & alloc["platform"].isin(users) & (alloc["platform_units"] > TOL)]
+    return ";".join(sorted(got["platform"].unique()))
+
+
+def _rows(run, lifter: Lifter, base_S: np.ndarray, phi: dict[str, np.ndarray], residual: np.ndarray) -> pd.DataFrame:
+    ms = lifter.ms
+    plan = run.plan
+    periods = ms.periods
+    prods = ms.products.set_index("product")
+    bom = plan.bom
+    cap = run.results.capacity
+    shadow = cap.set_index(["resource", "period"])["shadow_price"]
+    ramp_curves = ms.ramp
+    out = []
+    for p, plat in enumerate(ms.platforms["platform"]):
+        my_products = sorted(bom.loc[bom["platform"] == plat, "product"].unique())
+        mp = prods.loc[my_products]
+        for t in range(ms.T):
+            S = base_S[p, t]
+            if S <= TOL:
+                continue
+            period = periods[t]
+
+            def add(cause: str, resource: str, u: float, text: str, competitors: str = "", _plat: str = plat,
+                    _period: str = period, _S: float = S) -> None:
+                if u > TOL * max(1.0, _S):
+                    out.append({"platform": _plat, "period": _period, "shortfall": _S, "cause": cause,
+                                "resource": resource, "units": u, "competitors": competitors, "explanation": text})
+
+            # R&D gate: programs of this platform's products whose first output lands after t
+            u = phi.get("rd_gate", np.zeros_like(base_S))[p, t]
+            if u > 0:
+                late = mp[(mp["ready"] + mp["cycle_quarters"] > t) & mp["program"].notna()]
+                progs = sorted(late["program"].unique()) or sorted(mp["program"].dropna().unique())
+                for prog in progs:
+                    ready = int(ms.programs.set_index("program").loc[prog, "ready"])
+                    rl = periods[ready] if 0 <= ready < ms.T else ("after the horizon" if ready >= ms.T else
+                                                                   "before the horizon")
+                    gated = ", ".join(mp.index[mp["program"] == prog])
+                    if prog in set(late["program"]):
+                        text = (f"{plat} is short {units(S)} units in {period}: program {prog} is ready only in "
+                                f"{rl}, so its memory ({gated}) cannot ship yet.")
+                    else:
+                        text = (f"Program {prog} was ready only in {rl}: had it been ready sooner, {gated} could "
+                                f"have been built ahead and held for {plat} in {period}.")
+                    add("rd_gate", prog, u / len(progs), text)
+            u = phi.get("yield_ramp", np.zeros_like(base_S))[p, t]
+            if u > 0:
+                ramping = [m for m in my_products if prods.loc[m, "m"] in ramp_curves]
+                ramping = ramping or my_products
+                for m in ramping:
+                    curve = ramp_curves.get(int(prods.loc[m, "m"]))
+                    k = t - int(prods.loc[m, "cycle_quarters"]) - int(prods.loc[m, "ready"])
+                    f = float(curve[min(max(k, 0), len(curve) - 1)]) if curve is not None else 1.0
+                    add("yield_ramp", m, u / len(ramping),
+                        f"{m} is still ramping for output in {period} (die yield at {f:.0%} of mature).")
+            u = phi.get("fab_capacity", np.zeros_like(base_S))[p, t]
+            lead = residual[p, t]
+            if u > 0:
+                feeds = []
+                for m in my_products:
+                    s = t - int(prods.loc[m, "cycle_quarters"])
+                    if s < 0:
+                        continue
+                    for fab in ms.fabs.loc[ms.fabs["node"] == prods.loc[m, "node"], "fab"]:
+                        res_name = f"{fab}/{prods.loc[m, 'node']}"
+                        feeds.append((res_name, periods[s], float(shadow.get((res_name, periods[s]), 0.0)), m))
+                _split(add, "fab_capacity", u, feeds, plat, period, run,
+                       lambda r, q, v, _p=plat, _q=period: f"{r} is full in {q}" + (
+                           f" (one more wafer is worth {money(v)})" if v > 0 else "") + f": {_p} gets less in {_q}.")
+            u = phi.get("backend_capacity", np.zeros_like(base_S))[p, t]
+            if u > 0:
+                feeds = [(str(prods.loc[m, "backend"]), period,
+                          float(shadow.get((str(prods.loc[m, "backend"]), period), 0.0)), m)
+                         for m in my_products if isinstance(prods.loc[m, "backend"], str)]
+                _split(add, "backend_capacity", u, feeds, plat, period, run,
+                       lambda r, q, v, _p=plat: f"Back-end line {r} is full in {q}" + (
+                           f" (one more unit is worth {money(v)})" if v > 0 else "") + f": {_p} gets less.")
+            u = phi.get("economics", np.zeros_like(base_S))[p, t]
+            if u > 0:
+                add("economics", "", u, f"Serving {plat} in {period} would cost more than it earns plus the "
+                                       "shortfall penalty it avoids.")
+            u = phi.get("policy", np.zeros_like(base_S))[p, t]
+            if u > 0:
+                comp = _competitors(run, my_products, period, plat)
+                add("policy", "", u, f"The '{plan.settings.policy}' policy or another platform's min_fill gives the "
+                                     f"supply to {comp.replace(';', ', ') or 'other platforms'}.", comp)
+            if lead > TOL:
+                first = min(int(prods.loc[m, "cycle_quarters"]) for m in my_products)
+                add("fab_capacity", "initial inventory", lead,
+                    f"No wafer started inside the horizon can be finished by {period} (cycle time {first} "
+                    f"quarter{'s' if first != 1 else ''}); only initial inventory could serve it.")
+    df = pd.DataFrame(out, columns=["platform", "period", "shortfall", "cause", "resource", "units", "competitors",
+                                    "explanation"])
+    return df
+
+
+def _split(add, cause: str, u: float, feeds: list[tuple[str, str, float, str]], plat: str, period: str, run,
+           text) -> None:
+    """Split a family's units among its resources feeding this platform-quarter, by shadow price."""
+    by_res: dict[tuple[str, str], list] = {}
+    for r, q, v, m in feeds:
+        by_res.setdefault((r, q), [0.0, []])
+        by_res[(r, q)][0] = max(by_res[(r, q)][0], v)
+        by_res[(r, q)][1].append(m)
+    if not by_res:
+        add(cause, "", u, f"{plat} is short in {period}: capacity.")
+        return
+    weights = np.array([v for v, _ in by_res.values()])
+    if weights.sum() <= 0:
+        weights = np.ones(len(by_res))
+    weights = weights / weights.sum()
+    for ((r, q), (v, ms_)), wgt in zip(by_res.items(), weights, strict=True):
+        if wgt <= 0:
+            continue
+        add(cause, r, u * wgt, text(r, q, v), _competitors(run, ms_, period, plat))
+
+
+def platform_sentences(causes: pd.DataFrame, plan) -> list[str]:
+    """One sentence per platform: total shortfall and its causes in percent."""
+    lines = []
+    if causes is None or causes.empty:
+        return lines
+    ready = {}
+    from planner.periods import index_label, period_index
+
+    for r in plan.programs.itertuples():
+        ready[r.program] = index_label(period_index(r.start_period, plan.settings.first_period)
+                                       + int(r.development_quarters) + int(r.qualification_quarters),
+                                       plan.settings.first_period)
+    names = {"rd_gate": "{r} qualification (ready {ready})", "yield_ramp": "{r} yield ramp",
+             "fab_capacity": "{r} wafers", "backend_capacity": "{r} line", "economics": "economics",
+             "policy": "allocation policy"}
+    for plat, g in causes.groupby("platform", sort=False):
+        total = g.drop_duplicates(["period"])["shortfall"].sum()
+        parts = g.groupby(["cause", "resource"])["units"].sum().sort_values(ascending=False)
+        periods = sorted(g["period"].unique())
+        span = periods[0] if len(periods) == 1 else f"{periods[0]}–{periods[-1]}"
+        descr = []
+        for (cause, res), u in parts.items():
+            if u / total < 0.005:
+                continue
+            label = names[cause].format(r=res, ready=ready.get(res, "?")) if res else (
+                "cycle time at the horizon start" if cause == "fab_capacity" else names[cause].format(r="", ready=""))
+            descr.append(f"{u / total:.0%} {label}")
+        lines.append(f"{plat}: {units(total)} units short over {span}; " + ", ".join(descr) + ".")
+    return lines
+
+
+def what_would_close(run, causes: pd.DataFrame, solve=None) -> pd.DataFrame:
+    """For each platform with a shortfall, the single change from the data's own levers that closes most of it.
+
+    Levers: each program ready one or two quarters earlier; each fab/node and back-end line feeding a short
+    platform +10 % capacity; each expansion option allowed twice its maximum and one quarter sooner. Each
+    lever is one re-solve of the whole plan, so every platform's effect comes from the same solve.
+    """
+    from planner import api
+    from planner.insights import shift_program
+    from planner.scenarios import Edit, apply_edits
+
+    cols = ["platform", "change", "units_closed", "share_closed", "margin_change", "sentence"]
+    if causes is None or causes.empty:
+        return pd.DataFrame(columns=cols)
+    plan = run.plan
+    base = run.results
+    solve = solve or (lambda p: api.run(p).results)
+    short_by = base.service.groupby("platform")["shortfall"].sum()
+    short_plats = [p for p, s in short_by.items() if s > TOL]
+    levers: list[tuple[str, object]] = []
+    for prog in causes.loc[causes["cause"] == "rd_gate", "resource"].unique():
+        for k in (1, 2):
+            levers.append((f"{prog} ready {k} quarter{'s' if k > 1 else ''} earlier", ("program", prog, -k)))
+    for res in causes.loc[causes["cause"] == "fab_capacity", "resource"].unique():
+        if res and "/" in res:
+            fab, node = res.split("/", 1)
+            levers.append((f"{res} +10% wafers", [Edit("Fabs", f"{fab}|{node}", "wafers_per_quarter", "scale", 1.1)]
+                           + [Edit("FabCapacity", f"{fab}|{node}|*", "wafers", "scale", 1.1)]
+                           if ((plan.fab_capacity["fab"] == fab) & (plan.fab_capacity["node"] == node)).any()
+                           else [Edit("Fabs", f"{fab}|{node}", "wafers_per_quarter", "scale", 1.1)]))
+    for res in causes.loc[causes["cause"] == "backend_capacity", "resource"].unique():
+        if res:
+            edits = [Edit("Backend", res, "units_per_quarter", "scale", 1.1)]
+            if (plan.backend_capacity["resource"] == res).any():
+                edits.append(Edit("BackendCapacity", f"{res}|*", "units", "scale", 1.1))
+            levers.append((f"{res} +10% capacity", edits))
+    for e in plan.expansions.itertuples():
+        levers.append((f"{e.fab}/{e.node} expansion up to {units(2 * e.max_wafers_per_quarter)} wafers/quarter",
+                       [Edit("Expansions", f"{e.fab}|{e.node}", "max_wafers_per_quarter", "scale", 2)]))
+    rows = []
+    base_obj = base.summary["objective"] or 0.0
+    for label, lever in levers:
+        try:
+            if isinstance(lever, tuple):
+                p2 = shift_program(plan, lever[1], lever[2])
+            else:
+                p2 = apply_edits(plan, lever)
+            r = solve(p2)
+        except Exception:  # a lever that cannot apply (e.g. shifted before the data) is simply not offered
+            continue
+        if r.summary["objective"] is None:
+            continue
+        short2 = r.service.groupby("platform")["shortfall"].sum()
+        for plat in short_plats:
+            closed = float(short_by[plat] - short2.get(plat, 0.0))
+            if closed > TOL:
+                rows.append({"platform": plat, "change": label, "units_closed": closed,
+                             "share_closed": closed / short_by[plat],
+                             "margin_change": r.summary["objective"] - base_obj})
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    df = pd.DataFrame(rows).sort_values(["platform", "units_closed", "margin_change"], ascending=[True, False, False])
+    best = df.groupby("platform", sort=False).head(1).copy()
+    cur = plan.settings.currency
+    best["sentence"] = [f"{r.change}: +{units(r.units_closed)} {r.platform} units ({r.share_closed:.0%} of its "
+                        f"shortfall), {'+' if r.margin_change >= 0 else ''}{money(r.margin_change, cur)} margin"
+                        for r in best.itertuples()]
+    return best[cols].reset_index(drop=True)
+
+
+def cause_moves(results) -> pd.DataFrame:
+    """How shortfall causes moved between the base (first result) and each scenario (compare reports)."""
+    cols = ["scenario", "platform", "cause", "resource", "base_units", "scenario_units", "delta", "explanation"]
+    base = results[0]
+    if base.causes is None:
+        return pd.DataFrame(columns=cols)
+    key = ["platform", "cause", "resource"]
+    b = base.causes.groupby(key)["units"].sum() if len(base.causes) else pd.Series(dtype=float)
+    rows = []
+    for r in results[1:]:
+        if r.causes is None:
+            continue
+        s = r.causes.groupby(key)["units"].sum() if len(r.causes) else pd.Series(dtype=float)
+        both = pd.concat([b.rename("base"), s.rename("scen")], axis=1).fillna(0.0)
+        both["delta"] = both["scen"] - both["base"]
+        for (plat, cause, res), v in both[both["delta"].abs() > 0.5].iterrows():
+            what = f"{cause}{' ' + res if res else ''}"
+            rows.append({"scenario": r.name, "platform": plat, "cause": cause, "resource": res,
+                         "base_units": v["base"], "scenario_units": v["scen"], "delta": v["delta"],
+                         "explanation": f"{plat}: {what} {'+' if v['delta'] > 0 else ''}{units(v['delta'])} units"})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def write_causes_sheet(book, causes: pd.DataFrame, fixes: pd.DataFrame | None = None) -> None:
+    ws = book.sheet("ShortfallCauses")
+    if causes.empty:
+        ws.write_string(0, 0, "No platform falls short in this plan.")
+        return
+    book.table(ws, causes, formats={"shortfall": "int", "units": "int"},
+               widths={"explanation": 110, "competitors": 30, "resource": 18},
+               header_comments={"units": "shortfall attributed to this cause and resource; the rows of one platform "
+                                         "and period add up to its shortfall",
+                                "cause": "rd_gate, yield_ramp, fab_capacity, backend_capacity, economics, policy "
+                                         "(method: models/explain.md)"})
+    if fixes is not None and len(fixes):
+        ws2 = book.sheet("What would help")
+        book.table(ws2, fixes, formats={"units_closed": "int", "share_closed": "pct", "margin_change": "money"},
+                   widths={"sentence": 110, "change": 40})

@@ -1,0 +1,277 @@
+"""What-if edits: one grammar for the Scenarios sheet, ``--set`` overrides, sweeps and Monte Carlo draws.
+
+An :class:`Edit` names a cell range by sheet, row key and column, and an operation:
+
+    Sheet[key].column = value      (Scenarios op "set")
+    Sheet[key].column += amount    (op "add")
+    Sheet[key].column *= factor    (op "scale")
+    Settings.key = value           (Settings: the key is the setting's name)
+
+Keys are the sheet's id columns joined by ``|`` (``Demand[Vera Rubin|2027Q1]``, ``Fabs[FAB-B|1b]``); a part
+may be ``*`` to match every row (``Demand[Vera Rubin|*].units *= 1.2``). Names match case-insensitively.
+Setting a Demand pair that has no row creates it (missing pairs mean 0).
+
+Every path (sheet, ``--set``, sweeps, Monte Carlo) goes through :func:`apply_edits`, which edits a copy of
+the validated frames and validates the result again, so an edit can never produce a plan the workbook itself
+could not hold; problems point at the edit that caused them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from planner import contract as C
+from planner.problems import Problem, ValidationFailed, did_you_mean, show
+from planner.validate import PlanData, parse_value, plan_frames, plan_from_frames
+
+OPS = {"=": "set", "+=": "add", "*=": "scale", "-=": "add"}
+EDIT_KEYS: dict[str, tuple[str, ...]] = {s.name: s.keys for s in C.SHEETS}
+EDIT_KEYS["Expansions"] = ("fab", "node")
+EDITABLE = [s.name for s in C.SHEETS if s.name not in ("Scenarios", "Settings", "Uncertainty")]
+
+_SET_RE = re.compile(r"^\s*(?P<sheet>[A-Za-z_]+)\s*(?:\[(?P<key>[^\]]*)\])?\s*\.\s*(?P<column>[A-Za-z_0-9]+)\s*"
+                     r"(?P<op>\+=|\*=|-=|=)\s*(?P<value>.*?)\s*$")
+
+
+@dataclass(frozen=True)
+class Edit:
+    sheet: str
+    key: str
+    column: str
+    op: str  # set | add | scale
+    value: Any
+    source: str = ""  # where the edit came from, for messages ("Scenarios row 4", "--set ...")
+
+    def describe(self) -> str:
+        sym = {"set": "=", "add": "+=", "scale": "*="}[self.op]
+        target = f"Settings.{self.key}" if self.sheet == "Settings" else f"{self.sheet}[{self.key}].{self.column}"
+        return f"{target} {sym} {self.value}"
+
+
+def parse_override(text: str) -> Edit:
+    """Parse ``--set`` text into an :class:`Edit` (raises ValidationFailed with a usage hint)."""
+    m = _SET_RE.match(text or "")
+    if not m:
+        raise ValidationFailed([Problem(
+            code="bad_override", message=f"cannot read override {text!r}", sheet="--set",
+            expected="Sheet[key].column=value, +=amount or *=factor, or Settings.key=value",
+            found=repr(text), hint='e.g. --set "Programs[HBM4].qualification_quarters+=2"')])
+    sheet, key, column, op, value = m.group("sheet", "key", "column", "op", "value")
+    if value.startswith(("'", '"')) and value.endswith(value[0]) and len(value) >= 2:
+        value = value[1:-1]
+    if op == "-=":
+        try:
+            value = -float(value)
+        except ValueError:
+            value = f"-{value}"
+    if key is None:
+        if sheet.strip().casefold() != "settings":
+            raise ValidationFailed([Problem(
+                code="bad_override", message=f"override {text!r} names no row", sheet="--set",
+                expected=f"{sheet}[key].{column}", found=repr(text),
+                hint="only Settings takes the form Settings.key=value")])
+        key, column = column, "value"
+    return Edit(sheet=sheet, key=key.strip(), column=column, op=OPS[op], value=value, source=f"--set {text}")
+
+
+def edits_from_sheet(plan: PlanData, scenario: str) -> list[Edit]:
+    df = plan.scenarios
+    rows = df[df["scenario"].map(lambda s: str(s).casefold()) == scenario.strip().casefold()]
+    if rows.empty:
+        names = list(dict.fromkeys(plan.scenarios["scenario"]))
+        raise ValidationFailed([Problem(
+            code="unknown_scenario", message=f"scenario {scenario!r} is not on sheet 'Scenarios'",
+            sheet="Scenarios", expected="one of " + ", ".join(map(repr, names)) if names else "a scenario row",
+            found=repr(scenario), hint=did_you_mean(scenario, names))])
+    return [Edit(sheet=r["sheet"], key=str(r["key"]), column=r["column"], op=r["op"], value=r["value"],
+                 source=f"Scenarios row {r['_row']} ({r['scenario']})") for r in rows.to_dict("records")]
+
+
+def scenario_names(plan: PlanData) -> list[str]:
+    return list(dict.fromkeys(plan.scenarios["scenario"]))
+
+
+def _err(edit: Edit, code: str, message: str, **kw: Any) -> Problem:
+    """A problem located at the edit: its Scenarios row, or the override text as the user typed it."""
+    m = re.match(r"(Scenarios|Uncertainty) row (\d+) \((.*)\)$", edit.source)
+    if m:
+        what = "scenario" if m.group(1) == "Scenarios" else "uncertain input"
+        return Problem(code=code, message=f"{what} {m.group(3)!r}: {message}", sheet=m.group(1),
+                       row=int(m.group(2)), **kw)
+    return Problem(code=code, message=message, sheet=edit.source or edit.describe(), **kw)
+
+
+def _resolve_sheet(edit: Edit) -> str | None:
+    for name in [*EDITABLE, "Settings"]:
+        if name.casefold() == edit.sheet.strip().casefold():
+            return name
+    return None
+
+
+def _match_rows(df: pd.DataFrame, keys: tuple[str, ...], key: str) -> tuple[pd.Series, list[str]]:
+    parts = [p.strip() for p in key.split("|")]
+    mask = pd.Series(True, index=df.index)
+    for col, part in zip(keys, parts, strict=True):
+        if part == "*":
+            continue
+        mask &= df[col].map(lambda v, p=part: str(v).strip().casefold() == p.casefold())
+    return mask, parts
+
+
+def _new_value(col: C.Column, old: Any, edit: Edit) -> tuple[Any, str | None]:
+    if edit.op == "set":
+        return parse_value(col, edit.value)
+    if col.kind not in ("int", "float"):
+        return None, "not_numeric_column"
+    amount, err = parse_value(C.Column("amount", "float"), edit.value)
+    if err or amount is None:
+        return None, "not_a_number"
+    base = 0.0 if old is None or pd.isna(old) else float(old)
+    result = base + amount if edit.op == "add" else base * amount
+    if col.kind == "int":
+        if abs(result - round(result)) > 1e-9:
+            return None, "not_an_integer"
+        result = int(round(result))
+    return result, None
+
+
+def apply_edits(plan: PlanData, edits: list[Edit], label: str = "") -> PlanData:
+    """A validated copy of ``plan`` with the edits applied in order; raises ValidationFailed naming the edit."""
+    if not edits:
+        return plan
+    frames = {k: v.copy() for k, v in plan_frames(plan).items()}
+    problems: list[Problem] = []
+    for edit in edits:
+        sheet = _resolve_sheet(edit)
+        if sheet is None:
+            problems.append(_err(edit, "unknown_sheet", f"sheet {edit.sheet!r} cannot be edited",
+                                 expected="one of " + ", ".join(["Settings", *EDITABLE]), found=repr(edit.sheet),
+                                 hint=did_you_mean(edit.sheet, ["Settings", *EDITABLE], cutoff=0.6)))
+            continue
+        if sheet == "Settings":
+            spec = C.SETTINGS_KEYS.get(edit.key.strip().casefold())
+            if spec is None:
+                problems.append(_err(edit, "unknown_setting", f"setting {edit.key!r} is not known",
+                                     expected="one of " + ", ".join(C.SETTINGS_KEYS), found=repr(edit.key),
+                                     hint=did_you_mean(edit.key, C.SETTINGS_KEYS)))
+                continue
+            if edit.column.strip().casefold() != "value":
+                problems.append(_err(edit, "unknown_column", f"Settings has no column {edit.column!r}",
+                                     expected="'value'", found=repr(edit.column)))
+                continue
+            st = frames["Settings"]
+            old = st.loc[st["key"] == spec.name, "value"]
+            new, err = _new_value(spec, old.iloc[0] if len(old) else spec.default, edit)
+            if err:
+                problems.append(_err(edit, err, f"cannot apply to setting {spec.name!r}", expected=spec.expected(),
+                                     found=show(edit.value)))
+                continue
+            st = st[st["key"] != spec.name]
+            frames["Settings"] = pd.concat([st, pd.DataFrame([{"key": spec.name, "value": new}])], ignore_index=True)
+            continue
+        spec_sheet = C.SHEETS_BY_NAME[sheet]
+        col = next((c for c in spec_sheet.columns if c.name.casefold() == edit.column.strip().casefold()), None)
+        if col is None:
+            problems.append(_err(edit, "unknown_column", f"sheet {sheet!r} has no column {edit.column!r}",
+                                 expected="one of " + ", ".join(spec_sheet.column_names), found=repr(edit.column),
+                                 hint=did_you_mean(edit.column, spec_sheet.column_names, cutoff=0.6)))
+            continue
+        keys = EDIT_KEYS[sheet]
+        if col.name in keys:
+            problems.append(_err(edit, "edit_of_id", f"column {col.name!r} is an id of sheet {sheet!r} and cannot be "
+                                 "edited", expected="a non-id column", found=repr(col.name)))
+            continue
+        df = frames[sheet]
+        parts = [p.strip() for p in edit.key.split("|")]
+        if len(parts) != len(keys):
+            problems.append(_err(edit, "bad_key", f"key {edit.key!r} does not fit sheet {sheet!r}",
+                                 expected="|".join(keys), found=repr(edit.key)))
+            continue
+        mask, parts = _match_rows(df, keys, edit.key)
+        if not mask.any():
+            if sheet == "Demand" and "*" not in parts:
+                new_row = {"_row": 0, "platform": parts[0], "period": parts[1], "units": 0.0}
+                df = pd.concat([df, pd.DataFrame([new_row])], ignore_index=True)
+                mask = pd.Series(False, index=df.index)
+                mask.iloc[-1] = True
+            else:
+                candidates = ["|".join(str(v) for v in rec) for rec in df[list(keys)].itertuples(index=False)]
+                problems.append(_err(edit, "unknown_key", f"no row of {sheet!r} has key {edit.key!r}",
+                                     expected="|".join(keys), found=repr(edit.key),
+                                     hint=did_you_mean(edit.key, candidates, cutoff=0.6)))
+                continue
+        new_values = []
+        bad = None
+        for old in df.loc[mask, col.name]:
+            new, err = _new_value(col, old, edit)
+            if err:
+                bad = err
+                break
+            new_values.append(new)
+        if bad:
+            problems.append(_err(edit, bad, f"cannot apply {edit.op} {edit.value!r} to {sheet}.{col.name}",
+                                 expected=col.expected(), found=show(edit.value)))
+            continue
+        df[col.name] = df[col.name].astype(object)
+        df.loc[mask, col.name] = pd.Series(new_values, index=df.index[mask], dtype=object)
+        frames[sheet] = df
+    if problems:
+        raise ValidationFailed(problems)
+    try:
+        new_plan = plan_from_frames(frames, name=plan.source, check_scenarios=False)
+    except ValidationFailed as exc:
+        what = label or "; ".join(e.describe() for e in edits)
+        for p in exc.problems:
+            p.message = f"after applying {what}: {p.message}"
+        raise
+    new_plan.source = plan.source
+    new_plan.sha256 = plan.sha256
+    return new_plan
+
+
+def check_scenarios(plan: PlanData) -> list[Problem]:
+    """Apply every scenario of the sheet once, collecting its problems (part of validating a workbook)."""
+    problems: list[Problem] = []
+    for name in scenario_names(plan):
+        try:
+            apply_edits(plan, edits_from_sheet(plan, name), label=f"scenario {name!r}")
+        except ValidationFailed as exc:
+            problems.extend(p for p in exc.problems if p.severity == "error")
+    return problems
+
+
+def changed_cells(base: PlanData, edits: list[Edit]) -> pd.DataFrame:
+    """The input cells a set of edits changes: sheet, row id, column, base → scenario (for comparisons)."""
+    rows = []
+    scen = apply_edits(base, edits)
+    for sheet in {(_resolve_sheet(e) or e.sheet) for e in edits}:
+        if sheet == "Settings":
+            for k in C.SETTINGS_KEYS:
+                a, b = getattr(base.settings, k), getattr(scen.settings, k)
+                if a != b:
+                    rows.append({"sheet": "Settings", "row_id": k, "column": "value", "before": a, "after": b})
+            continue
+        keys = list(EDIT_KEYS[sheet])
+        a = base.frame(sheet).drop(columns=["_row"])
+        b = scen.frame(sheet).drop(columns=["_row"])
+        merged = a.merge(b, on=keys, how="outer", suffixes=("_base", "_scen"), indicator=True)
+        for col in [c for c in a.columns if c not in keys]:
+            for rec in merged.itertuples(index=False):
+                rec = rec._asdict()
+                va, vb = rec.get(f"{col}_base"), rec.get(f"{col}_scen")
+                same = (pd.isna(va) and pd.isna(vb)) if (_isnull(va) or _isnull(vb)) else va == vb
+                if not same:
+                    rows.append({"sheet": sheet, "row_id": "|".join(str(rec[k]) for k in keys), "column": col,
+                                 "before": None if _isnull(va) else va, "after": None if _isnull(vb) else vb})
+    return pd.DataFrame(rows, columns=["sheet", "row_id", "column", "before", "after"])
+
+
+def _isnull(v: Any) -> bool:
+    try:
+        return v is None or bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False

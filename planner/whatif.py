@@ -1,0 +1,535 @@
+"""What-if analyses over the batch engine: comparisons, sweeps (1-D and 2-D grids) and Monte Carlo.
+
+Each analysis turns its question into :class:`~planner.batch.Case` objects (edits on the base plan), runs
+them through :func:`~planner.batch.run_batch`, and writes a workbook: KPIs side by side, native charts, and
+the interpretation an analyst needs (deltas, break points where the bottleneck moves, percentiles).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from planner import contract as C
+from planner.atomic import atomic_write
+from planner.batch import BatchOutcome, Case, CaseResult, unique_names
+from planner.insights import money, units
+from planner.problems import Problem, ValidationFailed
+from planner.scenarios import Edit, apply_edits, changed_cells, edits_from_sheet, parse_override
+from planner.validate import PlanData
+from planner.xlsx import Book
+
+BASE = "base"
+
+
+# ---- cases -----------------------------------------------------------------------------------------------------
+def compare_cases(plan: PlanData, scenarios: Sequence[str], overrides: Sequence[Edit] = ()) -> list[Case]:
+    cases = [Case(BASE)]
+    for name in scenarios:
+        cases.append(Case(name, edits_from_sheet(plan, name)))
+    if overrides:
+        cases.append(Case("overrides: " + "; ".join(e.describe() for e in overrides), list(overrides)))
+    names = unique_names(c.name for c in cases)
+    for c, n in zip(cases, names, strict=True):
+        c.name = n
+    return cases
+
+
+def parse_param(text: str) -> Edit:
+    """``Sheet[key].column`` (or ``Settings.key``) → an Edit template with no value."""
+    return parse_override(f"{text}=0")
+
+
+def parse_values(values: str | None, rng: str | None) -> list:
+    """``--values 0,1,2`` (numbers or text) or ``--range start:stop:step`` (inclusive of stop)."""
+    if values:
+        out: list = []
+        for v in values.split(","):
+            v = v.strip()
+            try:
+                f = float(v)
+                out.append(int(f) if f.is_integer() and "." not in v else f)
+            except ValueError:
+                out.append(v)
+        return out
+    if rng:
+        parts = rng.split(":")
+        if len(parts) != 3:
+            raise ValueError(f"--range {rng!r}: expected start:stop:step, e.g. 0.8:1.2:0.05")
+        a, b, step = (float(x) for x in parts)
+        if step <= 0 or b < a:
+            raise ValueError(f"--range {rng!r}: needs stop >= start and a positive step")
+        n = int(math.floor((b - a) / step + 1e-9)) + 1
+        return [round(a + i * step, 10) for i in range(n)]
+    raise ValueError("give --values or --range")
+
+
+def sweep_cases(param: Edit, values: list, op: str, param2: Edit | None = None, values2: list | None = None,
+                op2: str = "set") -> list[Case]:
+    def edit(p: Edit, v, o: str) -> Edit:
+        return Edit(p.sheet, p.key, p.column, o, v, source=f"sweep {p.describe().split(' ')[0]}")
+
+    label1 = param.describe().split(" ")[0]
+    cases = []
+    for v in values:
+        if param2 is None:
+            cases.append(Case(f"{label1}={v}", [edit(param, v, op)], params={label1: v}))
+        else:
+            label2 = param2.describe().split(" ")[0]
+            for v2 in values2 or []:
+                cases.append(Case(f"{label1}={v}, {label2}={v2}", [edit(param, v, op), edit(param2, v2, op2)],
+                                  params={label1: v, label2: v2}))
+    return cases
+
+
+def _draw(row: dict, n: int, rng: np.random.Generator) -> np.ndarray:
+    d = row["distribution"]
+    p1, p2, p3 = row.get("p1"), row.get("p2"), row.get("p3")
+    if d == "triangular":
+        return rng.triangular(p1, p2, p3, size=n)
+    if d == "normal":
+        return rng.normal(p1, p2, size=n)
+    if d == "uniform":
+        return rng.uniform(p1, p2, size=n)
+    values = [float(v) for v in str(row["values"]).split(",")]
+    probs = np.array([float(p) for p in str(row["probabilities"]).split(",")])
+    return rng.choice(values, size=n, p=probs / probs.sum())
+
+
+def _check_uncertainty(plan: PlanData) -> list[Problem]:
+    out = []
+    for r in plan.uncertainty.to_dict("records"):
+        d, row = r["distribution"], r["_row"]
+        need = {"triangular": ("p1", "p2", "p3"), "normal": ("p1", "p2"), "uniform": ("p1", "p2"),
+                "discrete": ("values", "probabilities")}[d]
+        missing = [k for k in need if r.get(k) is None or (isinstance(r.get(k), float) and math.isnan(r[k]))]
+        if missing:
+            out.append(Problem("missing_value", f"{d} needs {', '.join(need)}", sheet="Uncertainty", row=row,
+                               column=missing[0], expected="a value", found="a blank cell"))
+            continue
+        if d == "triangular" and not r["p1"] <= r["p2"] <= r["p3"]:
+            out.append(Problem("bad_distribution", "triangular needs low <= mode <= high", sheet="Uncertainty",
+                               row=row, column="p1", expected="p1 <= p2 <= p3",
+                               found=f"{r['p1']}, {r['p2']}, {r['p3']}"))
+        if d in ("normal",) and r["p2"] < 0 or d == "uniform" and r["p2"] < r["p1"]:
+            out.append(Problem("bad_distribution", f"{d} parameters out of order", sheet="Uncertainty", row=row,
+                               column="p2", expected="sd >= 0 / high >= low", found=str(r["p2"])))
+        if d == "discrete":
+            try:
+                vals = [float(v) for v in str(r["values"]).split(",")]
+                probs = [float(p) for p in str(r["probabilities"]).split(",")]
+                ok = len(vals) == len(probs) and all(p >= 0 for p in probs) and abs(sum(probs) - 1) < 1e-6
+            except ValueError:
+                ok = False
+            if not ok:
+                out.append(Problem("bad_distribution", "values and probabilities must be equally long numbers, "
+                                   "probabilities >= 0 summing to 1", sheet="Uncertainty", row=row,
+                                   column="probabilities", expected="e.g. values 0,1,2 / probabilities 0.6,0.3,0.1",
+                                   found=f"{r['values']} / {r['probabilities']}"))
+    return out
+
+
+def montecarlo_cases(plan: PlanData, samples: int, seed: int) -> list[Case]:
+    """Draw every uncertain input for every sample up front (same seed, same draws, same order)."""
+    if plan.uncertainty.empty:
+        raise ValidationFailed([Problem("missing_sheet", "Monte Carlo needs an 'Uncertainty' sheet with at least "
+                                        "one row", sheet="Uncertainty", expected="rows: sheet, key, column, "
+                                        "distribution, op, p1..p3 / values, probabilities", found="none")])
+    problems = _check_uncertainty(plan)
+    if problems:
+        raise ValidationFailed(problems)
+    rng = np.random.default_rng(seed)
+    rows = plan.uncertainty.to_dict("records")
+    draws = np.column_stack([_draw(r, samples, rng) for r in rows])
+    # check each target once, at its first draw, so a bad sheet/key/column is an input error, not 500 failures
+    probe = [Edit(r["sheet"], str(r["key"]), r["column"], r["op"], _fit(r, draws[0, j]),
+                  source=f"Uncertainty row {r['_row']} ({r['name'] or r['column']})") for j, r in enumerate(rows)]
+    apply_edits(plan, probe)
+    names = [r["name"] or f"{r['sheet']}[{r['key']}].{r['column']}" for r in rows]
+    cases = []
+    for i in range(samples):
+        edits = [Edit(r["sheet"], str(r["key"]), r["column"], r["op"], _fit(r, draws[i, j]),
+                      source=f"Uncertainty row {r['_row']} ({names[j]})") for j, r in enumerate(rows)]
+        cases.append(Case(f"sample {i + 1}", edits, params={n: float(draws[i, j]) for j, n in enumerate(names)}))
+    return cases
+
+
+def _fit(row: dict, value: float) -> float:
+    """Keep a draw inside what the target column allows: scale factors ≥ 0, set values within the column's range
+    (a normal draw of a yield above 1 becomes 1), whole numbers for integer columns."""
+    spec = C.SHEETS_BY_NAME.get(str(row["sheet"]).strip().title()) or next(
+        (s for s in C.SHEETS if s.name.casefold() == str(row["sheet"]).strip().casefold()), None)
+    col = None
+    if spec is not None:
+        col = next((c for c in spec.columns if c.name.casefold() == str(row["column"]).strip().casefold()), None)
+    v = float(value)
+    if row["op"] == "scale":
+        v = max(v, 0.0)
+    elif row["op"] == "set" and col is not None:
+        lo = col.min if col.min is not None else -math.inf
+        hi = col.max if col.max is not None else math.inf
+        v = min(max(v, lo), hi)
+        if col.min_exclusive and v <= (col.min or 0):
+            v = (col.min or 0) + 1e-9
+    if col is not None and col.kind == "int":
+        v = int(round(v))
+    return v
+
+
+# ---- tables ----------------------------------------------------------------------------------------------------
+def kpi_table(results: list[CaseResult]) -> pd.DataFrame:
+    rows = []
+    for r in results:
+        rows.append({"case": r.name, "status": r.status, **r.params, **r.kpis, "error": r.error})
+    return pd.DataFrame(rows)
+
+
+def _platform_fill(r: CaseResult) -> pd.Series:
+    if r.service is None:
+        return pd.Series(dtype=float)
+    g = r.service.groupby("platform")[["served", "demand"]].sum()
+    return (g["served"] / g["demand"].where(g["demand"] > 0)).rename(r.name)
+
+
+def break_points(results: list[CaseResult], param: str) -> pd.DataFrame:
+    """Consecutive sweep points between which the set of binding resources changes."""
+    rows = []
+    ok = [r for r in results if r.ok]
+    for a, b in zip(ok, ok[1:], strict=False):
+        ra = {res for res, _ in a.binding()}
+        rb = {res for res, _ in b.binding()}
+        if ra != rb:
+            start, stop = sorted(rb - ra), sorted(ra - rb)
+            parts = ([f"{', '.join(start)} start{'s' if len(start) == 1 else ''} binding"] if start else []) + (
+                [f"{', '.join(stop)} stop{'s' if len(stop) == 1 else ''} binding"] if stop else [])
+            rows.append({"from": a.params.get(param), "to": b.params.get(param), "change": "; ".join(parts),
+                         "binding_before": ", ".join(sorted(ra)), "binding_after": ", ".join(sorted(rb))})
+    return pd.DataFrame(rows, columns=["from", "to", "change", "binding_before", "binding_after"])
+
+
+def binding_changes(base: CaseResult, other: CaseResult) -> pd.DataFrame:
+    rows = []
+    if base.capacity is None or other.capacity is None:
+        return pd.DataFrame(columns=["scenario", "resource", "period", "change", "shadow_base", "shadow_scenario"])
+    a = base.capacity.set_index(["resource", "period"])["shadow_price"]
+    b = other.capacity.set_index(["resource", "period"])["shadow_price"]
+    for key in sorted(base.binding() ^ other.binding()):
+        sa, sb = float(a.get(key, 0.0)), float(b.get(key, 0.0))
+        rows.append({"scenario": other.name, "resource": key[0], "period": key[1],
+                     "change": "became binding" if sb > sa else "stopped binding", "shadow_base": sa,
+                     "shadow_scenario": sb})
+    return pd.DataFrame(rows, columns=["scenario", "resource", "period", "change", "shadow_base", "shadow_scenario"])
+
+
+# ---- workbooks ----------------------------------------------------------------------------------------------------
+def _notice(book: Book, ws, title: str, plan: PlanData, lines: list[str]) -> int:
+    ws.hide_gridlines(2)
+    ws.set_column(0, 0, 120)
+    ws.write_string(0, 0, title, book.title)
+    ws.write_string(1, 0, C.HYPOTHETICAL_NOTICE.replace("in this workbook", "in this report"), book.notice)
+    ws.write_string(2, 0, f"Input: {Path(plan.source).name} (SHA-256 {plan.sha256[:16]}…)")
+    r = 4
+    for line in lines:
+        ws.write_string(r, 0, line, book.wrap)
+        r += 1
+    return r
+
+
+def _failures(book: Book, results: list[CaseResult]) -> None:
+    bad = [r for r in results if not r.ok]
+    if bad:
+        ws = book.sheet("Failed")
+        book.table(ws, pd.DataFrame([{"case": r.name, "status": r.status, "reason": r.error} for r in bad]),
+                   widths={"reason": 120, "case": 40})
+
+
+def compare_sentences(plan: PlanData, results: list[CaseResult]) -> list[str]:
+    cur = plan.settings.currency
+    base = results[0]
+    lines = []
+    if not base.ok:
+        return [f"The base plan is {base.status}: {base.error}"]
+    for r in results[1:]:
+        if not r.ok:
+            lines.append(f"{r.name}: {r.status} — {r.error}")
+            continue
+        dm = r.kpis["objective"] - base.kpis["objective"]
+        pct = dm / abs(base.kpis["objective"]) if base.kpis["objective"] else float("nan")
+        df = (r.kpis["fill_rate"] or 0) - (base.kpis["fill_rate"] or 0)
+        served = (r.service.groupby("platform")["served"].sum() - base.service.groupby("platform")["served"].sum())
+        served = served.fillna(0)
+        movers = served[served.abs() > 0.5].sort_values()
+        who = "; ".join(f"{p} {'+' if d > 0 else ''}{units(d)} units" for p, d in movers.items()) or "none"
+        short = (r.service.groupby("platform")["shortfall"].sum()
+                 - base.service.groupby("platform")["shortfall"].sum()).fillna(0)
+        short = short[short.abs() > 0.5].sort_values(ascending=False)
+        line = (f"{r.name}: margin {'+' if dm >= 0 else ''}{money(dm, cur)} ({pct:+.1%}), fill rate {df * 100:+.1f} "
+                f"pts; served: {who}")
+        if len(short):
+            line += "; shortfall: " + "; ".join(f"{p} {'+' if d > 0 else ''}{units(d)}" for p, d in short.items())
+        line += "."
+        lines.append(line)
+    return lines
+
+
+def write_compare(path: Path, plan: PlanData, outcome: BatchOutcome, cases: list[Case],
+                  causes_moves: pd.DataFrame | None = None, inputs: tuple[Path, ...] = ()) -> Path:
+    results = outcome.results
+    base = results[0]
+
+    def write(tmp: Path) -> None:
+        book = Book(tmp)
+        cur = plan.settings.currency
+        ov = book.sheet("Overview")
+        lines = compare_sentences(plan, results)
+        if outcome.interrupted:
+            lines.insert(0, "INTERRUPTED: only the finished scenarios are shown; the rest are marked 'interrupted'.")
+        _notice(book, ov, f"Scenario comparison: {Path(plan.source).name}", plan, lines)
+        # KPIs: metric × case, with deltas
+        kp = kpi_table(results).set_index("case")
+        metrics = [c for c in kp.columns if c not in ("status", "error") and kp[c].map(
+            lambda v: isinstance(v, int | float | np.number) or v is None).all()]
+        table = pd.DataFrame({"metric": ["status", *metrics]})
+        for r in results:
+            vals = [r.status] + [r.kpis.get(m) for m in metrics]
+            table[r.name] = vals
+            if r is not base:
+                table[f"Δ {r.name}"] = [None] + [
+                    (r.kpis.get(m) - base.kpis.get(m)) if isinstance(r.kpis.get(m), int | float) and isinstance(
+                        base.kpis.get(m), int | float) and r.kpis.get(m) is not None and base.kpis.get(m) is not None
+                    else None for m in metrics]
+        ws = book.sheet("KPIs")
+        book.table(ws, table, widths={"metric": 34}, autofilter=False)
+        money_fmt = book.wb.add_format({"num_format": '"$"#,##0' if cur == "USD" else "#,##0"})
+        for i, m in enumerate(metrics, start=2):
+            fmt = (book.fmt["pct"] if m.startswith(("fill_rate", "utilisation")) else
+                   money_fmt if m in ("objective", "revenue", "cost", "shortfall_penalty") else book.fmt["int"])
+            ws.set_row(i, None, fmt)
+        # Service per platform and quarter
+        svc = None
+        for r in results:
+            if r.service is None:
+                continue
+            s = r.service.set_index(["platform", "period"])["served"].rename(r.name)
+            svc = s.to_frame() if svc is None else svc.join(s, how="outer")
+        if svc is not None:
+            svc = svc.fillna(0.0).reset_index()
+            if base.service is not None:
+                svc.insert(2, "demand_base", svc.set_index(["platform", "period"]).index.map(
+                    base.service.set_index(["platform", "period"])["demand"]).to_numpy())
+            for r in results[1:]:
+                if r.name in svc and base.name in svc:
+                    svc[f"Δ {r.name}"] = svc[r.name] - svc[base.name]
+            ws = book.sheet("Service")
+            book.table(ws, svc, formats={c: "int" for c in svc.columns if c not in ("platform", "period")})
+        # binding changes
+        bc = pd.concat([binding_changes(base, r) for r in results[1:] if r.ok and base.ok] or
+                       [binding_changes(base, base)], ignore_index=True)
+        ws = book.sheet("Binding")
+        if bc.empty:
+            ws.write_string(0, 0, "The same constraints bind in every scenario.")
+        else:
+            book.table(ws, bc, formats={"shadow_base": "money2", "shadow_scenario": "money2"})
+        # input cells each scenario changed
+        ch = []
+        for c in cases[1:]:
+            try:
+                cc = changed_cells(plan, c.edits)
+            except ValidationFailed:
+                continue
+            cc.insert(0, "scenario", c.name)
+            ch.append(cc)
+        ws = book.sheet("Changes")
+        if ch:
+            book.table(ws, pd.concat(ch, ignore_index=True), widths={"scenario": 30})
+        if causes_moves is not None and len(causes_moves):
+            ws = book.sheet("Causes moved")
+            book.table(ws, causes_moves, formats={"base_units": "int", "scenario_units": "int", "delta": "int"},
+                       widths={"explanation": 100})
+        # charts: fill rate per platform per scenario, margin per scenario
+        fills = pd.concat([_platform_fill(r) for r in results if r.ok], axis=1) if any(r.ok for r in results) \
+            else pd.DataFrame()
+        if not fills.empty:
+            data = book.sheet("ChartData")
+            fills = fills.reset_index().rename(columns={"index": "platform"})
+            book.table(data, fills, formats={c: "pct" for c in fills.columns if c != "platform"}, autofilter=False,
+                       freeze=False)
+            ok = [r for r in results if r.ok]
+            m0 = len(fills) + 3
+            margins = pd.DataFrame({"case": [r.name for r in ok], "margin": [r.kpis["objective"] for r in ok]})
+            book.table(data, margins, first_row=m0, formats={"margin": "money"}, autofilter=False, freeze=False)
+            charts = book.sheet("Charts")
+            ch1 = book.wb.add_chart({"type": "column"})
+            for j in range(1, len(fills.columns)):
+                ch1.add_series({"name": ["ChartData", 0, j], "categories": ["ChartData", 1, 0, len(fills), 0],
+                                "values": ["ChartData", 1, j, len(fills), j], "gap": 60})
+            ch1.set_title({"name": "Fill rate per platform by scenario"})
+            ch1.set_y_axis({"num_format": "0%", "min": 0, "max": 1})
+            ch1.set_legend({"position": "bottom"})
+            ch1.set_size({"width": 900, "height": 380})
+            charts.insert_chart(1, 0, ch1)
+            ch2 = book.wb.add_chart({"type": "bar"})
+            ch2.add_series({"name": "margin", "categories": ["ChartData", m0 + 1, 0, m0 + len(ok), 0],
+                            "values": ["ChartData", m0 + 1, 1, m0 + len(ok), 1], "fill": {"color": "#2F5597"},
+                            "data_labels": {"value": True, "num_format": "#,##0,,,\"B\""}})
+            ch2.set_title({"name": f"Margin by scenario ({cur})"})
+            ch2.set_x_axis({"num_format": "#,##0,,,\"B\""})
+            ch2.set_legend({"none": True})
+            ch2.set_size({"width": 900, "height": 60 + 40 * len(ok)})
+            charts.insert_chart(21, 0, ch2)
+        _failures(book, results)
+        book.close()
+
+    return atomic_write(path, write, inputs)
+
+
+def write_sweep(path: Path, plan: PlanData, outcome: BatchOutcome, param: str, param2: str | None = None,
+                inputs: tuple[Path, ...] = ()) -> Path:
+    results = outcome.results
+
+    def write(tmp: Path) -> None:
+        book = Book(tmp)
+        kp = kpi_table(results)
+        bp = break_points(results, param) if param2 is None else pd.DataFrame()
+        lines = [f"Sweep of {param}" + (f" × {param2}" if param2 else "") + f": {len(results)} points, "
+                 f"{sum(r.ok for r in results)} solved."]
+        if outcome.interrupted:
+            lines.insert(0, "INTERRUPTED: points not run are marked 'interrupted'.")
+        for b in bp.itertuples():
+            lines.append(f"Between {param} = {b._1} and {b.to}: {b.change}.")
+        ov = book.sheet("Overview")
+        _notice(book, ov, f"Sweep: {Path(plan.source).name}", plan, lines)
+        ws = book.sheet("Points")
+        fmts = {c: ("pct" if c.startswith(("fill_rate", "utilisation")) else "money" if c in (
+            "objective", "revenue", "cost", "shortfall_penalty") else "float") for c in kp.columns
+            if c not in ("case", "status", "error")}
+        book.table(ws, kp, formats=fmts, widths={"case": 40, "error": 60})
+        ok = kp[kp["status"] == "optimal"].reset_index(drop=True)
+        if param2 is None and len(ok):
+            data = book.sheet("ChartData")
+            cols = [param, "objective", "fill_rate"]
+            book.table(data, ok[cols], autofilter=False, freeze=False,
+                       formats={"objective": "money", "fill_rate": "pct"})
+            n = len(ok)
+            chart = book.wb.add_chart({"type": "line"})
+            chart.add_series({"name": "margin", "categories": ["ChartData", 1, 0, n, 0],
+                              "values": ["ChartData", 1, 1, n, 1], "marker": {"type": "circle"}})
+            fill = book.wb.add_chart({"type": "line"})
+            fill.add_series({"name": "fill rate", "categories": ["ChartData", 1, 0, n, 0],
+                             "values": ["ChartData", 1, 2, n, 2], "y2_axis": True, "marker": {"type": "diamond"},
+                             "line": {"dash_type": "dash"}})
+            chart.combine(fill)
+            chart.set_title({"name": f"Margin and fill rate vs {param}"})
+            chart.set_x_axis({"name": param})
+            chart.set_y_axis({"name": "margin", "num_format": "#,##0,,,\"B\""})
+            fill.set_y2_axis({"name": "fill rate", "num_format": "0%"})
+            chart.set_legend({"position": "bottom"})
+            chart.set_size({"width": 900, "height": 400})
+            charts = book.sheet("Charts")
+            charts.insert_chart(1, 0, chart)
+            ws = book.sheet("Break points")
+            if bp.empty:
+                ws.write_string(0, 0, "The same resources bind at every point of the sweep.")
+            else:
+                book.table(ws, bp, widths={"change": 70, "binding_before": 50, "binding_after": 50})
+        if param2 is not None and len(ok):
+            for metric, fmt in (("objective", "money"), ("fill_rate", "pct")):
+                grid = ok.pivot_table(index=param, columns=param2, values=metric, aggfunc="first")
+                ws = book.sheet(f"Grid {metric}")
+                ws.write_string(0, 0, f"{metric} by {param} (rows) and {param2} (columns)", book.subtitle)
+                g = grid.reset_index()
+                g.columns = [str(c) for c in g.columns]
+                first, last = book.table(ws, g, first_row=1, formats={c: fmt for c in g.columns[1:]},
+                                         autofilter=False)
+                ws.conditional_format(first, 1, last, len(g.columns) - 1,
+                                      {"type": "3_color_scale", "min_color": "#F8696B", "mid_color": "#FFEB84",
+                                       "max_color": "#63BE7B"})
+        _failures(book, results)
+        book.close()
+
+    return atomic_write(path, write, inputs)
+
+
+def montecarlo_stats(results: list[CaseResult], threshold: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    ok = [r for r in results if r.ok]
+    rows = []
+    margin = np.array([r.kpis["objective"] for r in ok])
+    fill = np.array([r.kpis["fill_rate"] for r in ok])
+
+    def pct(a: np.ndarray) -> dict:
+        return dict(zip(("P10", "P50", "P90"), np.percentile(a, [10, 50, 90]), strict=True)) if len(a) else {}
+
+    rows.append({"metric": "margin", **pct(margin), "mean": margin.mean() if len(ok) else None,
+                 "P(fill rate < threshold)": None})
+    rows.append({"metric": "fill_rate (all platforms)", **pct(fill), "mean": fill.mean() if len(ok) else None,
+                 "P(fill rate < threshold)": float((fill < threshold).mean()) if len(ok) else None})
+    plats = sorted({k[len("fill_rate["):-1] for r in ok for k in r.kpis if k.startswith("fill_rate[")})
+    for p in plats:
+        a = np.array([r.kpis.get(f"fill_rate[{p}]", np.nan) for r in ok], dtype=float)
+        a = a[~np.isnan(a)]
+        rows.append({"metric": f"fill_rate[{p}]", **pct(a), "mean": a.mean() if len(a) else None,
+                     "P(fill rate < threshold)": float((a < threshold).mean()) if len(a) else None})
+    stats = pd.DataFrame(rows, columns=["metric", "P10", "P50", "P90", "mean", "P(fill rate < threshold)"])
+    if len(margin):
+        counts, edges = np.histogram(margin, bins=min(20, max(5, int(np.sqrt(len(margin))))))
+        hist = pd.DataFrame({"bin": [f"{money(a)}–{money(b)}" for a, b in zip(edges[:-1], edges[1:], strict=True)],
+                             "from": edges[:-1], "to": edges[1:], "samples": counts})
+    else:
+        hist = pd.DataFrame(columns=["bin", "from", "to", "samples"])
+    return stats, hist
+
+
+def write_montecarlo(path: Path, plan: PlanData, outcome: BatchOutcome, samples: int, seed: int, threshold: float,
+                     inputs: tuple[Path, ...] = ()) -> Path:
+    results = outcome.results
+    stats, hist = montecarlo_stats(results, threshold)
+    cur = plan.settings.currency
+
+    def write(tmp: Path) -> None:
+        book = Book(tmp)
+        ok = sum(r.ok for r in results)
+        lines = [f"{samples} samples, seed {seed}: {ok} solved, {len(results) - ok} failed or not run. "
+                 "Same seed, same numbers.",
+                 "Uncertain inputs: " + "; ".join(
+                     f"{r['name'] or r['column']} ~ {r['distribution']}" for r in plan.uncertainty.to_dict("records"))]
+        if len(stats) and stats["P50"].notna().any():
+            m = stats.iloc[0]
+            lines.append(f"Margin P10 {money(m['P10'], cur)}, P50 {money(m['P50'], cur)}, P90 {money(m['P90'], cur)}.")
+            risky = stats.iloc[2:].sort_values("P(fill rate < threshold)", ascending=False)
+            for r in risky.head(4).itertuples():
+                if r._6 and r._6 > 0:
+                    lines.append(f"{r.metric[10:-1]}: {r._6:.0%} chance its fill rate falls below {threshold:.0%} "
+                                 f"(P10 {r.P10:.1%}, P50 {r.P50:.1%}).")
+        if outcome.interrupted:
+            lines.insert(0, "INTERRUPTED: statistics cover the finished samples only.")
+        _notice(book, book.sheet("Overview"), f"Monte Carlo: {Path(plan.source).name}", plan, lines)
+        ws = book.sheet("Statistics")
+        book.table(ws, stats, widths={"metric": 34, "P(fill rate < threshold)": 26},
+                   formats={"P(fill rate < threshold)": "pct"})
+        money_fmt = book.wb.add_format({"num_format": '"$"#,##0' if cur == "USD" else "#,##0"})
+        for i, metric in enumerate(stats["metric"], start=1):
+            ws.set_row(i, None, money_fmt if metric == "margin" else book.fmt["pct"])
+        ws.write_string(len(stats) + 2, 0, f"threshold = {threshold:.0%}")
+        ws = book.sheet("Histogram")
+        book.table(ws, hist, formats={"from": "money", "to": "money", "samples": "int"}, autofilter=False)
+        if len(hist):
+            chart = book.wb.add_chart({"type": "column"})
+            chart.add_series({"name": "samples", "categories": ["Histogram", 1, 0, len(hist), 0],
+                              "values": ["Histogram", 1, 3, len(hist), 3], "gap": 5, "fill": {"color": "#2F5597"}})
+            chart.set_title({"name": f"Distribution of margin ({len(hist)} bins, {ok} samples)"})
+            chart.set_x_axis({"num_font": {"rotation": -45, "size": 8}})
+            chart.set_legend({"none": True})
+            chart.set_size({"width": 900, "height": 400})
+            ws.insert_chart(1, 6, chart)
+        ws = book.sheet("Samples")
+        kp = kpi_table(results)
+        book.table(ws, kp, formats={c: ("pct" if c.startswith(("fill_rate", "utilisation")) else "float")
+                                    for c in kp.columns if c not in ("case", "status", "error")})
+        _failures(book, results)
+        book.close()
+
+    return atomic_write(path, write, inputs)
