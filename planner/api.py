@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from planner.diagnose import explain_infeasible
+from planner.diagnose import explain_infeasible, iis_requirements
 from planner.model.build import Model, build_model
 from planner.reader import Limits
 from planner.results import Results, extract
@@ -56,6 +56,7 @@ class Run:
     solution: Solution
     results: Results
     infeasibility: pd.DataFrame | None = None
+    iis: pd.DataFrame | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -69,6 +70,9 @@ def run(plan: PlanData, solver: str | None = None, time_limit: float | None = No
     t2 = time.perf_counter()
     res = extract(model, sol)
     t3 = time.perf_counter()
-    diag = explain_infeasible(model) if sol.status == "infeasible" else None
+    diag = iis = None
+    if sol.status == "infeasible":
+        diag = explain_infeasible(model)
+        iis = iis_requirements(plan)
     timings = {"build": t1 - t0, "solve": t2 - t1, "extract": t3 - t2}
-    return Run(plan, model, sol, res, diag, timings)
+    return Run(plan, model, sol, res, diag, iis, timings)

@@ -139,7 +139,7 @@ def _solve_one(plan, solver, time_limit, method, insights: bool, explain: bool =
     from planner.report.writer import ReportInput
 
     run = api.run(plan, solver=solver, time_limit=time_limit, method=method)
-    rep = ReportInput(plan=plan, results=run.results, infeasibility=run.infeasibility)
+    rep = ReportInput(plan=plan, results=run.results, infeasibility=run.infeasibility, iis=run.iis)
     if run.solution.has_solution:
         rep.bottlenecks = bottlenecks(plan, run.results)
         if insights and len(plan.programs):

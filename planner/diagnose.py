@@ -57,3 +57,76 @@ def explain_infeasible(model: Model, solver: str = "highs") -> pd.DataFrame:
         out.append({"platform": plat, "period": ms.periods[t], "required": req[i], "achievable": req[i] - slack[i],
                     "missing": slack[i], "reason": reason})
     return pd.DataFrame(out, columns=cols)
+
+
+def iis_requirements(plan) -> pd.DataFrame:
+    """The smallest set of requirements that cannot hold together (HiGHS IIS), in the user's words.
+
+    The IIS is computed on the model with R&D gates as column bounds, so a gate shows up as a requirement
+    ("no HBM4 wafers before 2026Q3") rather than as a missing column. Non-negativity bounds are left out.
+    """
+    from planner.model.build import build_model
+    from planner.periods import index_label
+    from planner.solve import HighsSession
+
+    cols = ["sheet", "row", "period", "requirement"]
+    model = build_model(plan, gates_as_bounds=True)
+    lp, ms = model.lp, model.sets
+    session = HighsSession(lp, method="simplex")
+    session.h.setOptionValue("iis_strategy", 2)
+    if session.run().status != "infeasible":
+        return pd.DataFrame(columns=cols)
+    status, iis = session.h.getIis()
+    if not iis.valid_:
+        return pd.DataFrame(columns=cols)
+    first = plan.settings.first_period
+    _, _, rl, ru = lp.bounds()
+    rows_of = {
+        "Fabs": dict(zip(zip(plan.fabs["fab"], plan.fabs["node"], strict=True), plan.fabs["_row"], strict=True)),
+        "Backend": dict(zip(plan.backend["resource"], plan.backend["_row"], strict=True)),
+        "Products": dict(zip(plan.products["product"], plan.products["_row"], strict=True)),
+        "Platforms": dict(zip(plan.platforms["platform"], plan.platforms["_row"], strict=True)),
+        "Programs": dict(zip(plan.programs["program"], plan.programs["_row"], strict=True)),
+    }
+    demand_rows = {(p, q): r for p, q, r in zip(plan.demand["platform"], plan.demand["period"], plan.demand["_row"],
+                                                strict=True)}
+    out = []
+    for r in iis.row_index_:
+        label, block = next((lab, b) for lab, b in lp.row_blocks.items() if b.start <= r < b.start + b.size)
+        rec = block.index.iloc[r - block.start]
+        q = index_label(int(rec["t"]), first) if "t" in rec else ""
+        if label == "fab_capacity":
+            out.append(("Fabs", rows_of["Fabs"].get((rec["fab"], rec["node"])), q,
+                        f"{rec['fab']}/{rec['node']} starts at most {ru[r]:,.0f} wafers in {q}"))
+        elif label == "backend_capacity":
+            out.append(("Backend", rows_of["Backend"].get(rec["resource"]), q,
+                        f"back-end line {rec['resource']} finishes at most {ru[r]:,.0f} units in {q}"))
+        elif label == "inventory_balance":
+            out.append(("Products", rows_of["Products"].get(rec["product"]), q,
+                        f"{rec['product']} shipped by {q} must have been made or on hand"))
+        elif label == "min_fill":
+            out.append(("Platforms", rows_of["Platforms"].get(rec["platform"]), q,
+                        f"{rec['platform']} must be served at least {rl[r]:,.0f} units in {q} (min_fill)"))
+        elif label == "demand_balance":
+            out.append(("Demand", demand_rows.get((rec["platform"], q)), q,
+                        f"{rec['platform']} demand in {q} is {rl[r]:,.0f} units"))
+        elif label == "expansion_limit":
+            out.append(("Expansions", None, "", f"{rec['fab']}/{rec['node']} expansion adds at most {ru[r]:,.0f} "
+                                                "wafers/quarter"))
+    gated = set(model.w.loc[model.w["gated"], "col"])
+    w_by_col = model.w.set_index("col")
+    prods = ms.products.set_index("product")
+    seen = set()
+    for c in iis.col_index_:
+        if c in gated:
+            prod = w_by_col.loc[c, "product"]
+            prog = prods.loc[prod, "program"]
+            if (prod, prog) in seen:
+                continue
+            seen.add((prod, prog))
+            ready = index_label(int(prods.loc[prod, "ready"]), first)
+            out.append(("Programs", rows_of["Programs"].get(prog), ready,
+                        f"program {prog} is ready in {ready}: no {prod} wafers start before (R&D gate)"))
+    df = pd.DataFrame(out, columns=cols)
+    df["row"] = df["row"].astype("Int64")
+    return df.drop_duplicates().reset_index(drop=True)

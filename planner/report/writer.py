@@ -33,6 +33,7 @@ class ReportInput:
     bottlenecks: pd.DataFrame | None = None
     rd_impact: pd.DataFrame | None = None
     infeasibility: pd.DataFrame | None = None
+    iis: pd.DataFrame | None = None
     causes: pd.DataFrame | None = None
     fixes: pd.DataFrame | None = None
     title: str = ""
@@ -95,6 +96,10 @@ def headline(rep: ReportInput) -> list[str]:
     cur = s["currency"]
     if s["objective"] is None:
         lines = [f"The plan is {s['status']}: no allocation could be computed."]
+        if rep.iis is not None and len(rep.iis):
+            lines.append("These requirements cannot all hold together: " + "; ".join(
+                f"{r.requirement} ({r.sheet}{' row ' + str(r.row) if pd.notna(r.row) else ''})"
+                for r in rep.iis.itertuples()) + ".")
         if rep.infeasibility is not None and len(rep.infeasibility):
             lines += [f"{r.platform} {r.period}: min_fill needs {units(r.required)} units, at most "
                       f"{units(r.achievable)} possible. {r.reason}." for r in rep.infeasibility.head(8).itertuples()]
@@ -304,8 +309,12 @@ def _write_insights(book: Book, rep: ReportInput, money_fmt: object) -> None:
                                     "margin_later": f"change of margin ({cur}) if ready one quarter later"})
     if rep.infeasibility is not None and len(rep.infeasibility):
         ws = book.sheet("Infeasibility")
-        book.table(ws, rep.infeasibility, formats={"required": "int", "achievable": "int", "missing": "int"},
-                   widths={"reason": 110})
+        _, last = book.table(ws, rep.infeasibility, formats={"required": "int", "achievable": "int", "missing": "int"},
+                             widths={"reason": 110}, autofilter=False)
+        if rep.iis is not None and len(rep.iis):
+            ws.write_string(last + 2, 0, "These requirements cannot all hold together (an irreducible infeasible "
+                                         "subset: drop or relax any one of them and the rest can):", book.subtitle)
+            book.table(ws, rep.iis, first_row=last + 3, widths={"requirement": 110}, autofilter=False, freeze=False)
 
 
 def _write_inputs(book: Book, plan: PlanData) -> None:

@@ -1,0 +1,223 @@
+"""Shortfall causes (issue 11) on plans whose causes are known in advance, and additivity on random plans.
+
+Builders' default plan: fab F (node n1) 100 wafers/quarter at $20; product P = 10 units per wafer at $10, no
+cycle time; platform X needs one P.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from builders import frames, plan
+from click.testing import CliRunner
+from conftest import EXAMPLE
+from test_model import random_frames
+
+from planner import api
+from planner.cli import main
+from planner.explain import explain_shortfalls, platform_sentences, what_would_close
+from planner.template import write_input_workbook
+from planner.validate import plan_from_frames
+
+
+def causes_of(p):
+    run = api.run(p)
+    return run, explain_shortfalls(run)
+
+
+def by(c, *cols):
+    return c.groupby(list(cols))["units"].sum().to_dict()
+
+
+def assert_adds_up(run, c):
+    svc = run.results.service
+    short = svc[svc["shortfall"] > 1e-6].set_index(["platform", "period"])["shortfall"]
+    got = c.groupby(["platform", "period"])["units"].sum()
+    assert set(got.index) == set(short.index)
+    for key, s in short.items():
+        assert got[key] == pytest.approx(s, rel=1e-6, abs=1e-6), key
+
+
+def test_rd_gate_with_ample_capacity():
+    """Program G ready in quarter 2, capacity ample: all shortfall in quarters 0 and 1 is rd_gate G."""
+    p = plan(quarters=3, products=[{"program": "G"}],
+             programs=[{"program": "G", "start_period": "2026Q1", "development_quarters": 2,
+                        "qualification_quarters": 0}],
+             demand=[{"platform": "X", "period": q, "units": 300} for q in ("2026Q1", "2026Q2", "2026Q3")])
+    run, c = causes_of(p)
+    assert by(c, "period", "cause", "resource") == pytest.approx({("2026Q1", "rd_gate", "G"): 300,
+                                                                   ("2026Q2", "rd_gate", "G"): 300})
+    assert "ready only in 2026Q3" in c["explanation"].iloc[0]
+    assert_adds_up(run, c)
+
+
+def test_tight_fab_names_fab_and_node():
+    run, c = causes_of(plan(quarters=1))  # 1000 of 2000 units: the fab binds
+    assert by(c, "cause", "resource") == pytest.approx({("fab_capacity", "F/n1"): 1000})
+    assert "F/n1 is full in 2026Q1" in c["explanation"].iloc[0]
+
+
+def test_tight_backend_line():
+    """Line TSV finishes 300 units; the fab could make 1000 = demand: all 700 short is the line's."""
+    p = plan(quarters=1, products=[{"backend": "TSV"}], backend=[{"resource": "TSV", "units_per_quarter": 300}],
+             demand=[{"platform": "X", "period": "2026Q1", "units": 1000}])
+    run, c = causes_of(p)
+    assert by(c, "cause", "resource") == pytest.approx({("backend_capacity", "TSV"): 700})
+
+
+def test_line_and_fab_interacting_get_shapley_shares():
+    """Demand 2000, fab 1000 units, line 300. Short: none lifted 1700; line lifted 1000; fab lifted 1700 (the line
+    still caps at 300); both lifted 0. Shapley: line = ½(700 + 1700) = 1200, fab = ½(0 + 1000) = 500."""
+    p = plan(quarters=1, products=[{"backend": "TSV"}], backend=[{"resource": "TSV", "units_per_quarter": 300}])
+    run, c = causes_of(p)
+    assert by(c, "cause", "resource") == pytest.approx({("backend_capacity", "TSV"): 1200,
+                                                         ("fab_capacity", "F/n1"): 500})
+
+
+def test_competing_platforms_name_the_winner():
+    """1000 units; H pays $15, L pays $5, each wants 1000: L loses everything to H."""
+    p = plan(quarters=1,
+             platforms=[{"platform": "H", "priority": 1, "shortfall_penalty": 0},
+                        {"platform": "L", "priority": 1, "shortfall_penalty": 0}],
+             bom=[{"platform": "H", "option": "o", "product": "P", "units_per_platform": 1, "price": 15},
+                  {"platform": "L", "option": "o", "product": "P", "units_per_platform": 1, "price": 5}],
+             demand=[{"platform": "H", "period": "2026Q1", "units": 1000},
+                     {"platform": "L", "period": "2026Q1", "units": 1000}])
+    run, c = causes_of(p)
+    (row,) = c.to_dict("records")
+    assert (row["platform"], row["cause"], row["resource"], row["competitors"]) == ("L", "fab_capacity", "F/n1", "H")
+    assert row["units"] == pytest.approx(1000)
+
+
+def test_price_below_cost_is_economics():
+    """Price $1 < $2 of wafer per unit and no penalty: nothing is served, for economic reasons only."""
+    run, c = causes_of(plan(quarters=1, products=[{"price": 1}],
+                            demand=[{"platform": "X", "period": "2026Q1", "units": 500}]))
+    assert by(c, "cause") == pytest.approx({"economics": 500})
+
+
+def test_gate_and_tight_fab_share_the_shortfall():
+    """Ready in quarter 1; 1000 units/quarter; demand 1500 in quarter 1 only (no holding cost). Served 1000,
+    short 500. Lifting the gate alone lets quarter 0 build stock (short 0); lifting the fab alone lets quarter 1
+    make 1500 (short 0); so each family's marginal effect is 500 in one order and 0 in the other: Shapley gives
+    250 each."""
+    p = plan(quarters=2, products=[{"program": "G"}],
+             programs=[{"program": "G", "start_period": "2026Q1", "development_quarters": 1,
+                        "qualification_quarters": 0}],
+             demand=[{"platform": "X", "period": "2026Q2", "units": 1500}])
+    run, c = causes_of(p)
+    assert by(c, "cause", "resource") == pytest.approx({("rd_gate", "G"): 250, ("fab_capacity", "F/n1"): 250})
+    assert "built ahead" in c.loc[c["cause"] == "rd_gate", "explanation"].iloc[0]
+
+
+def test_yield_ramp():
+    """Ready in quarter 0 with ramp 0.5 then 1; capacity 100 wafers; demand 800 in quarter 0 → 500 made.
+    Lifting the ramp alone closes all 300; lifting the fab alone closes all 300 too: 150 each."""
+    p = plan(quarters=2, products=[{"program": "G", "holding_cost": 1}],
+             programs=[{"program": "G", "start_period": "2026Q1", "development_quarters": 0,
+                        "qualification_quarters": 0}],
+             ramp=[{"product": "P", "quarter": 0, "factor": 0.5}, {"product": "P", "quarter": 1, "factor": 1.0}],
+             demand=[{"platform": "X", "period": "2026Q1", "units": 800}])
+    run, c = causes_of(p)
+    assert by(c, "cause") == pytest.approx({"yield_ramp": 150, "fab_capacity": 150})
+
+
+def test_cycle_time_at_horizon_start_is_named():
+    """Cycle 1: nothing made inside the horizon lands in quarter 0; 100 units on hand, 400 wanted."""
+    p = plan(quarters=2, products=[{"cycle_quarters": 1, "initial_inventory": 100}],
+             demand=[{"platform": "X", "period": "2026Q1", "units": 400}])
+    run, c = causes_of(p)
+    (row,) = c.to_dict("records")
+    assert (row["cause"], row["resource"], row["units"]) == ("fab_capacity", "initial inventory", pytest.approx(300))
+    assert "cycle time" in row["explanation"]
+
+
+def test_policy_cause_under_priority():
+    """priority: tier-1 H ($5) takes the 1000 units from tier-2 L ($15). Lifting the policy (margin) gives L all;
+    lifting the fab gives both. The policy and the fab share L's shortfall; the policy row names H."""
+    p = plan(quarters=1, settings={"policy": "priority"},
+             platforms=[{"platform": "H", "priority": 1, "shortfall_penalty": 0},
+                        {"platform": "L", "priority": 2, "shortfall_penalty": 0}],
+             bom=[{"platform": "H", "option": "o", "product": "P", "units_per_platform": 1, "price": 5},
+                  {"platform": "L", "option": "o", "product": "P", "units_per_platform": 1, "price": 15}],
+             demand=[{"platform": "H", "period": "2026Q1", "units": 1000},
+                     {"platform": "L", "period": "2026Q1", "units": 1000}])
+    run, c = causes_of(p)
+    lc = c[c["platform"] == "L"]
+    assert set(lc["cause"]) == {"policy", "fab_capacity"}
+    assert lc.loc[lc["cause"] == "policy", "competitors"].iloc[0] == "H"
+    assert_adds_up(run, c)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_causes_add_up_on_random_plans(seed):
+    run, c = causes_of(plan_from_frames(random_frames(seed)))
+    assert_adds_up(run, c)
+    assert (c["units"] > 0).all()
+    assert set(c["cause"]) <= {"rd_gate", "yield_ramp", "fab_capacity", "backend_capacity", "economics", "policy"}
+
+
+def test_example_explained():
+    p = api.load_workbook(EXAMPLE)
+    run, c = causes_of(p)
+    assert_adds_up(run, c)
+    rubin = c[c["platform"] == "Vera Rubin"]
+    early = rubin[rubin["period"].isin(["2026Q3", "2026Q4"])]
+    assert set(zip(early["cause"], early["resource"], strict=True)) == {("rd_gate", "HBM4")}
+    sentences = platform_sentences(c, p)
+    assert any(s.startswith("Vera Rubin: 760k units short") and "HBM4 qualification (ready 2026Q4)" in s
+               for s in sentences)
+    fixes = what_would_close(run, c)
+    assert fixes.set_index("platform").loc["Vera Rubin", "change"].startswith("HBM4 ready")
+
+
+def test_what_would_close_a_gate():
+    p = plan(quarters=3, products=[{"program": "G"}],
+             programs=[{"program": "G", "start_period": "2026Q1", "development_quarters": 2,
+                        "qualification_quarters": 0}],
+             demand=[{"platform": "X", "period": q, "units": 300} for q in ("2026Q1", "2026Q2", "2026Q3")])
+    run, c = causes_of(p)
+    (fix,) = what_would_close(run, c).to_dict("records")
+    assert fix["change"] == "G ready 2 quarters earlier" and fix["units_closed"] == pytest.approx(600)
+    assert fix["margin_change"] == pytest.approx(600 * 10 - 60 * 20)
+
+
+def test_explain_cli(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(main, ["explain", str(EXAMPLE), "--platform", "Vera Rubin", "--period", "2026Q3"])
+    assert res.exit_code == 0, res.output
+    assert "rd_gate HBM4" in res.output and "What would help" in res.output
+    js = json.loads(runner.invoke(main, ["explain", str(EXAMPLE), "--json"]).output)
+    assert {r["cause"] for r in js["causes"]} >= {"rd_gate", "backend_capacity"}
+    bad = runner.invoke(main, ["explain", str(EXAMPLE), "--platform", "Vera Rubn"])
+    assert bad.exit_code == 2 and 'did you mean "Vera Rubin"?' in bad.output
+
+
+def test_report_has_shortfall_causes_and_chart(tmp_path):
+    import openpyxl
+
+    out = tmp_path / "r.xlsx"
+    res = CliRunner().invoke(main, ["solve", str(EXAMPLE), "-o", str(out), "--no-insights"])
+    assert res.exit_code == 0, res.output
+    assert "Vera Rubin: 760k units short" in res.output
+    wb = openpyxl.load_workbook(out)
+    header = [c.value for c in wb["ShortfallCauses"][1]]
+    assert header == ["platform", "period", "shortfall", "cause", "resource", "units", "competitors", "explanation"]
+    assert "What would help" in wb.sheetnames
+    no = CliRunner().invoke(main, ["solve", str(EXAMPLE), "-o", str(out), "--no-insights", "--no-explain"])
+    assert no.exit_code == 0 and "ShortfallCauses" not in openpyxl.load_workbook(out, read_only=True).sheetnames
+
+
+def test_infeasible_plan_is_explained_by_an_iis(tmp_path):
+    f = frames(quarters=2, products=[{"program": "G"}],
+               programs=[{"program": "G", "start_period": "2026Q1", "development_quarters": 1,
+                          "qualification_quarters": 0}],
+               platforms=[{"platform": "X", "priority": 1, "shortfall_penalty": 0, "min_fill": 0.5}],
+               demand=[{"platform": "X", "period": "2026Q1", "units": 100}])
+    src = write_input_workbook(tmp_path / "inf.xlsx", f)
+    res = CliRunner().invoke(main, ["solve", str(src)])
+    assert res.exit_code == 1
+    assert "program G is ready in 2026Q2" in res.output and "Platforms row 2" in res.output
+    run = api.run(api.load_workbook(src))
+    assert set(run.iis["sheet"]) == {"Products", "Platforms", "Programs"}
