@@ -365,7 +365,7 @@ def compare(input_path: Path, scenarios: tuple[str, ...], sets: tuple[str, ...],
     written = write_compare(out_path, plan, outcome, cases, moves, inputs=(input_path,))
     from planner.whatif import compare_sentences
 
-    for line in compare_sentences(plan, outcome.results):
+    for line in compare_sentences(plan, outcome.results, cases, moves):
         click.echo(line)
     _finish_batch(outcome, written, journal, "scenarios")
 

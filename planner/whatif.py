@@ -247,8 +247,42 @@ def _failures(book: Book, results: list[CaseResult]) -> None:
                    widths={"reason": 120, "case": 40})
 
 
-def compare_sentences(plan: PlanData, results: list[CaseResult]) -> list[str]:
+def _fmt(v) -> str:
+    """A cell value as a person would write it: 5,940,000 not 5940000.000000001, 0.78 not 0.7800000001."""
+    if isinstance(v, bool) or not isinstance(v, int | float | np.number):
+        return str(v)
+    v = float(v)
+    if abs(v - round(v)) < 1e-6 * max(1.0, abs(v)):
+        return f"{round(v):,}"
+    return f"{v:,.6g}"
+
+
+def _because(plan: PlanData, case: Case | None, moves: pd.DataFrame | None, name: str) -> str:
+    """'because <input changes> → <cause moves>' for one scenario, when both are known."""
+    parts = []
+    if case is not None and case.edits:
+        try:
+            cc = changed_cells(plan, case.edits)
+        except ValidationFailed:
+            cc = pd.DataFrame()
+        if len(cc):
+            head = cc.head(2)
+            desc = [f"{r.sheet} {r.row_id} {r.column} {_fmt(r.before)} → {_fmt(r.after)}" for r in head.itertuples()]
+            if len(cc) > 2:
+                desc.append(f"{len(cc) - 2} more cell{'s' if len(cc) > 3 else ''}")
+            parts.append(", ".join(desc))
+    if moves is not None and len(moves):
+        m = moves[moves["scenario"] == name].reindex(
+            moves[moves["scenario"] == name]["delta"].abs().sort_values(ascending=False).index).head(3)
+        if len(m):
+            parts.append("; ".join(m["explanation"]))
+    return (" Because " + " → ".join(parts) + ".") if parts else ""
+
+
+def compare_sentences(plan: PlanData, results: list[CaseResult], cases: list[Case] | None = None,
+                      moves: pd.DataFrame | None = None) -> list[str]:
     cur = plan.settings.currency
+    case_of = {c.name: c for c in cases or []}
     base = results[0]
     lines = []
     if not base.ok:
@@ -271,7 +305,7 @@ def compare_sentences(plan: PlanData, results: list[CaseResult]) -> list[str]:
                 f"pts; served: {who}")
         if len(short):
             line += "; shortfall: " + "; ".join(f"{p} {'+' if d > 0 else ''}{units(d)}" for p, d in short.items())
-        line += "."
+        line += "." + _because(plan, case_of.get(r.name), moves, r.name)
         lines.append(line)
     return lines
 
@@ -285,7 +319,7 @@ def write_compare(path: Path, plan: PlanData, outcome: BatchOutcome, cases: list
         book = Book(tmp)
         cur = plan.settings.currency
         ov = book.sheet("Overview")
-        lines = compare_sentences(plan, results)
+        lines = compare_sentences(plan, results, cases, causes_moves)
         if outcome.interrupted:
             lines.insert(0, "INTERRUPTED: only the finished scenarios are shown; the rest are marked 'interrupted'.")
         _notice(book, ov, f"Scenario comparison: {Path(plan.source).name}", plan, lines)
