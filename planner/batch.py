@@ -72,7 +72,7 @@ def _json_default(v: Any) -> Any:
     return str(v)
 
 
-def compact(name: str, params: dict, run, seconds: float, explain: bool = False) -> CaseResult:
+def compact(name: str, params: dict, run, seconds: float, explain: bool | None = False) -> CaseResult:
     """The parts of a run a batch report needs (KPIs, service, capacity), small enough to ship back."""
     res = run.results
     s = res.summary
@@ -92,6 +92,8 @@ def compact(name: str, params: dict, run, seconds: float, explain: bool = False)
         out.error = s.get("message") or f"plan is {s['status']}"
         if run.infeasibility is not None and len(run.infeasibility):
             out.error = "; ".join(f"{r.platform} {r.period}: {r.reason}" for r in run.infeasibility.head(3).itertuples())
+    if explain is None:  # auto: explain where it costs a fraction of a second
+        explain = run.model.lp.n_cols < 20_000
     if explain and run.solution.has_solution:
         from planner.explain import explain_shortfalls
 
@@ -100,7 +102,7 @@ def compact(name: str, params: dict, run, seconds: float, explain: bool = False)
 
 
 def run_case(base: PlanData, case: Case, solver: str | None = None, time_limit: float | None = None,
-             explain: bool = False) -> CaseResult:
+             explain: bool | None = False) -> CaseResult:
     """Apply a case's edits to the base plan and solve; never raises for a problem of the case itself."""
     from planner import api
     from planner.solve import SolverError

@@ -132,14 +132,34 @@ def default_report_path(input_path: Path, suffix: str = "report") -> Path:
     return input_path.with_name(f"{input_path.stem}-{suffix}.xlsx")
 
 
-def _solve_one(plan, solver, time_limit, method, insights: bool, explain: bool = False):
-    """Run one plan and the analysis the report needs; returns (run, ReportInput)."""
+AUTO_ANALYSIS_MAX_COLS = 20_000
+
+
+def _solve_one(plan, solver, time_limit, method, insights: bool | None, explain: bool | None = False):
+    """Run one plan and the analysis the report needs; returns (run, ReportInput).
+
+    ``None`` for insights/explain means auto: on for plans below AUTO_ANALYSIS_MAX_COLS LP columns, where the
+    extra re-solves cost a fraction of a second, off above (the report says how to turn them on).
+    """
     from planner import api
     from planner.insights import bottlenecks, rd_impact
     from planner.report.writer import ReportInput
 
     run = api.run(plan, solver=solver, time_limit=time_limit, method=method)
     rep = ReportInput(plan=plan, results=run.results, infeasibility=run.infeasibility, iis=run.iis)
+    small = run.model.lp.n_cols < AUTO_ANALYSIS_MAX_COLS
+    skipped = []
+    if insights is None:
+        insights = small
+        if not small and len(plan.programs):
+            skipped.append("R&D impact (--insights)")
+    if explain is None:
+        explain = small
+        if not small:
+            skipped.append("shortfall causes (--explain)")
+    if skipped and run.solution.has_solution:
+        rep.notes.append(f"Skipped on this {run.model.lp.n_cols:,}-column plan because each re-solves it many times: "
+                         + ", ".join(skipped) + ". Add the flags to include them.")
     if run.solution.has_solution:
         rep.bottlenecks = bottlenecks(plan, run.results)
         if insights and len(plan.programs):
@@ -175,13 +195,15 @@ def _echo_summary(rep, out_path: Path | None) -> None:
               help="Solve the base and every scenario, one report each (INPUT-report-<scenario>.xlsx).")
 @click.option("--solver", type=click.Choice(["highs", "cbc"]), help="Override Settings.solver.")
 @click.option("--method", type=click.Choice(["auto", "simplex", "ipm"]),
-              help="HiGHS algorithm (auto: simplex below 50k columns, interior point above).")
+              help="HiGHS algorithm (auto: simplex below 2,000 columns, interior point above).")
 @click.option("--time-limit", type=float, help="Solver time limit in seconds (overrides Settings.time_limit_s).")
-@click.option("--no-insights", is_flag=True, help="Skip the R&D impact re-solves (faster on large plans).")
-@click.option("--no-explain", is_flag=True, help="Skip the shortfall-cause analysis (ShortfallCauses sheet).")
+@click.option("--insights/--no-insights", default=None,
+              help="R&D impact re-solves (default: on below 20,000 LP columns, off above).")
+@click.option("--explain/--no-explain", "explain_", default=None,
+              help="Shortfall causes and fixes (default: on below 20,000 LP columns, off above).")
 def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple[str, ...], sets: tuple[str, ...],
-          all_scenarios: bool, solver: str | None, method: str | None, time_limit: float | None, no_insights: bool,
-          no_explain: bool) -> None:
+          all_scenarios: bool, solver: str | None, method: str | None, time_limit: float | None,
+          insights: bool | None, explain_: bool | None) -> None:
     """Solve a plan and write the Excel report.
 
     Reads INPUT.xlsx, allocates wafers, back-end capacity and finished memory across platforms and
@@ -209,7 +231,7 @@ def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple
     summaries = []
     for name, p, target in runs:
         code, summary = _solve_and_report(p, name, target, input_path, as_json, solver, method, time_limit,
-                                          no_insights, no_explain, quiet=len(runs) > 1)
+                                          insights, explain_, quiet=len(runs) > 1)
         worst = max(worst, code)
         summaries.append(summary)
         if len(runs) > 1 and not as_json:
@@ -224,12 +246,12 @@ def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple
 
 
 def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_json: bool, solver, method,
-                      time_limit, no_insights: bool, no_explain: bool, quiet: bool = False) -> tuple[int, dict]:
+                      time_limit, insights: bool | None, explain: bool | None, quiet: bool = False) -> tuple[int, dict]:
     from planner.report.writer import write_report
     from planner.solve import SolverError
 
     try:
-        run, rep = _solve_one(plan, solver, time_limit, method, insights=not no_insights, explain=not no_explain)
+        run, rep = _solve_one(plan, solver, time_limit, method, insights=insights, explain=explain)
         rep.scenario = scenario
         written = write_report(out_path, rep, inputs=(input_path,))
     except SolverError as exc:
@@ -324,12 +346,14 @@ def _finish_batch(outcome, written: Path, journal: Path, what: str) -> None:
 @click.option("--all-scenarios", is_flag=True, help="Compare the base with every scenario of the Scenarios sheet.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Comparison workbook (default: INPUT-compare.xlsx).")
-@click.option("--no-explain", is_flag=True, help="Skip the shortfall-cause analysis of each scenario.")
+@click.option("--explain/--no-explain", "explain_", default=None,
+              help="Shortfall causes of each scenario (default: on below 20,000 LP columns, off above).")
 @WORKERS
 @SCHEDULER
 @QUIET
 def compare(input_path: Path, scenarios: tuple[str, ...], sets: tuple[str, ...], all_scenarios: bool,
-            output: Path | None, no_explain: bool, workers: int | None, scheduler: str | None, quiet: bool) -> None:
+            output: Path | None, explain_: bool | None, workers: int | None, scheduler: str | None,
+            quiet: bool) -> None:
     """Compare scenarios side by side with the base plan.
 
     KPIs with deltas (margin, revenue, fill rate and shortfall per platform, wafer starts per fab,
@@ -356,9 +380,9 @@ def compare(input_path: Path, scenarios: tuple[str, ...], sets: tuple[str, ...],
         _fail_input(exc, False)
     journal = _journal(out_path)
     outcome = run_batch(plan, cases, executor=_executor(workers, scheduler), journal=journal, quiet=quiet,
-                        explain=not no_explain)
+                        explain=explain_)
     moves = None
-    if not no_explain:
+    if explain_ is not False:
         from planner.explain import cause_moves
 
         moves = cause_moves(outcome.results)
@@ -535,3 +559,28 @@ def explain(input_path: Path, platforms: tuple[str, ...], periods: tuple[str, ..
         click.echo("\nWhat would help:")
         for s in fixes["sentence"]:
             click.echo(f"  {s}")
+
+
+@main.command()
+@click.option("--platforms", type=click.IntRange(1), default=50, show_default=True, help="Number of platforms.")
+@click.option("--products", type=click.IntRange(1), default=40, show_default=True, help="Number of memory products.")
+@click.option("--fabs", type=click.IntRange(1), default=6, show_default=True, help="Number of fabs.")
+@click.option("--quarters", type=click.IntRange(1, 200), default=12, show_default=True, help="Horizon in quarters.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Random seed (same seed, same plan).")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="Workbook to write.")
+def generate(platforms: int, products: int, fabs: int, quarters: int, seed: int, output: Path) -> None:
+    """Write a synthetic, contract-conformant plan of any size (for scale tests and benchmarks).
+
+    Every feature is used (programs, ramps, capacity overrides, expansions, back-end lines, BOM options,
+    min_fill, scenarios, uncertainty) and capacity is sized to bind. Example:
+    `planner generate --platforms 400 --products 600 --fabs 40 --quarters 32 --seed 1 -o big.xlsx`.
+    """
+    from planner.generate import write_generated
+
+    try:
+        write_generated(output, platforms, products, fabs, quarters, seed)
+    except OutputError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USER)
+    click.echo(f"wrote {output}")

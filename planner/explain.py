@@ -26,6 +26,8 @@ from planner.solve import HighsSession, run_policy
 
 FAMILIES = ("rd_gate", "yield_ramp", "fab_capacity", "backend_capacity", "economics", "policy")
 TOL = 1e-6
+EXACT_MAX_COLS = 20_000  # above this (and with more than 4 families) the 2n+2-solve estimate replaces 2^n solves
+MAX_LEVERS = 10
 
 
 class Lifter:
@@ -36,7 +38,7 @@ class Lifter:
         self.model: Model = build_model(run.plan, gates_as_bounds=True)
         self.ms = self.model.sets
         lp = self.model.lp
-        self.session = HighsSession(lp, method="simplex")
+        self.session = HighsSession(lp, method="auto")  # first solve: interior point on large plans
         self.cost = lp.objective()
         self.policy = self.plan.settings.policy
         w = self.model.w
@@ -128,11 +130,63 @@ class Lifter:
         policy = "margin" if "policy" in self.lifted else self.policy
         res = run_policy(self.session, self.model, policy, self.cost.copy())
         self.session.reset(mark)
+        if self.model.lp.n_cols < EXACT_MAX_COLS:
+            # small plans: warm dual simplex from the previous basis (one family toggled per solve); on large
+            # plans interior point is steadier (a cost change such as the economics lift makes dual simplex
+            # restart far from optimal: 15 s against 1.5 s measured on a 36k-column plan)
+            self.session.use_simplex()
         if res.status != "optimal" or res.x is None:
             return None
         S = np.zeros((len(self.ms.platforms), self.ms.T))
         np.add.at(S, (self.s_p, self.s_t), res.x[self.s_cols])
         return np.where(np.abs(S) < TOL, 0.0, S)
+
+
+def _all_subsets(lifter: Lifter, fams: list[str], base_S: np.ndarray) -> dict[int, np.ndarray]:
+    """Shortfall for every subset of lifted families, visited in Gray-code order (one toggle per solve)."""
+    values: dict[int, np.ndarray] = {0: base_S}
+    prev = 0
+    for mask in _gray(len(fams))[1:]:
+        diff = mask ^ prev
+        f = diff.bit_length() - 1
+        lifter.toggle(fams[f], bool(mask & diff))
+        S = lifter.shortfall()
+        values[mask] = S if S is not None else base_S
+        prev = mask
+    return values
+
+
+def _extreme_orders(lifter: Lifter, fams: list[str], base_S: np.ndarray) -> dict[int, np.ndarray]:
+    """Shortfall with each family lifted alone, with all lifted, and with all but one lifted (2n + 1 solves)."""
+    n = len(fams)
+    full = (1 << n) - 1
+    values: dict[int, np.ndarray] = {0: base_S}
+    for f in range(n):
+        lifter.toggle(fams[f], True)
+        S = lifter.shortfall()
+        values[1 << f] = S if S is not None else base_S
+        lifter.toggle(fams[f], False)
+    for f in range(n):
+        lifter.toggle(fams[f], True)
+    S = lifter.shortfall()
+    values[full] = S if S is not None else np.zeros_like(base_S)
+    for f in range(n):
+        lifter.toggle(fams[f], False)
+        S = lifter.shortfall()
+        values[full & ~(1 << f)] = S if S is not None else values[full]
+        lifter.toggle(fams[f], True)
+    return values
+
+
+def _extreme_order_estimate(values: dict[int, np.ndarray], n: int) -> list[np.ndarray]:
+    """½ (effect of f lifted first + effect of f lifted last): the Shapley value's two extreme orders.
+
+    Exact for two families and for families that do not interact; with interactions it shares them equally
+    between the first and last positions instead of averaging over all n! orders.
+    """
+    full = (1 << n) - 1
+    base = values[0]
+    return [0.5 * ((base - values[1 << f]) + (values[full & ~(1 << f)] - values[full])) for f in range(n)]
 
 
 def _gray(n: int) -> list[int]:
@@ -184,17 +238,11 @@ def explain_shortfalls(run) -> pd.DataFrame:
     base_S[svc["platform"].map(p_of).to_numpy(), svc["period"].map(t_of).to_numpy()] = svc["shortfall"].to_numpy()
     fams = lifter.families()
     n = len(fams)
-    values: dict[int, np.ndarray] = {0: base_S}
-    prev = 0
-    for mask in _gray(n)[1:]:
-        diff = mask ^ prev
-        f = diff.bit_length() - 1
-        lifter.toggle(fams[f], bool(mask & diff))
-        S = lifter.shortfall()
-        values[mask] = S if S is not None else base_S
-        prev = mask
+    exact = n <= 4 or lifter.model.lp.n_cols <= EXACT_MAX_COLS
+    values = _all_subsets(lifter, fams, base_S) if exact else _extreme_orders(lifter, fams, base_S)
     residual = values[(1 << n) - 1]
-    phi = _split_positive(shapley(values, n), base_S - residual)
+    phi = shapley(values, n) if exact else _extreme_order_estimate(values, n)
+    phi = _split_positive(phi, base_S - residual)
     phi_by = dict(zip(fams, phi, strict=True))
     return _rows(run, lifter, base_S, phi_by, residual)
 
@@ -372,28 +420,37 @@ def what_would_close(run, causes: pd.DataFrame, solve=None) -> pd.DataFrame:
     short_by = base.service.groupby("platform")["shortfall"].sum()
     short_plats = [p for p, s in short_by.items() if s > TOL]
     levers: list[tuple[str, object]] = []
-    for prog in causes.loc[causes["cause"] == "rd_gate", "resource"].unique():
+    weight = causes.groupby(["cause", "resource"])["units"].sum().sort_values(ascending=False)
+
+    def top(cause: str, k: int = 3) -> list[str]:
+        w = weight[weight.index.get_level_values(0) == cause]
+        return [r for (_, r) in w.index[:k] if r]
+
+    for prog in top("rd_gate"):
         for k in (1, 2):
             levers.append((f"{prog} ready {k} quarter{'s' if k > 1 else ''} earlier", ("program", prog, -k)))
-    for res in causes.loc[causes["cause"] == "fab_capacity", "resource"].unique():
+    for res in top("fab_capacity"):
         if res and "/" in res:
             fab, node = res.split("/", 1)
             levers.append((f"{res} +10% wafers", [Edit("Fabs", f"{fab}|{node}", "wafers_per_quarter", "scale", 1.1)]
                            + [Edit("FabCapacity", f"{fab}|{node}|*", "wafers", "scale", 1.1)]
                            if ((plan.fab_capacity["fab"] == fab) & (plan.fab_capacity["node"] == node)).any()
                            else [Edit("Fabs", f"{fab}|{node}", "wafers_per_quarter", "scale", 1.1)]))
-    for res in causes.loc[causes["cause"] == "backend_capacity", "resource"].unique():
+    for res in top("backend_capacity"):
         if res:
             edits = [Edit("Backend", res, "units_per_quarter", "scale", 1.1)]
             if (plan.backend_capacity["resource"] == res).any():
                 edits.append(Edit("BackendCapacity", f"{res}|*", "units", "scale", 1.1))
             levers.append((f"{res} +10% capacity", edits))
+    named = set(top("fab_capacity"))
     for e in plan.expansions.itertuples():
+        if named and f"{e.fab}/{e.node}" not in named:
+            continue
         levers.append((f"{e.fab}/{e.node} expansion up to {units(2 * e.max_wafers_per_quarter)} wafers/quarter",
                        [Edit("Expansions", f"{e.fab}|{e.node}", "max_wafers_per_quarter", "scale", 2)]))
     rows = []
     base_obj = base.summary["objective"] or 0.0
-    for label, lever in levers:
+    for label, lever in levers[:MAX_LEVERS]:
         try:
             if isinstance(lever, tuple):
                 p2 = shift_program(plan, lever[1], lever[2])

@@ -25,7 +25,7 @@ import numpy as np
 from planner.model.build import Model
 from planner.model.lp import LinearProgram
 
-IPM_THRESHOLD_COLS = 50_000  # 'auto' method: interior point above this many columns (solver-facts.md)
+IPM_THRESHOLD_COLS = 2_000  # 'auto': interior point from here up (measured crossover, benchmarks/results.md)
 
 
 class SolverError(Exception):
@@ -157,6 +157,12 @@ class HighsSession:
         if cols > mark[1]:
             self.h.deleteCols(cols - mark[1], np.arange(mark[1], cols, dtype=np.int32))
             self.n_cols = mark[1]
+
+    def use_simplex(self) -> None:
+        """Switch to dual simplex for re-solves: it restarts from the current basis, interior point does not."""
+        if self.method != "simplex":
+            self.h.setOptionValue("solver", "simplex")
+            self.method = "simplex"
 
     def run(self) -> RunResult:
         hs = self._hs

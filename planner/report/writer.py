@@ -9,7 +9,7 @@ target only when complete (:mod:`planner.atomic`).
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ class ReportInput:
     iis: pd.DataFrame | None = None
     causes: pd.DataFrame | None = None
     fixes: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
     title: str = ""
     scenario: str = ""
 
@@ -154,7 +155,7 @@ def headline(rep: ReportInput) -> list[str]:
         lines.append("Expansions: no expansion option is worth its cost in this plan.")
     if s["feasibility_check"] != "passed":
         lines.append(f"CHECK FAILED: {s['feasibility_check']}")
-    return lines
+    return lines + list(rep.notes)
 
 
 def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
