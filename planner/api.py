@@ -60,6 +60,17 @@ class Run:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def finish(plan: PlanData, model: Model, sol: Solution, t0: float | None = None) -> Run:
+    """Extract results (and diagnose infeasibility) for a solution obtained elsewhere (warm re-solves)."""
+    t = time.perf_counter()
+    res = extract(model, sol)
+    diag = iis = None
+    if sol.status == "infeasible":
+        diag = explain_infeasible(model)
+        iis = iis_requirements(plan)
+    return Run(plan, model, sol, res, diag, iis, {"solve": sol.seconds, "extract": time.perf_counter() - t})
+
+
 def run(plan: PlanData, solver: str | None = None, time_limit: float | None = None,
         method: str | None = None) -> Run:
     """Build, solve, extract and (when infeasible) diagnose one plan."""

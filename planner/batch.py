@@ -101,16 +101,37 @@ def compact(name: str, params: dict, run, seconds: float, explain: bool | None =
     return out
 
 
+_INCREMENTAL: dict[int, object] = {}
+
+
+def _incremental(base: PlanData, time_limit: float | None):
+    """One IncrementalSolver per base plan in this process (workers keep theirs between cases)."""
+    from planner.resolve import IncrementalSolver
+
+    key = id(base)
+    if key not in _INCREMENTAL:
+        _INCREMENTAL.clear()
+        _INCREMENTAL[key] = IncrementalSolver(time_limit)
+    return _INCREMENTAL[key]
+
+
 def run_case(base: PlanData, case: Case, solver: str | None = None, time_limit: float | None = None,
-             explain: bool | None = False) -> CaseResult:
-    """Apply a case's edits to the base plan and solve; never raises for a problem of the case itself."""
+             explain: bool | None = False, warm: bool = True) -> CaseResult:
+    """Apply a case's edits to the base plan and solve; never raises for a problem of the case itself.
+
+    With HiGHS and ``warm`` the solve reuses this process's kept model (:mod:`planner.resolve`).
+    """
     from planner import api
     from planner.solve import SolverError
 
     t0 = time.perf_counter()
     try:
         plan = apply_edits(base, case.edits, label=case.name)
-        run = api.run(plan, solver=solver, time_limit=time_limit)
+        if warm and (solver or plan.settings.solver) == "highs":
+            model, sol = _incremental(base, time_limit).solve(plan)
+            run = api.finish(plan, model, sol)
+        else:
+            run = api.run(plan, solver=solver, time_limit=time_limit)
         return compact(case.name, case.params, run, time.perf_counter() - t0, explain=explain)
     except ValidationFailed as exc:
         msg = "; ".join(p.render() for p in exc.problems if p.severity == "error")

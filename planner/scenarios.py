@@ -136,15 +136,20 @@ def _new_value(col: C.Column, old: Any, edit: Edit) -> tuple[Any, str | None]:
         if abs(result - round(result)) > 1e-9:
             return None, "not_an_integer"
         result = int(round(result))
-    return result, None
+    return parse_value(col, result)  # the same type and range checks as a value typed into the cell
 
 
-def apply_edits(plan: PlanData, edits: list[Edit], label: str = "") -> PlanData:
-    """A validated copy of ``plan`` with the edits applied in order; raises ValidationFailed naming the edit."""
+def apply_edits(plan: PlanData, edits: list[Edit], label: str = "", revalidate: bool = False) -> PlanData:
+    """A validated copy of ``plan`` with the edits applied in order; raises ValidationFailed naming the edit.
+
+    Numeric edits of non-reference columns are checked cell by cell (type and range) and skip the full
+    re-validation, which no such edit can fail; ``revalidate`` forces it (tests compare both paths).
+    """
     if not edits:
         return plan
     frames = {k: v.copy() for k, v in plan_frames(plan).items()}
     problems: list[Problem] = []
+    full = revalidate  # whether the edited plan needs a full re-validation (see _needs_full)
     for edit in edits:
         sheet = _resolve_sheet(edit)
         if sheet is None:
@@ -172,6 +177,7 @@ def apply_edits(plan: PlanData, edits: list[Edit], label: str = "") -> PlanData:
                 continue
             st = st[st["key"] != spec.name]
             frames["Settings"] = pd.concat([st, pd.DataFrame([{"key": spec.name, "value": new}])], ignore_index=True)
+            full = True
             continue
         spec_sheet = C.SHEETS_BY_NAME[sheet]
         col = next((c for c in spec_sheet.columns if c.name.casefold() == edit.column.strip().casefold()), None)
@@ -194,6 +200,7 @@ def apply_edits(plan: PlanData, edits: list[Edit], label: str = "") -> PlanData:
         mask, parts = _match_rows(df, keys, edit.key)
         if not mask.any():
             if sheet == "Demand" and "*" not in parts:
+                full = True
                 new_row = {"_row": 0, "platform": parts[0], "period": parts[1], "units": 0.0}
                 df = pd.concat([df, pd.DataFrame([new_row])], ignore_index=True)
                 mask = pd.Series(False, index=df.index)
@@ -206,21 +213,40 @@ def apply_edits(plan: PlanData, edits: list[Edit], label: str = "") -> PlanData:
                 continue
         new_values = []
         bad = None
-        for old in df.loc[mask, col.name]:
+        for row, old in zip(df.loc[mask, "_row"], df.loc[mask, col.name], strict=True):
             new, err = _new_value(col, old, edit)
             if err:
-                bad = err
+                bad = (err, row, new)
                 break
             new_values.append(new)
         if bad:
-            problems.append(_err(edit, bad, f"cannot apply {edit.op} {edit.value!r} to {sheet}.{col.name}",
-                                 expected=col.expected(), found=show(edit.value)))
+            err, row, new = bad
+            where = {"sheet": sheet, "row": int(row)} if row else {}
+            p = _err(edit, err, f"{edit.op} {edit.value!r} makes {sheet}.{col.name} invalid"
+                     + (f" (row {int(row)})" if row else ""), expected=col.expected(),
+                     found=show(new) if new is not None else show(edit.value))
+            if where:
+                p.sheet, p.row, p.column = where["sheet"], where["row"], col.name
+                p.message = f"{edit.source or edit.describe()}: {p.message}"
+            problems.append(p)
             continue
-        df[col.name] = df[col.name].astype(object)
-        df.loc[mask, col.name] = pd.Series(new_values, index=df.index[mask], dtype=object)
+        full = full or _needs_full(sheet, col)
+        if col.kind in ("int", "float") and not full:
+            df[col.name] = df[col.name].astype("float64" if col.kind == "float" else df[col.name].dtype)
+            df.loc[mask, col.name] = new_values
+        else:
+            df[col.name] = df[col.name].astype(object)
+            df.loc[mask, col.name] = pd.Series(new_values, index=df.index[mask], dtype=object)
         frames[sheet] = df
     if problems:
         raise ValidationFailed(problems)
+    if not full:
+        # every edit was a checked number in a non-reference column: no cross-sheet rule can have changed
+        new_plan = plan.copy()
+        for sheet, df in frames.items():
+            if sheet != "Settings":
+                setattr(new_plan, _attr(sheet), df)
+        return new_plan
     try:
         new_plan = plan_from_frames(frames, name=plan.source, check_scenarios=False)
     except ValidationFailed as exc:
@@ -231,6 +257,18 @@ def apply_edits(plan: PlanData, edits: list[Edit], label: str = "") -> PlanData:
     new_plan.source = plan.source
     new_plan.sha256 = plan.sha256
     return new_plan
+
+
+def _needs_full(sheet: str, col: C.Column) -> bool:
+    """Edits that can change a cross-sheet rule: text, ids/references, periods, and Products.price (which
+    fills blank BOM prices at validation)."""
+    return col.kind not in ("int", "float") or (sheet, col.name) == ("Products", "price")
+
+
+def _attr(sheet: str) -> str:
+    from planner.validate import _ATTR
+
+    return _ATTR[sheet]
 
 
 def check_scenarios(plan: PlanData) -> list[Problem]:

@@ -83,7 +83,8 @@ def test_edit_out_of_range_points_at_the_cell(example):
     with pytest.raises(ValidationFailed) as exc:
         apply_edits(example, [parse_override("Products[HBM4-12H-36GB].die_yield*=2")])
     (p,) = exc.value.problems
-    assert p.code == "yield_out_of_range" and p.sheet == "Products" and p.cell == "H3"
+    assert (p.code, p.sheet, p.row, p.column) == ("yield_out_of_range", "Products", 3, "die_yield")
+    assert "1.6" in p.found and "die_yield*=2" in p.message
 
 
 def test_set_on_a_missing_demand_pair_creates_it():
@@ -286,3 +287,40 @@ def test_progress_bar_shows_count_rate_and_eta():
     b2 = Progress(3, stream=quiet)  # StringIO is not a terminal: no bar
     b2.update(CaseResult("x", "optimal"))
     assert quiet.getvalue() == ""
+
+
+EDITS = ["Demand[*|*].units*=1.15", "Fabs[F0|n1].wafers_per_quarter*=0.7", "Products[P0].price*=1.3",
+         "Products[P0].die_yield*=0.9", "Backend[B1].units_per_quarter*=0.8", "Platforms[X0].shortfall_penalty+=500",
+         "Programs[G0].qualification_quarters+=1", "Settings.backlog=true"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_edit_path_equals_full_revalidation(seed):
+    from test_model import random_frames
+
+    from planner.validate import plan_from_frames
+
+    p = plan_from_frames(random_frames(seed))
+    for text in EDITS[:6]:
+        assert_same_lp(apply_edits(p, [parse_override(text)]), apply_edits(p, [parse_override(text)], revalidate=True))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_warm_resolves_match_cold_solves(seed):
+    """The kept-model path (bounds, costs, coefficients changed in place) gives the cold solve's optimum,
+    case after case, including structural edits that force a rebuild."""
+    from test_model import random_frames
+
+    from planner import api
+    from planner.resolve import IncrementalSolver
+    from planner.validate import plan_from_frames
+
+    p = plan_from_frames(random_frames(seed))
+    inc = IncrementalSolver()
+    for text in EDITS + EDITS[:3]:
+        q = apply_edits(p, [parse_override(text)])
+        _, warm = inc.solve(q)
+        cold = api.run(q).solution
+        assert warm.status == cold.status
+        assert warm.objective == pytest.approx(cold.objective, rel=1e-7, abs=1e-3), text
+    assert inc.warm >= 4 and inc.cold >= 1

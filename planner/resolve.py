@@ -1,0 +1,94 @@
+"""Warm re-solves for scenario batches: change what a scenario changed in a kept HiGHS model, not everything.
+
+Building the LP arrays is cheap (vectorised; ~0.05 s at 36k columns); solving from scratch is what costs.
+:class:`IncrementalSolver` keeps one HiGHS model. For each scenario it builds the scenario's arrays, and when
+their structure (dimensions and sparsity pattern) matches the kept model it passes only the differences —
+column and row bounds (capacities, demand), objective coefficients (prices, costs, penalties) and matrix
+coefficients (yields) — and re-solves from the previous basis. A scenario that changes the structure (a
+program slip moves wafer columns in or out of the horizon) replaces the kept model with a cold solve.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from planner.model.build import Model, build_model
+from planner.solve import HighsSession, Solution, check_feasibility, run_policy
+from planner.validate import PlanData
+
+
+class _State:
+    def __init__(self, model: Model):
+        lp = model.lp
+        self.A = lp.matrix()
+        self.cl, self.cu, self.rl, self.ru = lp.bounds()
+        self.c = lp.objective()
+        self.shape = (lp.n_rows, lp.n_cols)
+
+    def same_structure(self, other: _State) -> bool:
+        return (self.shape == other.shape and np.array_equal(self.A.indptr, other.A.indptr)
+                and np.array_equal(self.A.indices, other.A.indices))
+
+
+class IncrementalSolver:
+    """Solve many variants of one plan, reusing the HiGHS model and basis where the structure allows."""
+
+    def __init__(self, time_limit: float | None = None):
+        self.time_limit = time_limit
+        self.session: HighsSession | None = None
+        self.state: _State | None = None
+        self.warm = 0
+        self.cold = 0
+
+    def _cold(self, model: Model, state: _State) -> None:
+        self.session = HighsSession(model.lp, time_limit=self.time_limit, method="auto")
+        self.state = state
+        self.cold += 1
+
+    def _update(self, new: _State) -> None:
+        h = self.session.h
+        cur = self.state
+        i32 = lambda a: np.asarray(a, dtype=np.int32)  # noqa: E731
+        changed = np.nonzero((cur.cl != new.cl) | (cur.cu != new.cu))[0]
+        if len(changed):
+            h.changeColsBounds(len(changed), i32(changed), new.cl[changed], new.cu[changed])
+        changed = np.nonzero((cur.rl != new.rl) | (cur.ru != new.ru))[0]
+        if len(changed):
+            h.changeRowsBounds(len(changed), i32(changed), new.rl[changed], new.ru[changed])
+        changed = np.nonzero(cur.c != new.c)[0]
+        if len(changed):
+            h.changeColsCost(len(changed), i32(changed), new.c[changed])
+        diff = np.nonzero(cur.A.data != new.A.data)[0]
+        if len(diff):
+            cols = np.searchsorted(new.A.indptr, diff, side="right") - 1
+            for k, j in zip(diff, cols, strict=True):
+                h.changeCoeff(int(new.A.indices[k]), int(j), float(new.A.data[k]))
+        self.session.use_simplex()  # warm start from the kept basis
+        self.state = new
+        self.warm += 1
+
+    def solve(self, plan: PlanData) -> tuple[Model, Solution]:
+        t0 = time.perf_counter()
+        model = build_model(plan)
+        new = _State(model)
+        if self.session is None or not self.state.same_structure(new):
+            self._cold(model, new)
+        else:
+            self._update(new)
+        lp = model.lp
+        mark = self.session.mark()
+        stages: list[dict] = []
+        res = run_policy(self.session, model, plan.settings.policy, new.c.copy(), stages)
+        self.session.reset(mark)
+        sol = Solution(status=res.status, x=None if res.x is None else res.x[: lp.n_cols],
+                       row_dual=None if res.row_dual is None else res.row_dual[: lp.n_rows],
+                       objective=res.objective, solver="highs", method=self.session.method,
+                       seconds=time.perf_counter() - t0, stages=stages, message=res.message)
+        if sol.x is not None:
+            sol.max_violation, sol.violations = check_feasibility(lp, sol.x)
+            sol.objective = float(lp.objective() @ sol.x)
+        else:  # a failed warm solve must not poison the next case
+            self.session = None
+        return model, sol
