@@ -49,9 +49,9 @@ def generate_frames(platforms: int, products: int, fabs: int, quarters: int, see
     n_pkg = max(1, fabs // 8)
     prod_rows, ramp_rows = [], []
     for k in range(products):
-        hbm = rng.random() < 0.4
+        hbm = rng.random() < 0.4 and k > 0
         fam = "HBM" if hbm else "LPDDR"
-        gated = rng.random() < 0.5
+        gated = rng.random() < 0.5 and k > 0  # product 0: mature LPDDR, so min_fill can always be met
         prog = programs["program"].iloc[int(rng.integers(n_prog))] if gated else None
         dies = int(rng.choice([8, 12, 16])) if hbm else int(rng.choice([4, 8, 16]))
         gb = dies * (3 if hbm else 2)
@@ -62,7 +62,7 @@ def generate_frames(platforms: int, products: int, fabs: int, quarters: int, see
             "gb_per_unit": gb, "dies_per_unit": dies, "gross_dies_per_wafer": round(gross),
             "die_yield": round(float(rng.uniform(0.7, 0.92)), 3),
             "assembly_yield": round(float(rng.uniform(0.65, 0.88) if hbm else rng.uniform(0.93, 0.99)), 3),
-            "cycle_quarters": int(rng.integers(0, 2)),
+            "cycle_quarters": int(rng.integers(0, 2)) if k > 0 else 0,
             "backend": f"TSV-{int(rng.integers(n_tsv)) + 1}" if hbm else (
                 f"PKG-{int(rng.integers(n_pkg)) + 1}" if rng.random() < 0.3 else None),
             "backend_use": 1.0 if hbm else 0.5, "unit_cost": round(float(gb * rng.uniform(1.5, 2.5) if hbm
@@ -77,7 +77,8 @@ def generate_frames(platforms: int, products: int, fabs: int, quarters: int, see
     prod_df = pd.DataFrame(prod_rows)
 
     plat_rows, bom_rows, dem_rows = [], [], []
-    mature = prod_df.loc[prod_df["program"].isna(), "product"].tolist()
+    # min_fill only where it can hold: an option of mature products that finish in the quarter they start
+    mature = prod_df.loc[prod_df["program"].isna() & (prod_df["cycle_quarters"] == 0), "product"].tolist()
     for i in range(platforms):
         plat = f"PLAT-{i + 1:04d}"
         n_opt = int(rng.integers(1, 4))
@@ -88,7 +89,7 @@ def generate_frames(platforms: int, products: int, fabs: int, quarters: int, see
         mature_only = any(all(p in mature for p, _ in opt) for opt in opts)
         plat_rows.append({"platform": plat, "priority": int(rng.integers(1, 4)),
                           "shortfall_penalty": round(float(rng.uniform(50, 3000)), 2),
-                          "min_fill": 0.05 if mature_only and rng.random() < 0.2 else 0.0})
+                          "min_fill": 0.05 if mature_only and (i == 0 or rng.random() < 0.2) else 0.0})
         for o, opt in enumerate(opts):
             for prod, u in opt:
                 bom_rows.append({"platform": plat, "option": f"opt-{o + 1}", "product": prod,
@@ -132,7 +133,7 @@ def generate_frames(platforms: int, products: int, fabs: int, quarters: int, see
     for line in lines:
         cap = round(float(units_per_q * rng.uniform(0.5, 1.2)))
         be_rows.append({"resource": line, "units_per_quarter": cap})
-        if rng.random() < 0.3:
+        if line == lines[0] or rng.random() < 0.3:
             for t in range(T // 2, T):
                 becap.append({"resource": line, "period": periods[t], "units": round(cap * 1.3)})
     del hbm_need

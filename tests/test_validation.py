@@ -379,3 +379,22 @@ def test_template_round_trip(tmp_path):
     with pytest.raises(ValidationFailed) as exc:
         load_plan(tmp_path / "t.xlsx")
     assert {"missing_value", "no_rows"} <= {p.code for p in exc.value.problems}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_generated_plans_validate_and_solve(tmp_path, seed):
+    """planner generate writes contract-conformant plans that use every feature and are feasible."""
+    from planner import api
+
+    out = tmp_path / "g.xlsx"
+    res = CliRunner().invoke(main, ["generate", "--platforms", "30", "--products", "24", "--fabs", "6",
+                                    "--quarters", "8", "--seed", str(seed), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    plan = load_plan(out)
+    for sheet in ("Programs", "YieldRamp", "FabCapacity", "Expansions", "Backend", "BackendCapacity", "Scenarios",
+                  "Uncertainty"):
+        assert len(plan.frame(sheet)) > 0, sheet
+    assert (plan.platforms["min_fill"] > 0).any() and plan.bom.groupby("platform")["option"].nunique().max() > 1
+    run = api.run(plan)
+    assert run.results.summary["status"] == "optimal"
+    assert (run.results.capacity["shadow_price"] > 0).any()  # capacity binds somewhere

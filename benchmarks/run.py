@@ -1,0 +1,267 @@
+"""Benchmark suite: stage times, peak memory and LP size over a ladder of plan sizes, as ratios to HiGHS alone.
+
+Usage (from the repository root, after `pip install -e ".[bench]"`):
+
+    python benchmarks/run.py                 # example, ~10k, ~100k, ~500k columns (about 15 minutes)
+    python benchmarks/run.py --sizes example,10k --no-plot   # quick
+
+Each size runs in a fresh process, so peak RSS is that size's own. "HiGHS alone" hands the very arrays our
+build produced to a new ``highspy.Highs`` (``passModel``) and runs it with the same method: the physical limit
+of the solve, against which every stage of ours is shown as a ratio. Results go to benchmarks/results.md
+and benchmarks/scaling.png. Machines are shared and noisy: compare ratios within one run, not seconds
+across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+LADDER = {  # generator arguments: platforms, products, fabs, quarters
+    "10k": (60, 70, 8, 16),
+    "100k": (300, 400, 24, 28),
+    "500k": (600, 1050, 40, 40),
+}
+
+
+def measure(path: str, explain: bool) -> dict:
+    """All stages for one workbook, in this process (called in a subprocess by main)."""
+    import highspy
+    import numpy as np
+
+    from planner import api
+    from planner.insights import bottlenecks
+    from planner.model.build import build_model
+    from planner.report.writer import ReportInput, write_report
+    from planner.results import extract
+    from planner.solve import IPM_THRESHOLD_COLS, _stdout_silenced, solve_model
+
+    out: dict = {}
+    t = time.perf_counter()
+    plan = api.load_workbook(path)
+    out["read_validate"] = time.perf_counter() - t
+    t = time.perf_counter()
+    model = build_model(plan)
+    out["build"] = time.perf_counter() - t
+    lp = model.lp
+    out.update(lp.size)
+    t = time.perf_counter()
+    sol = solve_model(model)
+    out["solve"] = time.perf_counter() - t
+    out["method"] = sol.method
+    out["status"] = sol.status
+    t = time.perf_counter()
+    res = extract(model, sol)
+    out["extract"] = time.perf_counter() - t
+    t = time.perf_counter()
+    with tempfile.TemporaryDirectory() as d:
+        rep = ReportInput(plan=plan, results=res, bottlenecks=bottlenecks(plan, res))
+        write_report(Path(d) / "r.xlsx", rep)
+    out["report"] = time.perf_counter() - t
+    # HiGHS alone on the same arrays
+    A = lp.matrix()
+    cl, cu, rl, ru = lp.bounds()
+    c = lp.objective()
+    with _stdout_silenced():
+        h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("solver", "ipm" if lp.n_cols >= IPM_THRESHOLD_COLS else "simplex")
+    m = highspy.HighsLp()
+    m.num_col_, m.num_row_ = lp.n_cols, lp.n_rows
+    m.col_cost_, m.col_lower_, m.col_upper_, m.row_lower_, m.row_upper_ = c, cl, cu, rl, ru
+    m.sense_ = highspy.ObjSense.kMaximize
+    m.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    m.a_matrix_.start_, m.a_matrix_.index_, m.a_matrix_.value_ = A.indptr, A.indices, A.data
+    t = time.perf_counter()
+    h.passModel(m)
+    h.run()
+    out["highs_alone"] = time.perf_counter() - t
+    ours = sol.stages[-1]["value"] if sol.stages else None
+    out["objective_gap"] = (abs(h.getInfo().objective_function_value - ours) / max(1.0, abs(ours))
+                            if ours is not None else float("nan"))
+    if explain:
+        from planner.explain import explain_shortfalls
+
+        run = api.finish(plan, model, sol)
+        t = time.perf_counter()
+        explain_shortfalls(run)
+        out["explain"] = time.perf_counter() - t
+        # scenario throughput: 4 demand variants, kept model (warm) vs rebuilt (cold), one worker
+        from planner.batch import Case, LocalExecutor, run_batch
+        from planner.scenarios import parse_override
+
+        cases = [Case(f"d{i}", [parse_override(f"Demand[*|*].units*={1 + 0.01 * (i + 1)}")]) for i in range(4)]
+        for mode in ("cold", "warm"):
+            t = time.perf_counter()
+            run_batch(plan, cases, executor=LocalExecutor(1), quiet=True, warm=mode == "warm")
+            out[f"scen_per_s_{mode}"] = len(cases) / (time.perf_counter() - t)
+    del np
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def e2e(path: Path, flags: list[str]) -> float:
+    """Wall time of `planner solve` as a user runs it: process start to report written."""
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "planner", "solve", str(path), "-o", str(Path(d) / "r.xlsx"), *flags],
+                       check=True, capture_output=True, timeout=3600)
+        return time.perf_counter() - t
+
+
+def throughput(path: Path, workers: int, n: int = 60) -> float:
+    from planner import api
+    from planner.batch import Case, LocalExecutor, run_batch
+    from planner.scenarios import parse_override
+
+    plan = api.load_workbook(path)
+    cases = [Case(f"c{i}", [parse_override(f"Backend[TSV-1].units_per_quarter*={0.8 + 0.4 * i / n}")])
+             for i in range(n)]
+    t = time.perf_counter()
+    run_batch(plan, cases, executor=LocalExecutor(workers), quiet=True)
+    return n / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="example,10k,100k,500k")
+    ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--measure", help=argparse.SUPPRESS)
+    ap.add_argument("--explain", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.measure:
+        print(json.dumps(measure(a.measure, a.explain)))
+        return
+    rows = []
+    work = Path(tempfile.mkdtemp(prefix="planner-bench-"))
+    for size in a.sizes.split(","):
+        if size == "example":
+            path = ROOT / "inputs" / "example.xlsx"
+        else:
+            path = work / f"{size}.xlsx"
+            p, m, f, q = LADDER[size]
+            subprocess.run([sys.executable, "-m", "planner", "generate", "--platforms", str(p), "--products", str(m),
+                            "--fabs", str(f), "--quarters", str(q), "--seed", "1", "-o", str(path)], check=True,
+                           capture_output=True)
+        print(f"[{size}] measuring stages …", file=sys.stderr, flush=True)
+        proc = subprocess.run([sys.executable, __file__, "--measure", str(path),
+                               *(["--explain"] if size in ("example", "100k") else [])],
+                              capture_output=True, text=True, timeout=7200)
+        if proc.returncode:
+            sys.exit(proc.stderr)
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        r["size"] = size
+        print(f"[{size}] end to end …", file=sys.stderr, flush=True)
+        r["e2e_lean"] = e2e(path, ["--no-insights", "--no-explain"])
+        if size == "example":
+            r["e2e_default"] = e2e(path, [])
+            r["throughput_1"] = throughput(path, 1)
+            r["throughput_2"] = throughput(path, 2)
+        rows.append(r)
+        print(json.dumps(r), file=sys.stderr)
+    write_results(rows, plot=not a.no_plot)
+
+
+def _slope(rows: list[dict], key: str) -> float | None:
+    import numpy as np
+
+    pts = [(r["columns"], r[key]) for r in rows if r["size"] != "example" and r.get(key, 0) > 0]
+    if len(pts) < 2:
+        return None
+    x, y = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def write_results(rows: list[dict], plot: bool = True) -> None:
+    stages = ["read_validate", "build", "solve", "extract", "report"]
+    lines = ["# Benchmark results", "",
+             f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+             f"{time.strftime('%Y-%m-%d')}. Reproduce: `python benchmarks/run.py` (after "
+             "`pip install -e \".[bench]\"`). Times in seconds; ratios are to HiGHS alone on the same arrays, in the "
+             "same run. Plans from `planner generate` (hypothetical, capacity sized to bind).", "",
+             "| plan | columns | rows | nonzeros | method | read+validate | build | solve | extract | report | HiGHS "
+             "alone | e2e `planner solve`* | e2e / HiGHS | build / solve | peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['size']} | {r['columns']:,} | {r['rows']:,} | {r['nonzeros']:,} | {r['method']} | "
+            + " | ".join(f"{r[s]:.3f}" for s in stages)
+            + f" | {r['highs_alone']:.3f} | {r['e2e_lean']:.2f} | {r['e2e_lean'] / r['highs_alone']:.2f} | "
+              f"{r['build'] / r['solve']:.3f} | {r['peak_rss_mb']:.0f} |")
+    lines += ["", "\\* `planner solve --no-insights --no-explain` as a subprocess: interpreter start, read, validate, "
+              "build, solve, extract, report written. Above 20,000 columns these two analyses are off by default "
+              "anyway.", ""]
+    ex = next((r for r in rows if r["size"] == "example"), None)
+    big = next((r for r in rows if r["size"] == "500k"), None)
+    targets = []
+    if big:
+        targets.append(("end-to-end ≤ 2.0× HiGHS alone on the ~500k plan",
+                        big["e2e_lean"] / big["highs_alone"], big["e2e_lean"] / big["highs_alone"] <= 2.0))
+        targets.append(("peak memory ≤ 3 GB on the ~500k plan (MB)", big["peak_rss_mb"], big["peak_rss_mb"] <= 3072))
+    for r in rows:
+        if r["columns"] >= 100_000:
+            v = r["build"] / r["solve"]
+            targets.append((f"build ≤ 0.5× solve at {r['size']} ({r['columns']:,} columns)", v, v <= 0.5))
+    if ex:
+        targets.append(("example end to end (process start to report, default analyses) < 2 s", ex["e2e_default"],
+                        ex["e2e_default"] < 2.0))
+    for s in ("read_validate", "build", "extract", "report"):
+        k = _slope(rows, s)
+        if k is not None:
+            targets.append((f"{s} grows no worse than linearly (log-log slope over the generated plans)", k, k <= 1.15))
+    lines += ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {t} | {v:.2f} | {'yes' if ok else '**no**'} |" for t, v, ok in targets]
+    lines += ["", "## Scenario throughput and explanation cost", "", "| plan | measure | value |", "|---|---|---|"]
+    for r in rows:
+        if "throughput_1" in r:
+            lines.append(f"| {r['size']} | batch scenarios/s, 1 worker process | {r['throughput_1']:.1f} |")
+            lines.append(f"| {r['size']} | batch scenarios/s, 2 worker processes | {r['throughput_2']:.1f} |")
+        if "scen_per_s_warm" in r:
+            lines.append(f"| {r['size']} | re-solves/s, kept model (warm) vs rebuilt (cold), 1 worker | "
+                         f"{r['scen_per_s_warm']:.2f} vs {r['scen_per_s_cold']:.2f} |")
+        if "explain" in r:
+            lines.append(f"| {r['size']} | explaining shortfalls: seconds (× one solve) | {r['explain']:.2f} "
+                         f"({r['explain'] / r['solve']:.1f}×) |")
+        lines.append(f"| {r['size']} | objective gap ours vs HiGHS alone (relative) | {r['objective_gap']:.1e} |")
+    if plot:
+        lines += ["", "![time per stage vs LP columns, log-log](scaling.png)"]
+        _plot(rows, stages)
+    (HERE / "results.md").write_text("\n".join(lines) + "\n")
+    print((HERE / "results.md").read_text())
+
+
+def _plot(rows: list[dict], stages: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(rows, key=lambda r: r["columns"])
+    x = [r["columns"] for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for s in [*stages, "highs_alone", "e2e_lean"]:
+        ax.plot(x, [max(r[s], 1e-4) for r in rows], marker="o", label=s.replace("_", " "))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("LP columns")
+    ax.set_ylabel("seconds")
+    ax.set_title("planner: time per stage vs plan size (log-log)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(HERE / "scaling.png", dpi=110)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()
