@@ -266,6 +266,10 @@ def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_
     summary = {**run.results.summary, "scenario": scenario or "base", "report": str(written)}
     if not as_json and not quiet:
         _echo_summary(rep, out_path)
+    if summary.get("feasibility_check", "passed") != "passed":
+        click.echo(f"error: the solution failed its feasibility check ({summary['feasibility_check']}); the report "
+                   "is written and says so, but do not use its numbers", err=True)
+        return EXIT_USER, summary
     if summary["status"] != "optimal":
         click.echo(f"error: {scenario or 'the plan'} is {summary['status']}; see the report's Overview"
                    + (" and Infeasibility sheets" if summary["status"] == "infeasible" else ""), err=True)

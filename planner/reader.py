@@ -59,6 +59,19 @@ def _fail(code: str, path: Path, message: str, hint: str = "") -> ReadError:
     return ReadError(Problem(code=code, message=message, sheet="", found=str(path.name), hint=hint))
 
 
+def _unreadable(path: Path, exc: Exception) -> ReadError:
+    """Map a parser failure to a problem: unsafe XML (refused on purpose) or a damaged file."""
+    cause: BaseException | None = exc
+    while cause is not None and not type(cause).__module__.startswith("defusedxml"):
+        cause = cause.__cause__ or cause.__context__  # openpyxl wraps parser errors in ValueError
+    if cause is not None:
+        return _fail("unsafe_xml", path, f"{path.name} contains XML that planner refuses to parse "
+                     f"({type(cause).__name__}: entity declarations or external references, used by "
+                     "'billion laughs' and XXE attacks)", hint="re-save the workbook from Excel or LibreOffice")
+    return _fail("corrupt_file", path, f"{path.name} cannot be read as a workbook: {type(exc).__name__}: {exc}",
+                 hint="re-save it from Excel or LibreOffice")
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -141,8 +154,7 @@ def read_workbook(path: str | os.PathLike[str], limits: Limits | None = None) ->
     except ReadError:
         raise
     except Exception as exc:  # openpyxl raises many types for damaged files; all mean "cannot read"
-        raise _fail("corrupt_file", path, f"{path.name} cannot be opened as a workbook: "
-                    f"{type(exc).__name__}: {exc}", hint="re-save it from Excel or LibreOffice") from exc
+        raise _unreadable(path, exc) from exc
 
     sheets: dict[str, RawSheet] = {}
     problems: list[Problem] = []
@@ -183,8 +195,7 @@ def read_workbook(path: str | os.PathLike[str], limits: Limits | None = None) ->
     except ReadError:
         raise
     except Exception as exc:
-        raise _fail("corrupt_file", path, f"{path.name}: a worksheet cannot be read: "
-                    f"{type(exc).__name__}: {exc}", hint="re-save it from Excel or LibreOffice") from exc
+        raise _unreadable(path, exc) from exc
     finally:
         wb_values.close()
         wb_formulas.close()

@@ -166,7 +166,10 @@ class HighsSession:
 
     def run(self) -> RunResult:
         hs = self._hs
-        self.h.run()
+        try:
+            self.h.run()
+        except Exception as exc:  # a crash inside the solver library: name the way out
+            raise SolverError(f"HiGHS failed ({type(exc).__name__}: {exc}); try --solver cbc") from exc
         st = self.h.getModelStatus()
         S = hs.HighsModelStatus
         status = {S.kOptimal: "optimal", S.kInfeasible: "infeasible", S.kUnbounded: "unbounded",
@@ -411,8 +414,10 @@ def check_feasibility(lp: LinearProgram, x: np.ndarray, rel_tol: float = 1e-6) -
     A = lp.matrix()
     act = A @ x
     cl, cu, rl, ru = lp.bounds()
-    scale_r = np.maximum(1.0, np.maximum(np.abs(np.nan_to_num(rl, posinf=0, neginf=0)),
-                                         np.abs(np.nan_to_num(ru, posinf=0, neginf=0))))
+    # relative to the row's own magnitude: a balance row with zero right-hand side sums terms in the millions
+    magnitude = abs(A) @ np.abs(x)
+    scale_r = np.maximum.reduce([np.ones_like(act), np.abs(np.nan_to_num(rl, posinf=0, neginf=0)),
+                                 np.abs(np.nan_to_num(ru, posinf=0, neginf=0)), magnitude])
     viol_r = np.maximum(np.maximum(rl - act, act - ru), 0) / scale_r
     viol_c = np.maximum(np.maximum(cl - x, x - cu), 0) / np.maximum(1.0, np.abs(x))
     worst = float(max(viol_r.max(initial=0.0), viol_c.max(initial=0.0)))
