@@ -111,7 +111,7 @@ def _incremental(base: PlanData, time_limit: float | None):
     key = id(base)
     if key not in _INCREMENTAL:
         _INCREMENTAL.clear()
-        _INCREMENTAL[key] = IncrementalSolver(time_limit)
+        _INCREMENTAL[key] = IncrementalSolver(base, time_limit)
     return _INCREMENTAL[key]
 
 

@@ -1,0 +1,136 @@
+"""Scenario batches on an existing Dask cluster (``--scheduler tcp://HOST:PORT``).
+
+Dask is an optional extra (``pip install 'planner[distributed]'``). The base plan is shipped once to every
+worker (``scatter(..., broadcast=True)``); each task carries one case's edits and returns a compact
+:class:`~planner.batch.CaseResult`, never a model. Dask itself re-runs the tasks of a worker that dies, so a
+lost worker costs time, not scenarios; a case that fails on its own comes back as a failed result and the
+batch goes on. Results equal a local run of the same batch: each case's solve depends only on the base plan
+and the case (see :mod:`planner.resolve`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from planner.batch import Case, CaseResult, run_case
+from planner.validate import PlanData
+
+CONNECT_TIMEOUT_S = 5
+
+
+class DistributedError(Exception):
+    """Dask missing, or the scheduler unreachable: the message says what to do."""
+
+
+def _import():
+    try:
+        import distributed
+    except ImportError as exc:
+        raise DistributedError("running on a cluster needs Dask: pip install 'planner[distributed]' "
+                               "(or run without --scheduler to use local processes)") from exc
+    return distributed
+
+
+def _task(base: PlanData, case: Case, kw: dict) -> CaseResult:
+    return run_case(base, case, **kw)
+
+
+class DaskExecutor:
+    def __init__(self, address: str, timeout: float = CONNECT_TIMEOUT_S):
+        distributed = _import()
+        self.address = address
+        try:
+            self.client = distributed.Client(address, timeout=f"{timeout}s", set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise DistributedError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s "
+                                   f"({type(exc).__name__}: {exc}); check the address and that "
+                                   "`dask scheduler` is running") from exc
+
+    @property
+    def workers(self) -> int:
+        return len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
+
+    def map_unordered(self, base: PlanData, cases: list[Case], **kw: Any) -> Iterator[CaseResult]:
+        distributed = _import()
+        if not self.workers:
+            raise DistributedError(f"the Dask scheduler at {self.address} has no workers")
+        base_f = self.client.scatter(base, broadcast=True, hash=False)
+        batch = uuid.uuid4().hex[:8]
+        futures = {self.client.submit(_task, base_f, case, kw, key=f"planner-{batch}-{i}", pure=False): case
+                   for i, case in enumerate(cases)}
+        try:
+            for fut in distributed.as_completed(list(futures), loop=self.client.loop):
+                case = futures[fut]
+                try:
+                    yield fut.result()
+                except Exception as exc:  # KilledWorker after Dask's own retries, or a lost connection
+                    yield CaseResult(case.name, "failed", error=f"cluster: {type(exc).__name__}: {exc}",
+                                     params=case.params)
+        finally:
+            self.client.cancel(list(futures))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LoopbackCluster:
+    """A real `dask scheduler` and N `dask worker` processes on 127.0.0.1 (tests and benchmarks).
+
+    Workers run without a nanny, so a killed worker stays dead (what a crashed machine looks like).
+    """
+
+    def __init__(self, n_workers: int = 2, startup_timeout: float = 60.0):
+        import subprocess
+        import sys
+        import time
+
+        distributed = _import()
+        port = _free_port()
+        self.address = f"tcp://127.0.0.1:{port}"
+        py = sys.executable
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        self.scheduler = subprocess.Popen([py, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                           "--port", str(port), "--no-dashboard"], **quiet)
+        self.workers = [subprocess.Popen([py, "-m", "distributed.cli.dask_worker", self.address, "--host",
+                                          "127.0.0.1", "--nthreads", "1", "--no-nanny", "--no-dashboard",
+                                          "--name", f"w{i + 1}"], **quiet) for i in range(n_workers)]
+        deadline = time.time() + startup_timeout
+        while time.time() < deadline:
+            try:
+                with distributed.Client(self.address, timeout="2s") as c:
+                    if len(c.scheduler_info(n_workers=-1)["workers"]) == n_workers:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        self.close()
+        raise DistributedError(f"the loopback Dask cluster did not come up within {startup_timeout:g} s")
+
+    def close(self) -> None:
+        import subprocess
+
+        procs = [*self.workers, self.scheduler]
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    def __enter__(self) -> LoopbackCluster:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
