@@ -24,6 +24,9 @@ from planner.validate import PlanData
 from planner.xlsx import Book
 
 CHART_W, CHART_H = 620, 300
+MAX_CHART_PLATFORMS = 12  # larger plans chart the platforms with the most demand (the tables have all)
+MAX_CHART_FABS = 12
+MAX_SERIES = 10
 
 
 @dataclass
@@ -381,9 +384,13 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
         chart.set_size({"width": CHART_W, "height": CHART_H})
 
     row = 0
-    # 1. supply vs demand per platform
+    # 1. supply vs demand per platform (the largest ones, on big plans)
     svc = res.service
-    plats = [p for p in plan.platforms["platform"] if p in set(svc["platform"])]
+    by_demand = svc.groupby("platform")["demand"].sum().sort_values(ascending=False)
+    plats = [p for p in plan.platforms["platform"] if p in set(by_demand.index[:MAX_CHART_PLATFORMS])]
+    capped = []
+    if len(by_demand) > MAX_CHART_PLATFORMS:
+        capped.append(f"the {MAX_CHART_PLATFORMS} platforms with the most demand (of {len(by_demand)})")
     wide = pd.DataFrame({"period": periods})
     for p in plats:
         g = svc[svc["platform"] == p].set_index("period")
@@ -416,11 +423,15 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
     row = last + 3
     # 3. wafer starts per fab, stacked by product
     wsd = res.wafer_starts
-    for fab in plan.fabs["fab"].unique():
+    fab_total = wsd.groupby("fab")["wafers"].sum().sort_values(ascending=False)
+    if len(fab_total) > MAX_CHART_FABS:
+        capped.append(f"the {MAX_CHART_FABS} fabs with the most wafer starts (of {len(fab_total)})")
+    for fab in [f for f in plan.fabs["fab"].unique() if f in set(fab_total.index[:MAX_CHART_FABS])]:
         g = wsd[wsd["fab"] == fab]
-        if g.empty:
-            continue
         piv = g.pivot_table(index="period", columns="product", values="wafers", aggfunc="sum")
+        if piv.shape[1] > MAX_SERIES:  # the largest products, the rest summed as "other products"
+            keep = piv.sum().sort_values(ascending=False).index[: MAX_SERIES - 1]
+            piv = piv[keep].assign(**{"other products": piv.drop(columns=keep).sum(axis=1)})
         piv = piv.reindex(periods).fillna(0).reset_index()
         first, last = block(piv, row, f"Wafer starts at {fab} by product")
         chart = book.wb.add_chart({"type": "column", "subtype": "stacked"})
@@ -439,6 +450,10 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
         names = [r for r in util.columns[1:] if (cap.loc[cap["resource"] == r, "kind"] == kind).any()]
         if not names:
             continue
+        if len(names) > MAX_CHART_PLATFORMS:
+            busiest = cap[cap["resource"].isin(names)].groupby("resource")["utilisation"].mean()
+            names = [r for r in names if r in set(busiest.sort_values(ascending=False).index[:MAX_CHART_PLATFORMS])]
+            capped.append(f"the {MAX_CHART_PLATFORMS} busiest {'fab/node lines' if kind == 'fab' else 'back-end lines'}")
         chart = book.wb.add_chart({"type": "line"})
         for r in names:
             series(chart, list(util.columns).index(r), first, last, first - 1, marker={"type": "circle", "size": 4})
@@ -447,10 +462,13 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
                           "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}}})
         place(chart)
     row = last + 3
+    if capped:
+        charts.write_string(2, 0, "This plan is large: the charts show " + "; ".join(capped)
+                            + ". Every row is in the tables.", book.bold)
     # 5. shortfall by cause (when the plan is explained)
     if rep.causes is not None and len(rep.causes):
         piv = rep.causes.pivot_table(index="platform", columns="cause", values="units", aggfunc="sum").fillna(0)
-        piv = piv.reset_index()
+        piv = piv.loc[piv.sum(axis=1).sort_values(ascending=False).index[:MAX_CHART_PLATFORMS * 2]].reset_index()
         first, last = block(piv, row, "Shortfall by cause per platform (platform units)")
         chart = book.wb.add_chart({"type": "bar", "subtype": "stacked"})
         for j in range(1, len(piv.columns)):
