@@ -72,8 +72,13 @@ def _json_default(v: Any) -> Any:
     return str(v)
 
 
-def compact(name: str, params: dict, run, seconds: float, explain: bool | None = False) -> CaseResult:
-    """The parts of a run a batch report needs (KPIs, service, capacity), small enough to ship back."""
+def compact(name: str, params: dict, run, seconds: float, explain: bool | None = False,
+            detail: str = "full") -> CaseResult:
+    """The parts of a run a batch report needs, small enough to ship back from a worker.
+
+    ``detail``: ``kpis`` (Monte Carlo: numbers only), ``binding`` (sweeps: KPIs and the binding capacity rows),
+    ``full`` (comparisons: also service per platform and quarter, and every capacity row).
+    """
     res = run.results
     s = res.summary
     kpis = res.kpis()
@@ -92,6 +97,11 @@ def compact(name: str, params: dict, run, seconds: float, explain: bool | None =
         out.error = s.get("message") or f"plan is {s['status']}"
         if run.infeasibility is not None and len(run.infeasibility):
             out.error = "; ".join(f"{r.platform} {r.period}: {r.reason}" for r in run.infeasibility.head(3).itertuples())
+    if detail == "kpis":
+        out.service = out.capacity = None
+    elif detail == "binding":
+        out.service = None
+        out.capacity = out.capacity[out.capacity["shadow_price"] > 1e-6].reset_index(drop=True)
     if explain is None:  # auto: explain where it costs a fraction of a second
         explain = run.model.lp.n_cols < 20_000
     if explain and run.solution.has_solution:
@@ -116,7 +126,7 @@ def _incremental(base: PlanData, time_limit: float | None):
 
 
 def run_case(base: PlanData, case: Case, solver: str | None = None, time_limit: float | None = None,
-             explain: bool | None = False, warm: bool = True) -> CaseResult:
+             explain: bool | None = False, warm: bool = True, detail: str = "full") -> CaseResult:
     """Apply a case's edits to the base plan and solve; never raises for a problem of the case itself.
 
     With HiGHS and ``warm`` the solve reuses this process's kept model (:mod:`planner.resolve`).
@@ -132,7 +142,7 @@ def run_case(base: PlanData, case: Case, solver: str | None = None, time_limit: 
             run = api.finish(plan, model, sol)
         else:
             run = api.run(plan, solver=solver, time_limit=time_limit)
-        return compact(case.name, case.params, run, time.perf_counter() - t0, explain=explain)
+        return compact(case.name, case.params, run, time.perf_counter() - t0, explain=explain, detail=detail)
     except ValidationFailed as exc:
         msg = "; ".join(p.render() for p in exc.problems if p.severity == "error")
         return CaseResult(case.name, "failed", error=f"invalid: {msg}", params=case.params,

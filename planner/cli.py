@@ -455,7 +455,8 @@ def sweep(input_path: Path, param: str, values: str | None, range_: str | None, 
                         op2 or ("scale" if range2 else "set"))
     _apply(plan, cases[0].edits, cases[0].name)  # a bad parameter is one input error, not N failed points
     journal = _journal(out_path)
-    outcome = run_batch(plan, cases, executor=_executor(workers, scheduler), journal=journal, quiet=quiet)
+    outcome = run_batch(plan, cases, executor=_executor(workers, scheduler), journal=journal, quiet=quiet,
+                        detail="binding")
     label = p1.describe().split(" ")[0]
     written = write_sweep(out_path, plan, outcome, label, p2.describe().split(" ")[0] if p2 else None,
                           inputs=(input_path,))
@@ -493,7 +494,8 @@ def montecarlo(input_path: Path, samples: int, seed: int, threshold: float, outp
     except ValidationFailed as exc:
         _fail_input(exc, False)
     journal = _journal(out_path)
-    outcome = run_batch(plan, cases, executor=_executor(workers, scheduler), journal=journal, quiet=quiet)
+    outcome = run_batch(plan, cases, executor=_executor(workers, scheduler), journal=journal, quiet=quiet,
+                        detail="kpis")
     written = write_montecarlo(out_path, plan, outcome, samples, seed, threshold, inputs=(input_path,))
     _finish_batch(outcome, written, journal, "samples")
 

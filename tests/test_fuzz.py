@@ -158,7 +158,7 @@ def small_example(tmp_path_factory) -> Path:
 N_EXAMPLES = int(os.environ.get("PLANNER_FUZZ_EXAMPLES", "40"))
 
 
-@seed(20261125)
+@seed(int(os.environ.get("PLANNER_FUZZ_SEED", "20261125")))
 @settings(max_examples=N_EXAMPLES, deadline=None, derandomize=False, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(muts=st.lists(mutations(), min_size=1, max_size=4))
