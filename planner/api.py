@@ -19,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from planner.diagnose import explain_infeasible, iis_requirements
-from planner.model.build import Model, build_model
+from planner.model.build import Model, build_model, check_scale
+from planner.problems import ValidationFailed
 from planner.reader import Limits
 from planner.results import Results, extract
 from planner.solve import Solution, solve_model
@@ -76,6 +77,9 @@ def run(plan: PlanData, solver: str | None = None, time_limit: float | None = No
     """Build, solve, extract and (when infeasible) diagnose one plan."""
     t0 = time.perf_counter()
     model = build_model(plan)
+    problems = check_scale(model)
+    if problems:
+        raise ValidationFailed(problems)
     t1 = time.perf_counter()
     sol = solve_model(model, solver=solver, time_limit=time_limit, method=method)
     t2 = time.perf_counter()

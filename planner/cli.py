@@ -257,6 +257,9 @@ def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_
     except SolverError as exc:
         click.echo(f"error: {exc}", err=True)
         return EXIT_USER, {"status": "error", "message": str(exc)}
+    except ValidationFailed as exc:  # numbers that are valid one by one but not together
+        _print_problems(exc.problems)
+        return EXIT_USER, {"status": "invalid", "problems": [p.to_dict() for p in exc.problems]}
     except OutputError as exc:
         click.echo(f"error: {exc}", err=True)
         return EXIT_USER, {"status": "error", "message": str(exc)}
@@ -269,6 +272,10 @@ def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_
     if summary.get("feasibility_check", "passed") != "passed":
         click.echo(f"error: the solution failed its feasibility check ({summary['feasibility_check']}); the report "
                    "is written and says so, but do not use its numbers", err=True)
+        return EXIT_USER, summary
+    if summary["status"] == "error":
+        click.echo(f"error: the solver stopped without a solution ({summary.get('message') or 'no detail'}); "
+                   "look for extreme numbers in the input sheets, or try --solver cbc", err=True)
         return EXIT_USER, summary
     if summary["status"] != "optimal":
         click.echo(f"error: {scenario or 'the plan'} is {summary['status']}; see the report's Overview"

@@ -152,6 +152,8 @@ def parse_value(col: C.Column, value: Any) -> tuple[Any, str | None]:
         return None, "not_a_number"
     if not math.isfinite(number):
         return None, "not_finite"
+    if number != 0 and not (MIN_MAGNITUDE <= abs(number) <= MAX_MAGNITUDE):
+        return number, "out_of_scale"
     if kind == "int":
         if not float(number).is_integer():
             return None, "not_an_integer"
@@ -163,7 +165,10 @@ def parse_value(col: C.Column, value: Any) -> tuple[Any, str | None]:
     return number, None
 
 
+MIN_MAGNITUDE, MAX_MAGNITUDE = 1e-9, 1e12  # beyond these no plan is real, and the LP becomes unsolvable
+
 _MESSAGES = {
+    "out_of_scale": "number outside the range planner can solve with",
     "bad_choice": "value not allowed",
     "bad_period": "not a quarter label",
     "bad_bool": "not a true/false value",
@@ -268,7 +273,8 @@ def _read_table(spec: C.Sheet, raw: RawSheet, out: _Collector,
                 hint = did_you_mean(str(cell_value), col.choices, cutoff=0.6) if col.kind == "choice" else ""
                 if col.kind == "period" and not isinstance(cell_value, str):
                     hint = "type the quarter as text, e.g. 2026Q1"
-                out.error(err, _MESSAGES[err], expected=col.expected(), found=show(cell_value), hint=hint, **where)
+                expected = col.expected() if err != "out_of_scale" else "0, or a size between 1e-9 and 1e12"
+                out.error(err, _MESSAGES[err], expected=expected, found=show(cell_value), hint=hint, **where)
                 parsed = None
             elif parsed is None and pos is not None and not col.blank_ok and where["cell"] not in skip_cells:
                 out.error("missing_value", "cell is blank", expected=col.expected(), found="a blank cell", **where)

@@ -266,3 +266,13 @@ def test_example_copy_untouched_by_every_command(tmp_path):
         res = runner.invoke(main, [args[0], str(src), *args[1:]])
         assert res.exit_code == 0, (args, res.output)
     assert hashlib.sha256(src.read_bytes()).hexdigest() == digest
+
+
+def test_valid_numbers_that_combine_out_of_scale_are_named(tmp_path):
+    """gross 1e12 dies per wafer over 1e-9 dies per unit: each cell is in range, the product (1e21 units per
+    wafer) is not; the error names the product's row instead of letting the solver fail."""
+    src = write_input_workbook(tmp_path / "s.xlsx", frames(products=[{"gross_dies_per_wafer": 1e12,
+                                                                      "dies_per_unit": 1e-9}]))
+    res = CliRunner().invoke(main, ["solve", str(src)])
+    assert res.exit_code == 1 and "Products row 2" in res.output and "good units per wafer" in res.output
+    assert "Traceback" not in res.output

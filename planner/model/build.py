@@ -203,6 +203,43 @@ def add_min_fill(lp: LinearProgram, ms: ModelSets, y: pd.DataFrame) -> None:
                 lower=need[p_idx, t_idx])
 
 
+COEF_MAX = 1e13  # |coefficient| above this (or a nonzero one below COEF_MIN) and HiGHS refuses or misreads the LP
+COEF_MIN = 1e-10
+
+
+def check_scale(model: Model) -> list:
+    """Derived coefficients out of scale, named by the input rows that produced them.
+
+    Every cell is range-checked, but products of cells are not: 100 gross dies over 1e-9 dies per unit is
+    1e11 units per wafer, and the model would carry it into every balance row. Returns Problems.
+    """
+    from planner.problems import Problem
+
+    out = []
+    w = model.w
+    plan = model.sets.plan
+    row_of = dict(zip(plan.products["product"], plan.products["_row"], strict=True))
+    for prod, g in w.groupby("product")["g"].agg(["min", "max"]).iterrows():
+        bad = g["max"] > COEF_MAX or 0 < g["min"] < COEF_MIN
+        if bad:
+            out.append(Problem(code="out_of_scale", sheet="Products", row=int(row_of[prod]),
+                               column="dies_per_unit",
+                               message=f"product {prod!r} yields {g['max']:.3g} good units per wafer "
+                                       "(gross_dies_per_wafer × die_yield × ramp × assembly_yield / dies_per_unit)",
+                               expected=f"between {COEF_MIN:g} and {COEF_MAX:g} units per wafer",
+                               found=f"{g['max']:.3g}"))
+    opts = model.sets.options
+    prow = dict(zip(plan.platforms["platform"], plan.platforms["_row"], strict=True))
+    for r in opts.itertuples():
+        if abs(r.revenue) > COEF_MAX:
+            out.append(Problem(code="out_of_scale", sheet="BOM", row=None, column="price",
+                               message=f"platform {r.platform!r} option {r.option!r} earns {r.revenue:.3g} per "
+                                       "platform unit (price × units_per_platform)",
+                               expected=f"at most {COEF_MAX:g}", found=f"{r.revenue:.3g}",
+                               hint=f"see Platforms row {prow.get(r.platform)}"))
+    return out
+
+
 def build_model(plan: PlanData, sets: ModelSets | None = None, gates_as_bounds: bool = False) -> Model:
     """Build the LP for a validated plan (all families of ``models/formulation.md``)."""
     ms = sets or derive_sets(plan)
