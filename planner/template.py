@@ -107,6 +107,16 @@ def write_input_workbook(path: Path | str, data: dict[str, pd.DataFrame] | None 
             if spec.name == "Settings":
                 ws.data_validation(1, 0, VALIDATION_ROWS, 0, {"validate": "list", "source": list(C.SETTINGS_KEYS),
                                                               "show_error": False})
+                # each setting's value cell gets its own check: a drop-down for choices and true/false
+                for i, key in enumerate(df.get("key", [])):
+                    setting = C.SETTINGS_KEYS.get(str(key).strip().casefold())
+                    if setting is None:
+                        continue
+                    choices = list(setting.choices) if setting.kind == "choice" else (
+                        ["true", "false"] if setting.kind == "bool" else None)
+                    if choices:
+                        ws.data_validation(i + 1, 1, i + 1, 1, {"validate": "list", "source": choices,
+                                                                "error_message": f"Expected {setting.expected()}."})
         book.close()
 
     return atomic_write(Path(path), write)

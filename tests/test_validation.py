@@ -363,6 +363,10 @@ def test_template_round_trip(tmp_path):
     assert {"Settings", "Programs", "Products", "BOM", "Demand", "Scenarios"} <= set(wb.sheetnames)
     assert wb["Products"]["A1"].comment is not None  # each header explained
     assert any(dv.formula1 and "HBM" in dv.formula1 for dv in wb["Products"].data_validations.dataValidation)
+    settings_lists = {str(dv.sqref): dv.formula1 for dv in wb["Settings"].data_validations.dataValidation}
+    policy_row = next(r for r in range(2, 20) if wb["Settings"].cell(r, 1).value == "policy")
+    assert "fair_share" in settings_lists[f"B{policy_row}"]
+    assert any(dv.formula1 and "scale" in dv.formula1 for dv in wb["Scenarios"].data_validations.dataValidation)
     for sheet, df in frames(quarters=3).items():
         ws = wb[sheet]
         header = [c.value for c in ws[1]]
