@@ -393,8 +393,11 @@ def platform_sentences(causes: pd.DataFrame, plan) -> list[str]:
         for (cause, res), u in parts.items():
             if u / total < 0.005:
                 continue
-            label = names[cause].format(r=res, ready=ready.get(res, "?")) if res else (
-                "cycle time at the horizon start" if cause == "fab_capacity" else names[cause].format(r="", ready=""))
+            if cause == "fab_capacity" and res == "initial inventory":
+                label = "cycle time at the horizon start (only initial inventory can serve it)"
+            else:
+                label = names[cause].format(r=res, ready=ready.get(res, "?")) if res else names[cause].format(
+                    r="", ready="")
             descr.append(f"{u / total:.0%} {label}")
         lines.append(f"{plat}: {units(total)} units short over {span}; " + ", ".join(descr) + ".")
     return lines

@@ -166,7 +166,7 @@ def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
     s = res.summary
     ws = book.sheet("Overview")
     ws.hide_gridlines(2)
-    ws.set_column(0, 0, 34)
+    ws.set_column(0, 0, 42)
     ws.set_column(1, 1, 22)
     ws.set_column(2, 5, 16)
     title = rep.title or f"Memory supply plan: {Path(plan.source).name}"
