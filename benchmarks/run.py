@@ -37,7 +37,6 @@ LADDER = {  # generator arguments: platforms, products, fabs, quarters
 def measure(path: str, explain: bool) -> dict:
     """All stages for one workbook, in this process (called in a subprocess by main)."""
     import highspy
-    import numpy as np
 
     from planner import api
     from planner.insights import bottlenecks
@@ -107,7 +106,6 @@ def measure(path: str, explain: bool) -> dict:
             t = time.perf_counter()
             run_batch(plan, cases, executor=LocalExecutor(1), quiet=True, warm=mode == "warm")
             out[f"scen_per_s_{mode}"] = len(cases) / (time.perf_counter() - t)
-    del np
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 

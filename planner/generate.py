@@ -126,7 +126,6 @@ def generate_frames(platforms: int, products: int, fabs: int, quarters: int, see
         exps.append({"fab": r.fab, "node": r.node, "lead_quarters": int(rng.integers(2, 6)),
                      "max_wafers_per_quarter": round(r.wafers_per_quarter * 0.3),
                      "cost_per_wafer": round(float(rng.uniform(5000, 20000))), "earliest_period": periods[0]})
-    hbm_need = prod_df[prod_df["family"] == "HBM"]
     be_rows, becap = [], []
     lines = [f"TSV-{i + 1}" for i in range(n_tsv)] + [f"PKG-{i + 1}" for i in range(n_pkg)]
     units_per_q = dem_df["units"].sum() / T * 8 / max(1, len(lines))
@@ -136,7 +135,6 @@ def generate_frames(platforms: int, products: int, fabs: int, quarters: int, see
         if line == lines[0] or rng.random() < 0.3:
             for t in range(T // 2, T):
                 becap.append({"resource": line, "period": periods[t], "units": round(cap * 1.3)})
-    del hbm_need
 
     first_prog = programs["program"].iloc[0]
     top_plat = plat_df["platform"].iloc[0]
