@@ -134,7 +134,11 @@ def throughput(path: Path, workers: int, n: int = 60, scheduler: str | None = No
     else:
         executor = LocalExecutor(workers)
     t = time.perf_counter()
-    run_batch(plan, cases, executor=executor, quiet=True)
+    try:
+        run_batch(plan, cases, executor=executor, quiet=True)
+    finally:
+        if scheduler:
+            executor.close()
     return n / (time.perf_counter() - t)
 
 

@@ -327,6 +327,20 @@ def _executor(workers: int | None, scheduler: str | None):
     return LocalExecutor(workers)
 
 
+def _run_batch(plan, cases, workers: int | None, scheduler: str | None, out_path: Path, quiet: bool, **kw):
+    """Run a batch on local processes or a Dask cluster; the journal sits beside the output."""
+    from planner.batch import run_batch
+
+    executor = _executor(workers, scheduler)
+    journal = _journal(out_path)
+    try:
+        return run_batch(plan, cases, executor=executor, journal=journal, quiet=quiet, **kw), journal
+    finally:
+        close = getattr(executor, "close", None)
+        if close:
+            close()
+
+
 def _journal(out_path: Path) -> Path:
     j = out_path.with_name(out_path.name + ".journal.jsonl")
     j.unlink(missing_ok=True)
@@ -372,7 +386,6 @@ def compare(input_path: Path, scenarios: tuple[str, ...], sets: tuple[str, ...],
     which constraints became or stopped binding, and charts. Example:
     `planner compare inputs/example.xlsx --all-scenarios -o compare.xlsx`.
     """
-    from planner.batch import run_batch
     from planner.whatif import compare_cases, write_compare
 
     out_path = output or default_report_path(input_path, "compare")
@@ -389,9 +402,7 @@ def compare(input_path: Path, scenarios: tuple[str, ...], sets: tuple[str, ...],
         cases = compare_cases(plan, names, overrides)
     except ValidationFailed as exc:
         _fail_input(exc, False)
-    journal = _journal(out_path)
-    outcome = run_batch(plan, cases, executor=_executor(workers, scheduler), journal=journal, quiet=quiet,
-                        explain=explain_)
+    outcome, journal = _run_batch(plan, cases, workers, scheduler, out_path, quiet, explain=explain_)
     moves = None
     if explain_ is not False:
         from planner.explain import cause_moves
@@ -443,7 +454,6 @@ def sweep(input_path: Path, param: str, values: str | None, range_: str | None, 
     Example: `planner sweep inputs/example.xlsx --param "Programs[HBM4].qualification_quarters" --values 0,1,2,3,4`
     or `--param "Backend[TSV-1].units_per_quarter" --range 0.8:1.2:0.05`.
     """
-    from planner.batch import run_batch
     from planner.whatif import parse_param, parse_values, sweep_cases, write_sweep
 
     out_path = output or default_report_path(input_path, "sweep")
@@ -461,9 +471,7 @@ def sweep(input_path: Path, param: str, values: str | None, range_: str | None, 
     cases = sweep_cases(p1, vals, op or ("scale" if range_ else "set"), p2, vals2,
                         op2 or ("scale" if range2 else "set"))
     _apply(plan, cases[0].edits, cases[0].name)  # a bad parameter is one input error, not N failed points
-    journal = _journal(out_path)
-    outcome = run_batch(plan, cases, executor=_executor(workers, scheduler), journal=journal, quiet=quiet,
-                        detail="binding")
+    outcome, journal = _run_batch(plan, cases, workers, scheduler, out_path, quiet, detail="binding")
     label = p1.describe().split(" ")[0]
     written = write_sweep(out_path, plan, outcome, label, p2.describe().split(" ")[0] if p2 else None,
                           inputs=(input_path,))
@@ -490,7 +498,6 @@ def montecarlo(input_path: Path, samples: int, seed: int, threshold: float, outp
     rate falls below --threshold, and a histogram of margin. Example:
     `planner montecarlo inputs/example.xlsx --samples 500 --seed 7`.
     """
-    from planner.batch import run_batch
     from planner.whatif import montecarlo_cases, write_montecarlo
 
     out_path = output or default_report_path(input_path, "montecarlo")
@@ -500,9 +507,7 @@ def montecarlo(input_path: Path, samples: int, seed: int, threshold: float, outp
         cases = montecarlo_cases(plan, samples, seed)
     except ValidationFailed as exc:
         _fail_input(exc, False)
-    journal = _journal(out_path)
-    outcome = run_batch(plan, cases, executor=_executor(workers, scheduler), journal=journal, quiet=quiet,
-                        detail="kpis")
+    outcome, journal = _run_batch(plan, cases, workers, scheduler, out_path, quiet, detail="kpis")
     written = write_montecarlo(out_path, plan, outcome, samples, seed, threshold, inputs=(input_path,))
     _finish_batch(outcome, written, journal, "samples")
 

@@ -1,8 +1,9 @@
 """Scenario batches on an existing Dask cluster (``--scheduler tcp://HOST:PORT``).
 
 Dask is an optional extra (``pip install 'planner[distributed]'``). The base plan is shipped once to every
-worker (``scatter(..., broadcast=True)``); each task carries one case's edits and returns a compact
-:class:`~planner.batch.CaseResult`, never a model. Dask itself re-runs the tasks of a worker that dies, so a
+worker (``scatter(..., broadcast=True)``); each task carries a few cases' edits (chunks sized so that Dask's
+per-task cost stays small next to the solves) and returns compact :class:`~planner.batch.CaseResult` objects,
+never models. Dask itself re-runs the tasks of a worker that dies, so a
 lost worker costs time, not scenarios; a case that fails on its own comes back as a failed result and the
 batch goes on. Results equal a local run of the same batch: each case's solve depends only on the base plan
 and the case (see :mod:`planner.resolve`).
@@ -33,8 +34,15 @@ def _import():
     return distributed
 
 
-def _task(base: PlanData, case: Case, kw: dict) -> CaseResult:
-    return run_case(base, case, **kw)
+def _task(base: PlanData, cases: list[Case], kw: dict) -> list[CaseResult]:
+    return [run_case(base, case, **kw) for case in cases]
+
+
+def chunk_size(n_cases: int, n_workers: int) -> int:
+    """Cases per task: about 8 tasks per worker, at most 25 cases each. Scenarios of a small plan take
+    milliseconds, less than Dask's per-task cost; chunks amortise it while keeping the load balanced and a
+    dead worker's loss small."""
+    return max(1, min(25, n_cases // max(1, 8 * n_workers)))
 
 
 class DaskExecutor:
@@ -58,16 +66,18 @@ class DaskExecutor:
             raise DistributedError(f"the Dask scheduler at {self.address} has no workers")
         base_f = self.client.scatter(base, broadcast=True, hash=False)
         batch = uuid.uuid4().hex[:8]
-        futures = {self.client.submit(_task, base_f, case, kw, key=f"planner-{batch}-{i}", pure=False): case
-                   for i, case in enumerate(cases)}
+        k = chunk_size(len(cases), self.workers)
+        chunks = [cases[i:i + k] for i in range(0, len(cases), k)]
+        futures = {self.client.submit(_task, base_f, chunk, kw, key=f"planner-{batch}-{i}", pure=False): chunk
+                   for i, chunk in enumerate(chunks)}
         try:
             for fut in distributed.as_completed(list(futures), loop=self.client.loop):
-                case = futures[fut]
                 try:
-                    yield fut.result()
+                    yield from fut.result()
                 except Exception as exc:  # KilledWorker after Dask's own retries, or a lost connection
-                    yield CaseResult(case.name, "failed", error=f"cluster: {type(exc).__name__}: {exc}",
-                                     params=case.params)
+                    for case in futures[fut]:
+                        yield CaseResult(case.name, "failed", error=f"cluster: {type(exc).__name__}: {exc}",
+                                         params=case.params)
         finally:
             self.client.cancel(list(futures))
 
