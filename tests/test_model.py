@@ -349,23 +349,20 @@ def test_random_plan_reconciles_and_objective_is_the_sum_of_its_parts(seed):
 
 
 @pytest.mark.parametrize("seed", SEEDS[:6])
-def test_pulp_model_solved_by_pulps_highs_agrees(seed, every_path):
-    """PuLP remains the model's definition for other solvers: to_pulp(...) solved through PuLP's own HiGHS
-    interface reaches the same optimum as the arrays handed to HiGHS directly."""
+def test_pulp_model_agrees_with_the_arrays(seed, every_path):
+    """PuLP remains the model's definition for other solvers: to_pulp(...) solved through PuLP (its HiGHS
+    interface on one path, its CBC on the other) reaches the optimum of the arrays handed to HiGHS directly."""
     import pulp
 
     from planner.model.build import build_model
-    from planner.solve import to_pulp
+    from planner.solve import _cbc_command, to_pulp
 
-    if every_path != "highs":
-        pytest.skip("one run per seed is enough")
     p = plan_from_frames(random_frames(seed))
-    model = build_model(p)
-    prob, _, _ = to_pulp(model.lp)
-    prob.solve(pulp.HiGHS(msg=False))
+    prob, _, _ = to_pulp(build_model(p).lp)
+    prob.solve(pulp.HiGHS(msg=False) if every_path == "highs" else _cbc_command(msg=False))
     assert pulp.LpStatus[prob.status] == "Optimal"
     arrays = api.run(p, solver="highs").solution.stages[-1]["value"]
-    assert pulp.value(prob.objective) == pytest.approx(arrays, rel=1e-7, abs=1e-3)
+    assert pulp.value(prob.objective) == pytest.approx(arrays, rel=1e-7, abs=1e-2)
 
 
 @pytest.mark.parametrize("seed", SEEDS[:8])
