@@ -221,3 +221,24 @@ def test_infeasible_plan_is_explained_by_an_iis(tmp_path):
     assert "program G is ready in 2026Q2" in res.output and "Platforms row 2" in res.output
     run = api.run(api.load_workbook(src))
     assert set(run.iis["sheet"]) == {"Products", "Platforms", "Programs"}
+
+
+def test_estimate_path_matches_exact_when_two_families_interact(monkeypatch):
+    """Large plans use ½(first-lifted + last-lifted effect) over 2n+1 parallel solves. With a dummy family
+    (economics) and two interacting ones it equals the Shapley value: line 1200, fab 500 as derived above."""
+    import planner.explain as ex
+
+    monkeypatch.setattr(ex, "EXACT_MAX_COLS", 0)
+    p = plan(quarters=1, products=[{"backend": "TSV"}], backend=[{"resource": "TSV", "units_per_quarter": 300}])
+    run, c = causes_of(p)
+    assert by(c, "cause", "resource") == pytest.approx({("backend_capacity", "TSV"): 1200,
+                                                         ("fab_capacity", "F/n1"): 500})
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_estimate_path_adds_up_on_random_plans(seed, monkeypatch):
+    import planner.explain as ex
+
+    monkeypatch.setattr(ex, "EXACT_MAX_COLS", 0)
+    run, c = causes_of(plan_from_frames(random_frames(seed)))
+    assert_adds_up(run, c)
