@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from planner.model.build import Model, build_model
-from planner.solve import HighsSession, Solution, check_feasibility, run_policy
+from planner.solve import HighsSession, Solution, finish_solution, run_policy
 from planner.validate import PlanData
 
 WARM_MAX_CHANGES = 0.02  # share of rows + columns a scenario may change and still start from the base basis
@@ -90,11 +90,4 @@ class IncrementalSolver:
             session = HighsSession(lp, time_limit=self.time_limit, method="auto")
             res = run_policy(session, model, plan.settings.policy, new.c.copy(), stages)
             self.cold += 1
-        sol = Solution(status=res.status, x=None if res.x is None else res.x[: lp.n_cols],
-                       row_dual=None if res.row_dual is None else res.row_dual[: lp.n_rows],
-                       objective=res.objective, solver="highs", method=session.method,
-                       seconds=time.perf_counter() - t0, stages=stages, message=res.message)
-        if sol.x is not None:
-            sol.max_violation, sol.violations = check_feasibility(lp, sol.x)
-            sol.objective = float(lp.objective() @ sol.x)
-        return model, sol
+        return model, finish_solution(lp, res, session, t0, stages)

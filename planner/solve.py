@@ -386,6 +386,20 @@ def run_policy(session: Session, model: Model, policy: str, margin: np.ndarray,
     return res
 
 
+def finish_solution(lp: LinearProgram, res: RunResult, session: Session, t0: float,
+                    stages: list[dict]) -> Solution:
+    """A run's result as a Solution over the model's own columns and rows (stage rows and columns dropped),
+    checked for feasibility, with the objective recomputed from the model's margin."""
+    sol = Solution(status=res.status, x=None if res.x is None else res.x[: lp.n_cols],
+                   row_dual=None if res.row_dual is None else res.row_dual[: lp.n_rows],
+                   objective=res.objective, solver=session.name, method=session.method,
+                   seconds=time.perf_counter() - t0, stages=stages, message=res.message)
+    if sol.x is not None:
+        sol.max_violation, sol.violations = check_feasibility(lp, sol.x)
+        sol.objective = float(lp.objective() @ sol.x)
+    return sol
+
+
 def solve_model(model: Model, solver: str | None = None, time_limit: float | None = None,
                 method: str | None = None, policy: str | None = None) -> Solution:
     """Solve under the plan's policy (``models/formulation.md``, "Policies as sequences of LPs")."""
@@ -399,14 +413,7 @@ def solve_model(model: Model, solver: str | None = None, time_limit: float | Non
     session = make_session(lp, solver, time_limit, method)
     stages: list[dict] = []
     res = run_policy(session, model, policy, lp.objective(), stages)
-    sol = Solution(status=res.status, x=None if res.x is None else res.x[: lp.n_cols],
-                   row_dual=None if res.row_dual is None else res.row_dual[: lp.n_rows],
-                   objective=res.objective, solver=session.name, method=session.method,
-                   seconds=time.perf_counter() - t0, stages=stages, message=res.message)
-    if sol.x is not None:
-        sol.max_violation, sol.violations = check_feasibility(lp, sol.x)
-        sol.objective = float(lp.objective() @ sol.x)
-    return sol
+    return finish_solution(lp, res, session, t0, stages)
 
 
 def check_feasibility(lp: LinearProgram, x: np.ndarray, rel_tol: float = 1e-6) -> tuple[float, list[str]]:

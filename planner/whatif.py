@@ -338,7 +338,7 @@ def write_compare(path: Path, plan: PlanData, outcome: BatchOutcome, cases: list
                     else None for m in metrics]
         ws = book.sheet("KPIs")
         book.table(ws, table, widths={"metric": 34}, autofilter=False)
-        money_fmt = book.wb.add_format({"num_format": '"$"#,##0' if cur == "USD" else "#,##0"})
+        money_fmt = book.money(cur)
         for i, m in enumerate(metrics, start=2):
             fmt = (book.fmt["pct"] if m.startswith(("fill_rate", "utilisation")) else
                    money_fmt if m in ("objective", "revenue", "cost", "shortfall_penalty") else book.fmt["int"])
@@ -544,7 +544,7 @@ def write_montecarlo(path: Path, plan: PlanData, outcome: BatchOutcome, samples:
         ws = book.sheet("Statistics")
         book.table(ws, stats, widths={"metric": 34, "P(fill rate < threshold)": 26},
                    formats={"P(fill rate < threshold)": "pct"})
-        money_fmt = book.wb.add_format({"num_format": '"$"#,##0' if cur == "USD" else "#,##0"})
+        money_fmt = book.money(cur)
         for i, metric in enumerate(stats["metric"], start=1):
             ws.set_row(i, None, money_fmt if metric == "margin" else book.fmt["pct"])
         ws.write_string(len(stats) + 2, 0, f"threshold = {threshold:.0%}")

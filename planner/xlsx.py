@@ -51,6 +51,12 @@ class Book:
         self.bad = self.wb.add_format({"bg_color": "#FFC7CE", "font_color": "#9C0006"})
         self.warn = self.wb.add_format({"bg_color": "#FFEB9C", "font_color": "#9C5700"})
 
+    def money(self, currency: str, decimals: int = 0) -> Any:
+        """Money format for a currency: "$"#,##0 for USD, #,##0 "EUR" otherwise."""
+        digits = "#,##0" + ("." + "0" * decimals if decimals else "")
+        fmt = f'"$"{digits}' if currency.upper() == "USD" else f'{digits} "{currency}"'
+        return self.wb.add_format({"num_format": fmt})
+
     def sheet(self, name: str) -> Worksheet:
         """A new sheet set up to print landscape, one page wide (also how the PDF rendering looks)."""
         ws = self.wb.add_worksheet(name[:31])

@@ -4,7 +4,6 @@ on 127.0.0.1 with free ports, compared with the local run, one worker killed mid
 from __future__ import annotations
 
 import signal
-import socket
 import sys
 import time
 
@@ -19,12 +18,6 @@ from planner.scenarios import parse_override
 from planner.whatif import montecarlo_cases
 
 distributed = pytest.importorskip("distributed", reason="Dask is an optional extra: pip install 'planner[distributed]'")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +102,9 @@ def test_cli_sweep_on_cluster(cluster, tmp_path):
 
 
 def test_unreachable_scheduler_fails_fast(tmp_path):
-    port = free_port()  # nothing listens here
+    from planner.distributed import _free_port
+
+    port = _free_port()  # nothing listens here
     t = time.perf_counter()
     res = CliRunner().invoke(main, ["sweep", str(EXAMPLE), "--param", "Programs[HBM4].qualification_quarters",
                                     "--values", "0,1", "--scheduler", f"tcp://127.0.0.1:{port}",

@@ -44,12 +44,6 @@ class ReportInput:
     scenario: str = ""
 
 
-def _money_fmt(book: Book, currency: str, decimals: int = 0) -> object:
-    digits = "#,##0" + ("." + "0" * decimals if decimals else "")
-    fmt = f'"$"{digits}' if currency.upper() == "USD" else f'{digits} "{currency}"'
-    return book.wb.add_format({"num_format": fmt})
-
-
 def _summary_rows(rep: ReportInput) -> pd.DataFrame:
     s = rep.results.summary
     cur = s["currency"]
@@ -482,7 +476,7 @@ def write_report(path: Path | str, rep: ReportInput, inputs: tuple[Path, ...] = 
     """Write the report atomically; ``inputs`` are paths the report must never overwrite."""
     def write(tmp: Path) -> None:
         book = Book(tmp)
-        money_fmt = _money_fmt(book, rep.results.summary["currency"])
+        money_fmt = book.money(rep.results.summary["currency"])
         _write_overview(book, rep, money_fmt)
         if rep.results.summary["objective"] is not None:
             _write_charts(book, rep)
