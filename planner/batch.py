@@ -48,6 +48,7 @@ class CaseResult:
     kpis: dict[str, Any] = field(default_factory=dict)
     service: pd.DataFrame | None = None  # platform, period, demand, served, shortfall
     capacity: pd.DataFrame | None = None  # resource, kind, period, capacity, used, utilisation, shadow_price
+    allocation: pd.DataFrame | None = None  # platform, period, option, platform_units (full detail only)
     causes: pd.DataFrame | None = None  # filled when the batch explains shortfalls
     seconds: float = 0.0
 
@@ -97,6 +98,9 @@ def compact(name: str, params: dict, run, seconds: float, explain: bool | None =
         out.error = s.get("message") or f"plan is {s['status']}"
         if run.infeasibility is not None and len(run.infeasibility):
             out.error = "; ".join(f"{r.platform} {r.period}: {r.reason}" for r in run.infeasibility.head(3).itertuples())
+    if detail == "full":
+        out.allocation = (res.allocation.groupby(["platform", "period", "option"], as_index=False)["platform_units"]
+                          .first())
     if detail == "kpis":
         out.service = out.capacity = None
     elif detail == "binding":

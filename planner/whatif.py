@@ -360,6 +360,28 @@ def write_compare(path: Path, plan: PlanData, outcome: BatchOutcome, cases: list
                     svc[f"Δ {r.name}"] = svc[r.name] - svc[base.name]
             ws = book.sheet("Service")
             book.table(ws, svc, formats={c: "int" for c in svc.columns if c not in ("platform", "period")})
+        # allocation per platform, quarter and BOM option
+        alloc = None
+        for r in results:
+            if r.allocation is None:
+                continue
+            a = r.allocation.set_index(["platform", "period", "option"])["platform_units"].rename(r.name)
+            alloc = a.to_frame() if alloc is None else alloc.join(a, how="outer")
+        if alloc is not None and base.name in alloc:
+            alloc = alloc.fillna(0.0).reset_index()
+            deltas = []
+            for r in results[1:]:
+                if r.name in alloc:
+                    alloc[f"Δ {r.name}"] = alloc[r.name] - alloc[base.name]
+                    deltas.append(f"Δ {r.name}")
+            if deltas:  # only the rows where some scenario builds a different mix
+                alloc = alloc[(alloc[deltas].abs() > 0.5).any(axis=1)]
+            ws = book.sheet("Allocation")
+            if alloc.empty:
+                ws.write_string(0, 0, "Every scenario builds each platform with the same BOM options as the base.")
+            else:
+                book.table(ws, alloc, formats={c: "int" for c in alloc.columns
+                                               if c not in ("platform", "period", "option")})
         # binding changes
         bc = pd.concat([binding_changes(base, r) for r in results[1:] if r.ok and base.ok] or
                        [binding_changes(base, base)], ignore_index=True)

@@ -150,7 +150,13 @@ def test_compare_all_scenarios_report(tmp_path):
     assert res.exit_code == 0, res.output
     assert "HBM4 slips 1Q: margin -$" in res.output
     wb = openpyxl.load_workbook(out)
-    assert {"Overview", "KPIs", "Service", "Binding", "Changes", "Causes moved", "Charts"} <= set(wb.sheetnames)
+    assert {"Overview", "KPIs", "Service", "Allocation", "Binding", "Changes", "Causes moved", "Charts"} <= set(
+        wb.sheetnames)
+    alloc = list(wb["Allocation"].iter_rows(values_only=True))
+    header = alloc[0]
+    slip = header.index("Δ HBM4 slips 1Q")
+    rubin_2027q1 = [r for r in alloc[1:] if r[0] == "Vera Rubin" and r[1] == "2027Q1"]
+    assert rubin_2027q1 and rubin_2027q1[0][slip] < 0  # the slip takes Rubin units away in 2027Q1
     assert len(wb["Charts"]._charts) == 2
     changes = list(wb["Changes"].iter_rows(values_only=True))
     assert ("HBM4 slips 1Q", "Programs", "HBM4", "qualification_quarters", 3, 4) in changes
