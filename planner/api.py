@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,14 +74,18 @@ def finish(plan: PlanData, model: Model, sol: Solution, t0: float | None = None)
 
 
 def run(plan: PlanData, solver: str | None = None, time_limit: float | None = None,
-        method: str | None = None) -> Run:
-    """Build, solve, extract and (when infeasible) diagnose one plan."""
+        method: str | None = None, progress: Callable[[str], None] | None = None) -> Run:
+    """Build, solve, extract and (when infeasible) diagnose one plan; ``progress`` hears each stage."""
+    say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
+    say("building the LP")
     model = build_model(plan)
     problems = check_scale(model)
     if problems:
         raise ValidationFailed(problems)
     t1 = time.perf_counter()
+    size = model.lp.size
+    say(f"solving: {size['columns']:,} columns, {size['rows']:,} rows with {solver or plan.settings.solver}")
     sol = solve_model(model, solver=solver, time_limit=time_limit, method=method)
     t2 = time.perf_counter()
     res = extract(model, sol)

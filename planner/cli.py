@@ -135,7 +135,22 @@ def default_report_path(input_path: Path, suffix: str = "report") -> Path:
 AUTO_ANALYSIS_MAX_COLS = 20_000
 
 
-def _solve_one(plan, solver, time_limit, method, insights: bool | None, explain: bool | None = False):
+def _progress(enabled: bool):
+    """Stage messages on stderr while a terminal watches (long solves are otherwise silent); none when piped."""
+    import time
+
+    if not (enabled and sys.stderr.isatty()):
+        return None
+    t0 = time.perf_counter()
+
+    def say(msg: str) -> None:
+        click.echo(f"[{time.perf_counter() - t0:6.1f} s] {msg}", err=True)
+
+    return say
+
+
+def _solve_one(plan, solver, time_limit, method, insights: bool | None, explain: bool | None = False,
+               progress=None):
     """Run one plan and the analysis the report needs; returns (run, ReportInput).
 
     ``None`` for insights/explain means auto: on for plans below AUTO_ANALYSIS_MAX_COLS LP columns, where the
@@ -145,7 +160,8 @@ def _solve_one(plan, solver, time_limit, method, insights: bool | None, explain:
     from planner.insights import bottlenecks, rd_impact
     from planner.report.writer import ReportInput
 
-    run = api.run(plan, solver=solver, time_limit=time_limit, method=method)
+    say = progress or (lambda _msg: None)
+    run = api.run(plan, solver=solver, time_limit=time_limit, method=method, progress=progress)
     rep = ReportInput(plan=plan, results=run.results, infeasibility=run.infeasibility, iis=run.iis)
     small = run.model.lp.n_cols < AUTO_ANALYSIS_MAX_COLS
     skipped = []
@@ -163,6 +179,8 @@ def _solve_one(plan, solver, time_limit, method, insights: bool | None, explain:
     if run.solution.has_solution:
         rep.bottlenecks = bottlenecks(plan, run.results)
         if insights and len(plan.programs):
+            say("R&D impact: re-solving with each program a quarter earlier and later")
+
             def resolve(p):
                 r = api.run(p, solver=solver, time_limit=time_limit, method=method)
                 return r.results
@@ -170,7 +188,9 @@ def _solve_one(plan, solver, time_limit, method, insights: bool | None, explain:
         if explain:
             from planner.explain import explain_shortfalls, what_would_close
 
+            say("explaining shortfalls")
             rep.causes = explain_shortfalls(run)
+            say("looking for the change that would close each shortfall")
             rep.fixes = what_would_close(run, rep.causes)
     return run, rep
 
@@ -251,8 +271,11 @@ def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_
     from planner.solve import SolverError
 
     try:
-        run, rep = _solve_one(plan, solver, time_limit, method, insights=insights, explain=explain)
+        say = _progress(not as_json)
+        run, rep = _solve_one(plan, solver, time_limit, method, insights=insights, explain=explain, progress=say)
         rep.scenario = scenario
+        if say:
+            say(f"writing {out_path}")
         written = write_report(out_path, rep, inputs=(input_path,))
     except SolverError as exc:
         click.echo(f"error: {exc}", err=True)
