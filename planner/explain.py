@@ -27,7 +27,7 @@ from planner.solve import HighsSession, run_policy
 
 FAMILIES = ("rd_gate", "yield_ramp", "fab_capacity", "backend_capacity", "economics", "policy")
 TOL = 1e-6
-EXACT_MAX_COLS = 20_000  # above this (and with more than 4 families) the 2n+2-solve estimate replaces 2^n solves
+EXACT_MAX_COLS = 2_000  # above this (and with more than 4 families) the 2n+1-solve estimate replaces 2^n solves
 MAX_LEVERS = 10
 
 
