@@ -467,8 +467,10 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
         chart = book.wb.add_chart({"type": "bar", "subtype": "stacked"})
         for j in range(1, len(piv.columns)):
             series(chart, j, first, last, first - 1, gap=40)
-        style(chart, "Shortfall by cause (platform units)", "platform units")
-        chart.set_x_axis({"num_format": "#,##0"})
+        style(chart, "Shortfall by cause (platform units)", "")
+        chart.set_y_axis({"name": ""})  # a bar chart's y axis holds the platforms
+        chart.set_x_axis({"name": "platform units short", "num_format": "#,##0",
+                          "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}}})
         place(chart)
 
 
