@@ -8,7 +8,6 @@ escaping at each call site. Formulas the report wants are written with ``write_f
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +46,7 @@ class Book:
         self.wrap = self.wb.add_format({"text_wrap": True, "valign": "top"})
         self.notice = self.wb.add_format({"bold": True, "font_color": "#9C0006", "bg_color": "#FFC7CE",
                                           "border": 1, "text_wrap": True})
-        self.good = self.wb.add_format({"bg_color": "#C6EFCE", "font_color": "#006100"})
         self.bad = self.wb.add_format({"bg_color": "#FFC7CE", "font_color": "#9C0006"})
-        self.warn = self.wb.add_format({"bg_color": "#FFEB9C", "font_color": "#9C5700"})
 
     def money(self, currency: str, decimals: int = 0) -> Any:
         """Money format for a currency: "$"#,##0 for USD, #,##0 "EUR" otherwise."""
@@ -123,16 +120,3 @@ def _display(v: Any, fmt: str | None) -> str:
             return f"{v:.1%}"
         return f"{v:,.2f}" if fmt in ("float", "money2") else f"{v:,.0f}"
     return str(v)
-
-
-def col_letter(idx: int) -> str:
-    from xlsxwriter.utility import xl_col_to_name
-
-    return xl_col_to_name(idx)
-
-
-def write_rows(book: Book, ws: Worksheet, rows: Sequence[Sequence[Any]], first_row: int = 0) -> int:
-    for i, rec in enumerate(rows):
-        for j, v in enumerate(rec):
-            book.write_cell(ws, first_row + i, j, v)
-    return first_row + len(rows)

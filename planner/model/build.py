@@ -24,7 +24,6 @@ class Model:
     sets: ModelSets
     w: pd.DataFrame  # wafer columns: fab, node, product, fn, m, s, land, g, col
     y: pd.DataFrame  # platform-option-quarter columns: p, po, t, col
-    stage_rows: list[str]
 
 
 def _wafer_domain(ms: ModelSets, gates_as_bounds: bool = False) -> pd.DataFrame:
@@ -254,7 +253,7 @@ def build_model(plan: PlanData, sets: ModelSets | None = None, gates_as_bounds: 
     add_backend_capacity(lp, ms, w)
     add_inventory_balance(lp, ms, w, inv, y)
     add_min_fill(lp, ms, y)
-    return Model(lp=lp, sets=ms, w=w, y=y, stage_rows=[])
+    return Model(lp=lp, sets=ms, w=w, y=y)
 
 
 __all__ = ["INF", "Model", "build_model"]

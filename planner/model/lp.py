@@ -115,9 +115,6 @@ class LinearProgram:
     def row_names(self) -> list[str]:
         return [f"{b.label}_{i}" for b in self.row_blocks.values() for i in range(b.size)]
 
-    def block_of_col(self, label: str) -> Block:
-        return self.col_blocks[label]
-
     def cols(self, label: str) -> np.ndarray:
         b = self.col_blocks.get(label)
         return b.positions if b is not None else np.zeros(0, dtype=np.int64)
