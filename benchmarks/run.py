@@ -39,11 +39,11 @@ def measure(path: str, explain: bool) -> dict:
     import highspy
 
     from planner import api
-    from planner.insights import bottlenecks
+    from planner.analysis.bottlenecks import bottlenecks
     from planner.model.build import build_model
     from planner.report.writer import ReportInput, write_report
-    from planner.results import extract
-    from planner.solve import IPM_THRESHOLD_COLS, _stdout_silenced, solve_model
+    from planner.analysis.results import extract
+    from planner.solve.policy import IPM_THRESHOLD_COLS, _stdout_silenced, solve_model
 
     out: dict = {}
     t = time.perf_counter()
@@ -89,7 +89,7 @@ def measure(path: str, explain: bool) -> dict:
     out["objective_gap"] = (abs(h.getInfo().objective_function_value - ours) / max(1.0, abs(ours))
                             if ours is not None else float("nan"))
     if explain:
-        from planner.explain import explain_shortfalls
+        from planner.analysis.explain import explain_shortfalls
 
         run = api.finish(plan, model, sol)
         t = time.perf_counter()
@@ -97,7 +97,7 @@ def measure(path: str, explain: bool) -> dict:
         out["explain"] = time.perf_counter() - t
         # re-solves after a small change (one fab/node's capacity): kept model (warm) vs rebuilt (cold)
         from planner.batch import Case, LocalExecutor, run_batch
-        from planner.scenarios import parse_override
+        from planner.io.scenarios import parse_override
 
         fab, node = plan.fabs["fab"].iloc[0], plan.fabs["node"].iloc[0]
         cases = [Case(f"f{i}", [parse_override(f"Fabs[{fab}|{node}].wafers_per_quarter*={1 - 0.02 * (i + 1)}")])
@@ -122,7 +122,7 @@ def e2e(path: Path, flags: list[str]) -> float:
 def throughput(path: Path, workers: int, n: int = 60, scheduler: str | None = None) -> float:
     from planner import api
     from planner.batch import Case, LocalExecutor, run_batch
-    from planner.scenarios import parse_override
+    from planner.io.scenarios import parse_override
 
     plan = api.load_workbook(path)
     cases = [Case(f"c{i}", [parse_override(f"Backend[TSV-1].units_per_quarter*={0.8 + 0.4 * i / n}")])

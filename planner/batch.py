@@ -27,9 +27,9 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from planner.problems import ValidationFailed
-from planner.scenarios import Edit, apply_edits
-from planner.validate import PlanData
+from planner.io.problems import ValidationFailed
+from planner.io.scenarios import Edit, apply_edits
+from planner.io.validate import PlanData
 
 
 @dataclass
@@ -109,7 +109,7 @@ def compact(name: str, params: dict, run, seconds: float, explain: bool | None =
     if explain is None:  # auto: explain where it costs a fraction of a second
         explain = run.model.lp.n_cols < 20_000
     if explain and run.solution.has_solution:
-        from planner.explain import explain_shortfalls
+        from planner.analysis.explain import explain_shortfalls
 
         out.causes = explain_shortfalls(run)
     return out
@@ -120,7 +120,7 @@ _INCREMENTAL: dict[int, object] = {}
 
 def _incremental(base: PlanData, time_limit: float | None):
     """One IncrementalSolver per base plan in this process (workers keep theirs between cases)."""
-    from planner.resolve import IncrementalSolver
+    from planner.solve.warm import IncrementalSolver
 
     key = id(base)
     if key not in _INCREMENTAL:
@@ -133,10 +133,10 @@ def run_case(base: PlanData, case: Case, solver: str | None = None, time_limit: 
              explain: bool | None = False, warm: bool = True, detail: str = "full") -> CaseResult:
     """Apply a case's edits to the base plan and solve; never raises for a problem of the case itself.
 
-    With HiGHS and ``warm`` the solve reuses this process's kept model (:mod:`planner.resolve`).
+    With HiGHS and ``warm`` the solve reuses this process's kept model (:mod:`planner.solve.warm`).
     """
     from planner import api
-    from planner.solve import SolverError
+    from planner.solve.policy import SolverError
 
     t0 = time.perf_counter()
     try:

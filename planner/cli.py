@@ -13,9 +13,9 @@ from pathlib import Path
 import click
 
 from planner import __version__
-from planner.atomic import OutputError
-from planner.problems import Problem, ValidationFailed
-from planner.reader import ReadError
+from planner.report.atomic import OutputError
+from planner.io.problems import Problem, ValidationFailed
+from planner.io.reader import ReadError
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 
@@ -41,7 +41,7 @@ def _fail_input(exc: Exception, as_json: bool) -> None:
 
 
 def _load(path: Path, as_json: bool = False):
-    from planner.validate import load_plan
+    from planner.io.validate import load_plan
 
     try:
         return load_plan(path)
@@ -100,7 +100,7 @@ def template(output: Path) -> None:
 
     Example: `planner template my-plan.xlsx`, fill it in, then `planner validate my-plan.xlsx`.
     """
-    from planner.template import write_template
+    from planner.report.template import write_template
 
     try:
         write_template(output)
@@ -118,7 +118,7 @@ def example(output: Path) -> None:
 
     Example: `planner example my-copy.xlsx`.
     """
-    from planner.example import write_example
+    from planner.io.example import write_example
 
     try:
         write_example(output)
@@ -157,7 +157,7 @@ def _solve_one(plan, solver, time_limit, method, insights: bool | None, explain:
     extra re-solves cost a fraction of a second, off above (the report says how to turn them on).
     """
     from planner import api
-    from planner.insights import bottlenecks, rd_impact
+    from planner.analysis.bottlenecks import bottlenecks, rd_impact
     from planner.report.writer import ReportInput
 
     say = progress or (lambda _msg: None)
@@ -186,7 +186,7 @@ def _solve_one(plan, solver, time_limit, method, insights: bool | None, explain:
                 return r.results
             rep.rd_impact = rd_impact(plan, run.results, resolve)
         if explain:
-            from planner.explain import explain_shortfalls, what_would_close
+            from planner.analysis.explain import explain_shortfalls, what_would_close
 
             say("explaining shortfalls")
             rep.causes = explain_shortfalls(run)
@@ -241,7 +241,7 @@ def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple
     label = "; ".join([*scenarios, *sets])
     runs = [(label, _apply(plan, edits, label, as_json) if edits else plan, out_path)]
     if all_scenarios:
-        from planner.scenarios import edits_from_sheet, scenario_names
+        from planner.io.scenarios import edits_from_sheet, scenario_names
 
         for name in scenario_names(plan):
             target = out_path.with_name(f"{out_path.stem}-{_slug(name)}{out_path.suffix}")
@@ -268,7 +268,7 @@ def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple
 def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_json: bool, solver, method,
                       time_limit, insights: bool | None, explain: bool | None, quiet: bool = False) -> tuple[int, dict]:
     from planner.report.writer import write_report
-    from planner.solve import SolverError
+    from planner.solve.policy import SolverError
 
     try:
         say = _progress(not as_json)
@@ -309,7 +309,7 @@ def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_
 
 # ---- what-if ------------------------------------------------------------------------------------------------------
 def _edits_for(plan, scenarios: tuple[str, ...], sets: tuple[str, ...], as_json: bool = False):
-    from planner.scenarios import edits_from_sheet, parse_override
+    from planner.io.scenarios import edits_from_sheet, parse_override
 
     try:
         edits = [e for name in scenarios for e in edits_from_sheet(plan, name)]
@@ -320,7 +320,7 @@ def _edits_for(plan, scenarios: tuple[str, ...], sets: tuple[str, ...], as_json:
 
 
 def _apply(plan, edits, label: str, as_json: bool = False):
-    from planner.scenarios import apply_edits
+    from planner.io.scenarios import apply_edits
 
     try:
         return apply_edits(plan, edits, label=label)
@@ -409,12 +409,12 @@ def compare(input_path: Path, scenarios: tuple[str, ...], sets: tuple[str, ...],
     which constraints became or stopped binding, and charts. Example:
     `planner compare inputs/example.xlsx --all-scenarios -o compare.xlsx`.
     """
-    from planner.whatif import compare_cases, write_compare
+    from planner.analysis.whatif import compare_cases, write_compare
 
     out_path = output or default_report_path(input_path, "compare")
     _check_out(out_path, input_path)
     plan = _load(input_path)
-    from planner.scenarios import scenario_names
+    from planner.io.scenarios import scenario_names
 
     names = scenario_names(plan) if all_scenarios else list(scenarios)
     if not names and not sets:
@@ -428,11 +428,11 @@ def compare(input_path: Path, scenarios: tuple[str, ...], sets: tuple[str, ...],
     outcome, journal = _run_batch(plan, cases, workers, scheduler, out_path, quiet, explain=explain_)
     moves = None
     if explain_ is not False:
-        from planner.explain import cause_moves
+        from planner.analysis.explain import cause_moves
 
         moves = cause_moves(outcome.results)
     written = write_compare(out_path, plan, outcome, cases, moves, inputs=(input_path,))
-    from planner.whatif import compare_sentences
+    from planner.analysis.whatif import compare_sentences
 
     for line in compare_sentences(plan, outcome.results, cases, moves):
         click.echo(line)
@@ -440,7 +440,7 @@ def compare(input_path: Path, scenarios: tuple[str, ...], sets: tuple[str, ...],
 
 
 def _check_out(out_path: Path, input_path: Path) -> None:
-    from planner.atomic import check_output_path
+    from planner.report.atomic import check_output_path
 
     try:
         check_output_path(out_path, (input_path,))
@@ -477,7 +477,7 @@ def sweep(input_path: Path, param: str, values: str | None, range_: str | None, 
     Example: `planner sweep inputs/example.xlsx --param "Programs[HBM4].qualification_quarters" --values 0,1,2,3,4`
     or `--param "Backend[TSV-1].units_per_quarter" --range 0.8:1.2:0.05`.
     """
-    from planner.whatif import parse_param, parse_values, sweep_cases, write_sweep
+    from planner.analysis.whatif import parse_param, parse_values, sweep_cases, write_sweep
 
     out_path = output or default_report_path(input_path, "sweep")
     _check_out(out_path, input_path)
@@ -521,7 +521,7 @@ def montecarlo(input_path: Path, samples: int, seed: int, threshold: float, outp
     rate falls below --threshold, and a histogram of margin. Example:
     `planner montecarlo inputs/example.xlsx --samples 500 --seed 7`.
     """
-    from planner.whatif import montecarlo_cases, write_montecarlo
+    from planner.analysis.whatif import montecarlo_cases, write_montecarlo
 
     out_path = output or default_report_path(input_path, "montecarlo")
     _check_out(out_path, input_path)
@@ -552,8 +552,8 @@ def explain(input_path: Path, platforms: tuple[str, ...], periods: tuple[str, ..
     `planner explain inputs/example.xlsx --platform "Vera Rubin" --period 2028Q1`.
     """
     from planner import api
-    from planner.explain import explain_shortfalls, platform_sentences, what_would_close
-    from planner.problems import did_you_mean
+    from planner.analysis.explain import explain_shortfalls, platform_sentences, what_would_close
+    from planner.io.problems import did_you_mean
 
     plan = _load(input_path, as_json)
     edits = _edits_for(plan, scenarios, sets, as_json)
@@ -617,7 +617,7 @@ def generate(platforms: int, products: int, fabs: int, quarters: int, seed: int,
     min_fill, scenarios, uncertainty) and capacity is sized to bind. Example:
     `planner generate --platforms 400 --products 600 --fabs 40 --quarters 32 --seed 1 -o big.xlsx`.
     """
-    from planner.generate import write_generated
+    from planner.io.generate import write_generated
 
     try:
         write_generated(output, platforms, products, fabs, quarters, seed)

@@ -6,7 +6,7 @@ per-task cost stays small next to the solves) and returns compact :class:`~plann
 never models. Dask itself re-runs the tasks of a worker that dies, so a
 lost worker costs time, not scenarios; a case that fails on its own comes back as a failed result and the
 batch goes on. Results equal a local run of the same batch: each case's solve depends only on the base plan
-and the case (see :mod:`planner.resolve`).
+and the case (see :mod:`planner.solve.warm`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from planner.batch import Case, CaseResult, run_case
-from planner.validate import PlanData
+from planner.io.validate import PlanData
 
 CONNECT_TIMEOUT_S = 5
 

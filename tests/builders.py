@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from planner.validate import PlanData, plan_from_frames
+from planner.io.validate import PlanData, plan_from_frames
 
 
 def frames(

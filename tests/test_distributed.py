@@ -14,8 +14,8 @@ from conftest import EXAMPLE
 from planner import api
 from planner.batch import Case, LocalExecutor, run_batch
 from planner.cli import main
-from planner.scenarios import parse_override
-from planner.whatif import montecarlo_cases
+from planner.io.scenarios import parse_override
+from planner.analysis.whatif import montecarlo_cases
 
 distributed = pytest.importorskip("distributed", reason="Dask is an optional extra: pip install 'planner[distributed]'")
 

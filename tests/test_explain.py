@@ -16,9 +16,9 @@ from test_model import random_frames
 
 from planner import api
 from planner.cli import main
-from planner.explain import explain_shortfalls, platform_sentences, what_would_close
-from planner.template import write_input_workbook
-from planner.validate import plan_from_frames
+from planner.analysis.explain import explain_shortfalls, platform_sentences, what_would_close
+from planner.report.template import write_input_workbook
+from planner.io.validate import plan_from_frames
 
 
 def causes_of(p):
@@ -226,7 +226,7 @@ def test_infeasible_plan_is_explained_by_an_iis(tmp_path):
 def test_estimate_path_matches_exact_when_two_families_interact(monkeypatch):
     """Large plans use ½(first-lifted + last-lifted effect) over 2n+1 parallel solves. With a dummy family
     (economics) and two interacting ones it equals the Shapley value: line 1200, fab 500 as derived above."""
-    import planner.explain as ex
+    import planner.analysis.explain as ex
 
     monkeypatch.setattr(ex, "EXACT_MAX_COLS", 0)
     p = plan(quarters=1, products=[{"backend": "TSV"}], backend=[{"resource": "TSV", "units_per_quarter": 300}])
@@ -237,7 +237,7 @@ def test_estimate_path_matches_exact_when_two_families_interact(monkeypatch):
 
 @pytest.mark.parametrize("seed", range(6))
 def test_estimate_path_adds_up_on_random_plans(seed, monkeypatch):
-    import planner.explain as ex
+    import planner.analysis.explain as ex
 
     monkeypatch.setattr(ex, "EXACT_MAX_COLS", 0)
     run, c = causes_of(plan_from_frames(random_frames(seed)))

@@ -24,7 +24,7 @@ from conftest import EXAMPLE
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from planner import contract as C
+from planner.io import contract as C
 from planner.cli import main
 
 CORPUS = Path(__file__).parent / "fuzz_corpus"
@@ -133,7 +133,7 @@ def small_example(tmp_path_factory) -> Path:
     """A smaller valid plan than the example, so many cases fit in CI's minutes."""
     from builders import frames
 
-    from planner.template import write_input_workbook
+    from planner.report.template import write_input_workbook
 
     f = frames(quarters=3, products=[{"product": "P", "program": "G"}, {"product": "Q", "node": "n1",
                                                                           "backend": "B"}],

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from conftest import EXAMPLE
 
 from planner.cli import main
-from planner.template import write_input_workbook
+from planner.report.template import write_input_workbook
 
 CONTRACT = {
     "Summary": ["metric", "value"],
@@ -237,10 +237,10 @@ def test_libreoffice_opens_and_converts_the_report(example_report, tmp_path):
 
 def test_unwritable_directory_message_even_as_root(tmp_path, monkeypatch):
     """Root ignores directory permissions, so simulate the check failing the way a normal user would see it."""
-    import planner.atomic
+    import planner.report.atomic
 
-    real_access = planner.atomic.os.access
-    monkeypatch.setattr(planner.atomic.os, "access",
-                        lambda p, mode: False if mode == planner.atomic.os.W_OK else real_access(p, mode))
+    real_access = planner.report.atomic.os.access
+    monkeypatch.setattr(planner.report.atomic.os, "access",
+                        lambda p, mode: False if mode == planner.report.atomic.os.W_OK else real_access(p, mode))
     res = CliRunner().invoke(main, ["solve", str(EXAMPLE), "-o", str(tmp_path / "r.xlsx")])
     assert res.exit_code == 1 and "no permission" in res.output

@@ -19,8 +19,8 @@ from conftest import EXAMPLE
 
 from planner import api
 from planner.cli import main
-from planner.reader import Limits, ReadError, read_workbook
-from planner.template import write_input_workbook
+from planner.io.reader import Limits, ReadError, read_workbook
+from planner.report.template import write_input_workbook
 
 BILLION_LAUGHS = """<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
@@ -192,13 +192,13 @@ def test_degenerate_plans_solve_or_are_explained(tmp_path, case):
 
 def test_feasibility_violation_is_reported_not_hidden(tmp_path, monkeypatch):
     import planner.api
-    from planner.solve import solve_model as real
+    from planner.solve.policy import solve_model as real
 
     def tampered(model, **kw):
         sol = real(model, **kw)
         sol.x = sol.x.copy()
         sol.x[model.w["col"].to_numpy()] *= 3  # three times the wafers a fab can start
-        from planner.solve import check_feasibility
+        from planner.solve.policy import check_feasibility
 
         sol.max_violation, sol.violations = check_feasibility(model.lp, sol.x)
         return sol

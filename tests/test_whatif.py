@@ -17,10 +17,10 @@ from conftest import EXAMPLE, edit_workbook
 from planner.batch import Case, CaseResult, LocalExecutor, Progress, run_batch
 from planner.cli import main
 from planner.model.build import build_model
-from planner.problems import ValidationFailed
-from planner.scenarios import apply_edits, edits_from_sheet, parse_override
-from planner.validate import load_plan
-from planner.whatif import montecarlo_cases
+from planner.io.problems import ValidationFailed
+from planner.io.scenarios import apply_edits, edits_from_sheet, parse_override
+from planner.io.validate import load_plan
+from planner.analysis.whatif import montecarlo_cases
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +228,7 @@ def test_montecarlo_report(tmp_path):
 
 
 def test_montecarlo_without_uncertainty_sheet_is_an_input_error(tmp_path):
-    from planner.template import write_input_workbook
+    from planner.report.template import write_input_workbook
 
     src = write_input_workbook(tmp_path / "p.xlsx", frames())
     res = CliRunner().invoke(main, ["montecarlo", str(src), "--samples", "3"])
@@ -304,7 +304,7 @@ EDITS = ["Demand[*|*].units*=1.15", "Fabs[F0|n1].wafers_per_quarter*=0.7", "Prod
 def test_fast_edit_path_equals_full_revalidation(seed):
     from test_model import random_frames
 
-    from planner.validate import plan_from_frames
+    from planner.io.validate import plan_from_frames
 
     p = plan_from_frames(random_frames(seed))
     for text in EDITS[:6]:
@@ -318,8 +318,8 @@ def test_warm_resolves_match_cold_solves(seed):
     from test_model import random_frames
 
     from planner import api
-    from planner.resolve import IncrementalSolver
-    from planner.validate import plan_from_frames
+    from planner.solve.warm import IncrementalSolver
+    from planner.io.validate import plan_from_frames
 
     p = plan_from_frames(random_frames(seed))
     inc = IncrementalSolver(p)
@@ -335,7 +335,7 @@ def test_warm_resolves_match_cold_solves(seed):
 def test_warm_results_do_not_depend_on_case_order(example):
     """Each warm solve starts from the base basis, so the order of cases (which differs between local
     processes and a cluster) cannot change any number."""
-    from planner.resolve import IncrementalSolver
+    from planner.solve.warm import IncrementalSolver
 
     edits = [parse_override(t) for t in ("Backend[TSV-1].units_per_quarter*=0.9", "Demand[*|*].units*=1.1",
                                          "Products[HBM4-12H-36GB].die_yield*=0.95")]

@@ -13,7 +13,7 @@ import pandas as pd
 
 from planner.model.lp import INF, LinearProgram
 from planner.model.sets import ModelSets, derive_sets
-from planner.validate import PlanData
+from planner.io.validate import PlanData
 
 
 @dataclass
@@ -212,7 +212,7 @@ def check_scale(model: Model) -> list:
     Every cell is range-checked, but products of cells are not: 100 gross dies over 1e-9 dies per unit is
     1e11 units per wafer, and the model would carry it into every balance row. Returns Problems.
     """
-    from planner.problems import Problem
+    from planner.io.problems import Problem
 
     out = []
     w = model.w

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from planner.periods import period_index
-from planner.validate import PlanData
+from planner.io.validate import PlanData
 
 MATURE = -(10**6)  # ready index of a product without a program
 

@@ -2,8 +2,8 @@
 Overview a manager reads first, Bottlenecks and R&D impact in plain words, native Excel charts, and the
 inputs as read — so the workbook stands on its own.
 
-Written through :mod:`planner.xlsx` (no text ever becomes a formula) into a temporary file that replaces the
-target only when complete (:mod:`planner.atomic`).
+Written through :mod:`planner.report.xlsx` (no text ever becomes a formula) into a temporary file that replaces the
+target only when complete (:mod:`planner.report.atomic`).
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 
 from planner import __version__
-from planner import contract as C
-from planner.atomic import atomic_write
-from planner.insights import money, units
-from planner.results import Results
-from planner.validate import PlanData
-from planner.xlsx import Book
+from planner.io import contract as C
+from planner.report.atomic import atomic_write
+from planner.analysis.bottlenecks import money, units
+from planner.analysis.results import Results
+from planner.io.validate import PlanData
+from planner.report.xlsx import Book
 
 CHART_W, CHART_H = 620, 300
 MAX_CHART_PLATFORMS = 12  # larger plans chart the platforms with the most demand (the tables have all)
@@ -115,7 +115,7 @@ def headline(rep: ReportInput) -> list[str]:
         lines.append("Every platform's demand is met in full.")
     else:
         if rep.causes is not None and len(rep.causes):
-            from planner.explain import platform_sentences
+            from planner.analysis.explain import platform_sentences
 
             lines += platform_sentences(rep.causes, plan)
             if rep.fixes is not None and len(rep.fixes):
@@ -484,7 +484,7 @@ def write_report(path: Path | str, rep: ReportInput, inputs: tuple[Path, ...] = 
             _write_charts(book, rep)
         _write_contract_sheets(book, rep, money_fmt)
         if rep.causes is not None:
-            from planner.explain import write_causes_sheet
+            from planner.analysis.explain import write_causes_sheet
 
             write_causes_sheet(book, rep.causes, rep.fixes)
         _write_insights(book, rep, money_fmt)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from planner.model.build import Model
-from planner.solve import Solution
+from planner.solve.policy import Solution
 
 EPS = 1e-6
 

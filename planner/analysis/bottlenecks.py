@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from planner.periods import index_label, period_index
-from planner.results import Results
-from planner.validate import PlanData
+from planner.analysis.results import Results
+from planner.io.validate import PlanData
 
 SHADOW_TOL = 1e-6
 

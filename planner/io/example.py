@@ -3,7 +3,7 @@
 A hypothetical memory maker supplies HBM and LPDDR for NVIDIA platforms over 2026Q1–2028Q4. Magnitudes
 follow ``shared/spec/domain.md`` (fab capacity in the 100k-wafer-per-month range, HBM ~$20/GB, LPDDR5X a
 few $/GB, TSV stacking yields 70–85 %, qualification 2–3 quarters). Every number is invented.
-Regenerate with ``python -m planner.example inputs/example.xlsx``.
+Regenerate with ``python -m planner.io.example inputs/example.xlsx``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from planner.periods import horizon_labels
-from planner.template import write_input_workbook
+from planner.report.template import write_input_workbook
 
 FIRST, QUARTERS = "2026Q1", 12
 PERIODS = horizon_labels(FIRST, QUARTERS)

@@ -16,10 +16,10 @@ from typing import Any
 
 import pandas as pd
 
-from planner import contract as C
+from planner.io import contract as C
 from planner.periods import horizon_labels, normalise_period, period_index
-from planner.problems import Problem, ValidationFailed, did_you_mean, show
-from planner.reader import Limits, RawSheet, RawWorkbook, read_workbook
+from planner.io.problems import Problem, ValidationFailed, did_you_mean, show
+from planner.io.reader import Limits, RawSheet, RawWorkbook, read_workbook
 
 
 @dataclass
@@ -425,7 +425,7 @@ def validate(raw: RawWorkbook, check_scenarios: bool = True) -> PlanData:
     plan.sha256 = raw.sha256
     plan.warnings = problems
     if check_scenarios and len(plan.scenarios):
-        from planner.scenarios import check_scenarios as _check  # scenarios build on validation
+        from planner.io.scenarios import check_scenarios as _check  # scenarios build on validation
 
         scenario_problems = _check(plan)
         if scenario_problems:

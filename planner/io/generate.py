@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from planner.periods import horizon_labels, label, ordinal
-from planner.template import write_input_workbook
+from planner.report.template import write_input_workbook
 
 NODES = ["1a", "1b", "1c", "1d", "1e", "1f"]
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import pandas as pd
 
-from planner import contract as C
-from planner.problems import Problem, ValidationFailed, did_you_mean, show
-from planner.validate import PlanData, parse_value, plan_frames, plan_from_frames
+from planner.io import contract as C
+from planner.io.problems import Problem, ValidationFailed, did_you_mean, show
+from planner.io.validate import PlanData, parse_value, plan_frames, plan_from_frames
 
 OPS = {"=": "set", "+=": "add", "*=": "scale", "-=": "add"}
 EDIT_KEYS: dict[str, tuple[str, ...]] = {s.name: s.keys for s in C.SHEETS}
@@ -266,7 +266,7 @@ def _needs_full(sheet: str, col: C.Column) -> bool:
 
 
 def _attr(sheet: str) -> str:
-    from planner.validate import _ATTR
+    from planner.io.validate import _ATTR
 
     return _ATTR[sheet]
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from planner import contract as C
-from planner.atomic import atomic_write
-from planner.xlsx import Book
+from planner.io import contract as C
+from planner.report.atomic import atomic_write
+from planner.report.xlsx import Book
 
 VALIDATION_ROWS = 5000
 
