@@ -40,9 +40,9 @@ def measure(path: str, explain: bool) -> dict:
 
     from planner import api
     from planner.analysis.bottlenecks import bottlenecks
+    from planner.analysis.results import extract
     from planner.model.build import build_model
     from planner.report.writer import ReportInput, write_report
-    from planner.analysis.results import extract
     from planner.solve.policy import IPM_THRESHOLD_COLS, _stdout_silenced, solve_model
 
     out: dict = {}

@@ -20,12 +20,12 @@ from pathlib import Path
 import pandas as pd
 
 from planner.analysis.infeasibility import explain_infeasible, iis_requirements
-from planner.model.build import Model, build_model, check_scale
+from planner.analysis.results import Results, extract
 from planner.io.problems import ValidationFailed
 from planner.io.reader import Limits
-from planner.analysis.results import Results, extract
-from planner.solve.policy import Solution, solve_model
 from planner.io.validate import PlanData, load_plan, plan_from_frames
+from planner.model.build import Model, build_model, check_scale
+from planner.solve.policy import Solution, solve_model
 
 __all__ = ["PlanData", "Model", "Solution", "Results", "Run", "load_workbook", "plan_from_frames", "build",
            "solve", "results", "run"]

@@ -13,9 +13,9 @@ from pathlib import Path
 import click
 
 from planner import __version__
-from planner.report.atomic import OutputError
 from planner.io.problems import Problem, ValidationFailed
 from planner.io.reader import ReadError
+from planner.report.atomic import OutputError
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 

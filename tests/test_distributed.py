@@ -12,10 +12,10 @@ from click.testing import CliRunner
 from conftest import EXAMPLE
 
 from planner import api
+from planner.analysis.whatif import montecarlo_cases
 from planner.batch import Case, LocalExecutor, run_batch
 from planner.cli import main
 from planner.io.scenarios import parse_override
-from planner.analysis.whatif import montecarlo_cases
 
 distributed = pytest.importorskip("distributed", reason="Dask is an optional extra: pip install 'planner[distributed]'")
 

@@ -15,10 +15,10 @@ from conftest import EXAMPLE
 from test_model import random_frames
 
 from planner import api
-from planner.cli import main
 from planner.analysis.explain import explain_shortfalls, platform_sentences, what_would_close
-from planner.report.template import write_input_workbook
+from planner.cli import main
 from planner.io.validate import plan_from_frames
+from planner.report.template import write_input_workbook
 
 
 def causes_of(p):

@@ -24,8 +24,8 @@ from conftest import EXAMPLE
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from planner.io import contract as C
 from planner.cli import main
+from planner.io import contract as C
 
 CORPUS = Path(__file__).parent / "fuzz_corpus"
 CASE_SECONDS = 60

@@ -14,13 +14,13 @@ from builders import frames, plan
 from click.testing import CliRunner
 from conftest import EXAMPLE, edit_workbook
 
+from planner.analysis.whatif import montecarlo_cases
 from planner.batch import Case, CaseResult, LocalExecutor, Progress, run_batch
 from planner.cli import main
-from planner.model.build import build_model
 from planner.io.problems import ValidationFailed
 from planner.io.scenarios import apply_edits, edits_from_sheet, parse_override
 from planner.io.validate import load_plan
-from planner.analysis.whatif import montecarlo_cases
+from planner.model.build import build_model
 
 
 @pytest.fixture(scope="module")
@@ -318,8 +318,8 @@ def test_warm_resolves_match_cold_solves(seed):
     from test_model import random_frames
 
     from planner import api
-    from planner.solve.warm import IncrementalSolver
     from planner.io.validate import plan_from_frames
+    from planner.solve.warm import IncrementalSolver
 
     p = plan_from_frames(random_frames(seed))
     inc = IncrementalSolver(p)

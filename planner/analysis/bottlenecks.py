@@ -12,9 +12,9 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from planner.periods import index_label, period_index
 from planner.analysis.results import Results
 from planner.io.validate import PlanData
+from planner.periods import index_label, period_index
 
 SHADOW_TOL = 1e-6
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from planner.io import contract as C
-from planner.report.atomic import atomic_write
-from planner.batch import BatchOutcome, Case, CaseResult, unique_names
 from planner.analysis.bottlenecks import money, units
+from planner.batch import BatchOutcome, Case, CaseResult, unique_names
+from planner.io import contract as C
 from planner.io.problems import Problem, ValidationFailed
 from planner.io.scenarios import Edit, apply_edits, changed_cells, edits_from_sheet, parse_override
 from planner.io.validate import PlanData
+from planner.report.atomic import atomic_write
 from planner.report.xlsx import Book
 
 BASE = "base"

@@ -17,9 +17,9 @@ from typing import Any
 import pandas as pd
 
 from planner.io import contract as C
-from planner.periods import horizon_labels, normalise_period, period_index
 from planner.io.problems import Problem, ValidationFailed, did_you_mean, show
 from planner.io.reader import Limits, RawSheet, RawWorkbook, read_workbook
+from planner.periods import horizon_labels, normalise_period, period_index
 
 
 @dataclass

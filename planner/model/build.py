@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from planner.io.validate import PlanData
 from planner.model.lp import INF, LinearProgram
 from planner.model.sets import ModelSets, derive_sets
-from planner.io.validate import PlanData
 
 
 @dataclass

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from planner.periods import period_index
 from planner.io.validate import PlanData
+from planner.periods import period_index
 
 MATURE = -(10**6)  # ready index of a product without a program
 

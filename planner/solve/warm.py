@@ -24,9 +24,9 @@ import time
 
 import numpy as np
 
+from planner.io.validate import PlanData
 from planner.model.build import Model, build_model
 from planner.solve.policy import HighsSession, Solution, finish_solution, run_policy
-from planner.io.validate import PlanData
 
 WARM_MAX_CHANGES = 0.02  # share of rows + columns a scenario may change and still start from the base basis
 
