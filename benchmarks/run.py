@@ -43,7 +43,8 @@ def measure(path: str, explain: bool) -> dict:
     from planner.analysis.results import extract
     from planner.model.build import build_model
     from planner.report.writer import ReportInput, write_report
-    from planner.solve.policy import IPM_THRESHOLD_COLS, _stdout_silenced, solve_model
+    from planner.solve.policy import solve_model
+    from planner.solve.sessions import IPM_THRESHOLD_COLS, _stdout_silenced
 
     out: dict = {}
     t = time.perf_counter()

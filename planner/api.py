@@ -21,9 +21,10 @@ import pandas as pd
 
 from planner.analysis.infeasibility import explain_infeasible, iis_requirements
 from planner.analysis.results import Results, extract
+from planner.io.load import load_plan, plan_from_frames
 from planner.io.problems import ValidationFailed
 from planner.io.reader import Limits
-from planner.io.validate import PlanData, load_plan, plan_from_frames
+from planner.io.validate import PlanData
 from planner.model.build import Model, build_model, check_scale
 from planner.solve.policy import Solution, solve_model
 

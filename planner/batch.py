@@ -136,7 +136,7 @@ def run_case(base: PlanData, case: Case, solver: str | None = None, time_limit: 
     With HiGHS and ``warm`` the solve reuses this process's kept model (:mod:`planner.solve.warm`).
     """
     from planner import api
-    from planner.solve.policy import SolverError
+    from planner.solve.sessions import SolverError
 
     t0 = time.perf_counter()
     try:

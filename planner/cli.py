@@ -41,7 +41,7 @@ def _fail_input(exc: Exception, as_json: bool) -> None:
 
 
 def _load(path: Path, as_json: bool = False):
-    from planner.io.validate import load_plan
+    from planner.io.load import load_plan
 
     try:
         return load_plan(path)
@@ -157,7 +157,8 @@ def _solve_one(plan, solver, time_limit, method, insights: bool | None, explain:
     extra re-solves cost a fraction of a second, off above (the report says how to turn them on).
     """
     from planner import api
-    from planner.analysis.bottlenecks import bottlenecks, rd_impact
+    from planner.analysis.bottlenecks import bottlenecks
+    from planner.analysis.rd_impact import rd_impact
     from planner.report.writer import ReportInput
 
     say = progress or (lambda _msg: None)
@@ -268,7 +269,7 @@ def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple
 def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_json: bool, solver, method,
                       time_limit, insights: bool | None, explain: bool | None, quiet: bool = False) -> tuple[int, dict]:
     from planner.report.writer import write_report
-    from planner.solve.policy import SolverError
+    from planner.solve.sessions import SolverError
 
     try:
         say = _progress(not as_json)

@@ -6,7 +6,8 @@ from typing import Any
 
 import pandas as pd
 
-from planner.io.validate import PlanData, plan_from_frames
+from planner.io.load import plan_from_frames
+from planner.io.validate import PlanData
 
 
 def frames(

@@ -17,7 +17,7 @@ from test_model import random_frames
 from planner import api
 from planner.analysis.explain import explain_shortfalls, platform_sentences, what_would_close
 from planner.cli import main
-from planner.io.validate import plan_from_frames
+from planner.io.load import plan_from_frames
 from planner.report.template import write_input_workbook
 
 

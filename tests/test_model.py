@@ -13,8 +13,8 @@ import pytest
 from builders import frames, plan
 
 from planner import api
-from planner.analysis.bottlenecks import shift_program
-from planner.io.validate import plan_from_frames
+from planner.analysis.rd_impact import shift_program
+from planner.io.load import plan_from_frames
 
 SOLVERS = ["highs", "cbc"]
 PATH = {"solver": "highs"}
@@ -355,7 +355,7 @@ def test_pulp_model_agrees_with_the_arrays(seed, every_path):
     import pulp
 
     from planner.model.build import build_model
-    from planner.solve.policy import _cbc_command, to_pulp
+    from planner.solve.sessions import _cbc_command, to_pulp
 
     p = plan_from_frames(random_frames(seed))
     prob, _, _ = to_pulp(build_model(p).lp)

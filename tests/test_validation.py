@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from conftest import EXAMPLE, col_of, edit_workbook, find_row
 
 from planner.cli import main
+from planner.io.load import load_plan, plan_from_frames
 from planner.io.problems import ValidationFailed
 from planner.io.reader import Limits, ReadError, read_workbook
-from planner.io.validate import load_plan, plan_from_frames
 
 
 def problems_of(**kw) -> list:

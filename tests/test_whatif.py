@@ -17,9 +17,9 @@ from conftest import EXAMPLE, edit_workbook
 from planner.analysis.whatif import montecarlo_cases
 from planner.batch import Case, CaseResult, LocalExecutor, Progress, run_batch
 from planner.cli import main
+from planner.io.load import load_plan
 from planner.io.problems import ValidationFailed
 from planner.io.scenarios import apply_edits, edits_from_sheet, parse_override
-from planner.io.validate import load_plan
 from planner.model.build import build_model
 
 
@@ -304,7 +304,7 @@ EDITS = ["Demand[*|*].units*=1.15", "Fabs[F0|n1].wafers_per_quarter*=0.7", "Prod
 def test_fast_edit_path_equals_full_revalidation(seed):
     from test_model import random_frames
 
-    from planner.io.validate import plan_from_frames
+    from planner.io.load import plan_from_frames
 
     p = plan_from_frames(random_frames(seed))
     for text in EDITS[:6]:
@@ -318,7 +318,7 @@ def test_warm_resolves_match_cold_solves(seed):
     from test_model import random_frames
 
     from planner import api
-    from planner.io.validate import plan_from_frames
+    from planner.io.load import plan_from_frames
     from planner.solve.warm import IncrementalSolver
 
     p = plan_from_frames(random_frames(seed))

@@ -21,9 +21,10 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from planner.analysis.bottlenecks import money, units
 from planner.model.build import Model, build_model
-from planner.solve.policy import HighsSession, run_policy
+from planner.report.fmt import money, units
+from planner.solve.policy import run_policy
+from planner.solve.sessions import HighsSession
 
 FAMILIES = ("rd_gate", "yield_ramp", "fab_capacity", "backend_capacity", "economics", "policy")
 TOL = 1e-6
@@ -427,7 +428,7 @@ def what_would_close(run, causes: pd.DataFrame, solve=None) -> pd.DataFrame:
     lever is one re-solve of the whole plan, so every platform's effect comes from the same solve.
     """
     from planner import api
-    from planner.analysis.bottlenecks import shift_program
+    from planner.analysis.rd_impact import shift_program
     from planner.io.scenarios import Edit, apply_edits
 
     cols = ["platform", "change", "units_closed", "share_closed", "margin_change", "sentence"]

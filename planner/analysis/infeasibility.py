@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from planner.model.build import Model
-from planner.solve.policy import make_session
+from planner.solve.sessions import make_session
 
 
 def explain_infeasible(model: Model, solver: str = "highs") -> pd.DataFrame:
@@ -67,7 +67,7 @@ def iis_requirements(plan) -> pd.DataFrame:
     """
     from planner.model.build import build_model
     from planner.periods import index_label
-    from planner.solve.policy import HighsSession
+    from planner.solve.sessions import HighsSession
 
     cols = ["sheet", "row", "period", "requirement"]
     model = build_model(plan, gates_as_bounds=True)

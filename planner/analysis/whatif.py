@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from planner.analysis.bottlenecks import money, units
 from planner.batch import BatchOutcome, Case, CaseResult, unique_names
 from planner.io import contract as C
 from planner.io.problems import Problem, ValidationFailed
-from planner.io.scenarios import Edit, apply_edits, changed_cells, edits_from_sheet, parse_override
+from planner.io.scenarios import Edit, changed_cells, edits_from_sheet, parse_override
+from planner.io.uncertainty import check_uncertainty, draw, fit_draw
 from planner.io.validate import PlanData
 from planner.report.atomic import atomic_write
+from planner.report.fmt import money, units
 from planner.report.xlsx import Book
 
 BASE = "base"
@@ -86,98 +87,25 @@ def sweep_cases(param: Edit, values: list, op: str, param2: Edit | None = None, 
     return cases
 
 
-def _draw(row: dict, n: int, rng: np.random.Generator) -> np.ndarray:
-    d = row["distribution"]
-    p1, p2, p3 = row.get("p1"), row.get("p2"), row.get("p3")
-    if d == "triangular":
-        return rng.triangular(p1, p2, p3, size=n)
-    if d == "normal":
-        return rng.normal(p1, p2, size=n)
-    if d == "uniform":
-        return rng.uniform(p1, p2, size=n)
-    values = [float(v) for v in str(row["values"]).split(",")]
-    probs = np.array([float(p) for p in str(row["probabilities"]).split(",")])
-    return rng.choice(values, size=n, p=probs / probs.sum())
-
-
-def _check_uncertainty(plan: PlanData) -> list[Problem]:
-    out = []
-    for r in plan.uncertainty.to_dict("records"):
-        d, row = r["distribution"], r["_row"]
-        need = {"triangular": ("p1", "p2", "p3"), "normal": ("p1", "p2"), "uniform": ("p1", "p2"),
-                "discrete": ("values", "probabilities")}[d]
-        missing = [k for k in need if r.get(k) is None or (isinstance(r.get(k), float) and math.isnan(r[k]))]
-        if missing:
-            out.append(Problem("missing_value", f"{d} needs {', '.join(need)}", sheet="Uncertainty", row=row,
-                               column=missing[0], expected="a value", found="a blank cell"))
-            continue
-        if d == "triangular" and not r["p1"] <= r["p2"] <= r["p3"]:
-            out.append(Problem("bad_distribution", "triangular needs low <= mode <= high", sheet="Uncertainty",
-                               row=row, column="p1", expected="p1 <= p2 <= p3",
-                               found=f"{r['p1']}, {r['p2']}, {r['p3']}"))
-        if d in ("normal",) and r["p2"] < 0 or d == "uniform" and r["p2"] < r["p1"]:
-            out.append(Problem("bad_distribution", f"{d} parameters out of order", sheet="Uncertainty", row=row,
-                               column="p2", expected="sd >= 0 / high >= low", found=str(r["p2"])))
-        if d == "discrete":
-            try:
-                vals = [float(v) for v in str(r["values"]).split(",")]
-                probs = [float(p) for p in str(r["probabilities"]).split(",")]
-                ok = len(vals) == len(probs) and all(p >= 0 for p in probs) and abs(sum(probs) - 1) < 1e-6
-            except ValueError:
-                ok = False
-            if not ok:
-                out.append(Problem("bad_distribution", "values and probabilities must be equally long numbers, "
-                                   "probabilities >= 0 summing to 1", sheet="Uncertainty", row=row,
-                                   column="probabilities", expected="e.g. values 0,1,2 / probabilities 0.6,0.3,0.1",
-                                   found=f"{r['values']} / {r['probabilities']}"))
-    return out
-
-
 def montecarlo_cases(plan: PlanData, samples: int, seed: int) -> list[Case]:
     """Draw every uncertain input for every sample up front (same seed, same draws, same order)."""
     if plan.uncertainty.empty:
         raise ValidationFailed([Problem("missing_sheet", "Monte Carlo needs an 'Uncertainty' sheet with at least "
                                         "one row", sheet="Uncertainty", expected="rows: sheet, key, column, "
                                         "distribution, op, p1..p3 / values, probabilities", found="none")])
-    problems = _check_uncertainty(plan)
+    problems = check_uncertainty(plan)  # also checks each target, so a bad one is an input error, not N failures
     if problems:
         raise ValidationFailed(problems)
     rng = np.random.default_rng(seed)
     rows = plan.uncertainty.to_dict("records")
-    draws = np.column_stack([_draw(r, samples, rng) for r in rows])
-    # check each target once, at its first draw, so a bad sheet/key/column is an input error, not 500 failures
-    probe = [Edit(r["sheet"], str(r["key"]), r["column"], r["op"], _fit(r, draws[0, j]),
-                  source=f"Uncertainty row {r['_row']} ({r['name'] or r['column']})") for j, r in enumerate(rows)]
-    apply_edits(plan, probe)
+    draws = np.column_stack([draw(r, samples, rng) for r in rows])
     names = [r["name"] or f"{r['sheet']}[{r['key']}].{r['column']}" for r in rows]
     cases = []
     for i in range(samples):
-        edits = [Edit(r["sheet"], str(r["key"]), r["column"], r["op"], _fit(r, draws[i, j]),
+        edits = [Edit(r["sheet"], str(r["key"]), r["column"], r["op"], fit_draw(r, draws[i, j]),
                       source=f"Uncertainty row {r['_row']} ({names[j]})") for j, r in enumerate(rows)]
         cases.append(Case(f"sample {i + 1}", edits, params={n: float(draws[i, j]) for j, n in enumerate(names)}))
     return cases
-
-
-def _fit(row: dict, value: float) -> float:
-    """Keep a draw inside what the target column allows: scale factors ≥ 0, set values within the column's range
-    (a normal draw of a yield above 1 becomes 1), whole numbers for integer columns."""
-    spec = C.SHEETS_BY_NAME.get(str(row["sheet"]).strip().title()) or next(
-        (s for s in C.SHEETS if s.name.casefold() == str(row["sheet"]).strip().casefold()), None)
-    col = None
-    if spec is not None:
-        col = next((c for c in spec.columns if c.name.casefold() == str(row["column"]).strip().casefold()), None)
-    v = float(value)
-    if row["op"] == "scale":
-        v = max(v, 0.0)
-    elif row["op"] == "set" and col is not None:
-        lo = col.min if col.min is not None else -math.inf
-        hi = col.max if col.max is not None else math.inf
-        v = min(max(v, lo), hi)
-        if col.min_exclusive and v <= (col.min or 0):
-            v = (col.min or 0) + 1e-9
-    if col is not None and col.kind == "int":
-        v = int(round(v))
-    return v
 
 
 # ---- tables ----------------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import pandas as pd
 
 from planner.io import contract as C
 from planner.io.problems import Problem, ValidationFailed, did_you_mean, show
-from planner.io.validate import PlanData, parse_value, plan_frames, plan_from_frames
+from planner.io.validate import PlanData, parse_value, plan_frames, validate_frames
 
 OPS = {"=": "set", "+=": "add", "*=": "scale", "-=": "add"}
 EDIT_KEYS: dict[str, tuple[str, ...]] = {s.name: s.keys for s in C.SHEETS}
@@ -248,7 +248,7 @@ def apply_edits(plan: PlanData, edits: list[Edit], label: str = "", revalidate: 
                 setattr(new_plan, _attr(sheet), df)
         return new_plan
     try:
-        new_plan = plan_from_frames(frames, name=plan.source, check_scenarios=False)
+        new_plan = validate_frames(frames, name=plan.source)
     except ValidationFailed as exc:
         what = label or "; ".join(e.describe() for e in edits)
         for p in exc.problems:

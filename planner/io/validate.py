@@ -18,7 +18,7 @@ import pandas as pd
 
 from planner.io import contract as C
 from planner.io.problems import Problem, ValidationFailed, did_you_mean, show
-from planner.io.reader import Limits, RawSheet, RawWorkbook, read_workbook
+from planner.io.reader import RawSheet, RawWorkbook
 from planner.periods import horizon_labels, normalise_period, period_index
 
 
@@ -387,11 +387,11 @@ def _check_periods(out: _Collector, df: pd.DataFrame, sheet: str, settings: Sett
     return df.loc[~outside].copy()
 
 
-def validate(raw: RawWorkbook, check_scenarios: bool = True) -> PlanData:
+def validate(raw: RawWorkbook) -> PlanData:
     """Validate a raw workbook; raise :class:`ValidationFailed` with every problem if any is an error.
 
-    With ``check_scenarios`` every row of the Scenarios sheet is applied once, so a scenario naming an unknown
-    sheet, key or column is an input error like any other (off when validating a plan a scenario produced).
+    The sheets one by one and across each other; the rows of Scenarios and Uncertainty are checked by applying
+    them (:func:`planner.io.load.check_edits`), one layer up, because applying an edit validates again.
     """
     out = _Collector()
     out.problems.extend(raw.problems)
@@ -418,25 +418,19 @@ def validate(raw: RawWorkbook, check_scenarios: bool = True) -> PlanData:
         plan = _cross_checks(settings, tables, out)
     else:
         plan = None
-    problems = sorted(out.problems, key=_sort_key)
+    problems = sorted(out.problems, key=sort_key)
     if plan is None or any(p.severity == "error" for p in problems):
         raise ValidationFailed(problems)
     plan.source = str(raw.path)
     plan.sha256 = raw.sha256
     plan.warnings = problems
-    if check_scenarios and len(plan.scenarios):
-        from planner.io.scenarios import check_scenarios as _check  # scenarios build on validation
-
-        scenario_problems = _check(plan)
-        if scenario_problems:
-            raise ValidationFailed(sorted(problems + scenario_problems, key=_sort_key))
     return plan
 
 
 _SHEET_ORDER = {name: i for i, name in enumerate(["", *(s.name for s in C.SHEETS)])}
 
 
-def _sort_key(p: Problem) -> tuple[int, str, int]:
+def sort_key(p: Problem) -> tuple[int, str, int]:
     return (_SHEET_ORDER.get(p.sheet, len(_SHEET_ORDER)), p.sheet, p.row or 0)
 
 
@@ -536,11 +530,6 @@ def _cross_checks(settings: Settings, t: dict[str, pd.DataFrame], out: _Collecto
     )
 
 
-def load_plan(path: str | Path, limits: Limits | None = None) -> PlanData:
-    """Read and validate a workbook: the library's front door (raises ReadError / ValidationFailed)."""
-    return validate(read_workbook(path, limits))
-
-
 def plan_frames(plan: PlanData) -> dict[str, pd.DataFrame]:
     """The plan back as contract frames (with ``_row``), Settings included: the inverse of validation."""
     out = {"Settings": pd.DataFrame([{"key": k, "value": v} for k, v in
@@ -550,9 +539,9 @@ def plan_frames(plan: PlanData) -> dict[str, pd.DataFrame]:
     return out
 
 
-def plan_from_frames(frames: dict[str, pd.DataFrame], name: str = "<frames>",
-                     check_scenarios: bool = True) -> PlanData:
-    """Validate sheets given as frames (tests, notebooks), exactly as if they had been read from a workbook."""
+def validate_frames(frames: dict[str, pd.DataFrame], name: str = "<frames>") -> PlanData:
+    """Validate sheets given as frames exactly as if they had been read from a workbook (without the edit checks
+    of :func:`planner.io.load.plan_from_frames`)."""
     import hashlib
 
     sheets: dict[str, RawSheet] = {}
@@ -566,4 +555,4 @@ def plan_from_frames(frames: dict[str, pd.DataFrame], name: str = "<frames>",
         rows = [(n, tuple(rec)) for n, rec in zip(numbers, df.itertuples(index=False, name=None), strict=True)]
         sheets[sheet] = RawSheet(sheet, list(df.columns), rows)
     digest = hashlib.sha256(repr(sorted((k, v.to_csv()) for k, v in frames.items())).encode()).hexdigest()
-    return validate(RawWorkbook(path=Path(name), sha256=digest, sheets=sheets), check_scenarios)
+    return validate(RawWorkbook(path=Path(name), sha256=digest, sheets=sheets))

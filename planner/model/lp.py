@@ -3,7 +3,7 @@ frame mapping its positions back to the user's ids, and the constraint matrix as
 
 Why not PuLP objects directly: at 10^5–10^6 columns, one Python object per term costs more than the solve
 (``shared/notes/solver-facts.md``). The same arrays are handed to HiGHS as a CSC matrix, or turned into a
-PuLP problem (:func:`planner.solve.policy.to_pulp`) for CBC and any other PuLP solver, so both paths solve the very
+PuLP problem (:func:`planner.solve.sessions.to_pulp`) for CBC and any other PuLP solver, so both paths solve the very
 same model.
 """
 

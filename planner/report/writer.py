@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 
 from planner import __version__
-from planner.analysis.bottlenecks import money, units
 from planner.analysis.results import Results
 from planner.io import contract as C
 from planner.io.validate import PlanData
 from planner.report.atomic import atomic_write
+from planner.report.fmt import money, units
 from planner.report.xlsx import Book
 
 CHART_W, CHART_H = 620, 300

@@ -26,7 +26,8 @@ import numpy as np
 
 from planner.io.validate import PlanData
 from planner.model.build import Model, build_model
-from planner.solve.policy import HighsSession, Solution, finish_solution, run_policy
+from planner.solve.policy import Solution, finish_solution, run_policy
+from planner.solve.sessions import HighsSession
 
 WARM_MAX_CHANGES = 0.02  # share of rows + columns a scenario may change and still start from the base basis
 

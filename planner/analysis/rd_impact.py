@@ -1,0 +1,88 @@
+"""The value of moving R&D programs: the plan re-solved with each program ready one quarter earlier and later.
+
+A readiness change moves whole columns in and out of the LP, so no dual can price it; each shift is a re-solve
+through the ``solve`` callable the caller passes (the API's own pipeline), so this module never imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from planner.analysis.results import Results
+from planner.io.validate import PlanData
+from planner.periods import index_label, period_index
+from planner.report.fmt import money, units
+
+
+def shift_program(plan: PlanData, program: str, quarters: int) -> PlanData:
+    """A copy of the plan with one program ready ``quarters`` later (negative: earlier)."""
+    new = plan.copy()
+    sel = new.programs["program"] == program
+    q = new.programs.loc[sel, "qualification_quarters"].astype(int)
+    d = new.programs.loc[sel, "development_quarters"].astype(int)
+    # take the change from qualification first, then development; past zero, move the start
+    q_new = np.maximum(q + quarters, 0)
+    rest = (q + quarters) - q_new
+    d_new = np.maximum(d + rest, 0)
+    rest2 = (d + rest) - d_new
+    new.programs.loc[sel, "qualification_quarters"] = q_new
+    new.programs.loc[sel, "development_quarters"] = d_new
+    if (rest2 != 0).any():
+        from planner.periods import label, ordinal
+
+        new.programs.loc[sel, "start_period"] = [label(ordinal(s) + int(r)) for s, r in
+                                                 zip(new.programs.loc[sel, "start_period"], rest2, strict=True)]
+    return new
+
+
+MAX_PROGRAMS = 8
+
+
+def rd_impact(plan: PlanData, base: Results, solve: Callable[[PlanData], Results],
+              max_programs: int = MAX_PROGRAMS) -> pd.DataFrame:
+    """Margin and fill-rate change with each program one quarter earlier and one later (re-solves).
+
+    Two full re-solves per program; on plans with many programs only the ``max_programs`` whose products
+    face the most platform demand are analysed (the sheet says so).
+    """
+    cur = plan.settings.currency
+    rows = []
+    base_obj = base.summary["objective"] or 0.0
+    base_fill = base.summary["fill_rate"] or 0.0
+    base_plat = base.service.groupby("platform")[["served", "demand"]].sum()
+    used_by = plan.bom.merge(plan.products[["product", "program"]], on="product")
+    demand_of = plan.demand.groupby("platform")["units"].sum()
+    weight = used_by.drop_duplicates(["program", "platform"]).assign(
+        d=lambda x: x["platform"].map(demand_of).fillna(0)).groupby("program")["d"].sum()
+    programs = plan.programs.assign(w=plan.programs["program"].map(weight).fillna(0)).sort_values(
+        "w", ascending=False).head(max_programs)
+    for prog, start, dev, qual in zip(programs["program"], programs["start_period"],
+                                      programs["development_quarters"], programs["qualification_quarters"],
+                                      strict=True):
+        ready = period_index(start, plan.settings.first_period) + int(dev) + int(qual)
+        rec = {"program": prog, "ready": index_label(ready, plan.settings.first_period),
+               "platforms": ", ".join(sorted(used_by.loc[used_by["program"] == prog, "platform"].unique()))}
+        for tag, shift in (("earlier", -1), ("later", +1)):
+            r = solve(shift_program(plan, prog, shift))
+            if r.summary["objective"] is None:
+                rec[f"margin_{tag}"] = np.nan
+                rec[f"fill_{tag}"] = np.nan
+                rec[f"detail_{tag}"] = f"plan {r.summary['status']}"
+                continue
+            rec[f"margin_{tag}"] = r.summary["objective"] - base_obj
+            rec[f"fill_{tag}"] = (r.summary["fill_rate"] or 0.0) - base_fill
+            plat = r.service.groupby("platform")["served"].sum()
+            diffs = (plat.reindex(base_plat.index).fillna(0) - base_plat["served"])
+            moved = [f"{p} {'+' if d > 0 else ''}{units(d)} units" for p, d in diffs.items() if abs(d) > 0.5]
+            rec[f"detail_{tag}"] = "; ".join(moved) if moved else "no change in service"
+        e, lt = rec.get("margin_earlier", np.nan), rec.get("margin_later", np.nan)
+        rec["verdict"] = (f"One quarter earlier is worth {money(e, cur)}; one quarter later costs "
+                          f"{money(-lt, cur)}." if np.isfinite(e) and np.isfinite(lt) else "")
+        rows.append(rec)
+    cols = ["program", "ready", "platforms", "margin_earlier", "fill_earlier", "detail_earlier", "margin_later",
+            "fill_later", "detail_later", "verdict"]
+    df = pd.DataFrame(rows, columns=cols)
+    return df.sort_values("margin_earlier", ascending=False, na_position="last").reset_index(drop=True)

@@ -1,0 +1,42 @@
+"""The front door of the input stage: read, validate, then check the Scenarios and Uncertainty rows by applying
+them once — a scenario or uncertain cell naming an unknown sheet, key or column is an input error like any other.
+
+Kept apart from ``validate`` because applying an edit validates the edited plan again (``scenarios`` builds on
+``validate``, never the other way round).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from planner.io.problems import Problem, ValidationFailed
+from planner.io.reader import Limits, read_workbook
+from planner.io.scenarios import check_scenarios
+from planner.io.uncertainty import check_uncertainty
+from planner.io.validate import PlanData, sort_key, validate, validate_frames
+
+
+def check_edits(plan: PlanData) -> PlanData:
+    """Raise :class:`ValidationFailed` (with the plan's warnings) if a Scenarios or Uncertainty row cannot apply."""
+    problems: list[Problem] = []
+    if len(plan.scenarios):
+        problems += check_scenarios(plan)
+    if len(plan.uncertainty):
+        problems += check_uncertainty(plan)
+    if problems:
+        raise ValidationFailed(sorted(plan.warnings + problems, key=sort_key))
+    return plan
+
+
+def load_plan(path: str | Path, limits: Limits | None = None) -> PlanData:
+    """Read and validate a workbook: the library's front door (raises ReadError / ValidationFailed)."""
+    return check_edits(validate(read_workbook(path, limits)))
+
+
+def plan_from_frames(frames: dict[str, pd.DataFrame], name: str = "<frames>",
+                     check_scenarios: bool = True) -> PlanData:
+    """Validate sheets given as frames (tests, notebooks), exactly as if they had been read from a workbook."""
+    plan = validate_frames(frames, name)
+    return check_edits(plan) if check_scenarios else plan

@@ -1,0 +1,302 @@
+"""Solver back-ends behind one small interface: a :class:`Session` over a built :class:`LinearProgram`.
+
+A session sets an objective, adds a row or a column, runs. ``highs`` hands the arrays to HiGHS directly
+(``Highs.passModel``) and keeps the model between runs, so policy stages and re-solves start from the previous
+basis. ``cbc`` (and any other solver PuLP knows) goes through :func:`to_pulp`, where PuLP is the model's
+definition. A GPU LP solver would be a third Session; nothing above this module would change.
+
+Duals are normalised here to "change of the maximised objective per unit increase of the row's bound", so
+a binding capacity row has a shadow price ≥ 0 whatever the back-end's own convention.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from planner.model.lp import LinearProgram
+
+IPM_THRESHOLD_COLS = 2_000  # 'auto': interior point from here up (measured crossover, benchmarks/results.md)
+
+
+class SolverError(Exception):
+    """The solver is missing or failed; the message names the alternative."""
+
+
+@dataclass
+class RunResult:
+    status: str  # optimal | infeasible | unbounded | time_limit | error
+    objective: float | None = None
+    x: np.ndarray | None = None
+    row_dual: np.ndarray | None = None
+    message: str = ""
+
+
+class Session(Protocol):
+    name: str
+    method: str
+
+    def set_objective(self, c: np.ndarray) -> None: ...
+    def add_row(self, cols: np.ndarray, vals: np.ndarray, lower: float, upper: float) -> int: ...
+    def add_col(self, cost: float, lower: float, upper: float, rows: np.ndarray, vals: np.ndarray) -> int: ...
+    def run(self) -> RunResult: ...
+
+
+@contextlib.contextmanager
+def _stdout_silenced() -> Iterator[None]:
+    """Point file descriptor 1 at /dev/null for the duration (C-level prints bypass sys.stdout)."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no usable fd 1 (embedded interpreters): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+# ---- HiGHS -------------------------------------------------------------------------------------------------
+class HighsSession:
+    """HiGHS through highspy, fed with arrays; keeps its model and basis between runs."""
+
+    name = "highs"
+
+    def __init__(self, lp: LinearProgram, time_limit: float | None = None, method: str = "auto",
+                 threads: int | None = None):
+        try:
+            import highspy
+        except ImportError as exc:  # pragma: no cover - highspy is a base dependency
+            raise SolverError("HiGHS (highspy) is not installed: pip install highspy, or set solver = cbc") from exc
+        self._hs = highspy
+        with _stdout_silenced():  # HiGHS prints a banner on construction, which would corrupt --json output
+            self.h = highspy.Highs()
+        self.h.setOptionValue("output_flag", False)
+        if time_limit:
+            self.h.setOptionValue("time_limit", float(time_limit))
+        if threads:
+            self.h.setOptionValue("threads", int(threads))
+        if method == "auto":
+            method = "ipm" if lp.n_cols >= IPM_THRESHOLD_COLS else "simplex"
+        self.method = method
+        self.h.setOptionValue("solver", "ipm" if method == "ipm" else "simplex")
+        A = lp.matrix()
+        cl, cu, rl, ru = lp.bounds()
+        model = highspy.HighsLp()
+        model.num_col_ = lp.n_cols
+        model.num_row_ = lp.n_rows
+        model.col_cost_ = lp.objective()
+        model.col_lower_ = cl
+        model.col_upper_ = cu
+        model.row_lower_ = rl
+        model.row_upper_ = ru
+        model.sense_ = highspy.ObjSense.kMaximize
+        model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        model.a_matrix_.start_ = A.indptr.astype(np.int32)
+        model.a_matrix_.index_ = A.indices.astype(np.int32)
+        model.a_matrix_.value_ = A.data
+        self.h.passModel(model)
+        self.n_cols = lp.n_cols
+
+    def set_objective(self, c: np.ndarray) -> None:
+        n = len(c)
+        self.h.changeColsCost(n, np.arange(n, dtype=np.int32), np.asarray(c, dtype=float))
+
+    def add_row(self, cols: np.ndarray, vals: np.ndarray, lower: float, upper: float) -> int:
+        self.h.addRow(float(lower), float(upper), len(cols), np.asarray(cols, dtype=np.int32),
+                      np.asarray(vals, dtype=float))
+        return self.h.getNumRow() - 1
+
+    def add_col(self, cost: float, lower: float, upper: float, rows: np.ndarray, vals: np.ndarray) -> int:
+        self.h.addCol(float(cost), float(lower), float(upper), len(rows), np.asarray(rows, dtype=np.int32),
+                      np.asarray(vals, dtype=float))
+        self.n_cols += 1
+        return self.n_cols - 1
+
+    def mark(self) -> tuple[int, int]:
+        return self.h.getNumRow(), self.h.getNumCol()
+
+    def reset(self, mark: tuple[int, int]) -> None:
+        """Delete the rows and columns added since ``mark`` (policy stages), keeping the basis warm."""
+        rows, cols = self.h.getNumRow(), self.h.getNumCol()
+        if rows > mark[0]:
+            self.h.deleteRows(rows - mark[0], np.arange(mark[0], rows, dtype=np.int32))
+        if cols > mark[1]:
+            self.h.deleteCols(cols - mark[1], np.arange(mark[1], cols, dtype=np.int32))
+            self.n_cols = mark[1]
+
+    def use_simplex(self) -> None:
+        """Switch to dual simplex for re-solves: it restarts from the current basis, interior point does not."""
+        if self.method != "simplex":
+            self.h.setOptionValue("solver", "simplex")
+            self.method = "simplex"
+
+    def run(self) -> RunResult:
+        hs = self._hs
+        try:
+            self.h.run()
+        except Exception as exc:  # a crash inside the solver library: name the way out
+            raise SolverError(f"HiGHS failed ({type(exc).__name__}: {exc}); try --solver cbc") from exc
+        st = self.h.getModelStatus()
+        S = hs.HighsModelStatus
+        status = {S.kOptimal: "optimal", S.kInfeasible: "infeasible", S.kUnbounded: "unbounded",
+                  S.kTimeLimit: "time_limit", S.kUnboundedOrInfeasible: "infeasible"}.get(st, "error")
+        info = self.h.getInfo()
+        has_primal = info.primal_solution_status == 2  # kSolutionStatusFeasible
+        if status == "optimal" or (status == "time_limit" and has_primal):
+            sol = self.h.getSolution()
+            x = np.asarray(sol.col_value)
+            dual = np.asarray(sol.row_dual) if sol.dual_valid else None
+            return RunResult(status, float(info.objective_function_value), x, dual)
+        return RunResult(status, message=self.h.modelStatusToString(st))
+
+
+# ---- PuLP (CBC and others) -----------------------------------------------------------------------------------
+def to_pulp(lp: LinearProgram, c: np.ndarray | None = None, name: str = "planner"):
+    """The same LP as a PuLP problem (variables and constraints named ``<label>_<n>``).
+
+    Built from (variable, coefficient) pairs per row, which is much faster than ``lpSum`` over generators.
+    Rows with two finite, different bounds become two constraints (``..._lo`` and ``..._hi``).
+    """
+    import pulp
+
+    prob = pulp.LpProblem(name, pulp.LpMaximize)
+    cl, cu, rl, ru = lp.bounds()
+    names = lp.col_names()
+    variables = [_new_var(prob, n, lo, hi) for n, lo, hi in zip(names, cl, cu, strict=True)]
+    c = lp.objective() if c is None else c
+    prob.setObjective(pulp.LpAffineExpression([(variables[j], c[j]) for j in np.nonzero(c)[0]]))
+    A = lp.matrix().tocsr()
+    row_names = lp.row_names()
+    cons: list[list] = []
+    for i in range(lp.n_rows):
+        lo, hi = A.indptr[i], A.indptr[i + 1]
+        expr = pulp.LpAffineExpression([(variables[j], v) for j, v in zip(A.indices[lo:hi], A.data[lo:hi],
+                                                                           strict=True)])
+        cons.append(_add_bounded(prob, expr, rl[i], ru[i], row_names[i]))
+    return prob, variables, cons
+
+
+def _new_var(prob, name: str, lower: float, upper: float):
+    """PuLP ≥ 3.3 attaches variables to the problem (``add_variable``); older versions construct them."""
+    import pulp
+
+    lo = None if np.isinf(lower) else float(lower)
+    hi = None if np.isinf(upper) else float(upper)
+    if hasattr(prob, "add_variable"):
+        return prob.add_variable(name, lowBound=lo, upBound=hi)
+    return pulp.LpVariable(name, lowBound=lo, upBound=hi)
+
+
+def _cbc_command(**kwargs):
+    """A CBC installed beside PuLP (``pulp[cbc]``) if present, else the binary PuLP ships."""
+    import warnings
+
+    import pulp
+
+    coin = pulp.COIN_CMD(**kwargs)
+    if coin.available():
+        return coin
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return pulp.PULP_CBC_CMD(**kwargs)
+
+
+def _add_bounded(prob, expr, lower: float, upper: float, name: str) -> list:
+    import pulp
+
+    out = []
+    if np.isfinite(lower) and np.isfinite(upper) and lower == upper:
+        c = pulp.LpConstraint(expr, pulp.LpConstraintEQ, name, float(lower))
+        prob += c
+        out.append((c, 1.0))
+        return out
+    if np.isfinite(lower):
+        c = pulp.LpConstraint(expr, pulp.LpConstraintGE, name + ("_lo" if np.isfinite(upper) else ""), float(lower))
+        prob += c
+        out.append((c, 1.0))
+    if np.isfinite(upper):
+        c = pulp.LpConstraint(expr, pulp.LpConstraintLE, name + ("_hi" if np.isfinite(lower) else ""), float(upper))
+        prob += c
+        out.append((c, 1.0))
+    return out
+
+
+class PulpSession:
+    """Any PuLP solver (CBC by default). PuLP re-solves by writing the whole model again: fine for CBC."""
+
+    def __init__(self, lp: LinearProgram, solver: str = "cbc", time_limit: float | None = None):
+        import pulp
+
+        self._pulp = pulp
+        self.name = solver
+        self.method = "simplex"
+        self.prob, self.vars, self.cons = to_pulp(lp)
+        self.n_rows = lp.n_rows
+        kwargs = {"msg": False}
+        if time_limit:
+            kwargs["timeLimit"] = float(time_limit)
+        if solver == "cbc":
+            self.cmd = _cbc_command(**kwargs)
+        else:
+            self.cmd = pulp.getSolver(solver, **kwargs)
+        if not self.cmd.available():
+            raise SolverError(f"solver {solver!r} is not available on this machine; use solver = highs")
+        self.time_limit = time_limit
+
+    def set_objective(self, c: np.ndarray) -> None:
+        pulp = self._pulp
+        self.prob.setObjective(pulp.LpAffineExpression([(self.vars[j], c[j]) for j in np.nonzero(c)[0]]))
+
+    def add_row(self, cols: np.ndarray, vals: np.ndarray, lower: float, upper: float) -> int:
+        pulp = self._pulp
+        expr = pulp.LpAffineExpression([(self.vars[j], v) for j, v in zip(cols, vals, strict=True)])
+        self.cons.append(_add_bounded(self.prob, expr, lower, upper, f"stage_{len(self.cons)}"))
+        return len(self.cons) - 1
+
+    def add_col(self, cost: float, lower: float, upper: float, rows: np.ndarray, vals: np.ndarray) -> int:
+        v = _new_var(self.prob, f"extra_{len(self.vars)}", lower, upper)
+        self.vars.append(v)
+        for r, a in zip(rows, vals, strict=True):
+            for con, _ in self.cons[r]:
+                con.addterm(v, a)
+        obj = self.prob.objective
+        obj.addterm(v, cost)
+        return len(self.vars) - 1
+
+    def run(self) -> RunResult:
+        pulp = self._pulp
+        try:
+            self.prob.solve(self.cmd)
+        except pulp.PulpSolverError as exc:
+            raise SolverError(f"{self.name} failed: {exc}; try solver = highs") from exc
+        st = pulp.LpStatus[self.prob.status]
+        if st == "Optimal":
+            x = np.array([v.varValue or 0.0 for v in self.vars])
+            # PuLP reports CBC's duals of a maximisation as d(objective)/d(bound) already (checked on a
+            # one-row case in tests/test_model.py::test_shadow_price_sign).
+            dual = np.array([sum((con.pi or 0.0) for con, _ in group) for group in self.cons])
+            obj = float(pulp.value(self.prob.objective) or 0.0)
+            return RunResult("optimal", obj, x, dual)
+        status = {"Infeasible": "infeasible", "Unbounded": "unbounded"}.get(st)
+        if status is None:
+            status = "time_limit" if self.time_limit else "error"
+        return RunResult(status, message=f"{self.name}: {st}")
+
+
+def make_session(lp: LinearProgram, solver: str = "highs", time_limit: float | None = None,
+                 method: str = "auto") -> Session:
+    if solver == "highs":
+        return HighsSession(lp, time_limit=time_limit, method=method)
+    return PulpSession(lp, solver=solver, time_limit=time_limit)
