@@ -92,12 +92,13 @@ def measure(path: str, explain: bool) -> dict:
     if explain:
         from planner.analysis.explain import explain_shortfalls
 
-        run = api.finish(plan, model, sol)
+        run = api.finish_run(plan, model, sol)
         t = time.perf_counter()
         explain_shortfalls(run)
         out["explain"] = time.perf_counter() - t
         # re-solves after a small change (one fab/node's capacity): kept model (warm) vs rebuilt (cold)
-        from planner.batch import Case, LocalExecutor, run_batch
+        from planner.analysis.cases import Case
+        from planner.batch import LocalExecutor, run_batch
         from planner.io.scenarios import parse_override
 
         fab, node = plan.fabs["fab"].iloc[0], plan.fabs["node"].iloc[0]
@@ -122,7 +123,8 @@ def e2e(path: Path, flags: list[str]) -> float:
 
 def throughput(path: Path, workers: int, n: int = 60, scheduler: str | None = None) -> float:
     from planner import api
-    from planner.batch import Case, LocalExecutor, run_batch
+    from planner.analysis.cases import Case
+    from planner.batch import LocalExecutor, run_batch
     from planner.io.scenarios import parse_override
 
     plan = api.load_workbook(path)

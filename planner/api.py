@@ -1,35 +1,38 @@
-"""The library API that the CLI wraps and notebooks call: ``load_workbook → build → solve → results``.
+"""The library API that the CLI wraps and notebooks call: load → build → solve → analyse → report.
 
-Example::
+:func:`analyse` decides which analyses run and returns exactly what ``planner solve`` writes, so a notebook
+gets the same report as the command line::
 
     from planner import api
     plan = api.load_workbook("inputs/example.xlsx")
-    model = api.build(plan)
-    solution = api.solve(model)
-    res = api.results(model, solution)
-    res.service.head()
+    run, report = api.analyse(plan)
+    run.results.service.head()          # the tables, as DataFrames
+    report.causes.head()                # why each platform is short
+    api.write_report("plan.xlsx", report)
+
+The lower steps stay available one by one (``build``, ``solve``, ``results``) for custom work.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
-from planner.analysis.infeasibility import explain_infeasible, iis_requirements
+from planner.analysis.bottlenecks import bottlenecks
+from planner.analysis.explain import explain_shortfalls, what_would_close
+from planner.analysis.rd_impact import rd_impact
 from planner.analysis.results import Results, extract
 from planner.io.load import load_plan, plan_from_frames
-from planner.io.problems import ValidationFailed
 from planner.io.reader import Limits
 from planner.io.validate import PlanData
-from planner.model.build import Model, build_model, check_scale
+from planner.model.build import Model, build_model
+from planner.pipeline import AUTO_ANALYSIS_MAX_COLS, Run, finish_run, run_plan
+from planner.report.writer import ReportInput
+from planner.report.writer import write_report as _write_report
 from planner.solve.policy import Solution, solve_model
 
-__all__ = ["PlanData", "Model", "Solution", "Results", "Run", "load_workbook", "plan_from_frames", "build",
-           "solve", "results", "run"]
+__all__ = ["PlanData", "Model", "Solution", "Results", "Run", "ReportInput", "load_workbook", "plan_from_frames",
+           "build", "solve", "results", "run", "finish_run", "analyse", "write_report", "AUTO_ANALYSIS_MAX_COLS"]
 
 
 def load_workbook(path: str | Path, limits: Limits | None = None) -> PlanData:
@@ -50,50 +53,56 @@ def results(model: Model, solution: Solution) -> Results:
     return extract(model, solution)
 
 
-@dataclass
-class Run:
-    """Everything one solve produced, with stage timings (seconds) for benchmarks and the report."""
-
-    plan: PlanData
-    model: Model
-    solution: Solution
-    results: Results
-    infeasibility: pd.DataFrame | None = None
-    iis: pd.DataFrame | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-def finish(plan: PlanData, model: Model, sol: Solution, t0: float | None = None) -> Run:
-    """Extract results (and diagnose infeasibility) for a solution obtained elsewhere (warm re-solves)."""
-    t = time.perf_counter()
-    res = extract(model, sol)
-    diag = iis = None
-    if sol.status == "infeasible":
-        diag = explain_infeasible(model)
-        iis = iis_requirements(plan)
-    return Run(plan, model, sol, res, diag, iis, {"solve": sol.seconds, "extract": time.perf_counter() - t})
-
-
 def run(plan: PlanData, solver: str | None = None, time_limit: float | None = None,
         method: str | None = None, progress: Callable[[str], None] | None = None) -> Run:
     """Build, solve, extract and (when infeasible) diagnose one plan; ``progress`` hears each stage."""
+    return run_plan(plan, solver=solver, time_limit=time_limit, method=method, progress=progress)
+
+
+def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None = None, method: str | None = None,
+            insights: bool | None = None, explain: bool | None = None,
+            progress: Callable[[str], None] | None = None, scenario: str = "") -> tuple[Run, ReportInput]:
+    """Solve one plan and run the analyses its report shows; returns the run and the :class:`ReportInput`.
+
+    ``insights`` (R&D impact) and ``explain`` (shortfall causes, "what would help"): ``None`` means auto — on
+    for plans below ``AUTO_ANALYSIS_MAX_COLS`` LP columns, where the extra re-solves cost a fraction of a
+    second; off above, and the report says how to turn them on. Bottlenecks come from the duals: always on.
+    """
     say = progress or (lambda _msg: None)
-    t0 = time.perf_counter()
-    say("building the LP")
-    model = build_model(plan)
-    problems = check_scale(model)
-    if problems:
-        raise ValidationFailed(problems)
-    t1 = time.perf_counter()
-    size = model.lp.size
-    say(f"solving: {size['columns']:,} columns, {size['rows']:,} rows with {solver or plan.settings.solver}")
-    sol = solve_model(model, solver=solver, time_limit=time_limit, method=method)
-    t2 = time.perf_counter()
-    res = extract(model, sol)
-    t3 = time.perf_counter()
-    diag = iis = None
-    if sol.status == "infeasible":
-        diag = explain_infeasible(model)
-        iis = iis_requirements(plan)
-    timings = {"build": t1 - t0, "solve": t2 - t1, "extract": t3 - t2}
-    return Run(plan, model, sol, res, diag, iis, timings)
+    r = run_plan(plan, solver=solver, time_limit=time_limit, method=method, progress=progress)
+    rep = ReportInput(plan=plan, results=r.results, infeasibility=r.infeasibility, iis=r.iis, scenario=scenario)
+    n_cols = r.model.lp.n_cols
+    small = n_cols < AUTO_ANALYSIS_MAX_COLS
+    skipped = []
+    if insights is None:
+        insights = small
+        if not small and len(plan.programs):
+            skipped.append("R&D impact (--insights)")
+    if explain is None:
+        explain = small
+        if not small:
+            skipped.append("shortfall causes (--explain)")
+    if not r.solution.has_solution:
+        return r, rep
+    if skipped:
+        rep.notes.append(f"Skipped on this {n_cols:,}-column plan because each re-solves it many times: "
+                         + ", ".join(skipped) + ". Add the flags to include them.")
+    rep.bottlenecks = bottlenecks(plan, r.results)
+
+    def resolve(p: PlanData) -> Results:  # a re-solve is exactly a solve, under the same options
+        return run_plan(p, solver=solver, time_limit=time_limit, method=method).results
+
+    if insights and len(plan.programs):
+        say("R&D impact: re-solving with each program a quarter earlier and later")
+        rep.rd_impact = rd_impact(plan, r.results, resolve)
+    if explain:
+        say("explaining shortfalls")
+        rep.causes = explain_shortfalls(r)
+        say("looking for the change that would close each shortfall")
+        rep.fixes = what_would_close(r, rep.causes, resolve)
+    return r, rep
+
+
+def write_report(path: str | Path, report: ReportInput, inputs: tuple[Path, ...] = ()) -> Path:
+    """Write the report workbook atomically (never over one of ``inputs``); returns the path written."""
+    return _write_report(path, report, inputs=inputs)

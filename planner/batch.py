@@ -13,64 +13,23 @@ batches (``planner.distributed``).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import pandas as pd
 
+from planner.analysis.cases import Case, CaseResult
 from planner.io.problems import ValidationFailed
-from planner.io.scenarios import Edit, apply_edits
+from planner.io.scenarios import apply_edits
 from planner.io.validate import PlanData
-
-
-@dataclass
-class Case:
-    name: str
-    edits: list[Edit] = field(default_factory=list)
-    params: dict[str, Any] = field(default_factory=dict)  # sweep values / Monte Carlo draws, for the report
-
-
-@dataclass
-class CaseResult:
-    name: str
-    status: str  # optimal | infeasible | time_limit | failed | interrupted | ...
-    error: str = ""
-    params: dict[str, Any] = field(default_factory=dict)
-    kpis: dict[str, Any] = field(default_factory=dict)
-    service: pd.DataFrame | None = None  # platform, period, demand, served, shortfall
-    capacity: pd.DataFrame | None = None  # resource, kind, period, capacity, used, utilisation, shadow_price
-    allocation: pd.DataFrame | None = None  # platform, period, option, platform_units (full detail only)
-    causes: pd.DataFrame | None = None  # filled when the batch explains shortfalls
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "optimal"
-
-    def binding(self, tol: float = 1e-6) -> set[tuple[str, str]]:
-        if self.capacity is None:
-            return set()
-        c = self.capacity[self.capacity["shadow_price"] > tol]
-        return set(zip(c["resource"], c["period"], strict=True))
-
-    def journal_line(self) -> str:
-        return json.dumps({"name": self.name, "status": self.status, "error": self.error, "params": self.params,
-                           "kpis": self.kpis, "seconds": round(self.seconds, 4)}, default=_json_default)
-
-
-def _json_default(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    return str(v)
+from planner.pipeline import AUTO_ANALYSIS_MAX_COLS
 
 
 def compact(name: str, params: dict, run, seconds: float, explain: bool | None = False,
@@ -107,7 +66,7 @@ def compact(name: str, params: dict, run, seconds: float, explain: bool | None =
         out.service = None
         out.capacity = out.capacity[out.capacity["shadow_price"] > 1e-6].reset_index(drop=True)
     if explain is None:  # auto: explain where it costs a fraction of a second
-        explain = run.model.lp.n_cols < 20_000
+        explain = run.model.lp.n_cols < AUTO_ANALYSIS_MAX_COLS
     if explain and run.solution.has_solution:
         from planner.analysis.explain import explain_shortfalls
 
@@ -119,13 +78,13 @@ _INCREMENTAL: dict[int, object] = {}
 
 
 def _incremental(base: PlanData, time_limit: float | None):
-    """One IncrementalSolver per base plan in this process (workers keep theirs between cases)."""
-    from planner.solve.warm import IncrementalSolver
+    """One WarmStarter per base plan in this process (workers keep theirs between cases)."""
+    from planner.solve.warm import WarmStarter
 
     key = id(base)
     if key not in _INCREMENTAL:
         _INCREMENTAL.clear()
-        _INCREMENTAL[key] = IncrementalSolver(base, time_limit)
+        _INCREMENTAL[key] = WarmStarter(base, time_limit)
     return _INCREMENTAL[key]
 
 
@@ -135,7 +94,7 @@ def run_case(base: PlanData, case: Case, solver: str | None = None, time_limit: 
 
     With HiGHS and ``warm`` the solve reuses this process's kept model (:mod:`planner.solve.warm`).
     """
-    from planner import api
+    from planner.pipeline import finish_run, run_plan
     from planner.solve.sessions import SolverError
 
     t0 = time.perf_counter()
@@ -143,9 +102,9 @@ def run_case(base: PlanData, case: Case, solver: str | None = None, time_limit: 
         plan = apply_edits(base, case.edits, label=case.name)
         if warm and (solver or plan.settings.solver) == "highs":
             model, sol = _incremental(base, time_limit).solve(plan)
-            run = api.finish(plan, model, sol)
+            run = finish_run(plan, model, sol)
         else:
-            run = api.run(plan, solver=solver, time_limit=time_limit)
+            run = run_plan(plan, solver=solver, time_limit=time_limit)
         return compact(case.name, case.params, run, time.perf_counter() - t0, explain=explain, detail=detail)
     except ValidationFailed as exc:
         msg = "; ".join(p.render() for p in exc.problems if p.severity == "error")
@@ -276,13 +235,3 @@ def run_batch(base: PlanData, cases: list[Case], executor: Executor | None = Non
     ordered = [got.get(c.name) or CaseResult(c.name, "interrupted", error="not run: batch interrupted",
                                               params=c.params) for c in cases]
     return BatchOutcome(ordered, interrupted, time.perf_counter() - t0, journal)
-
-
-def unique_names(names: Iterable[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for n in names:
-        k = seen.get(n, 0)
-        seen[n] = k + 1
-        out.append(n if k == 0 else f"{n} ({k + 1})")
-    return out

@@ -20,6 +20,15 @@ from planner.report.atomic import OutputError
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 
 
+class UserError(click.ClickException):
+    """A problem the user can fix (unwritable output, unreachable cluster): one line ``error: …``, exit 1."""
+
+    exit_code = EXIT_USER
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
 def _print_problems(problems: list[Problem], as_json: bool = False) -> None:
     if as_json:
         return
@@ -105,8 +114,7 @@ def template(output: Path) -> None:
     try:
         write_template(output)
     except OutputError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USER)
+        raise UserError(str(exc)) from exc
     click.echo(f"wrote {output}")
 
 
@@ -123,16 +131,12 @@ def example(output: Path) -> None:
     try:
         write_example(output)
     except OutputError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USER)
+        raise UserError(str(exc)) from exc
     click.echo(f"wrote {output}")
 
 
 def default_report_path(input_path: Path, suffix: str = "report") -> Path:
     return input_path.with_name(f"{input_path.stem}-{suffix}.xlsx")
-
-
-AUTO_ANALYSIS_MAX_COLS = 20_000
 
 
 def _progress(enabled: bool):
@@ -147,53 +151,6 @@ def _progress(enabled: bool):
         click.echo(f"[{time.perf_counter() - t0:6.1f} s] {msg}", err=True)
 
     return say
-
-
-def _solve_one(plan, solver, time_limit, method, insights: bool | None, explain: bool | None = False,
-               progress=None):
-    """Run one plan and the analysis the report needs; returns (run, ReportInput).
-
-    ``None`` for insights/explain means auto: on for plans below AUTO_ANALYSIS_MAX_COLS LP columns, where the
-    extra re-solves cost a fraction of a second, off above (the report says how to turn them on).
-    """
-    from planner import api
-    from planner.analysis.bottlenecks import bottlenecks
-    from planner.analysis.rd_impact import rd_impact
-    from planner.report.writer import ReportInput
-
-    say = progress or (lambda _msg: None)
-    run = api.run(plan, solver=solver, time_limit=time_limit, method=method, progress=progress)
-    rep = ReportInput(plan=plan, results=run.results, infeasibility=run.infeasibility, iis=run.iis)
-    small = run.model.lp.n_cols < AUTO_ANALYSIS_MAX_COLS
-    skipped = []
-    if insights is None:
-        insights = small
-        if not small and len(plan.programs):
-            skipped.append("R&D impact (--insights)")
-    if explain is None:
-        explain = small
-        if not small:
-            skipped.append("shortfall causes (--explain)")
-    if skipped and run.solution.has_solution:
-        rep.notes.append(f"Skipped on this {run.model.lp.n_cols:,}-column plan because each re-solves it many times: "
-                         + ", ".join(skipped) + ". Add the flags to include them.")
-    if run.solution.has_solution:
-        rep.bottlenecks = bottlenecks(plan, run.results)
-        if insights and len(plan.programs):
-            say("R&D impact: re-solving with each program a quarter earlier and later")
-
-            def resolve(p):
-                r = api.run(p, solver=solver, time_limit=time_limit, method=method)
-                return r.results
-            rep.rd_impact = rd_impact(plan, run.results, resolve)
-        if explain:
-            from planner.analysis.explain import explain_shortfalls, what_would_close
-
-            say("explaining shortfalls")
-            rep.causes = explain_shortfalls(run)
-            say("looking for the change that would close each shortfall")
-            rep.fixes = what_would_close(run, rep.causes)
-    return run, rep
 
 
 def _echo_summary(rep, out_path: Path | None) -> None:
@@ -268,13 +225,14 @@ def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple
 
 def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_json: bool, solver, method,
                       time_limit, insights: bool | None, explain: bool | None, quiet: bool = False) -> tuple[int, dict]:
+    from planner import api
     from planner.report.writer import write_report
     from planner.solve.sessions import SolverError
 
     try:
         say = _progress(not as_json)
-        run, rep = _solve_one(plan, solver, time_limit, method, insights=insights, explain=explain, progress=say)
-        rep.scenario = scenario
+        run, rep = api.analyse(plan, solver=solver, time_limit=time_limit, method=method, insights=insights,
+                               explain=explain, progress=say, scenario=scenario)
         if say:
             say(f"writing {out_path}")
         written = write_report(out_path, rep, inputs=(input_path,))
@@ -344,8 +302,7 @@ def _executor(workers: int | None, scheduler: str | None):
         try:
             return DaskExecutor(scheduler)
         except DistributedError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_USER)
+            raise UserError(str(exc)) from exc
     from planner.batch import LocalExecutor
 
     return LocalExecutor(workers)
@@ -410,7 +367,8 @@ def compare(input_path: Path, scenarios: tuple[str, ...], sets: tuple[str, ...],
     which constraints became or stopped binding, and charts. Example:
     `planner compare inputs/example.xlsx --all-scenarios -o compare.xlsx`.
     """
-    from planner.analysis.whatif import compare_cases, write_compare
+    from planner.analysis.whatif import compare_cases
+    from planner.report.whatif import write_compare
 
     out_path = output or default_report_path(input_path, "compare")
     _check_out(out_path, input_path)
@@ -419,8 +377,7 @@ def compare(input_path: Path, scenarios: tuple[str, ...], sets: tuple[str, ...],
 
     names = scenario_names(plan) if all_scenarios else list(scenarios)
     if not names and not sets:
-        click.echo("error: name scenarios with --scenario, use --all-scenarios, or give --set overrides", err=True)
-        sys.exit(EXIT_USAGE)
+        raise click.UsageError("name scenarios with --scenario, use --all-scenarios, or give --set overrides")
     overrides = _edits_for(plan, (), sets)
     try:
         cases = compare_cases(plan, names, overrides)
@@ -433,7 +390,7 @@ def compare(input_path: Path, scenarios: tuple[str, ...], sets: tuple[str, ...],
 
         moves = cause_moves(outcome.results)
     written = write_compare(out_path, plan, outcome, cases, moves, inputs=(input_path,))
-    from planner.analysis.whatif import compare_sentences
+    from planner.report.whatif import compare_sentences
 
     for line in compare_sentences(plan, outcome.results, cases, moves):
         click.echo(line)
@@ -446,8 +403,7 @@ def _check_out(out_path: Path, input_path: Path) -> None:
     try:
         check_output_path(out_path, (input_path,))
     except OutputError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USER)
+        raise UserError(str(exc)) from exc
 
 
 @main.command()
@@ -478,7 +434,8 @@ def sweep(input_path: Path, param: str, values: str | None, range_: str | None, 
     Example: `planner sweep inputs/example.xlsx --param "Programs[HBM4].qualification_quarters" --values 0,1,2,3,4`
     or `--param "Backend[TSV-1].units_per_quarter" --range 0.8:1.2:0.05`.
     """
-    from planner.analysis.whatif import parse_param, parse_values, sweep_cases, write_sweep
+    from planner.analysis.whatif import parse_param, parse_values, sweep_cases
+    from planner.report.whatif import write_sweep
 
     out_path = output or default_report_path(input_path, "sweep")
     _check_out(out_path, input_path)
@@ -522,7 +479,8 @@ def montecarlo(input_path: Path, samples: int, seed: int, threshold: float, outp
     rate falls below --threshold, and a histogram of margin. Example:
     `planner montecarlo inputs/example.xlsx --samples 500 --seed 7`.
     """
-    from planner.analysis.whatif import montecarlo_cases, write_montecarlo
+    from planner.analysis.whatif import montecarlo_cases
+    from planner.report.whatif import write_montecarlo
 
     out_path = output or default_report_path(input_path, "montecarlo")
     _check_out(out_path, input_path)
@@ -553,7 +511,7 @@ def explain(input_path: Path, platforms: tuple[str, ...], periods: tuple[str, ..
     `planner explain inputs/example.xlsx --platform "Vera Rubin" --period 2028Q1`.
     """
     from planner import api
-    from planner.analysis.explain import explain_shortfalls, platform_sentences, what_would_close
+    from planner.analysis.explain import platform_sentences
     from planner.io.problems import did_you_mean
 
     plan = _load(input_path, as_json)
@@ -565,7 +523,7 @@ def explain(input_path: Path, platforms: tuple[str, ...], periods: tuple[str, ..
         if p not in known:
             hint = did_you_mean(p, known)
             raise click.BadParameter(f"unknown platform {p!r}" + (f"; {hint}" if hint else ""), param_hint="--platform")
-    run = api.run(plan)
+    run, rep = api.analyse(plan, insights=False, explain=True)
     if not run.solution.has_solution:
         click.echo(f"error: the plan is {run.results.summary['status']}; nothing to explain", err=True)
         if run.infeasibility is not None:
@@ -573,8 +531,7 @@ def explain(input_path: Path, platforms: tuple[str, ...], periods: tuple[str, ..
                 click.echo(f"  {r.platform} {r.period}: min_fill needs {r.required:,.0f}, at most {r.achievable:,.0f} "
                            f"possible. {r.reason}", err=True)
         sys.exit(EXIT_USER)
-    causes = explain_shortfalls(run)
-    fixes = what_would_close(run, causes)
+    causes, fixes = rep.causes, rep.fixes
     sel = causes
     if platforms:
         sel = sel[sel["platform"].isin(platforms)]
@@ -623,6 +580,5 @@ def generate(platforms: int, products: int, fabs: int, quarters: int, seed: int,
     try:
         write_generated(output, platforms, products, fabs, quarters, seed)
     except OutputError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USER)
+        raise UserError(str(exc)) from exc
     click.echo(f"wrote {output}")

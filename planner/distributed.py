@@ -15,7 +15,8 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from planner.batch import Case, CaseResult, run_case
+from planner.analysis.cases import Case, CaseResult
+from planner.batch import run_case
 from planner.io.validate import PlanData
 
 CONNECT_TIMEOUT_S = 5

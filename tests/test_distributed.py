@@ -12,8 +12,9 @@ from click.testing import CliRunner
 from conftest import EXAMPLE
 
 from planner import api
+from planner.analysis.cases import Case
 from planner.analysis.whatif import montecarlo_cases
-from planner.batch import Case, LocalExecutor, run_batch
+from planner.batch import LocalExecutor, run_batch
 from planner.cli import main
 from planner.io.scenarios import parse_override
 

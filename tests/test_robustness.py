@@ -123,12 +123,12 @@ def test_ctrl_c_during_solve_leaves_previous_report(tmp_path, monkeypatch):
     out = tmp_path / "r.xlsx"
     assert CliRunner().invoke(main, ["solve", str(EXAMPLE), "-o", str(out), "--no-insights"]).exit_code == 0
     before = out.read_bytes()
-    import planner.api
+    import planner.pipeline
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(planner.api, "solve_model", interrupted)
+    monkeypatch.setattr(planner.pipeline, "solve_model", interrupted)
     res = CliRunner().invoke(main, ["solve", str(EXAMPLE), "-o", str(out)])
     assert res.exit_code == 130 and "no report written" in res.output
     assert out.read_bytes() == before
@@ -191,7 +191,7 @@ def test_degenerate_plans_solve_or_are_explained(tmp_path, case):
 
 
 def test_feasibility_violation_is_reported_not_hidden(tmp_path, monkeypatch):
-    import planner.api
+    import planner.pipeline
     from planner.solve.policy import solve_model as real
 
     def tampered(model, **kw):
@@ -203,7 +203,7 @@ def test_feasibility_violation_is_reported_not_hidden(tmp_path, monkeypatch):
         sol.max_violation, sol.violations = check_feasibility(model.lp, sol.x)
         return sol
 
-    monkeypatch.setattr(planner.api, "solve_model", tampered)
+    monkeypatch.setattr(planner.pipeline, "solve_model", tampered)
     out = tmp_path / "r.xlsx"
     src = write_input_workbook(tmp_path / "p.xlsx", frames(quarters=1))
     res = CliRunner().invoke(main, ["solve", str(src), "-o", str(out), "--no-explain", "--no-insights"])

@@ -14,8 +14,9 @@ from builders import frames, plan
 from click.testing import CliRunner
 from conftest import EXAMPLE, edit_workbook
 
+from planner.analysis.cases import Case, CaseResult
 from planner.analysis.whatif import montecarlo_cases
-from planner.batch import Case, CaseResult, LocalExecutor, Progress, run_batch
+from planner.batch import LocalExecutor, Progress, run_batch
 from planner.cli import main
 from planner.io.load import load_plan
 from planner.io.problems import ValidationFailed
@@ -319,10 +320,10 @@ def test_warm_resolves_match_cold_solves(seed):
 
     from planner import api
     from planner.io.load import plan_from_frames
-    from planner.solve.warm import IncrementalSolver
+    from planner.solve.warm import WarmStarter
 
     p = plan_from_frames(random_frames(seed))
-    inc = IncrementalSolver(p)
+    inc = WarmStarter(p)
     for text in EDITS + EDITS[:3]:
         q = apply_edits(p, [parse_override(text)])
         _, warm = inc.solve(q)
@@ -335,14 +336,14 @@ def test_warm_resolves_match_cold_solves(seed):
 def test_warm_results_do_not_depend_on_case_order(example):
     """Each warm solve starts from the base basis, so the order of cases (which differs between local
     processes and a cluster) cannot change any number."""
-    from planner.solve.warm import IncrementalSolver
+    from planner.solve.warm import WarmStarter
 
     edits = [parse_override(t) for t in ("Backend[TSV-1].units_per_quarter*=0.9", "Demand[*|*].units*=1.1",
                                          "Products[HBM4-12H-36GB].die_yield*=0.95")]
     plans = [apply_edits(example, [e]) for e in edits]
 
     def served(order):
-        inc = IncrementalSolver(example)
+        inc = WarmStarter(example)
         out = {}
         for i in order:
             model, sol = inc.solve(plans[i])

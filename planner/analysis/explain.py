@@ -45,15 +45,12 @@ class Lifter:
         self.base_cost = self.cost.copy()
         self.policy = self.plan.settings.policy
         w = self.model.w
-        ib = lp.row_blocks["inventory_balance"].start
-        bb = lp.row_blocks["backend_capacity"].start
-        T = self.ms.T
         self.gate_cols = w.loc[w["gated"], "col"].to_numpy()
         ramp = w[(w["g"] < w["g_base"] - 1e-12)]
         self.ramp_cols = ramp["col"].to_numpy()
-        self.ramp_inv_rows = (ib + ramp["m"].to_numpy() * T + ramp["land"].to_numpy())
+        self.ramp_inv_rows = self.model.inventory_rows[ramp["m"].to_numpy(), ramp["land"].to_numpy()]
         self.ramp_be = ramp[ramp["r"] >= 0]
-        self.ramp_be_rows = bb + self.ramp_be["r"].to_numpy() * T + self.ramp_be["land"].to_numpy()
+        self.ramp_be_rows = self.model.backend_rows[self.ramp_be["r"].to_numpy(), self.ramp_be["land"].to_numpy()]
         self.ramp = ramp
         self.fab_rows = lp.rows("fab_capacity")
         self.be_rows = lp.rows("backend_capacity")
@@ -427,7 +424,6 @@ def what_would_close(run, causes: pd.DataFrame, solve=None) -> pd.DataFrame:
     platform +10 % capacity; each expansion option allowed twice its maximum and one quarter sooner. Each
     lever is one re-solve of the whole plan, so every platform's effect comes from the same solve.
     """
-    from planner import api
     from planner.analysis.rd_impact import shift_program
     from planner.io.scenarios import Edit, apply_edits
 
@@ -436,7 +432,11 @@ def what_would_close(run, causes: pd.DataFrame, solve=None) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     plan = run.plan
     base = run.results
-    solve = solve or (lambda p: api.run(p).results)
+    if solve is None:
+        from planner.pipeline import run_plan  # a lever's re-solve is exactly a solve
+
+        def solve(p):
+            return run_plan(p).results
     short_by = base.service.groupby("platform")["shortfall"].sum()
     short_plats = [p for p, s in short_by.items() if s > TOL]
     levers: list[tuple[str, object]] = []
@@ -520,20 +520,3 @@ def cause_moves(results) -> pd.DataFrame:
                          "base_units": v["base"], "scenario_units": v["scen"], "delta": v["delta"],
                          "explanation": f"{plat}: {what} {'+' if v['delta'] > 0 else ''}{units(v['delta'])} units"})
     return pd.DataFrame(rows, columns=cols)
-
-
-def write_causes_sheet(book, causes: pd.DataFrame, fixes: pd.DataFrame | None = None) -> None:
-    ws = book.sheet("ShortfallCauses")
-    if causes.empty:
-        ws.write_string(0, 0, "No platform falls short in this plan.")
-        return
-    book.table(ws, causes, formats={"shortfall": "int", "units": "int"},
-               widths={"explanation": 110, "competitors": 30, "resource": 18},
-               header_comments={"units": "shortfall attributed to this cause and resource; the rows of one platform "
-                                         "and period add up to its shortfall",
-                                "cause": "rd_gate, yield_ramp, fab_capacity, backend_capacity, economics, policy "
-                                         "(method: models/explain.md)"})
-    if fixes is not None and len(fixes):
-        ws2 = book.sheet("What would help")
-        book.table(ws2, fixes, formats={"units_closed": "int", "share_closed": "pct", "margin_change": "money"},
-                   widths={"sentence": 110, "change": 40})

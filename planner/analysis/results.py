@@ -55,7 +55,7 @@ def extract(model: Model, sol: Solution) -> Results:
     T = ms.T
     x = sol.x if sol.x is not None else np.zeros(lp.n_cols)
     dual = sol.row_dual if sol.row_dual is not None else np.zeros(lp.n_rows)
-    currency = ms.plan.settings.currency
+    currency = model.settings.currency
 
     # Allocation: one row per non-zero (platform, option, product, quarter)
     y = model.y.copy()
@@ -71,7 +71,7 @@ def extract(model: Model, sol: Solution) -> Results:
     served = np.zeros((len(ms.platforms), T))
     np.add.at(served, (y["p"].to_numpy(), y["t"].to_numpy()), y["platform_units"].to_numpy())
     short = np.zeros_like(served)
-    sblock = lp.col_blocks["backlog" if ms.plan.settings.backlog else "shortfall"]
+    sblock = lp.col_blocks["backlog" if model.settings.backlog else "shortfall"]
     if sblock.size:
         sidx = sblock.index
         p_of = dict(zip(ms.platforms["platform"], ms.platforms["p"], strict=True))
@@ -168,15 +168,15 @@ def extract(model: Model, sol: Solution) -> Results:
         "wafer_cost": terms.get("wafer_cost", 0.0), "unit_cost": terms.get("unit_cost", 0.0),
         "holding_cost": terms.get("holding_cost", 0.0), "expansion_cost": terms.get("expansion_cost", 0.0),
         "demand_units": total_demand, "served_units": float(served.sum()),
-        "policy": ms.plan.settings.policy, "backlog": ms.plan.settings.backlog,
+        "policy": model.settings.policy, "backlog": model.settings.backlog,
         "solver": sol.solver, "method": sol.method, "solve_seconds": sol.seconds,
         "lp_columns": lp.n_cols, "lp_rows": lp.n_rows, "max_violation": sol.max_violation,
-        "currency": currency, "input_sha256": ms.plan.sha256, "message": sol.message,
+        "currency": currency, "input_sha256": model.input_sha256, "message": sol.message,
     }
     res = Results(summary=summary, allocation=allocation, service=svc, wafer_starts=wafer_starts, supply=supply,
                   capacity=capacity, expansions=expansions, terms=terms, stages=sol.stages)
     if sol.x is not None:
-        res.reconciliation = reconcile(res, ms.plan.settings.backlog) + [f"LP residual: {v}" for v in
+        res.reconciliation = reconcile(res, model.settings.backlog) + [f"LP residual: {v}" for v in
                                                                         sol.violations]
     summary["feasibility_check"] = "passed" if not res.reconciliation else "; ".join(res.reconciliation)
     return res

@@ -1,28 +1,25 @@
 """What-if analyses over the batch engine: comparisons, sweeps (1-D and 2-D grids) and Monte Carlo.
 
-Each analysis turns its question into :class:`~planner.batch.Case` objects (edits on the base plan), runs
-them through :func:`~planner.batch.run_batch`, and writes a workbook: KPIs side by side, native charts, and
-the interpretation an analyst needs (deltas, break points where the bottleneck moves, percentiles).
+Each analysis turns its question into :class:`~planner.batch.Case` objects (edits on the base plan) that
+:func:`~planner.batch.run_batch` solves, and turns the results into tables: KPIs side by side, break points
+where the bottleneck moves, binding changes, percentiles. The workbooks are written by
+:mod:`planner.report.whatif`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from planner.batch import BatchOutcome, Case, CaseResult, unique_names
-from planner.io import contract as C
+from planner.analysis.cases import Case, CaseResult, unique_names
 from planner.io.problems import Problem, ValidationFailed
-from planner.io.scenarios import Edit, changed_cells, edits_from_sheet, parse_override
+from planner.io.scenarios import Edit, edits_from_sheet, parse_override
 from planner.io.uncertainty import check_uncertainty, draw, fit_draw
 from planner.io.validate import PlanData
-from planner.report.atomic import atomic_write
-from planner.report.fmt import money, units
-from planner.report.xlsx import Book
+from planner.report.fmt import money
 
 BASE = "base"
 
@@ -116,7 +113,7 @@ def kpi_table(results: list[CaseResult]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _platform_fill(r: CaseResult) -> pd.Series:
+def platform_fill(r: CaseResult) -> pd.Series:
     if r.service is None:
         return pd.Series(dtype=float)
     g = r.service.groupby("platform")[["served", "demand"]].sum()
@@ -153,291 +150,6 @@ def binding_changes(base: CaseResult, other: CaseResult) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["scenario", "resource", "period", "change", "shadow_base", "shadow_scenario"])
 
 
-# ---- workbooks ----------------------------------------------------------------------------------------------------
-def _notice(book: Book, ws, title: str, plan: PlanData, lines: list[str]) -> int:
-    ws.hide_gridlines(2)
-    ws.set_column(0, 0, 120)
-    ws.write_string(0, 0, title, book.title)
-    ws.write_string(1, 0, C.HYPOTHETICAL_NOTICE.replace("in this workbook", "in this report"), book.notice)
-    ws.write_string(2, 0, f"Input: {Path(plan.source).name} (SHA-256 {plan.sha256[:16]}…)")
-    r = 4
-    for line in lines:
-        ws.write_string(r, 0, line, book.wrap)
-        r += 1
-    return r
-
-
-def _failures(book: Book, results: list[CaseResult]) -> None:
-    bad = [r for r in results if not r.ok]
-    if bad:
-        ws = book.sheet("Failed")
-        book.table(ws, pd.DataFrame([{"case": r.name, "status": r.status, "reason": r.error} for r in bad]),
-                   widths={"reason": 120, "case": 40})
-
-
-def _fmt(v) -> str:
-    """A cell value as a person would write it: 5,940,000 not 5940000.000000001, 0.78 not 0.7800000001."""
-    if isinstance(v, bool) or not isinstance(v, int | float | np.number):
-        return str(v)
-    v = float(v)
-    if abs(v - round(v)) < 1e-6 * max(1.0, abs(v)):
-        return f"{round(v):,}"
-    return f"{v:,.6g}"
-
-
-def _because(plan: PlanData, case: Case | None, moves: pd.DataFrame | None, name: str) -> str:
-    """'because <input changes> → <cause moves>' for one scenario, when both are known."""
-    parts = []
-    if case is not None and case.edits:
-        try:
-            cc = changed_cells(plan, case.edits)
-        except ValidationFailed:
-            cc = pd.DataFrame()
-        if len(cc):
-            head = cc.head(2)
-            desc = [f"{r.sheet} {r.row_id} {r.column} {_fmt(r.before)} → {_fmt(r.after)}" for r in head.itertuples()]
-            if len(cc) > 2:
-                desc.append(f"{len(cc) - 2} more cell{'s' if len(cc) > 3 else ''}")
-            parts.append(", ".join(desc))
-    if moves is not None and len(moves):
-        m = moves[moves["scenario"] == name].reindex(
-            moves[moves["scenario"] == name]["delta"].abs().sort_values(ascending=False).index).head(3)
-        if len(m):
-            parts.append("; ".join(m["explanation"]))
-    return (" Because " + " → ".join(parts) + ".") if parts else ""
-
-
-def compare_sentences(plan: PlanData, results: list[CaseResult], cases: list[Case] | None = None,
-                      moves: pd.DataFrame | None = None) -> list[str]:
-    cur = plan.settings.currency
-    case_of = {c.name: c for c in cases or []}
-    base = results[0]
-    lines = []
-    if not base.ok:
-        return [f"The base plan is {base.status}: {base.error}"]
-    for r in results[1:]:
-        if not r.ok:
-            lines.append(f"{r.name}: {r.status} — {r.error}")
-            continue
-        dm = r.kpis["objective"] - base.kpis["objective"]
-        pct = dm / abs(base.kpis["objective"]) if base.kpis["objective"] else float("nan")
-        df = (r.kpis["fill_rate"] or 0) - (base.kpis["fill_rate"] or 0)
-        served = (r.service.groupby("platform")["served"].sum() - base.service.groupby("platform")["served"].sum())
-        served = served.fillna(0)
-        movers = served[served.abs() > 0.5].sort_values()
-        who = "; ".join(f"{p} {'+' if d > 0 else ''}{units(d)} units" for p, d in movers.items()) or "none"
-        short = (r.service.groupby("platform")["shortfall"].sum()
-                 - base.service.groupby("platform")["shortfall"].sum()).fillna(0)
-        short = short[short.abs() > 0.5].sort_values(ascending=False)
-        line = (f"{r.name}: margin {'+' if dm >= 0 else ''}{money(dm, cur)} ({pct:+.1%}), fill rate {df * 100:+.1f} "
-                f"pts; served: {who}")
-        if len(short):
-            line += "; shortfall: " + "; ".join(f"{p} {'+' if d > 0 else ''}{units(d)}" for p, d in short.items())
-        line += "." + _because(plan, case_of.get(r.name), moves, r.name)
-        lines.append(line)
-    return lines
-
-
-def write_compare(path: Path, plan: PlanData, outcome: BatchOutcome, cases: list[Case],
-                  causes_moves: pd.DataFrame | None = None, inputs: tuple[Path, ...] = ()) -> Path:
-    results = outcome.results
-    base = results[0]
-
-    def write(tmp: Path) -> None:
-        book = Book(tmp)
-        cur = plan.settings.currency
-        ov = book.sheet("Overview")
-        lines = compare_sentences(plan, results, cases, causes_moves)
-        if outcome.interrupted:
-            lines.insert(0, "INTERRUPTED: only the finished scenarios are shown; the rest are marked 'interrupted'.")
-        _notice(book, ov, f"Scenario comparison: {Path(plan.source).name}", plan, lines)
-        # KPIs: metric × case, with deltas
-        kp = kpi_table(results).set_index("case")
-        metrics = [c for c in kp.columns if c not in ("status", "error") and kp[c].map(
-            lambda v: isinstance(v, int | float | np.number) or v is None).all()]
-        table = pd.DataFrame({"metric": ["status", *metrics]})
-        for r in results:
-            vals = [r.status] + [r.kpis.get(m) for m in metrics]
-            table[r.name] = vals
-            if r is not base:
-                table[f"Δ {r.name}"] = [None] + [
-                    (r.kpis.get(m) - base.kpis.get(m)) if isinstance(r.kpis.get(m), int | float) and isinstance(
-                        base.kpis.get(m), int | float) and r.kpis.get(m) is not None and base.kpis.get(m) is not None
-                    else None for m in metrics]
-        ws = book.sheet("KPIs")
-        book.table(ws, table, widths={"metric": 34}, autofilter=False)
-        money_fmt = book.money(cur)
-        for i, m in enumerate(metrics, start=2):
-            fmt = (book.fmt["pct"] if m.startswith(("fill_rate", "utilisation")) else
-                   money_fmt if m in ("objective", "revenue", "cost", "shortfall_penalty") else book.fmt["int"])
-            ws.set_row(i, None, fmt)
-        # Service per platform and quarter
-        svc = None
-        for r in results:
-            if r.service is None:
-                continue
-            s = r.service.set_index(["platform", "period"])["served"].rename(r.name)
-            svc = s.to_frame() if svc is None else svc.join(s, how="outer")
-        if svc is not None:
-            svc = svc.fillna(0.0).reset_index()
-            if base.service is not None:
-                svc.insert(2, "demand_base", svc.set_index(["platform", "period"]).index.map(
-                    base.service.set_index(["platform", "period"])["demand"]).to_numpy())
-            for r in results[1:]:
-                if r.name in svc and base.name in svc:
-                    svc[f"Δ {r.name}"] = svc[r.name] - svc[base.name]
-            ws = book.sheet("Service")
-            book.table(ws, svc, formats={c: "int" for c in svc.columns if c not in ("platform", "period")})
-        # allocation per platform, quarter and BOM option
-        alloc = None
-        for r in results:
-            if r.allocation is None:
-                continue
-            a = r.allocation.set_index(["platform", "period", "option"])["platform_units"].rename(r.name)
-            alloc = a.to_frame() if alloc is None else alloc.join(a, how="outer")
-        if alloc is not None and base.name in alloc:
-            alloc = alloc.fillna(0.0).reset_index()
-            deltas = []
-            for r in results[1:]:
-                if r.name in alloc:
-                    alloc[f"Δ {r.name}"] = alloc[r.name] - alloc[base.name]
-                    deltas.append(f"Δ {r.name}")
-            if deltas:  # only the rows where some scenario builds a different mix
-                alloc = alloc[(alloc[deltas].abs() > 0.5).any(axis=1)]
-            ws = book.sheet("Allocation")
-            if alloc.empty:
-                ws.write_string(0, 0, "Every scenario builds each platform with the same BOM options as the base.")
-            else:
-                book.table(ws, alloc, formats={c: "int" for c in alloc.columns
-                                               if c not in ("platform", "period", "option")})
-        # binding changes
-        bc = pd.concat([binding_changes(base, r) for r in results[1:] if r.ok and base.ok] or
-                       [binding_changes(base, base)], ignore_index=True)
-        ws = book.sheet("Binding")
-        if bc.empty:
-            ws.write_string(0, 0, "The same constraints bind in every scenario.")
-        else:
-            book.table(ws, bc, formats={"shadow_base": "money2", "shadow_scenario": "money2"})
-        # input cells each scenario changed
-        ch = []
-        for c in cases[1:]:
-            try:
-                cc = changed_cells(plan, c.edits)
-            except ValidationFailed:
-                continue
-            cc.insert(0, "scenario", c.name)
-            ch.append(cc)
-        ws = book.sheet("Changes")
-        if ch:
-            book.table(ws, pd.concat(ch, ignore_index=True), widths={"scenario": 30})
-        if causes_moves is not None and len(causes_moves):
-            ws = book.sheet("Causes moved")
-            book.table(ws, causes_moves, formats={"base_units": "int", "scenario_units": "int", "delta": "int"},
-                       widths={"explanation": 100})
-        # charts: fill rate per platform per scenario, margin per scenario
-        fills = pd.concat([_platform_fill(r) for r in results if r.ok], axis=1) if any(r.ok for r in results) \
-            else pd.DataFrame()
-        if not fills.empty:
-            data = book.sheet("ChartData")
-            fills = fills.reset_index().rename(columns={"index": "platform"})
-            book.table(data, fills, formats={c: "pct" for c in fills.columns if c != "platform"}, autofilter=False,
-                       freeze=False)
-            ok = [r for r in results if r.ok]
-            m0 = len(fills) + 3
-            margins = pd.DataFrame({"case": [r.name for r in ok], "margin": [r.kpis["objective"] for r in ok]})
-            book.table(data, margins, first_row=m0, formats={"margin": "money"}, autofilter=False, freeze=False)
-            charts = book.sheet("Charts")
-            ch1 = book.wb.add_chart({"type": "column"})
-            for j in range(1, len(fills.columns)):
-                ch1.add_series({"name": ["ChartData", 0, j], "categories": ["ChartData", 1, 0, len(fills), 0],
-                                "values": ["ChartData", 1, j, len(fills), j], "gap": 60})
-            ch1.set_title({"name": "Fill rate per platform by scenario"})
-            ch1.set_y_axis({"num_format": "0%", "min": 0, "max": 1})
-            ch1.set_legend({"position": "bottom"})
-            ch1.set_size({"width": 900, "height": 380})
-            charts.insert_chart(1, 0, ch1)
-            ch2 = book.wb.add_chart({"type": "bar"})
-            ch2.add_series({"name": "margin", "categories": ["ChartData", m0 + 1, 0, m0 + len(ok), 0],
-                            "values": ["ChartData", m0 + 1, 1, m0 + len(ok), 1], "fill": {"color": "#2F5597"},
-                            "data_labels": {"value": True, "num_format": "#,##0,,,\"B\""}})
-            ch2.set_title({"name": f"Margin by scenario ({cur})"})
-            ch2.set_x_axis({"num_format": "#,##0,,,\"B\""})
-            ch2.set_legend({"none": True})
-            ch2.set_size({"width": 900, "height": 60 + 40 * len(ok)})
-            charts.insert_chart(21, 0, ch2)
-        _failures(book, results)
-        book.close()
-
-    return atomic_write(path, write, inputs)
-
-
-def write_sweep(path: Path, plan: PlanData, outcome: BatchOutcome, param: str, param2: str | None = None,
-                inputs: tuple[Path, ...] = ()) -> Path:
-    results = outcome.results
-
-    def write(tmp: Path) -> None:
-        book = Book(tmp)
-        kp = kpi_table(results)
-        bp = break_points(results, param) if param2 is None else pd.DataFrame()
-        lines = [f"Sweep of {param}" + (f" × {param2}" if param2 else "") + f": {len(results)} points, "
-                 f"{sum(r.ok for r in results)} solved."]
-        if outcome.interrupted:
-            lines.insert(0, "INTERRUPTED: points not run are marked 'interrupted'.")
-        for b in bp.itertuples():
-            lines.append(f"Between {param} = {b._1} and {b.to}: {b.change}.")
-        ov = book.sheet("Overview")
-        _notice(book, ov, f"Sweep: {Path(plan.source).name}", plan, lines)
-        ws = book.sheet("Points")
-        fmts = {c: ("pct" if c.startswith(("fill_rate", "utilisation")) else "money" if c in (
-            "objective", "revenue", "cost", "shortfall_penalty") else "float") for c in kp.columns
-            if c not in ("case", "status", "error")}
-        book.table(ws, kp, formats=fmts, widths={"case": 40, "error": 60})
-        ok = kp[kp["status"] == "optimal"].reset_index(drop=True)
-        if param2 is None and len(ok):
-            data = book.sheet("ChartData")
-            cols = [param, "objective", "fill_rate"]
-            book.table(data, ok[cols], autofilter=False, freeze=False,
-                       formats={"objective": "money", "fill_rate": "pct"})
-            n = len(ok)
-            chart = book.wb.add_chart({"type": "line"})
-            chart.add_series({"name": "margin", "categories": ["ChartData", 1, 0, n, 0],
-                              "values": ["ChartData", 1, 1, n, 1], "marker": {"type": "circle"}})
-            fill = book.wb.add_chart({"type": "line"})
-            fill.add_series({"name": "fill rate", "categories": ["ChartData", 1, 0, n, 0],
-                             "values": ["ChartData", 1, 2, n, 2], "y2_axis": True, "marker": {"type": "diamond"},
-                             "line": {"dash_type": "dash"}})
-            chart.combine(fill)
-            chart.set_title({"name": f"Margin and fill rate vs {param}"})
-            chart.set_x_axis({"name": param})
-            chart.set_y_axis({"name": "margin", "num_format": "#,##0,,,\"B\""})
-            fill.set_y2_axis({"name": "fill rate", "num_format": "0%"})
-            chart.set_legend({"position": "bottom"})
-            chart.set_size({"width": 900, "height": 400})
-            charts = book.sheet("Charts")
-            charts.insert_chart(1, 0, chart)
-            ws = book.sheet("Break points")
-            if bp.empty:
-                ws.write_string(0, 0, "The same resources bind at every point of the sweep.")
-            else:
-                book.table(ws, bp, widths={"change": 70, "binding_before": 50, "binding_after": 50})
-        if param2 is not None and len(ok):
-            for metric, fmt in (("objective", "money"), ("fill_rate", "pct")):
-                grid = ok.pivot_table(index=param, columns=param2, values=metric, aggfunc="first")
-                ws = book.sheet(f"Grid {metric}")
-                ws.write_string(0, 0, f"{metric} by {param} (rows) and {param2} (columns)", book.subtitle)
-                g = grid.reset_index()
-                g.columns = [str(c) for c in g.columns]
-                first, last = book.table(ws, g, first_row=1, formats={c: fmt for c in g.columns[1:]},
-                                         autofilter=False)
-                ws.conditional_format(first, 1, last, len(g.columns) - 1,
-                                      {"type": "3_color_scale", "min_color": "#F8696B", "mid_color": "#FFEB84",
-                                       "max_color": "#63BE7B"})
-        _failures(book, results)
-        book.close()
-
-    return atomic_write(path, write, inputs)
-
-
 def montecarlo_stats(results: list[CaseResult], threshold: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     ok = [r for r in results if r.ok]
     rows = []
@@ -465,55 +177,3 @@ def montecarlo_stats(results: list[CaseResult], threshold: float) -> tuple[pd.Da
     else:
         hist = pd.DataFrame(columns=["bin", "from", "to", "samples"])
     return stats, hist
-
-
-def write_montecarlo(path: Path, plan: PlanData, outcome: BatchOutcome, samples: int, seed: int, threshold: float,
-                     inputs: tuple[Path, ...] = ()) -> Path:
-    results = outcome.results
-    stats, hist = montecarlo_stats(results, threshold)
-    cur = plan.settings.currency
-
-    def write(tmp: Path) -> None:
-        book = Book(tmp)
-        ok = sum(r.ok for r in results)
-        lines = [f"{samples} samples, seed {seed}: {ok} solved, {len(results) - ok} failed or not run. "
-                 "Same seed, same numbers.",
-                 "Uncertain inputs: " + "; ".join(
-                     f"{r['name'] or r['column']} ~ {r['distribution']}" for r in plan.uncertainty.to_dict("records"))]
-        if len(stats) and stats["P50"].notna().any():
-            m = stats.iloc[0]
-            lines.append(f"Margin P10 {money(m['P10'], cur)}, P50 {money(m['P50'], cur)}, P90 {money(m['P90'], cur)}.")
-            risky = stats.iloc[2:].sort_values("P(fill rate < threshold)", ascending=False)
-            for r in risky.head(4).itertuples():
-                if r._6 and r._6 > 0:
-                    lines.append(f"{r.metric[10:-1]}: {r._6:.0%} chance its fill rate falls below {threshold:.0%} "
-                                 f"(P10 {r.P10:.1%}, P50 {r.P50:.1%}).")
-        if outcome.interrupted:
-            lines.insert(0, "INTERRUPTED: statistics cover the finished samples only.")
-        _notice(book, book.sheet("Overview"), f"Monte Carlo: {Path(plan.source).name}", plan, lines)
-        ws = book.sheet("Statistics")
-        book.table(ws, stats, widths={"metric": 34, "P(fill rate < threshold)": 26},
-                   formats={"P(fill rate < threshold)": "pct"})
-        money_fmt = book.money(cur)
-        for i, metric in enumerate(stats["metric"], start=1):
-            ws.set_row(i, None, money_fmt if metric == "margin" else book.fmt["pct"])
-        ws.write_string(len(stats) + 2, 0, f"threshold = {threshold:.0%}")
-        ws = book.sheet("Histogram")
-        book.table(ws, hist, formats={"from": "money", "to": "money", "samples": "int"}, autofilter=False)
-        if len(hist):
-            chart = book.wb.add_chart({"type": "column"})
-            chart.add_series({"name": "samples", "categories": ["Histogram", 1, 0, len(hist), 0],
-                              "values": ["Histogram", 1, 3, len(hist), 3], "gap": 5, "fill": {"color": "#2F5597"}})
-            chart.set_title({"name": f"Distribution of margin ({len(hist)} bins, {ok} samples)"})
-            chart.set_x_axis({"num_font": {"rotation": -45, "size": 8}})
-            chart.set_legend({"none": True})
-            chart.set_size({"width": 900, "height": 400})
-            ws.insert_chart(1, 6, chart)
-        ws = book.sheet("Samples")
-        kp = kpi_table(results)
-        book.table(ws, kp, formats={c: ("pct" if c.startswith(("fill_rate", "utilisation")) else "float")
-                                    for c in kp.columns if c not in ("case", "status", "error")})
-        _failures(book, results)
-        book.close()
-
-    return atomic_write(path, write, inputs)

@@ -11,19 +11,23 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from planner.io.validate import PlanData
+from planner.io.validate import PlanData, Settings
 from planner.model.lp import INF, LinearProgram
 from planner.model.sets import ModelSets, derive_sets
 
 
 @dataclass
 class Model:
-    """The built LP plus the sets it came from (results need both)."""
+    """The built LP plus the sets and settings it came from (solving and results need them, never the workbook)."""
 
     lp: LinearProgram
     sets: ModelSets
     w: pd.DataFrame  # wafer columns: fab, node, product, fn, m, s, land, g, col
     y: pd.DataFrame  # platform-option-quarter columns: p, po, t, col
+    settings: Settings  # policy, backlog, solver, currency: what the model was built and is solved under
+    inventory_rows: np.ndarray  # (M, T) row of `inventory_balance` for product m in quarter t
+    backend_rows: np.ndarray  # (R, T) row of `backend_capacity` for line r in quarter t
+    input_sha256: str = ""  # identity of the data it was built from, for the report
 
 
 def _wafer_domain(ms: ModelSets, gates_as_bounds: bool = False) -> pd.DataFrame:
@@ -57,7 +61,7 @@ def add_wafer_starts(lp: LinearProgram, ms: ModelSets, gates_as_bounds: bool = F
 
 
 def add_expansions(lp: LinearProgram, ms: ModelSets) -> pd.DataFrame:
-    """Columns x_{eτ} and rows `expansion_limit`."""
+    """Columns x_{eτ} ≥ 0 (capacity added by option e, decided in quarter τ) with the `expansion_cost` term."""
     e = ms.expansions
     T = ms.T
     recs = [(int(ei), int(fn), tau, int(lead)) for ei, fn, lead, lo in
@@ -66,10 +70,16 @@ def add_expansions(lp: LinearProgram, ms: ModelSets) -> pd.DataFrame:
     x["col"] = lp.add_cols("expansion", x[["e", "tau"]])
     lp.add_term("expansion_cost", x["col"].to_numpy(), e["cost_per_wafer"].to_numpy()[x["e"].to_numpy()]
                 if len(x) else np.zeros(0), -1.0)
-    if len(e):
-        lp.add_rows("expansion_limit", e[["fab", "node", "e"]], x["e"].to_numpy(), x["col"].to_numpy(),
-                    np.ones(len(x)), upper=e["max_wafers_per_quarter"].to_numpy())
     return x
+
+
+def add_expansion_limit(lp: LinearProgram, ms: ModelSets, x: pd.DataFrame) -> None:
+    """Rows `expansion_limit`: Σ_τ x_{eτ} ≤ X̄_e, one per Expansions row (its most over the horizon)."""
+    e = ms.expansions
+    if e.empty:
+        return
+    lp.add_rows("expansion_limit", e[["fab", "node", "e"]], x["e"].to_numpy(), x["col"].to_numpy(),
+                np.ones(len(x)), upper=e["max_wafers_per_quarter"].to_numpy())
 
 
 def add_fab_capacity(lp: LinearProgram, ms: ModelSets, w: pd.DataFrame, x: pd.DataFrame) -> None:
@@ -92,15 +102,18 @@ def add_fab_capacity(lp: LinearProgram, ms: ModelSets, w: pd.DataFrame, x: pd.Da
                 np.concatenate([np.ones(len(w)), -np.ones(len(rows_x))]), upper=ms.fab_cap.ravel())
 
 
-def add_backend_capacity(lp: LinearProgram, ms: ModelSets, w: pd.DataFrame) -> None:
-    """Rows `backend_capacity`: Σ_{m on r} β_m O_{mt} ≤ B_{rt} (output counted in its landing quarter)."""
+def add_backend_capacity(lp: LinearProgram, ms: ModelSets, w: pd.DataFrame) -> np.ndarray:
+    """Rows `backend_capacity`: Σ_{m on r} β_m O_{mt} ≤ B_{rt} (output counted in its landing quarter).
+
+    Returns the row positions as an (R, T) array, so analyses never re-derive the block's row order."""
     T = ms.T
     nb = len(ms.backend)
     idx = pd.DataFrame({"r": np.repeat(np.arange(nb), T), "t": np.tile(np.arange(T), nb)})
     idx["resource"] = ms.backend["resource"].to_numpy()[idx["r"]] if nb else []
     on = w[w["r"] >= 0]
-    lp.add_rows("backend_capacity", idx[["resource", "t"]], on["r"].to_numpy() * T + on["land"].to_numpy(),
-                on["col"].to_numpy(), (on["backend_use"] * on["g"]).to_numpy(), upper=ms.backend_cap.ravel())
+    pos = lp.add_rows("backend_capacity", idx[["resource", "t"]], on["r"].to_numpy() * T + on["land"].to_numpy(),
+                      on["col"].to_numpy(), (on["backend_use"] * on["g"]).to_numpy(), upper=ms.backend_cap.ravel())
+    return pos.reshape(nb, T)
 
 
 def add_inventory(lp: LinearProgram, ms: ModelSets) -> np.ndarray:
@@ -133,8 +146,10 @@ def add_platform_flows(lp: LinearProgram, ms: ModelSets, backlog: bool) -> pd.Da
 
 
 def add_inventory_balance(lp: LinearProgram, ms: ModelSets, w: pd.DataFrame, inv: np.ndarray,
-                          y: pd.DataFrame) -> None:
-    """Rows `inventory_balance`: I_{mt} − I_{m,t−1} − O_{mt} + Q_{mt} = I⁰_m [t = 0]."""
+                          y: pd.DataFrame) -> np.ndarray:
+    """Rows `inventory_balance`: I_{mt} − I_{m,t−1} − O_{mt} + Q_{mt} = I⁰_m [t = 0].
+
+    Returns the row positions as an (M, T) array."""
     M, T = inv.shape
     idx = pd.DataFrame({"product": np.repeat(ms.products["product"].to_numpy(), T), "t": np.tile(np.arange(T), M)})
     m_all, t_all = np.repeat(np.arange(M), T), np.tile(np.arange(T), M)
@@ -155,8 +170,9 @@ def add_inventory_balance(lp: LinearProgram, ms: ModelSets, w: pd.DataFrame, inv
     vals.append(use["units_per_platform"].to_numpy())
     rhs = np.zeros(M * T)
     rhs[np.arange(M) * T] = ms.products["initial_inventory"].to_numpy()
-    lp.add_rows("inventory_balance", idx, np.concatenate(rows), np.concatenate(cols), np.concatenate(vals),
-                lower=rhs, upper=rhs)
+    pos = lp.add_rows("inventory_balance", idx, np.concatenate(rows), np.concatenate(cols), np.concatenate(vals),
+                      lower=rhs, upper=rhs)
+    return pos.reshape(M, T)
 
 
 def add_demand_balance(lp: LinearProgram, ms: ModelSets, y: pd.DataFrame, backlog: bool) -> pd.DataFrame:
@@ -216,8 +232,8 @@ def check_scale(model: Model) -> list:
 
     out = []
     w = model.w
-    plan = model.sets.plan
-    row_of = dict(zip(plan.products["product"], plan.products["_row"], strict=True))
+    prods = model.sets.products
+    row_of = dict(zip(prods["product"], prods["_row"], strict=True))
     for prod, g in w.groupby("product")["g"].agg(["min", "max"]).iterrows():
         bad = g["max"] > COEF_MAX or 0 < g["min"] < COEF_MIN
         if bad:
@@ -228,7 +244,8 @@ def check_scale(model: Model) -> list:
                                expected=f"between {COEF_MIN:g} and {COEF_MAX:g} units per wafer",
                                found=f"{g['max']:.3g}"))
     opts = model.sets.options
-    prow = dict(zip(plan.platforms["platform"], plan.platforms["_row"], strict=True))
+    plats = model.sets.platforms
+    prow = dict(zip(plats["platform"], plats["_row"], strict=True))
     for r in opts.itertuples():
         if abs(r.revenue) > COEF_MAX:
             out.append(Problem(code="out_of_scale", sheet="BOM", row=None, column="price",
@@ -246,14 +263,16 @@ def build_model(plan: PlanData, sets: ModelSets | None = None, gates_as_bounds: 
     lp = LinearProgram()
     w = add_wafer_starts(lp, ms, gates_as_bounds)
     x = add_expansions(lp, ms)
+    add_expansion_limit(lp, ms, x)
     inv = add_inventory(lp, ms)
     y = add_platform_flows(lp, ms, backlog)
     add_demand_balance(lp, ms, y, backlog)
     add_fab_capacity(lp, ms, w, x)
-    add_backend_capacity(lp, ms, w)
-    add_inventory_balance(lp, ms, w, inv, y)
+    be_rows = add_backend_capacity(lp, ms, w)
+    inv_rows = add_inventory_balance(lp, ms, w, inv, y)
     add_min_fill(lp, ms, y)
-    return Model(lp=lp, sets=ms, w=w, y=y)
+    return Model(lp=lp, sets=ms, w=w, y=y, settings=plan.settings, inventory_rows=inv_rows, backend_rows=be_rows,
+                 input_sha256=plan.sha256)
 
 
 __all__ = ["INF", "Model", "build_model"]

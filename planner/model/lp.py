@@ -55,6 +55,8 @@ class LinearProgram:
 
     def add_cols(self, label: str, index: pd.DataFrame, lower: float | np.ndarray = 0.0,
                  upper: float | np.ndarray = INF) -> np.ndarray:
+        if label in self.col_blocks:  # as linopy does: a label names one block, never silently two
+            raise ValueError(f"column block {label!r} already assigned to the model")
         n = len(index)
         block = Block(label, self.n_cols, index.reset_index(drop=True))
         self.col_blocks[label] = block
@@ -66,6 +68,8 @@ class LinearProgram:
     def add_rows(self, label: str, index: pd.DataFrame, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray,
                  lower: float | np.ndarray = -INF, upper: float | np.ndarray = INF) -> np.ndarray:
         """Add a row block; ``rows`` are positions *within* the block (0..len(index)-1)."""
+        if label in self.row_blocks:
+            raise ValueError(f"row block {label!r} already assigned to the model")
         n = len(index)
         block = Block(label, self.n_rows, index.reset_index(drop=True))
         self.row_blocks[label] = block

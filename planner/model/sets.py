@@ -17,7 +17,6 @@ MATURE = -(10**6)  # ready index of a product without a program
 
 @dataclass
 class ModelSets:
-    plan: PlanData
     T: int
     periods: list[str]
     products: pd.DataFrame  # + ready, start_lo, start_hi, g_base, m (position)
@@ -134,7 +133,7 @@ def derive_sets(plan: PlanData) -> ModelSets:
     exps["fn"] = [fn_of[(f, n)] for f, n in zip(exps["fab"], exps["node"], strict=True)] if len(exps) else []
     exps["earliest"] = [max(0, period_index(p, first)) for p in exps["earliest_period"]] if len(exps) else []
 
-    ms = ModelSets(plan=plan, T=T, periods=periods, products=prods, fabs=fabs, fab_cap=fab_cap, backend=backend,
+    ms = ModelSets(T=T, periods=periods, products=prods, fabs=fabs, fab_cap=fab_cap, backend=backend,
                    backend_cap=backend_cap, platforms=plats, bom=bom, options=options, demand=demand,
                    expansions=exps, programs=programs, ramp=_ramp_curves(plan, product_pos))
     return ms

@@ -474,6 +474,23 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
         place(chart)
 
 
+def _write_causes(book: Book, causes: pd.DataFrame, fixes: pd.DataFrame | None = None) -> None:
+    ws = book.sheet("ShortfallCauses")
+    if causes.empty:
+        ws.write_string(0, 0, "No platform falls short in this plan.")
+        return
+    book.table(ws, causes, formats={"shortfall": "int", "units": "int"},
+               widths={"explanation": 110, "competitors": 30, "resource": 18},
+               header_comments={"units": "shortfall attributed to this cause and resource; the rows of one platform "
+                                         "and period add up to its shortfall",
+                                "cause": "rd_gate, yield_ramp, fab_capacity, backend_capacity, economics, policy "
+                                         "(method: models/explain.md)"})
+    if fixes is not None and len(fixes):
+        ws2 = book.sheet("What would help")
+        book.table(ws2, fixes, formats={"units_closed": "int", "share_closed": "pct", "margin_change": "money"},
+                   widths={"sentence": 110, "change": 40})
+
+
 def write_report(path: Path | str, rep: ReportInput, inputs: tuple[Path, ...] = ()) -> Path:
     """Write the report atomically; ``inputs`` are paths the report must never overwrite."""
     def write(tmp: Path) -> None:
@@ -484,9 +501,7 @@ def write_report(path: Path | str, rep: ReportInput, inputs: tuple[Path, ...] = 
             _write_charts(book, rep)
         _write_contract_sheets(book, rep, money_fmt)
         if rep.causes is not None:
-            from planner.analysis.explain import write_causes_sheet
-
-            write_causes_sheet(book, rep.causes, rep.fixes)
+            _write_causes(book, rep.causes, rep.fixes)
         _write_insights(book, rep, money_fmt)
         problems = rep.plan.warnings
         if problems:

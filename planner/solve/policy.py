@@ -115,7 +115,7 @@ def finish_solution(lp: LinearProgram, res: RunResult, session: Session, t0: flo
 def solve_model(model: Model, solver: str | None = None, time_limit: float | None = None,
                 method: str | None = None, policy: str | None = None) -> Solution:
     """Solve under the plan's policy (``models/formulation.md``, "Policies as sequences of LPs")."""
-    settings = model.sets.plan.settings
+    settings = model.settings
     solver = solver or settings.solver
     policy = policy or settings.policy
     method = method or settings.highs_method

@@ -1,7 +1,7 @@
 """Warm re-solves for scenario batches: reuse the base plan's optimal basis instead of solving from scratch.
 
 Building the LP arrays is cheap (vectorised; 0.08 s at 86k columns) and so is handing them to HiGHS; finding
-the optimal basis is what costs. :class:`IncrementalSolver` solves the *base* plan once and keeps its basis.
+the optimal basis is what costs. :class:`WarmStarter` solves the *base* plan once and keeps its basis.
 For a scenario whose LP has the same structure (dimensions and sparsity pattern) and differs in few places —
 a capacity, a price, a yield, one platform's demand — it passes the scenario's arrays to HiGHS and starts dual
 simplex from the base basis, a few pivots from the new optimum.
@@ -50,7 +50,7 @@ class _State:
                    + (self.c != other.c).sum() + (self.A.data != other.A.data).sum())
 
 
-class IncrementalSolver:
+class WarmStarter:
     """Solve many variants of one base plan, starting small changes from the base plan's optimal basis."""
 
     def __init__(self, base: PlanData, time_limit: float | None = None):
