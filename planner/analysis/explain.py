@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
 
+from planner.analysis.results import Results
+from planner.io.validate import PlanData
 from planner.model.build import Model, build_model
 from planner.report.fmt import money, units
 from planner.solve.policy import run_policy
@@ -388,13 +391,12 @@ def platform_sentences(causes: pd.DataFrame, plan) -> list[str]:
     lines = []
     if causes is None or causes.empty:
         return lines
-    ready = {}
-    from planner.periods import index_label, period_index
+    from planner.model.sets import ready_quarters
+    from planner.periods import index_label
 
-    for r in plan.programs.itertuples():
-        ready[r.program] = index_label(period_index(r.start_period, plan.settings.first_period)
-                                       + int(r.development_quarters) + int(r.qualification_quarters),
-                                       plan.settings.first_period)
+    first = plan.settings.first_period
+    ready = {prog: index_label(int(t), first) for prog, t in
+             zip(plan.programs["program"], ready_quarters(plan.programs, first), strict=True)}
     names = {"rd_gate": "{r} qualification (ready {ready})", "yield_ramp": "{r} yield ramp",
              "fab_capacity": "{r} wafers", "backend_capacity": "{r} line", "economics": "economics",
              "policy": "allocation policy"}
@@ -417,12 +419,13 @@ def platform_sentences(causes: pd.DataFrame, plan) -> list[str]:
     return lines
 
 
-def what_would_close(run, causes: pd.DataFrame, solve=None) -> pd.DataFrame:
+def what_would_close(run, causes: pd.DataFrame, solve: Callable[[PlanData], Results]) -> pd.DataFrame:
     """For each platform with a shortfall, the single change from the data's own levers that closes most of it.
 
     Levers: each program ready one or two quarters earlier; each fab/node and back-end line feeding a short
     platform +10 % capacity; each expansion option allowed twice its maximum and one quarter sooner. Each
-    lever is one re-solve of the whole plan, so every platform's effect comes from the same solve.
+    lever is one re-solve of the whole plan through ``solve`` (the caller's pipeline, so this module never
+    imports it), and every platform's effect comes from the same solve.
     """
     from planner.analysis.rd_impact import shift_program
     from planner.io.scenarios import Edit, apply_edits
@@ -432,11 +435,6 @@ def what_would_close(run, causes: pd.DataFrame, solve=None) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     plan = run.plan
     base = run.results
-    if solve is None:
-        from planner.pipeline import run_plan  # a lever's re-solve is exactly a solve
-
-        def solve(p):
-            return run_plan(p).results
     short_by = base.service.groupby("platform")["shortfall"].sum()
     short_plats = [p for p, s in short_by.items() if s > TOL]
     levers: list[tuple[str, object]] = []

@@ -14,14 +14,17 @@ from planner.model.build import Model
 from planner.solve.sessions import make_session
 
 
-def explain_infeasible(model: Model, solver: str = "highs") -> pd.DataFrame:
-    """One row per (platform, period) whose `min_fill` cannot hold, with required, achievable and why."""
+def explain_infeasible(model: Model) -> pd.DataFrame:
+    """One row per (platform, period) whose `min_fill` cannot hold, with required, achievable and why.
+
+    Always on HiGHS (a base dependency), whatever solver found the plan infeasible: the slack re-solve is small
+    and HiGHS gives the duals the reasons need."""
     lp, ms = model.lp, model.sets
     block = lp.row_blocks.get("min_fill")
     cols = ["platform", "period", "required", "achievable", "missing", "reason"]
     if block is None or block.size == 0:
         return pd.DataFrame(columns=cols)
-    session = make_session(lp, solver if solver == "highs" else "highs")
+    session = make_session(lp, "highs")
     slack_cols = [session.add_col(0.0, 0.0, np.inf, np.array([r]), np.ones(1)) for r in block.positions]
     c = np.zeros(lp.n_cols + len(slack_cols))
     c[slack_cols] = -1.0  # maximise −Σσ

@@ -13,7 +13,8 @@ import pandas as pd
 
 from planner.analysis.results import Results
 from planner.io.validate import PlanData
-from planner.periods import index_label, period_index
+from planner.model.sets import ready_quarters
+from planner.periods import index_label
 from planner.report.fmt import money, units
 
 
@@ -59,10 +60,8 @@ def rd_impact(plan: PlanData, base: Results, solve: Callable[[PlanData], Results
         d=lambda x: x["platform"].map(demand_of).fillna(0)).groupby("program")["d"].sum()
     programs = plan.programs.assign(w=plan.programs["program"].map(weight).fillna(0)).sort_values(
         "w", ascending=False).head(max_programs)
-    for prog, start, dev, qual in zip(programs["program"], programs["start_period"],
-                                      programs["development_quarters"], programs["qualification_quarters"],
-                                      strict=True):
-        ready = period_index(start, plan.settings.first_period) + int(dev) + int(qual)
+    readiness = ready_quarters(programs, plan.settings.first_period)
+    for prog, ready in zip(programs["program"], readiness, strict=True):
         rec = {"program": prog, "ready": index_label(ready, plan.settings.first_period),
                "platforms": ", ".join(sorted(used_by.loc[used_by["program"] == prog, "platform"].unique()))}
         for tag, shift in (("earlier", -1), ("later", +1)):

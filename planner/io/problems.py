@@ -9,14 +9,70 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
 
 
+class Code(StrEnum):
+    """Every kind of input problem, one stable short code each (as pandera's ``SchemaErrorReason``).
+
+    Scripts, ``--json`` output and the tests match on these, never on wording. A ``StrEnum`` compares equal to
+    its string, so ``problem.code == "unknown_product"`` and ``problem.code == Code.UNKNOWN_PRODUCT`` both hold.
+    """
+
+    BAD_BOOL = "bad_bool"
+    BAD_CHOICE = "bad_choice"
+    BAD_DISTRIBUTION = "bad_distribution"
+    BAD_KEY = "bad_key"
+    BAD_OVERRIDE = "bad_override"
+    BAD_PERIOD = "bad_period"
+    CORRUPT_FILE = "corrupt_file"
+    DUPLICATE_COLUMN = "duplicate_column"
+    DUPLICATE_ID = "duplicate_id"
+    EDIT_OF_ID = "edit_of_id"
+    EMPTY_FILE = "empty_file"
+    EMPTY_SHEET = "empty_sheet"
+    FILE_NOT_FOUND = "file_not_found"
+    FILE_TOO_LARGE = "file_too_large"
+    FORMULA_WITHOUT_VALUE = "formula_without_value"
+    MISSING_COLUMN = "missing_column"
+    MISSING_SETTING = "missing_setting"
+    MISSING_SHEET = "missing_sheet"
+    MISSING_VALUE = "missing_value"
+    NO_ROWS = "no_rows"
+    NODE_WITHOUT_FAB = "node_without_fab"
+    NOT_A_FILE = "not_a_file"
+    NOT_A_NUMBER = "not_a_number"
+    NOT_AN_INTEGER = "not_an_integer"
+    NOT_FINITE = "not_finite"
+    NOT_NUMERIC_COLUMN = "not_numeric_column"
+    NOT_XLSX = "not_xlsx"
+    OUT_OF_RANGE = "out_of_range"
+    OUT_OF_SCALE = "out_of_scale"
+    PERIOD_OUTSIDE_HORIZON = "period_outside_horizon"
+    PLATFORM_WITHOUT_BOM = "platform_without_bom"
+    RAMP_FOR_MATURE_PRODUCT = "ramp_for_mature_product"
+    TOO_MANY_ROWS = "too_many_rows"
+    UNKNOWN_BACKEND = "unknown_backend"
+    UNKNOWN_COLUMN = "unknown_column"
+    UNKNOWN_FAB = "unknown_fab"
+    UNKNOWN_KEY = "unknown_key"
+    UNKNOWN_PLATFORM = "unknown_platform"
+    UNKNOWN_PRODUCT = "unknown_product"
+    UNKNOWN_PROGRAM = "unknown_program"
+    UNKNOWN_SCENARIO = "unknown_scenario"
+    UNKNOWN_SETTING = "unknown_setting"
+    UNKNOWN_SHEET = "unknown_sheet"
+    UNSAFE_XML = "unsafe_xml"
+    UNZIPPED_TOO_LARGE = "unzipped_too_large"
+    YIELD_OUT_OF_RANGE = "yield_out_of_range"
+
+
 @dataclass
 class Problem:
-    code: str
+    code: Code
     message: str
     sheet: str = ""
     row: int | None = None
@@ -26,6 +82,9 @@ class Problem:
     found: str = ""
     hint: str = ""
     severity: Severity = "error"
+
+    def __post_init__(self) -> None:
+        self.code = Code(self.code)  # an unlisted code is a bug here, not a new kind of problem
 
     @property
     def where(self) -> str:
@@ -50,6 +109,7 @@ class Problem:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["code"] = str(self.code)
         d["where"] = self.where
         return d
 

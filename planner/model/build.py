@@ -30,30 +30,38 @@ class Model:
     input_sha256: str = ""  # identity of the data it was built from, for the report
 
 
-def _wafer_domain(ms: ModelSets, gates_as_bounds: bool = False) -> pd.DataFrame:
-    """(fab/node, product, start quarter) triples allowed by `rd_gate` and `horizon_end` (variable domain).
-
-    With ``gates_as_bounds`` the columns before the ready quarter exist too, flagged ``gated`` (upper bound 0):
-    the same LP, in a form where the gate can be lifted by changing a bound (used to explain shortfalls).
-    """
+def _wafer_candidates(ms: ModelSets) -> pd.DataFrame:
+    """Every (fab/node, product, start quarter) whose node matches: the domain before `horizon_end` and `rd_gate`."""
     pf = ms.products[["m", "product", "node", "start_lo", "start_hi", "cycle_quarters", "r", "backend_use",
                       "unit_cost", "g_base"]].merge(ms.fabs[["fab", "node", "fn", "wafer_cost"]], on="node")
-    if pf.empty:
-        return pf.assign(s=pd.Series(dtype=int), gated=pd.Series(dtype=bool))
-    lo = np.zeros(len(pf), dtype=int) if gates_as_bounds else pf["start_lo"].to_numpy()
-    n_t = (pf["start_hi"].to_numpy() - lo + 1).clip(min=0)
-    rep = pf.loc[pf.index.repeat(n_t)].reset_index(drop=True)
-    offset = np.concatenate([np.arange(k) for k in n_t]) if n_t.sum() else np.zeros(0, dtype=int)
-    rep["s"] = (np.repeat(lo, n_t) + offset).astype(int)
-    rep["gated"] = rep["s"] < rep["start_lo"]
-    rep["land"] = rep["s"] + rep["cycle_quarters"]
-    rep["g"] = ms.good_units_per_wafer(rep["m"].to_numpy(), rep["s"].to_numpy())
+    rep = pf.loc[pf.index.repeat(ms.T)].reset_index(drop=True)
+    rep["s"] = np.tile(np.arange(ms.T), len(pf)).astype(int)
     return rep
 
 
+def add_horizon_end(ms: ModelSets, w: pd.DataFrame) -> pd.DataFrame:
+    """`horizon_end` (domain): w_{fms} exists only for s + c_m ≤ T − 1 — output beyond the horizon is not modelled."""
+    return w[w["s"] <= w["start_hi"]].reset_index(drop=True)
+
+
+def add_rd_gate(ms: ModelSets, w: pd.DataFrame, gates_as_bounds: bool = False) -> pd.DataFrame:
+    """`rd_gate` (domain): w_{fms} = 0 for s < ready_m (s < ready_m − c_m with `risk_starts`).
+
+    Normally those columns are simply not created. With ``gates_as_bounds`` they exist, flagged ``gated`` (upper
+    bound 0): the same LP, in a form where the gate can be lifted by changing a bound (to explain shortfalls).
+    """
+    w = w.assign(gated=w["s"] < w["start_lo"])
+    if not gates_as_bounds:
+        w = w[~w["gated"]].reset_index(drop=True)
+    return w
+
+
 def add_wafer_starts(lp: LinearProgram, ms: ModelSets, gates_as_bounds: bool = False) -> pd.DataFrame:
-    """Columns w_{fms}; objective terms wafer cost and unit cost (μ_m · g_ms per wafer)."""
-    w = _wafer_domain(ms, gates_as_bounds)
+    """Columns w_{fms} over the domain `horizon_end` ∩ `rd_gate` leave; objective terms wafer cost and unit cost
+    (μ_m · g_ms per wafer)."""
+    w = add_rd_gate(ms, add_horizon_end(ms, _wafer_candidates(ms)), gates_as_bounds)
+    w["land"] = w["s"] + w["cycle_quarters"]
+    w["g"] = ms.good_units_per_wafer(w["m"].to_numpy(), w["s"].to_numpy())
     w["col"] = lp.add_cols("wafers", w[["fab", "node", "product", "s"]], upper=np.where(w["gated"], 0.0, INF))
     lp.add_term("wafer_cost", w["col"].to_numpy(), w["wafer_cost"].to_numpy(), -1.0)
     lp.add_term("unit_cost", w["col"].to_numpy(), (w["unit_cost"] * w["g"]).to_numpy(), -1.0)

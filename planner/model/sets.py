@@ -65,6 +65,14 @@ def _ramp_curves(plan: PlanData, product_pos: dict[str, int]) -> dict[int, np.nd
     return curves
 
 
+def ready_quarters(programs: pd.DataFrame, first_period: str) -> np.ndarray:
+    """Ready quarter index of each program (Semantics, "Ready quarter"): start + development + qualification,
+    counted from ``first_period`` = 0; may be negative. The one place this rule is written."""
+    return np.array([period_index(p, first_period) + int(d) + int(q) for p, d, q in
+                     zip(programs["start_period"], programs["development_quarters"],
+                         programs["qualification_quarters"], strict=True)], dtype=int)
+
+
 def derive_sets(plan: PlanData) -> ModelSets:
     s = plan.settings
     T = s.horizon_quarters
@@ -72,9 +80,7 @@ def derive_sets(plan: PlanData) -> ModelSets:
     periods = plan.periods
 
     programs = plan.programs.copy()
-    programs["ready"] = [period_index(p, first) + int(d) + int(q) for p, d, q in
-                         zip(programs["start_period"], programs["development_quarters"],
-                             programs["qualification_quarters"], strict=True)]
+    programs["ready"] = ready_quarters(programs, first)
     ready_of = dict(zip(programs["program"], programs["ready"], strict=True))
 
     prods = plan.products.copy().reset_index(drop=True)

@@ -14,6 +14,7 @@ import numpy as np
 
 from planner.model.build import Model
 from planner.model.lp import LinearProgram
+from planner.model.stages import add_fair_share, add_priority_hold, served_columns
 from planner.solve.sessions import RunResult, Session, make_session
 
 
@@ -41,13 +42,6 @@ def _hold(v: float) -> float:
     return v - (1e-9 * abs(v) + 1e-6)
 
 
-def _served_vector(model: Model, platforms: set[str]) -> np.ndarray:
-    c = np.zeros(model.lp.n_cols)
-    sel = model.y["platform"].isin(platforms).to_numpy()
-    c[model.y["col"].to_numpy()[sel]] = 1.0
-    return c
-
-
 def _tiers(model: Model) -> list[tuple[int, list[str]]]:
     plats = model.sets.platforms
     return [(int(k), list(g["platform"])) for k, g in plats.groupby("priority", sort=True)]
@@ -68,28 +62,23 @@ def run_policy(session: Session, model: Model, policy: str, margin: np.ndarray,
             if not plats:
                 continue
             if policy == "priority":
-                c = _served_vector(model, set(plats))
+                c = np.zeros(model.lp.n_cols)
+                c[served_columns(model, plats)] = 1.0
                 session.set_objective(c)
                 res = session.run()
                 if res.status != "optimal":
                     return res
-                nz = np.nonzero(c)[0]
-                session.add_row(nz, np.ones(len(nz)), _hold(res.objective), np.inf)
+                add_priority_hold(session, model, tier, plats, _hold(res.objective))
                 stages.append({"stage": f"priority tier {tier}", "platforms": plats, "value": res.objective})
             else:
-                z = session.add_col(0.0, 0.0, 1.0, np.zeros(0, dtype=np.int64), np.zeros(0))
-                for p in plats:
-                    sel = (model.y["platform"] == p).to_numpy()
-                    cols = np.append(model.y["col"].to_numpy()[sel], z)
-                    vals = np.append(np.ones(int(sel.sum())), -demand_by_platform[p])
-                    session.add_row(cols, vals, 0.0, np.inf)
+                z = add_fair_share(session, model, tier, plats, demand_by_platform)
                 c = np.zeros(z + 1)
                 c[z] = 1.0
                 session.set_objective(c)
                 res = session.run()
                 if res.status != "optimal":
                     return res
-                session.add_row(np.array([z]), np.ones(1), _hold(res.objective), np.inf)
+                session.add_row(np.array([z]), np.ones(1), _hold(res.objective), np.inf, name=f"fair_share_hold_{tier}")
                 stages.append({"stage": f"fair_share tier {tier}", "platforms": plats, "value": res.objective})
                 margin = np.append(margin, 0.0)
     session.set_objective(margin)

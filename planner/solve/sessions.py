@@ -43,8 +43,9 @@ class Session(Protocol):
     method: str
 
     def set_objective(self, c: np.ndarray) -> None: ...
-    def add_row(self, cols: np.ndarray, vals: np.ndarray, lower: float, upper: float) -> int: ...
-    def add_col(self, cost: float, lower: float, upper: float, rows: np.ndarray, vals: np.ndarray) -> int: ...
+    def add_row(self, cols: np.ndarray, vals: np.ndarray, lower: float, upper: float, name: str = "") -> int: ...
+    def add_col(self, cost: float, lower: float, upper: float, rows: np.ndarray, vals: np.ndarray,
+                name: str = "") -> int: ...
     def run(self) -> RunResult: ...
 
 
@@ -113,12 +114,13 @@ class HighsSession:
         n = len(c)
         self.h.changeColsCost(n, np.arange(n, dtype=np.int32), np.asarray(c, dtype=float))
 
-    def add_row(self, cols: np.ndarray, vals: np.ndarray, lower: float, upper: float) -> int:
+    def add_row(self, cols: np.ndarray, vals: np.ndarray, lower: float, upper: float, name: str = "") -> int:
         self.h.addRow(float(lower), float(upper), len(cols), np.asarray(cols, dtype=np.int32),
                       np.asarray(vals, dtype=float))
         return self.h.getNumRow() - 1
 
-    def add_col(self, cost: float, lower: float, upper: float, rows: np.ndarray, vals: np.ndarray) -> int:
+    def add_col(self, cost: float, lower: float, upper: float, rows: np.ndarray, vals: np.ndarray,
+                name: str = "") -> int:
         self.h.addCol(float(cost), float(lower), float(upper), len(rows), np.asarray(rows, dtype=np.int32),
                       np.asarray(vals, dtype=float))
         self.n_cols += 1
@@ -233,6 +235,13 @@ def _add_bounded(prob, expr, lower: float, upper: float, name: str) -> list:
     return out
 
 
+def _safe_name(name: str) -> str:
+    """A stage row's label as an LP-file name (platform ids may hold spaces and punctuation)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
 class PulpSession:
     """Any PuLP solver (CBC by default). PuLP re-solves by writing the whole model again: fine for CBC."""
 
@@ -259,14 +268,15 @@ class PulpSession:
         pulp = self._pulp
         self.prob.setObjective(pulp.LpAffineExpression([(self.vars[j], c[j]) for j in np.nonzero(c)[0]]))
 
-    def add_row(self, cols: np.ndarray, vals: np.ndarray, lower: float, upper: float) -> int:
+    def add_row(self, cols: np.ndarray, vals: np.ndarray, lower: float, upper: float, name: str = "") -> int:
         pulp = self._pulp
         expr = pulp.LpAffineExpression([(self.vars[j], v) for j, v in zip(cols, vals, strict=True)])
-        self.cons.append(_add_bounded(self.prob, expr, lower, upper, f"stage_{len(self.cons)}"))
+        self.cons.append(_add_bounded(self.prob, expr, lower, upper, _safe_name(name) or f"stage_{len(self.cons)}"))
         return len(self.cons) - 1
 
-    def add_col(self, cost: float, lower: float, upper: float, rows: np.ndarray, vals: np.ndarray) -> int:
-        v = _new_var(self.prob, f"extra_{len(self.vars)}", lower, upper)
+    def add_col(self, cost: float, lower: float, upper: float, rows: np.ndarray, vals: np.ndarray,
+                name: str = "") -> int:
+        v = _new_var(self.prob, _safe_name(name) or f"extra_{len(self.vars)}", lower, upper)
         self.vars.append(v)
         for r, a in zip(rows, vals, strict=True):
             for con, _ in self.cons[r]:
