@@ -116,7 +116,7 @@ class Truth:
         assert set(periods) <= set(self.periods)
         self.plat: dict[str, dict] = {}
         for p, g in svc.groupby("platform"):
-            g = g.set_index("period").reindex(self.periods).fillna(0.0)
+            g = g.set_index("period")[["demand", "served", "shortfall"]].reindex(self.periods).fillna(0.0)
             d, s, b = (g[c].astype(float).tolist() for c in ("demand", "served", "shortfall"))
             rec = {"demand": sum(d), "served": sum(s), "short_periods": [q for q, v in zip(self.periods, b,
                                                                                            strict=True) if v > TOL]}
@@ -175,6 +175,8 @@ def span_of(periods: list[str], all_periods: list[str]) -> str:
         return f"over {periods[0]}"
     if idx == list(range(idx[0], idx[-1] + 1)):
         return f"over {periods[0]}–{periods[-1]}"
+    if len(periods) > 3:
+        return f"in {len(periods)} quarters from {periods[0]} to {periods[-1]}"
     return "in " + ", ".join(periods[:-1]) + f" and {periods[-1]}"
 
 

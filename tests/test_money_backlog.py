@@ -8,6 +8,7 @@ cycle time, no unit cost; platform X needs one P. So one served unit earns $10 �
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def test_summary_json_and_overview_carry_margin_and_objective(tmp_path):
     metrics = list(sheet(out, "Summary")["metric"])
     assert metrics.index("margin") == metrics.index("objective") + 1
     first = overview_lines(out)[0]
-    assert first.startswith("Margin $8,000 (revenue $10,000 less cost $2,000); objective $5,000 (margin less "
+    assert first.startswith("Margin $8,000 (revenue $10k less cost $2,000); objective $5,000 (margin less "
                             "$3,000 of shortfall penalties)"), first
     kf = key_figures(out)
     assert kf["Margin (revenue − cost)"] == pytest.approx(8000)
@@ -161,7 +162,7 @@ def test_compare_reports_margin_and_objective_side_by_side(tmp_path):
     fr = capacity_plan(scenarios=[{"scenario": "fab +50%", "sheet": "Fabs", "key": "F|n1",
                                    "column": "wafers_per_quarter", "op": "scale", "value": 1.5}])
     src = write_plan(tmp_path, "cmp", fr)
-    out = tmp_path / "cmp.xlsx"
+    out = tmp_path / "cmp-out.xlsx"
     res = CliRunner().invoke(main, ["compare", str(src), "--all-scenarios", "-o", str(out), "--workers", "1",
                                     "--no-explain"])
     assert res.exit_code == 0, res.output
@@ -171,31 +172,36 @@ def test_compare_reports_margin_and_objective_side_by_side(tmp_path):
     assert kp.loc["margin", "base"] == pytest.approx(8000) and kp.loc["margin", "fab +50%"] == pytest.approx(12000)
     assert kp.loc["objective", "Δ fab +50%"] == pytest.approx(5500)
     data = sheet(out, "ChartData")
-    assert "margin" in list(data.iloc[:, 0]) or "margin" in data.columns
+    head = data.index[data["platform"] == "case"][0]
+    assert list(data.iloc[head]) == ["case", "margin", "objective"]
+    assert list(data.iloc[head + 1]) == ["base", 8000, 5000] and list(data.iloc[head + 2]) == ["fab +50%", 12000, 10500]
 
 
 def test_sweep_and_montecarlo_report_margin_and_objective(tmp_path):
-    """capacity_plan with F/n1 at 150 wafers in every draw: margin 12,000 and objective 10,500 at P10, P50, P90."""
+    """capacity_plan with F/n1 at 120 wafers in every draw: served 1,200: revenue 12,000, cost 2,400, margin
+    9,600; penalty 800 × 3 = 2,400; objective 7,200 — at P10, P50 and P90 alike."""
     fr = capacity_plan()
     fr["Uncertainty"] = pd.DataFrame([{"name": "fab", "sheet": "Fabs", "key": "F|n1", "column": "wafers_per_quarter",
-                                       "distribution": "discrete", "op": "set", "values": "150",
+                                       "distribution": "discrete", "op": "set", "values": "120",
                                        "probabilities": "1"}])
     src = write_plan(tmp_path, "mc", fr)
-    out = tmp_path / "mc.xlsx"
+    out = tmp_path / "mc-out.xlsx"
     res = CliRunner().invoke(main, ["montecarlo", str(src), "--samples", "3", "-o", str(out), "--workers", "1",
                                     "--quiet"])
     assert res.exit_code == 0, res.output
     st = sheet(out, "Statistics").set_index("metric")
-    assert st.loc["margin", "P50"] == pytest.approx(12000) and st.loc["objective", "P50"] == pytest.approx(10500)
-    ov = " ".join(str(c) for c in sheet(out, "Overview").columns) + " " + " ".join(
-        str(v) for v in sheet(out, "Overview").iloc[:, 0])
-    assert "Margin P10 $12,000, P50 $12,000, P90 $12,000" in ov and "objective P10 $10,500" in ov
+    assert st.loc["margin", "P50"] == pytest.approx(9600) and st.loc["objective", "P50"] == pytest.approx(7200)
+    ov = " ".join(str(v) for v in sheet(out, "Overview").iloc[:, 0])
+    assert ("Margin P10 $9,600, P50 $9,600, P90 $9,600 (revenue − cost); objective P10 $7,200, P50 $7,200, "
+            "P90 $7,200 (margin less shortfall penalties).") in ov, ov
+    hist = sheet(out, "Histogram")
+    assert hist["from"].min() <= 9600 <= hist["to"].max()  # the histogram is of margin, not of the objective
     out2 = tmp_path / "sw.xlsx"
     res = CliRunner().invoke(main, ["sweep", str(src), "--param", "Fabs[F|n1].wafers_per_quarter", "--values",
-                                    "100,150", "-o", str(out2), "--workers", "1", "--quiet"])
+                                    "100,120", "-o", str(out2), "--workers", "1", "--quiet"])
     assert res.exit_code == 0, res.output
     pts = sheet(out2, "Points").set_index("Fabs[F|n1].wafers_per_quarter")
-    assert pts.loc[150, "margin"] == pytest.approx(12000) and pts.loc[150, "objective"] == pytest.approx(10500)
+    assert pts.loc[120, "margin"] == pytest.approx(9600) and pts.loc[120, "objective"] == pytest.approx(7200)
     assert pts.loc[100, "margin"] == pytest.approx(8000) and pts.loc[100, "objective"] == pytest.approx(5000)
     cd = sheet(out2, "ChartData")
     assert list(cd.columns[:4]) == ["Fabs[F|n1].wafers_per_quarter", "margin", "objective", "fill_rate"]
@@ -208,7 +214,7 @@ def test_all_scenarios_table_names_margin_and_objective(tmp_path):
     res = CliRunner().invoke(main, ["solve", str(src), "--all-scenarios", "--no-explain", "--no-insights"])
     assert res.exit_code == 0, res.output
     base = next(line for line in res.output.splitlines() if line.startswith("base "))
-    assert "margin 8,000" in base and "objective 5,000" in base, base
+    assert re.search(r"margin +8,000 +objective +5,000 ", base), base
 
 
 # ---- 2. backlog levels are never added up as units -------------------------------------------------------------
@@ -250,7 +256,7 @@ def test_backlog_headline_and_overview_never_add_levels_up(tmp_path):
     on average), 2,000 unit-quarters of backlog."""
     out, text = solve(tmp_path, backlog_plan())
     lines = overview_lines(out)
-    assert lines[0].startswith("Margin $24,000 (revenue $30,000 less cost $6,000); objective $18,000 (margin less "
+    assert lines[0].startswith("Margin $24k (revenue $30k less cost $6,000); objective $18k (margin less "
                                "$6,000 of shortfall penalties); 85.7% of platform demand served (3,000 of 3,500 "
                                "platform units)"), lines[0]
     x = next(line for line in lines if line.startswith("X: "))
@@ -288,7 +294,7 @@ def test_backlog_what_would_help_counts_units_once(tmp_path):
     assert row["unit_quarters_closed"] == pytest.approx(600)
     assert row["margin_change"] == pytest.approx(2400) and row["objective_change"] == pytest.approx(4200)
     assert row["sentence"] == ("F/n1 +10% wafers: +300 X units served by 2026Q3 (60% of its unserved units), "
-                               "backlog -600 unit-quarters (30%), margin +$2,400, objective +$4,200")
+                               "backlog -600 unit-quarters (30% less), margin +$2,400, objective +$4,200")
 
 
 def test_backlog_compare_and_kpis(tmp_path):
@@ -297,7 +303,7 @@ def test_backlog_compare_and_kpis(tmp_path):
     fr = backlog_plan(scenarios=[{"scenario": "fab +10%", "sheet": "Fabs", "key": "F|n1",
                                   "column": "wafers_per_quarter", "op": "scale", "value": 1.1}])
     src = write_plan(tmp_path, "bcmp", fr)
-    out = tmp_path / "bcmp.xlsx"
+    out = tmp_path / "bcmp-out.xlsx"
     res = CliRunner().invoke(main, ["compare", str(src), "--all-scenarios", "-o", str(out), "--workers", "1"])
     assert res.exit_code == 0, res.output
     assert ("fab +10%: margin +$2,400 (+10.0%), objective +$4,200 (+23.3%), fill rate +8.6 pts; served: X +300 "

@@ -31,16 +31,80 @@ class Results:
     terms: dict[str, float]
     reconciliation: list[str] = field(default_factory=list)
     stages: list[dict] = field(default_factory=list)
+    periods: list[str] = field(default_factory=list)  # the horizon's quarters, in order
+
+    @property
+    def backlog(self) -> bool:
+        return bool(self.summary.get("backlog"))
+
+    def platform_service(self) -> pd.DataFrame:
+        """Service per platform over the horizon (:func:`platform_service`)."""
+        return platform_service(self.service, self.backlog, self.periods)
 
     def kpis(self) -> dict:
-        """Compact numbers for comparisons and batches."""
-        k = {key: self.summary[key] for key in ("status", "objective", "revenue", "cost", "shortfall_penalty",
-                                                "fill_rate")}
-        svc = self.service.groupby("platform")[["demand", "served", "shortfall"]].sum()
-        for plat, row in svc.iterrows():
-            k[f"fill_rate[{plat}]"] = row["served"] / row["demand"] if row["demand"] > 0 else np.nan
-            k[f"shortfall[{plat}]"] = row["shortfall"]
+        """Compact numbers for comparisons and batches.
+
+        Per platform: ``fill_rate[p]``, ``unserved[p]`` (demand never served within the horizon) and, with
+        backlog, ``backlog_unit_quarters[p]`` — never the backlog levels added up as units.
+        """
+        k = {key: self.summary[key] for key in ("status", "objective", "margin", "revenue", "cost",
+                                                "shortfall_penalty", "fill_rate")}
+        for r in self.platform_service().itertuples(index=False):
+            k[f"fill_rate[{r.platform}]"] = r.fill_rate
+            k[f"unserved[{r.platform}]"] = r.unserved
+            if self.backlog:
+                k[f"backlog_unit_quarters[{r.platform}]"] = r.backlog_unit_quarters
         return k
+
+
+def platform_service(service: pd.DataFrame, backlog: bool, periods: list[str] | None = None) -> pd.DataFrame:
+    """Service per platform over the horizon, counting every unit of demand once.
+
+    Columns ``platform, demand, served, unserved, fill_rate``; ``unserved`` is demand never served within the
+    horizon: the lost sales (``backlog = false``) or the last quarter's backlog (``backlog = true``; it equals
+    demand − served, since backlog carries every unserved unit forward). With backlog also:
+
+    - ``backlog_unit_quarters`` = Σ_t backlog[t]: one unit waiting at the end of one quarter is one unit-quarter
+      (the quantity the backlog penalty is charged on; the contract's per-quarter ``shortfall`` column summed);
+    - ``served_late`` and ``avg_delay_quarters``, with the oldest orders served first: in quarter t the first
+      ``min(served[t], backlog[t-1])`` units served are late. The units never served are then the newest, each
+      waiting from its quarter to the horizon end, and the late units waited the rest of the unit-quarters.
+
+    The Service table's per-quarter ``shortfall`` under backlog is a *level*; adding levels over quarters counts
+    a unit once for every quarter it waits, which is why no total here does that.
+    """
+    cols = ["platform", "demand", "served", "unserved", "fill_rate"]
+    if backlog:
+        cols += ["served_late", "avg_delay_quarters", "backlog_unit_quarters"]
+    if service.empty:
+        return pd.DataFrame(columns=cols)
+    periods = list(periods) if periods else sorted(service["period"].unique())
+    rows = []
+    for plat, g in service.groupby("platform", sort=False):
+        g = g.set_index("period")[["demand", "served", "shortfall"]].reindex(periods).fillna(0.0)
+        d, s, b = (g[c].to_numpy(dtype=float) for c in ("demand", "served", "shortfall"))
+        rec = {"platform": plat, "demand": d.sum(), "served": s.sum(),
+               "fill_rate": s.sum() / d.sum() if d.sum() > 0 else np.nan}
+        if not backlog:
+            rec["unserved"] = b.sum()
+        else:
+            before = np.concatenate([[0.0], b[:-1]])
+            late = float(np.minimum(s, before).sum())
+            unserved = float(b[-1]) if len(b) else 0.0
+            # the never-served units are the newest demand: walk back from the last quarter
+            waiting, left = 0.0, unserved
+            for t in range(len(d) - 1, -1, -1):
+                take = min(d[t], left)
+                waiting += take * (len(d) - t)
+                left -= take
+                if left <= EPS:
+                    break
+            unit_quarters = float(b.sum())
+            rec.update(unserved=unserved, served_late=late,
+                       avg_delay_quarters=(unit_quarters - waiting) / late if late > EPS else 0.0,
+                       backlog_unit_quarters=unit_quarters)
+        rows.append(rec)
+    return pd.DataFrame(rows, columns=cols)
 
 
 def _clean(v: np.ndarray) -> np.ndarray:
@@ -163,6 +227,7 @@ def extract(model: Model, sol: Solution) -> Results:
     summary = {
         "status": sol.status,
         "objective": revenue - cost - penalty if sol.x is not None else None,
+        "margin": revenue - cost if sol.x is not None else None,  # the profit; the objective also counts penalties
         "revenue": revenue, "cost": cost, "shortfall_penalty": penalty,
         "fill_rate": float(served.sum() / total_demand) if total_demand > 0 else None,
         "wafer_cost": terms.get("wafer_cost", 0.0), "unit_cost": terms.get("unit_cost", 0.0),
@@ -174,7 +239,8 @@ def extract(model: Model, sol: Solution) -> Results:
         "currency": currency, "input_sha256": model.input_sha256, "message": sol.message,
     }
     res = Results(summary=summary, allocation=allocation, service=svc, wafer_starts=wafer_starts, supply=supply,
-                  capacity=capacity, expansions=expansions, terms=terms, stages=sol.stages)
+                  capacity=capacity, expansions=expansions, terms=terms, stages=sol.stages,
+                  periods=list(periods))
     if sol.x is not None:
         res.reconciliation = reconcile(res, model.settings.backlog) + [f"LP residual: {v}" for v in
                                                                         sol.violations]
