@@ -23,6 +23,7 @@ from click.testing import CliRunner
 
 from planner.cli import main
 from planner.io.generate import generate_frames
+from planner.report.fmt import cell
 from planner.report.template import write_input_workbook
 
 TOL = 1e-6
@@ -35,7 +36,8 @@ def read(path: Path) -> dict[str, pd.DataFrame]:
     for ws in wb.worksheets:
         rows = list(ws.iter_rows(values_only=True))
         if ws.title == "Overview":
-            out["lines"] = headline_lines(rows)
+            if "The plan in brief" in [r[0] for r in rows]:
+                out["lines"] = headline_lines(rows)
             continue
         if not rows or ws.title in ("Charts", "ChartData", "Inputs"):
             continue
@@ -359,3 +361,140 @@ def test_fifo_reference_itself():
     """Demand 1,500 then nothing, 500 served a quarter: 1,000 late, waiting 500 × 1 + 500 × 2 = 1,500."""
     assert fifo([1500, 0, 0], [500, 500, 500]) == (1000, 1500, 0)
     assert np.allclose(fifo([1500, 1500, 500], [1000, 1000, 1000]), (1500, 1500, 500))
+
+
+# ---- what-if workbooks: compare, Monte Carlo, sweep ------------------------------------------------------------
+def generated(tmp_path: Path, seed: int, backlog: bool, policy: str = "margin") -> tuple[Path, dict]:
+    fr = generate_frames(5, 8, 3, 8, seed)
+    st = fr["Settings"].set_index("key")
+    st.loc["backlog", "value"] = "true" if backlog else "false"
+    st.loc["policy", "value"] = policy
+    fr["Settings"] = st.reset_index()
+    # one scenario switches backlog over, so a comparison also meets a base and a scenario measured differently
+    fr["Scenarios"] = pd.concat([fr["Scenarios"], pd.DataFrame([
+        {"scenario": "backlog switched", "sheet": "Settings", "key": "backlog", "column": "value", "op": "set",
+         "value": "false" if backlog else "true"}])], ignore_index=True)
+    return write_input_workbook(tmp_path / f"w{seed}-{int(backlog)}.xlsx", fr), fr
+
+
+COMPARE = re.compile(rf"^(?P<name>[^:]+): margin (?P<m>{MONEY})(?: \((?P<mp>[+-][\d.]+%)\))?, objective "
+                     rf"(?P<o>{MONEY})(?: \((?P<op>[+-][\d.]+%)\))?, fill rate (?P<f>[+-][\d.]+) pts; served: "
+                     r"(?P<served>.*?)(?P<rest>(?:; (?:shortfall|never served|backlog): .*?)*)\.(?: Because (?P<why>.*)\.)?$")
+
+
+def per_platform(text: str, word: str) -> dict[str, str]:
+    if text == "none":
+        return {}
+    out = {}
+    for part in text.split("; "):
+        m = re.match(rf"^(?P<p>.+) (?P<v>[+-]{UNITS}) {word}$", part)
+        assert m, f"not understood: {part!r}"
+        out[m["p"]] = m["v"]
+    return out
+
+
+@pytest.mark.parametrize("backlog", [False, True])
+def test_compare_sentences_come_from_the_comparison_tables(tmp_path, backlog):
+    src, _ = generated(tmp_path, 5, backlog)
+    out = tmp_path / "cmp-out.xlsx"
+    res = CliRunner().invoke(main, ["compare", str(src), "--all-scenarios", "-o", str(out), "--workers", "1",
+                                    "--quiet"])
+    assert res.exit_code == 0, res.output
+    wb = read(out)
+    kp = wb["KPIs"].set_index("metric")
+    svc = wb["Service"]
+    moved = wb.get("Causes moved", pd.DataFrame(columns=["scenario", "explanation", "delta"]))
+    lines = [x for x in res.output.splitlines() if ": margin " in x]
+    assert len(lines) == 4, res.output
+    checked_rest = 0
+    for line in lines:
+        m = COMPARE.match(line)
+        assert m, f"compare sentence not understood: {line}"
+        name = m["name"]
+        col = kp[name]
+        for key, pkey in (("m", "mp"), ("o", "op")):
+            metric = "margin" if key == "m" else "objective"
+            base, scen = float(kp.loc[metric, "base"]), float(col[metric])
+            same(m[key], scen - base, f"{name} {metric} change")
+            if base:
+                pct_same(m[pkey].lstrip("+"), (scen - base) / abs(base), f"{name} {metric} change %")
+        same(m["f"], 100 * (float(col["fill_rate"]) - float(kp.loc["fill_rate", "base"])), f"{name} fill pts")
+        served = (svc.groupby("platform")[name].sum() - svc.groupby("platform")["base"].sum())
+        said = per_platform(m["served"], "units")
+        assert set(said) == set(served[served.abs() > 0.5].index), line
+        for p, v in said.items():
+            same(v, served[p], f"{name} served {p}")
+        mixed = (name == "backlog switched")
+        for sec in re.finditer(r"; (shortfall|never served|backlog): (.*?)(?=; (?:shortfall|never served|backlog): |$)",
+                               m["rest"]):
+            label, text = sec[1], sec[2]
+            prefix, word = ("backlog_unit_quarters", "unit-quarters") if label == "backlog" else ("unserved", "units")
+            assert label != "shortfall" or not (backlog or mixed), "lost-sales wording for a backlog comparison"
+            for p, v in per_platform(text, word).items():
+                key = f"{prefix}[{p}]"
+                b = float(kp.loc[key, "base"]) if key in kp.index and pd.notna(kp.loc[key, "base"]) else 0.0
+                s = float(col[key]) if key in kp.index and pd.notna(col[key]) else 0.0
+                same(v, s - b, f"{name} {label} {p}")
+                checked_rest += 1
+        last = (m["why"] or "").split(" → ")[-1]  # "<cells changed> → <cause moves>": the moves come last
+        if re.search(r" (units|unit-quarters)$", last):
+            for e in last.split("; "):
+                row = moved[(moved["scenario"] == name) & (moved["explanation"] == e)]
+                assert len(row) == 1, f"cause move not in the Causes moved sheet: {e}"
+                v = re.search(rf"([+-]{UNITS}) (units|unit-quarters)$", e)
+                same(v[1], row["delta"].iloc[0], e)
+                assert v[2] == ("unit-quarters" if backlog else "units") and not mixed
+    assert checked_rest, "no per-platform shortfall change was checked"
+
+
+def test_montecarlo_sentences_come_from_the_samples(tmp_path):
+    src, _ = generated(tmp_path, 5, True)
+    out = tmp_path / "mc-out.xlsx"
+    res = CliRunner().invoke(main, ["montecarlo", str(src), "--samples", "12", "--seed", "3", "-o", str(out),
+                                    "--workers", "1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    wb = read(out)
+    samples = wb["Samples"]
+    samples = samples[samples["status"] == "optimal"]
+    ov = [str(v) for v in pd.read_excel(out, "Overview", header=None)[0] if isinstance(v, str)]
+    line = next(x for x in ov if x.startswith("Margin P10"))
+    m = re.match(rf"^Margin P10 (?P<m10>{MONEY}), P50 (?P<m50>{MONEY}), P90 (?P<m90>{MONEY}) \(revenue − cost\); "
+                 rf"objective P10 (?P<o10>{MONEY}), P50 (?P<o50>{MONEY}), P90 (?P<o90>{MONEY}) \(margin less "
+                 r"shortfall penalties\)\.$", line)
+    assert m, line
+    for key, col in (("m", "margin"), ("o", "objective")):
+        for q in (10, 50, 90):
+            same(m[f"{key}{q}"], float(np.percentile(samples[col].astype(float), q)), f"{col} P{q}")
+    assert not np.allclose(samples["margin"].astype(float), samples["objective"].astype(float))
+    risks = [x for x in ov if "chance its fill rate falls below" in x]
+    for x in risks:
+        r = re.match(r"^(?P<p>.+): (?P<c>\d+%) chance its fill rate falls below 90% \(P10 (?P<a>[\d.]+%), P50 "
+                     r"(?P<b>[\d.]+%)\)\.$", x)
+        a = samples[f"fill_rate[{r['p']}]"].astype(float)
+        pct_same(r["c"], float((a < 0.9).mean()), "risk")
+        pct_same(r["a"], float(np.percentile(a, 10)), "fill P10")
+        pct_same(r["b"], float(np.percentile(a, 50)), "fill P50")
+
+
+def test_sweep_break_points_name_solved_points(tmp_path):
+    """Break points name two consecutive solved points by their labels, as the Points table holds them."""
+    src, fr = generated(tmp_path, 5, False)
+    line = fr["Backend"].iloc[0]
+    param = f"Backend[{line['resource']}].units_per_quarter"
+    factors = [0.1, 0.5, 1, 2, 4]
+    out = tmp_path / "sw-out.xlsx"
+    res = CliRunner().invoke(main, ["sweep", str(src), "--param", param, "--values", ",".join(map(str, factors)),
+                                    "--op", "scale", "-o", str(out), "--workers", "1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    wb = read(out)
+    pts = wb["Points"]
+    base = float(line["units_per_quarter"])
+    assert list(pts[param]) == pytest.approx([base * f for f in factors])
+    assert list(pts[f"{param} × factor"]) == pytest.approx(factors)
+    ok = list(pts.loc[pts["status"] == "optimal", param])
+    bp = wb["Break points"]
+    assert len(bp), "no break point on this sweep: pick a parameter that moves the bottleneck"
+    ov = [str(v) for v in pd.read_excel(out, "Overview", header=None)[0] if isinstance(v, str)]
+    for r in bp.itertuples():
+        assert ok.index(r.to) == ok.index(r._1) + 1
+        assert f"Between {param} = {cell(r._1)} and {cell(r.to)}: {r.change}." in ov
