@@ -79,32 +79,32 @@ def platform_service(service: pd.DataFrame, backlog: bool, periods: list[str] | 
     if service.empty:
         return pd.DataFrame(columns=cols)
     periods = list(periods) if periods else sorted(service["period"].unique())
-    rows = []
-    for plat, g in service.groupby("platform", sort=False):
-        g = g.set_index("period")[["demand", "served", "shortfall"]].reindex(periods).fillna(0.0)
-        d, s, b = (g[c].to_numpy(dtype=float) for c in ("demand", "served", "shortfall"))
-        rec = {"platform": plat, "demand": d.sum(), "served": s.sum(),
-               "fill_rate": s.sum() / d.sum() if d.sum() > 0 else np.nan}
-        if not backlog:
-            rec["unserved"] = b.sum()
-        else:
-            before = np.concatenate([[0.0], b[:-1]])
-            late = float(np.minimum(s, before).sum())
-            unserved = float(b[-1]) if len(b) else 0.0
-            # the never-served units are the newest demand: walk back from the last quarter
-            waiting, left = 0.0, unserved
-            for t in range(len(d) - 1, -1, -1):
-                take = min(d[t], left)
-                waiting += take * (len(d) - t)
-                left -= take
-                if left <= EPS:
-                    break
-            unit_quarters = float(b.sum())
-            rec.update(unserved=unserved, served_late=late,
-                       avg_delay_quarters=(unit_quarters - waiting) / late if late > EPS else 0.0,
-                       backlog_unit_quarters=unit_quarters)
-        rows.append(rec)
-    return pd.DataFrame(rows, columns=cols)
+    plats = pd.unique(service["platform"])
+    p = pd.Categorical(service["platform"], categories=plats).codes
+    t = service["period"].map({q: i for i, q in enumerate(periods)}).to_numpy()
+    P, T = len(plats), len(periods)
+    D, S, B = (np.zeros((P, T)) for _ in range(3))
+    for arr, col in ((D, "demand"), (S, "served"), (B, "shortfall")):
+        np.add.at(arr, (p, t), service[col].to_numpy(dtype=float))
+    out = pd.DataFrame({"platform": plats, "demand": D.sum(axis=1), "served": S.sum(axis=1)})
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["fill_rate"] = np.where(out["demand"] > 0, out["served"] / out["demand"], np.nan)
+    if not backlog:
+        out["unserved"] = B.sum(axis=1)
+        return out[cols]
+    before = np.hstack([np.zeros((P, 1)), B[:, :-1]])
+    late = np.minimum(S, before).sum(axis=1)
+    unserved = B[:, -1]
+    # the never-served units are the newest demand: quarter t holds min(D_t, what is left after later quarters)
+    after = np.cumsum(D[:, ::-1], axis=1)[:, ::-1] - D
+    take = np.minimum(D, np.maximum(unserved[:, None] - after, 0.0))
+    waiting = (take * (T - np.arange(T))[None, :]).sum(axis=1)
+    unit_quarters = B.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        delay = np.where(late > EPS, (unit_quarters - waiting) / late, 0.0)
+    out = out.assign(unserved=unserved, served_late=late, avg_delay_quarters=delay,
+                     backlog_unit_quarters=unit_quarters)
+    return out[cols]
 
 
 def _clean(v: np.ndarray) -> np.ndarray:
