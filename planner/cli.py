@@ -415,21 +415,21 @@ def _check_out(out_path: Path, input_path: Path) -> None:
 @click.option("--values", metavar="V1,V2,...", help="Values (comma-separated), applied with --op.")
 @click.option("--range", "range_", metavar="START:STOP:STEP", help="Evenly spaced values, STOP included; the same "
               "as listing them with --values (applied with --op).")
-@click.option("--op", type=click.Choice(["set", "add", "scale"]), default="set", show_default=True,
-              help="How each value applies to the cell: set it, add it, or multiply by it. Points are labelled with "
-                   "the cell's resulting value (a '*' key over many cells: with the factor or amount).")
+@click.option("--op", type=click.Choice(["set", "add", "scale"]),
+              help="How each value applies to the cell: set it (default), add it, or multiply by it. Points are "
+                   "labelled with the cell's resulting value (a '*' key over many cells: with the factor or amount).")
 @click.option("--param2", metavar="Sheet[key].column", help="Second parameter: a two-parameter grid.")
 @click.option("--values2", metavar="V1,V2,...", help="Values of the second parameter.")
 @click.option("--range2", metavar="START:STOP:STEP", help="Range of the second parameter.")
-@click.option("--op2", type=click.Choice(["set", "add", "scale"]), default="set", show_default=True,
-              help="How the second values apply.")
+@click.option("--op2", type=click.Choice(["set", "add", "scale"]),
+              help="How the second values apply (default: set).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Sweep workbook (default: INPUT-sweep.xlsx).")
 @WORKERS
 @SCHEDULER
 @QUIET
-def sweep(input_path: Path, param: str, values: str | None, range_: str | None, op: str, param2: str | None,
-          values2: str | None, range2: str | None, op2: str, output: Path | None, workers: int | None,
+def sweep(input_path: Path, param: str, values: str | None, range_: str | None, op: str | None, param2: str | None,
+          values2: str | None, range2: str | None, op2: str | None, output: Path | None, workers: int | None,
           scheduler: str | None, quiet: bool) -> None:
     """Vary one parameter (or two, as a grid) and tabulate the KPIs at each point.
 
@@ -454,6 +454,11 @@ def sweep(input_path: Path, param: str, values: str | None, range_: str | None, 
         raise click.UsageError(str(exc)) from exc
     except ValidationFailed as exc:
         _fail_input(exc, False)
+    if (range_ and op is None) or (range2 and op2 is None):
+        # --range used to mean factors; say once how the values apply now, since the labels will show it
+        click.echo("note: --range values are set as given (--op set); add --op scale for factors of the base value "
+                   "or --op add for amounts added to it.", err=True)
+    op, op2 = op or "set", op2 or "set"
     plan = _load(input_path)
     first = [Edit(p1.sheet, p1.key, p1.column, op, vals[0])] + (
         [Edit(p2.sheet, p2.key, p2.column, op2, vals2[0])] if p2 and vals2 else [])
