@@ -280,8 +280,8 @@ def test_scenario_names_that_slug_alike_get_distinct_reports(tmp_path):
     res = run("solve", src, "--all-scenarios", *FAST)
     assert res.exit_code == 0, res.output
     names = sorted(p.name for p in tmp_path.glob("ex-report*.xlsx"))
-    from planner.scenarios import scenario_names
-    from planner.validate import load_plan
+    from planner.io.load import load_plan
+    from planner.io.scenarios import scenario_names
 
     assert len(names) == 1 + len(scenario_names(load_plan(src))), names
 

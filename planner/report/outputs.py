@@ -5,7 +5,7 @@ the plan or solving, and again just before the write (a file may have appeared d
 
 1. the path ends in ``.xlsx`` — every command writes an Excel workbook, and a workbook named ``.csv`` is a
    trap for the next reader (:class:`OutputUsageError`, exit 2);
-2. it is none of the inputs, its directory exists and is writable (:func:`planner.atomic.check_output_path`);
+2. it is none of the inputs, its directory exists and is writable (:func:`planner.report.atomic.check_output_path`);
 3. nothing is there, or what is there is a **report planner wrote and nobody has saved since** — anything else
    (a file planner did not write, a report someone edited, an input workbook, even one planner created: an
    analyst fills those in) is kept unless ``force`` (:class:`OutputRefused`, exit 1). Commands that create
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from defusedxml import ElementTree
 
-from planner.atomic import OutputError, check_output_path
+from planner.report.atomic import OutputError, check_output_path
 
 #: workbooks a later run may replace when untouched
 REPORT_KINDS = {"report": "solve report", "compare": "scenario comparison", "sweep": "sweep",

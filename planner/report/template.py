@@ -48,12 +48,16 @@ def _validation(col: C.Column) -> dict[str, Any] | None:
 
 
 def write_input_workbook(path: Path | str, data: dict[str, pd.DataFrame] | None = None, title: str = "",
-                         notes: list[str] | None = None, sheets: tuple[C.Sheet, ...] = C.SHEETS) -> Path:
-    """Write a contract workbook; ``data`` maps sheet names to frames (missing sheets get headers only)."""
+                         notes: list[str] | None = None, sheets: tuple[C.Sheet, ...] = C.SHEETS,
+                         kind: str = "template") -> Path:
+    """Write a contract workbook; ``data`` maps sheet names to frames (missing sheets get headers only).
+
+    ``kind`` (template, example, generated) is recorded in the document properties, so planner never mistakes
+    the workbook for a report it may replace."""
     data = data or {}
 
     def write(tmp: Path) -> None:
-        book = Book(tmp)
+        book = Book(tmp, kind, title=title or "planner input workbook")
         readme = book.sheet("README")
         readme.hide_gridlines(2)
         readme.set_column(0, 0, 22)

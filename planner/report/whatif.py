@@ -117,7 +117,7 @@ def write_compare(path: Path, plan: PlanData, outcome: BatchOutcome, cases: list
     base = results[0]
 
     def write(tmp: Path) -> None:
-        book = Book(tmp)
+        book = Book(tmp, "compare", source=Path(plan.source).name)
         cur = plan.settings.currency
         ov = book.sheet("Overview")
         lines = compare_sentences(plan, results, cases, causes_moves)
@@ -249,7 +249,7 @@ def write_sweep(path: Path, plan: PlanData, outcome: BatchOutcome, param: str, p
     results = outcome.results
 
     def write(tmp: Path) -> None:
-        book = Book(tmp)
+        book = Book(tmp, "sweep", source=Path(plan.source).name)
         kp = kpi_table(results)
         bp = break_points(results, param) if param2 is None else pd.DataFrame()
         lines = [f"Sweep of {param}" + (f" × {param2}" if param2 else "") + f": {len(results)} points, "
@@ -319,7 +319,7 @@ def write_montecarlo(path: Path, plan: PlanData, outcome: BatchOutcome, samples:
     cur = plan.settings.currency
 
     def write(tmp: Path) -> None:
-        book = Book(tmp)
+        book = Book(tmp, "montecarlo", source=Path(plan.source).name)
         ok = sum(r.ok for r in results)
         lines = [f"{samples} samples, seed {seed}: {ok} solved, {len(results) - ok} failed or not run. "
                  "Same seed, same numbers.",

@@ -494,7 +494,7 @@ def _write_causes(book: Book, causes: pd.DataFrame, fixes: pd.DataFrame | None =
 def write_report(path: Path | str, rep: ReportInput, inputs: tuple[Path, ...] = ()) -> Path:
     """Write the report atomically; ``inputs`` are paths the report must never overwrite."""
     def write(tmp: Path) -> None:
-        book = Book(tmp)
+        book = Book(tmp, "report", title=f"Memory supply plan: {Path(rep.plan.source).name}", source=Path(rep.plan.source).name)
         money_fmt = book.money(rep.results.summary["currency"])
         _write_overview(book, rep, money_fmt)
         if rep.results.summary["objective"] is not None:

@@ -15,6 +15,8 @@ import pandas as pd
 import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
+from planner.report.outputs import set_properties, stamp
+
 # number format names → Excel formats
 NUMBER_FORMATS = {
     "int": "#,##0",
@@ -31,12 +33,15 @@ NUMBER_FORMATS = {
 class Book:
     """An XlsxWriter workbook with the house formats."""
 
-    def __init__(self, path: Path | str, constant_memory: bool = False):
+    def __init__(self, path: Path | str, kind: str, title: str = "", source: str = "",
+                 constant_memory: bool = False):
+        self.path, self.kind = Path(path), kind
         self.wb = xlsxwriter.Workbook(
             str(path),
             {"strings_to_formulas": False, "strings_to_urls": False, "nan_inf_to_errors": True,
              "constant_memory": constant_memory},
         )
+        set_properties(self.wb, kind, title or f"planner {kind}", source)
         self.fmt: dict[str, Any] = {name: self.wb.add_format({"num_format": f}) for name, f in NUMBER_FORMATS.items()}
         self.header = self.wb.add_format({"bold": True, "bg_color": "#1F3864", "font_color": "#FFFFFF",
                                           "border": 1, "valign": "top"})
@@ -63,7 +68,9 @@ class Book:
         return ws
 
     def close(self) -> None:
+        """Close the workbook and seal it as planner's (:func:`planner.report.outputs.stamp`)."""
         self.wb.close()
+        stamp(self.path, self.kind)
 
     def write_cell(self, ws: Worksheet, row: int, col: int, value: Any, fmt: Any = None) -> None:
         """Write one value by its Python type; text is always text, NaN/None a blank."""
