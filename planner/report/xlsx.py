@@ -70,7 +70,7 @@ DEFAULT_WIDTH = 8.43
 MAX_TEXT = 50  # longer text wraps in a column this wide (or the width a writer asks for)
 MAX_AUTO_WIDTH = 40
 LINE_PT = 15.0  # one line of 11 pt text
-CHARS_PER_WIDTH = 1.05  # characters of running text per unit of column width (LibreOffice/Carlito: ~1.1)
+CHARS_PER_WIDTH = 1.1  # characters of running text per unit of column width (LibreOffice/Carlito: 1.1-1.25)
 
 # Chart grid: two half-width charts or one full-width chart per grid row, rows kept to a page
 CHART_W, CHART_H, CHART_GAP = 600, 300, 12
@@ -346,7 +346,7 @@ class Book:
             r = first_row + 1 + i
             for j, v in enumerate(rec):
                 f = col_fmts[j][i] if isinstance(col_fmts[j], list) else col_fmts[j]
-                if isinstance(v, str) and cols[j] in wrap:
+                if isinstance(v, str) and cols[j] in wrap and (len(v) > wrap[cols[j]] or "\n" in v):
                     f = wrap_fmt
                 self.write_cell(ws, r, first_col + j, v, f)
             if wrap_idx:
