@@ -392,3 +392,53 @@ def test_repeated_header_rows_print_on_every_page(books, pdfs):
     assert len(pages) >= 2
     for p in pages:
         assert p.body and [w.text for w in p.body[0]][:2] == ["platform", "period"], (p.number, p.body[:1])
+
+
+# ---- whole wafers -----------------------------------------------------------------------------------------------------
+def test_whole_wafers_by_largest_remainder():
+    """Hand example. FAB/n1 in 2026Q1 starts 10.4 + 20.7 + 30.2 = 61.3 wafers: floors 10, 20, 30 (60), the rounded
+    total is 61, so one wafer goes to the largest remainder (20.7) → 10, 21, 30. In 2026Q2 it starts 99.7 + 0.5 =
+    100.2 (a solver tolerance above its capacity of 100): the total is capped at 100, floors 99 + 0 = 99, one wafer to
+    the larger remainder (0.7) → 100, 0. Capacity.used becomes those sums."""
+    import pandas as pd
+
+    from planner.analysis.results import whole_wafers
+
+    starts = pd.DataFrame({"fab": "FAB", "node": "n1", "product": ["A", "B", "C", "A", "B"],
+                           "period": ["2026Q1"] * 3 + ["2026Q2"] * 2, "wafers": [10.4, 20.7, 30.2, 99.7, 0.5],
+                           "good_units": 1.0, "lands": "x"})
+    capacity = pd.DataFrame({"resource": ["FAB/n1", "FAB/n1", "TSV"], "kind": ["fab", "fab", "backend"],
+                             "unit": ["wafers", "wafers", "units"], "period": ["2026Q1", "2026Q2", "2026Q1"],
+                             "capacity": [100.0, 100.0, 50.0], "used": [61.3, 100.2, 12.5],
+                             "utilisation": [0.613, 1.002, 0.25], "shadow_price": 0.0})
+    shown, cap = whole_wafers(starts, capacity)
+    assert shown["wafers"].tolist() == [10, 21, 30, 100, 0]
+    assert shown["good_units"].tolist() == [1.0] * 5  # units stay the LP's
+    assert cap["used"].tolist() == [61, 100, 12.5]  # back-end rows untouched
+    assert cap["utilisation"].tolist() == pytest.approx([0.61, 1.0, 0.25])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_whole_wafers_add_up_on_generated_plans(seed):
+    """On generated plans: each start moves by less than one wafer, each fab/node/quarter shows its own total
+    rounded (capped at its capacity), and Capacity.used is exactly the sum of what WaferStarts shows."""
+    import numpy as np
+
+    from planner import api
+    from planner.analysis.results import whole_wafers
+    from planner.io.generate import generate_frames
+
+    plan = api.plan_from_frames(generate_frames(8, 8, 3, 6, seed))
+    res = api.run(plan).results
+    assert len(res.wafer_starts) > 0 and (res.wafer_starts["wafers"] % 1 > 1e-6).any(), "nothing to round"
+    shown, cap = whole_wafers(res.wafer_starts, res.capacity)
+    assert (np.abs(shown["wafers"] - res.wafer_starts["wafers"]) < 1).all()
+    assert (shown["wafers"] % 1 == 0).all()
+    exact = res.wafer_starts.assign(resource=res.wafer_starts["fab"] + "/" + res.wafer_starts["node"]) \
+        .groupby(["resource", "period"])["wafers"].sum()
+    sums = shown.assign(resource=shown["fab"] + "/" + shown["node"]).groupby(["resource", "period"])["wafers"].sum()
+    limit = cap[cap["kind"] == "fab"].set_index(["resource", "period"])["capacity"]
+    for key, total in exact.items():
+        assert sums[key] == min(round(total), np.floor(limit[key] + 1e-9)), key
+    fab = cap[cap["kind"] == "fab"].set_index(["resource", "period"])["used"]
+    assert all(fab[k] == sums.get(k, 0.0) for k in fab.index)
