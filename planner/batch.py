@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from planner.analysis.cases import Case, CaseResult
+from planner.analysis.results import whole_wafers
 from planner.io.problems import ValidationFailed
 from planner.io.scenarios import apply_edits
 from planner.io.validate import PlanData
@@ -43,16 +44,17 @@ def compact(name: str, params: dict, run, seconds: float, explain: bool | None =
     s = res.summary
     kpis = res.kpis()
     kpis["max_violation"] = s["max_violation"]
-    ws = res.wafer_starts.groupby("fab")["wafers"].sum() if len(res.wafer_starts) else pd.Series(dtype=float)
+    starts, capacity = whole_wafers(res.wafer_starts, res.capacity)  # the whole wafers the reports show
+    ws = starts.groupby("fab")["wafers"].sum() if len(starts) else pd.Series(dtype=float)
     for fab in run.plan.fabs["fab"].unique():
         kpis[f"wafers[{fab}]"] = float(ws.get(fab, 0.0))
-    util = res.capacity[res.capacity["capacity"] > 0].groupby("resource")["utilisation"].mean()
+    util = capacity[capacity["capacity"] > 0].groupby("resource")["utilisation"].mean()
     for r, u in util.items():
         kpis[f"utilisation[{r}]"] = float(u)
     out = CaseResult(name=name, status=s["status"], params=params, kpis=kpis,
                      service=res.service[["platform", "period", "demand", "served", "shortfall"]].copy(),
-                     capacity=res.capacity[["resource", "kind", "period", "capacity", "used", "utilisation",
-                                            "shadow_price"]].copy(), seconds=seconds,
+                     capacity=capacity[["resource", "kind", "period", "capacity", "used", "utilisation",
+                                        "shadow_price"]].copy(), seconds=seconds,
                      backlog=bool(run.plan.settings.backlog))
     if not run.solution.has_solution:
         out.error = s.get("message") or f"plan is {s['status']}"

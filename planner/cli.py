@@ -64,11 +64,31 @@ SCENARIO = click.option("--scenario", "scenarios", multiple=True, metavar="NAME"
 SET = click.option("--set", "sets", multiple=True, metavar="EXPR",
                    help='Override a cell, e.g. --set "Programs[HBM4].qualification_quarters+=2" or '
                         '--set "Settings.policy=priority" (repeatable).')
-WORKERS = click.option("--workers", type=int, default=None,
+WORKERS = click.option("--workers", type=click.IntRange(1), default=None, metavar="N",
                        help="Local worker processes (default: number of cores, at most 4; 1 = in this process).")
 SCHEDULER = click.option("--scheduler", metavar="tcp://HOST:PORT",
                          help="Run the batch on an existing Dask cluster (pip install 'planner[distributed]').")
 QUIET = click.option("--quiet", is_flag=True, help="No progress bar.")
+FORCE_REPORT = click.option("--force", is_flag=True,
+                            help="Replace whatever is at the output path (default: replace only an untouched report "
+                                 "planner wrote; anything else is kept and the command stops).")
+FORCE_INPUT = click.option("--force", is_flag=True,
+                           help="Replace an existing file at the output path (default: never; it may be a plan).")
+
+
+def _target(path: Path, kind: str, force: bool, input_path: Path | None = None, option: str = "-o") -> Path:
+    """Apply the output policy (planner.report.outputs.check_output): a wrong extension is a usage error
+    (exit 2), anything that would lose work a user error (exit 1). Called before any work, and again just
+    before writing."""
+    from planner.report.outputs import OutputUsageError, check_output
+
+    try:
+        check_output(path, kind, force=force, inputs=(input_path,) if input_path else (), option=option)
+    except OutputUsageError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except OutputError as exc:
+        raise UserError(str(exc)) from exc
+    return path
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -104,13 +124,16 @@ def validate(input_path: Path, as_json: bool) -> None:
 
 @main.command()
 @click.argument("output", metavar="OUT.xlsx", type=click.Path(path_type=Path, dir_okay=False))
-def template(output: Path) -> None:
+@FORCE_INPUT
+def template(output: Path, force: bool) -> None:
     """Write an empty input workbook with every sheet, header comments and drop-downs.
 
-    Example: `planner template my-plan.xlsx`, fill it in, then `planner validate my-plan.xlsx`.
+    Example: `planner template my-plan.xlsx`, fill it in, then `planner validate my-plan.xlsx`. An existing
+    file is never replaced unless --force is given.
     """
     from planner.report.template import write_template
 
+    _target(output, "template", force, option="OUT.xlsx")
     try:
         write_template(output)
     except OutputError as exc:
@@ -121,13 +144,15 @@ def template(output: Path) -> None:
 @main.command()
 @click.argument("output", metavar="OUT.xlsx", type=click.Path(path_type=Path, dir_okay=False),
                 default="inputs/example.xlsx")
-def example(output: Path) -> None:
+@FORCE_INPUT
+def example(output: Path, force: bool) -> None:
     """Write the hypothetical example plan (the one in inputs/example.xlsx).
 
-    Example: `planner example my-copy.xlsx`.
+    Example: `planner example my-copy.xlsx`. An existing file is never replaced unless --force is given.
     """
     from planner.io.example import write_example
 
+    _target(output, "example", force, option="OUT.xlsx")
     try:
         write_example(output)
     except OutputError as exc:
@@ -165,7 +190,8 @@ def _echo_summary(rep, out_path: Path | None) -> None:
 @main.command()
 @INPUT
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
-              help="Report path (default: INPUT-report.xlsx next to the input).")
+              help="Report path (default: INPUT-report.xlsx next to the input; with --scenario or --set, "
+                   "INPUT-report-<scenario or edit>.xlsx, so the base report is never overwritten by a variant).")
 @click.option("--json", "as_json", is_flag=True, help="Also print the Summary as one JSON object on stdout.")
 @SCENARIO
 @SET
@@ -174,14 +200,16 @@ def _echo_summary(rep, out_path: Path | None) -> None:
 @click.option("--solver", type=click.Choice(["highs", "cbc"]), help="Override Settings.solver.")
 @click.option("--method", type=click.Choice(["auto", "simplex", "ipm"]),
               help="HiGHS algorithm (auto: simplex below 2,000 columns, interior point above).")
-@click.option("--time-limit", type=float, help="Solver time limit in seconds (overrides Settings.time_limit_s).")
+@click.option("--time-limit", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+              help="Solver time limit in seconds (overrides Settings.time_limit_s).")
 @click.option("--insights/--no-insights", default=None,
               help="R&D impact re-solves (default: on below 20,000 LP columns, off above).")
 @click.option("--explain/--no-explain", "explain_", default=None,
               help="Shortfall causes and fixes (default: on below 20,000 LP columns, off above).")
+@FORCE_REPORT
 def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple[str, ...], sets: tuple[str, ...],
           all_scenarios: bool, solver: str | None, method: str | None, time_limit: float | None,
-          insights: bool | None, explain_: bool | None) -> None:
+          insights: bool | None, explain_: bool | None, force: bool) -> None:
     """Solve a plan and write the Excel report.
 
     Reads INPUT.xlsx, allocates wafers, back-end capacity and finished memory across platforms and
@@ -190,8 +218,8 @@ def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple
     or with a what-if: `planner solve inputs/example.xlsx --scenario "HBM4 slips 1Q"`.
     Exit 0 when optimal; 1 when the input is invalid, the plan infeasible or the solve stopped early.
     """
-    out_path = output or default_report_path(input_path)
-    _check_out(out_path, input_path)
+    out_path = output or default_report_path(input_path, _variant_suffix(scenarios, sets))
+    _target(out_path, "report", force, input_path)
     plan = _load(input_path, as_json)
     if not as_json:
         _print_problems(plan.warnings)
@@ -201,15 +229,18 @@ def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple
     if all_scenarios:
         from planner.io.scenarios import edits_from_sheet, scenario_names
 
+        taken = {out_path.resolve()}
         for name in scenario_names(plan):
-            target = out_path.with_name(f"{out_path.stem}-{_slug(name)}{out_path.suffix}")
+            target = _unique(out_path.with_name(f"{out_path.stem}-{_slug(name)}{out_path.suffix}"), taken)
             full = f"{label}; {name}" if label else name
             runs.append((full, _apply(plan, edits + edits_from_sheet(plan, name), full, as_json), target))
+    for _name, _plan, target in runs[1:]:  # every report this run will write, before the first solve
+        _target(target, "report", force, input_path)
     worst = 0
     summaries = []
     for name, p, target in runs:
         code, summary = _solve_and_report(p, name, target, input_path, as_json, solver, method, time_limit,
-                                          insights, explain_, quiet=len(runs) > 1)
+                                          insights, explain_, quiet=len(runs) > 1, force=force)
         worst = max(worst, code)
         summaries.append(summary)
         if len(runs) > 1 and not as_json:
@@ -225,7 +256,8 @@ def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple
 
 
 def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_json: bool, solver, method,
-                      time_limit, insights: bool | None, explain: bool | None, quiet: bool = False) -> tuple[int, dict]:
+                      time_limit, insights: bool | None, explain: bool | None, quiet: bool = False,
+                      force: bool = False) -> tuple[int, dict]:
     from planner import api
     from planner.report.writer import write_report
     from planner.solve.sessions import SolverError
@@ -236,6 +268,7 @@ def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_
                                explain=explain, progress=say, scenario=scenario)
         if say:
             say(f"writing {out_path}")
+        _target(out_path, "report", force, input_path)  # a file may have appeared there during the solve
         written = write_report(out_path, rep, inputs=(input_path,))
     except SolverError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -292,6 +325,46 @@ def _slug(name: str) -> str:
     import re
 
     return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower() or "scenario"
+
+
+MAX_SLUG = 60
+
+
+def _edit_slug(expr: str) -> str:
+    """A file-name part for a --set expression that keeps what distinguishes it: the operator in words and
+    decimal points (``Programs[HBM4].qualification_quarters+=1`` → ``programs-hbm4-qualification-quarters-plus-1``,
+    distinct from ``…=1`` → ``…-eq-1``)."""
+    import re
+
+    for op, word in (("+=", " plus "), ("-=", " minus "), ("*=", " times "), ("=", " eq ")):
+        expr = expr.replace(op, word)
+    expr = re.sub(r"(?<![A-Za-z0-9.])-(?=[0-9.])", " neg ", expr)  # x += -2 is not x += 2
+    return "-".join(re.findall(r"[A-Za-z0-9]+(?:\.[0-9]+)*", expr)).lower() or "edit"
+
+
+def _variant_suffix(scenarios: tuple[str, ...], sets: tuple[str, ...]) -> str:
+    """``report`` for the base plan, ``report-<scenario and edit slugs>`` for a variant (bounded in length; a
+    hash of the full label keeps long variants apart)."""
+    import hashlib
+
+    if not scenarios and not sets:
+        return "report"
+    slug = "-".join([_slug(s) for s in scenarios] + [_edit_slug(e) for e in sets])
+    if len(slug) > MAX_SLUG:
+        digest = hashlib.sha1("; ".join([*scenarios, *sets]).encode()).hexdigest()[:8]
+        slug = slug[:MAX_SLUG - 9].rstrip("-.") + "-" + digest
+    return f"report-{slug}"
+
+
+def _unique(path: Path, taken: set[Path]) -> Path:
+    """``path``, or ``path`` with -2, -3… when another report of this run already goes there (two scenario
+    names that slug alike must not overwrite each other)."""
+    candidate, n = path, 1
+    while candidate.resolve() in taken:
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    taken.add(candidate.resolve())
+    return candidate
 
 
 
@@ -358,9 +431,10 @@ def _finish_batch(outcome, written: Path, journal: Path, what: str) -> None:
 @WORKERS
 @SCHEDULER
 @QUIET
+@FORCE_REPORT
 def compare(input_path: Path, scenarios: tuple[str, ...], sets: tuple[str, ...], all_scenarios: bool,
             output: Path | None, explain_: bool | None, workers: int | None, scheduler: str | None,
-            quiet: bool) -> None:
+            quiet: bool, force: bool) -> None:
     """Compare scenarios side by side with the base plan.
 
     KPIs with deltas (margin = revenue − cost, objective = margin less shortfall penalties, revenue, fill
@@ -373,7 +447,7 @@ def compare(input_path: Path, scenarios: tuple[str, ...], sets: tuple[str, ...],
     from planner.report.whatif import write_compare
 
     out_path = output or default_report_path(input_path, "compare")
-    _check_out(out_path, input_path)
+    _target(out_path, "compare", force, input_path)
     plan = _load(input_path)
     from planner.io.scenarios import scenario_names
 
@@ -391,6 +465,7 @@ def compare(input_path: Path, scenarios: tuple[str, ...], sets: tuple[str, ...],
         from planner.analysis.explain import cause_moves
 
         moves = cause_moves(outcome.results)
+    _recheck(out_path, "compare", force, input_path, journal)
     written = write_compare(out_path, plan, outcome, cases, moves, inputs=(input_path,))
     from planner.report.whatif import compare_sentences
 
@@ -399,13 +474,13 @@ def compare(input_path: Path, scenarios: tuple[str, ...], sets: tuple[str, ...],
     _finish_batch(outcome, written, journal, "scenarios")
 
 
-def _check_out(out_path: Path, input_path: Path) -> None:
-    from planner.report.atomic import check_output_path
-
+def _recheck(out_path: Path, kind: str, force: bool, input_path: Path, journal: Path) -> None:
+    """The output policy once more after a batch (a file may have appeared meanwhile); the journal keeps the
+    batch's KPIs when the workbook cannot be written."""
     try:
-        check_output_path(out_path, (input_path,))
-    except OutputError as exc:
-        raise UserError(str(exc)) from exc
+        _target(out_path, kind, force, input_path)
+    except UserError as exc:
+        raise UserError(f"{exc.format_message()}. The batch's KPIs are kept in {journal}") from exc
 
 
 @main.command()
@@ -428,9 +503,10 @@ def _check_out(out_path: Path, input_path: Path) -> None:
 @WORKERS
 @SCHEDULER
 @QUIET
+@FORCE_REPORT
 def sweep(input_path: Path, param: str, values: str | None, range_: str | None, op: str | None, param2: str | None,
           values2: str | None, range2: str | None, op2: str | None, output: Path | None, workers: int | None,
-          scheduler: str | None, quiet: bool) -> None:
+          scheduler: str | None, quiet: bool, force: bool) -> None:
     """Vary one parameter (or two, as a grid) and tabulate the KPIs at each point.
 
     One row per point with margin (revenue − cost), objective (margin less shortfall penalties), fill
@@ -444,7 +520,7 @@ def sweep(input_path: Path, param: str, values: str | None, range_: str | None, 
     from planner.report.whatif import write_sweep
 
     out_path = output or default_report_path(input_path, "sweep")
-    _check_out(out_path, input_path)
+    _target(out_path, "sweep", force, input_path)
     try:
         vals = parse_values(values, range_)
         vals2 = parse_values(values2, range2) if param2 else None
@@ -465,6 +541,7 @@ def sweep(input_path: Path, param: str, values: str | None, range_: str | None, 
     _apply(plan, first, "; ".join(e.describe() for e in first))  # a bad parameter is one input error, not N failures
     cases, axes = sweep_cases(plan, p1, vals, op, p2, vals2, op2)
     outcome, journal = _run_batch(plan, cases, workers, scheduler, out_path, quiet, detail="binding")
+    _recheck(out_path, "sweep", force, input_path, journal)
     written = write_sweep(out_path, plan, outcome, axes, inputs=(input_path,))
     _finish_batch(outcome, written, journal, "points")
 
@@ -481,8 +558,9 @@ def sweep(input_path: Path, param: str, values: str | None, range_: str | None, 
 @WORKERS
 @SCHEDULER
 @QUIET
+@FORCE_REPORT
 def montecarlo(input_path: Path, samples: int, seed: int, threshold: float, output: Path | None,
-               workers: int | None, scheduler: str | None, quiet: bool) -> None:
+               workers: int | None, scheduler: str | None, quiet: bool, force: bool) -> None:
     """Sample the uncertain inputs of the Uncertainty sheet and report the spread of outcomes.
 
     P10/P50/P90 of margin (revenue − cost), of the objective (margin less shortfall penalties) and of each
@@ -494,13 +572,14 @@ def montecarlo(input_path: Path, samples: int, seed: int, threshold: float, outp
     from planner.report.whatif import write_montecarlo
 
     out_path = output or default_report_path(input_path, "montecarlo")
-    _check_out(out_path, input_path)
+    _target(out_path, "montecarlo", force, input_path)
     plan = _load(input_path)
     try:
         cases = montecarlo_cases(plan, samples, seed)
     except ValidationFailed as exc:
         _fail_input(exc, False)
     outcome, journal = _run_batch(plan, cases, workers, scheduler, out_path, quiet, detail="kpis")
+    _recheck(out_path, "montecarlo", force, input_path, journal)
     written = write_montecarlo(out_path, plan, outcome, samples, seed, threshold, inputs=(input_path,))
     _finish_batch(outcome, written, journal, "samples")
 
@@ -579,8 +658,9 @@ def explain(input_path: Path, platforms: tuple[str, ...], periods: tuple[str, ..
 @click.option("--quarters", type=click.IntRange(1, 200), default=12, show_default=True, help="Horizon in quarters.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Random seed (same seed, same plan).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              help="Workbook to write.")
-def generate(platforms: int, products: int, fabs: int, quarters: int, seed: int, output: Path) -> None:
+              help="Workbook to write (.xlsx; an existing file is kept unless --force).")
+@FORCE_INPUT
+def generate(platforms: int, products: int, fabs: int, quarters: int, seed: int, output: Path, force: bool) -> None:
     """Write a synthetic, contract-conformant plan of any size (for scale tests and benchmarks).
 
     Every feature is used (programs, ramps, capacity overrides, expansions, back-end lines, BOM options,
@@ -589,6 +669,7 @@ def generate(platforms: int, products: int, fabs: int, quarters: int, seed: int,
     """
     from planner.io.generate import write_generated
 
+    _target(output, "generated", force)
     try:
         write_generated(output, platforms, products, fabs, quarters, seed)
     except OutputError as exc:

@@ -41,7 +41,9 @@ def read(path: Path) -> dict[str, pd.DataFrame]:
             continue
         if not rows or ws.title in ("Charts", "ChartData", "Inputs"):
             continue
-        out[ws.title] = pd.DataFrame(rows[1:], columns=rows[0])
+        body = rows[1:]
+        blank = next((i for i, r in enumerate(body) if all(v is None for v in r)), len(body))
+        out[ws.title] = pd.DataFrame(body[:blank], columns=rows[0])  # the sheet's first table
     return out
 
 
@@ -137,7 +139,8 @@ class Truth:
         wc = {(f, n): c for f, n, c in zip(fr["Fabs"]["fab"], fr["Fabs"]["node"], fr["Fabs"]["wafer_cost"],
                                            strict=True)}
         ws = sheets["WaferStarts"]
-        wafer = float(sum(w * wc[(f, n)] for f, n, w in zip(ws["fab"], ws["node"], ws["wafers"], strict=True)))
+        # WaferStarts shows whole wafers for reading and the LP's starts (wafers_lp), on which cost is charged
+        wafer = float(sum(w * wc[(f, n)] for f, n, w in zip(ws["fab"], ws["node"], ws["wafers_lp"], strict=True)))
         prod = fr["Products"].set_index("product")
         sup = sheets["Supply"]
         unit = float((sup["output_units"] * sup["product"].map(prod["unit_cost"])).sum())
@@ -419,7 +422,8 @@ def test_compare_sentences_come_from_the_comparison_tables(tmp_path, backlog):
             if base:
                 pct_same(m[pkey].lstrip("+"), (scen - base) / abs(base), f"{name} {metric} change %")
         same(m["f"], 100 * (float(col["fill_rate"]) - float(kp.loc["fill_rate", "base"])), f"{name} fill pts")
-        served = (svc.groupby("platform")[name].sum() - svc.groupby("platform")["base"].sum())
+        # the comparison's Service sheet lists the (platform, quarter) rows where a scenario differs from the base
+        served = svc[svc["scenario"] == name].groupby("platform")["Δ served"].sum()
         said = per_platform(m["served"], "units")
         assert set(said) == set(served[served.abs() > 0.5].index), line
         for p, v in said.items():

@@ -29,6 +29,24 @@ def sheet(path: Path, name: str) -> pd.DataFrame:
     return pd.DataFrame(rows[1:], columns=rows[0])
 
 
+def tables(path: Path, name: str, key: str) -> list[pd.DataFrame]:
+    """Every table of a sheet whose header row starts with ``key`` (sheets stack several, e.g. KPIs then the
+    change against the base, or ChartData's blocks)."""
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    rows = list(wb[name].iter_rows(values_only=True))
+    out = []
+    for i, r in enumerate(rows):
+        if r and r[0] == key:
+            body = []
+            for x in rows[i + 1:]:
+                if all(v is None for v in x):
+                    break
+                body.append(x)
+            width = max((j + 1 for j, v in enumerate(r) if v is not None), default=0)
+            out.append(pd.DataFrame([b[:width] for b in body], columns=list(r[:width])))
+    return out
+
+
 def summary(path: Path) -> dict:
     s = sheet(path, "Summary")
     return dict(zip(s["metric"], s["value"], strict=True))
@@ -168,13 +186,13 @@ def test_compare_reports_margin_and_objective_side_by_side(tmp_path):
     assert res.exit_code == 0, res.output
     assert ("fab +50%: margin +$4,000 (+50.0%), objective +$5,500 (+110.0%), fill rate +25.0 pts; served: X +500 "
             "units; shortfall: X -500 units.") in res.output, res.output
-    kp = sheet(out, "KPIs").set_index("metric")
-    assert kp.loc["margin", "base"] == pytest.approx(8000) and kp.loc["margin", "fab +50%"] == pytest.approx(12000)
-    assert kp.loc["objective", "Δ fab +50%"] == pytest.approx(5500)
-    data = sheet(out, "ChartData")
-    head = data.index[data["platform"] == "case"][0]
-    assert list(data.iloc[head]) == ["case", "margin", "objective"]
-    assert list(data.iloc[head + 1]) == ["base", 8000, 5000] and list(data.iloc[head + 2]) == ["fab +50%", 12000, 10500]
+    values, change = (t.set_index("metric") for t in tables(out, "KPIs", "metric"))
+    assert values.loc["margin", "base"] == pytest.approx(8000)
+    assert values.loc["margin", "fab +50%"] == pytest.approx(12000)
+    assert change.loc["objective", "Δ fab +50%"] == pytest.approx(5500)
+    (money,) = tables(out, "ChartData", "case")
+    assert list(money.columns) == ["case", "margin", "objective"]
+    assert money.values.tolist() == [["base", 8000, 5000], ["fab +50%", 12000, 10500]]
 
 
 def test_sweep_and_montecarlo_report_margin_and_objective(tmp_path):
@@ -308,10 +326,10 @@ def test_backlog_compare_and_kpis(tmp_path):
     assert res.exit_code == 0, res.output
     assert ("fab +10%: margin +$2,400 (+10.0%), objective +$4,200 (+23.3%), fill rate +8.6 pts; served: X +300 "
             "units; never served: X -300 units; backlog: X -600 unit-quarters.") in res.output, res.output
-    kp = sheet(out, "KPIs").set_index("metric")
+    kp, change = (t.set_index("metric") for t in tables(out, "KPIs", "metric"))
     assert kp.loc["unserved[X]", "base"] == pytest.approx(500)
     assert kp.loc["backlog_unit_quarters[X]", "base"] == pytest.approx(2000)
-    assert kp.loc["backlog_unit_quarters[X]", "Δ fab +10%"] == pytest.approx(-600)
+    assert change.loc["backlog_unit_quarters[X]", "Δ fab +10%"] == pytest.approx(-600)
     assert "shortfall[X]" not in kp.index
 
 

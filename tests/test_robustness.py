@@ -152,10 +152,9 @@ def test_kill_during_solve_or_write_never_truncates(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         data = out.read_bytes()
-        if proc.returncode == -signal.SIGKILL:  # killed before it finished: the previous report is untouched
+        if proc.returncode == -signal.SIGKILL and data == previous:  # killed before its rename: report untouched
             killed_mid_run += 1
-            assert data == previous, f"killed after {delay} s, the report changed"
-        # whatever happened, the report at the path is a complete workbook
+        # whatever happened (killed before or after the atomic rename), the report is a complete workbook
         wb = openpyxl.load_workbook(out, read_only=True)
         assert "Summary" in wb.sheetnames
         wb.close()

@@ -282,3 +282,49 @@ def reconcile(res: Results, backlog: bool, tol: float = 1e-6) -> list[str]:
             if (g["served"].cumsum() > g["demand"].cumsum() * (1 + tol) + 1e-3).any():
                 issues.append(f"{plat}: cumulative served exceeds cumulative demand")
     return issues
+
+
+WHOLE_WAFERS_NOTE = ("Wafer starts are shown in whole wafers: each fab, node and quarter adds up to its own total "
+                     "rounded (never above capacity), split by largest remainder. The LP plans wafers continuously; "
+                     "good units, supply, costs and margin come from the unrounded plan.")
+
+
+def whole_wafers(wafer_starts: pd.DataFrame, capacity: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Wafer starts in whole wafers for reading, and the fab rows of Capacity recomputed from them.
+
+    A fab starts whole wafers; the LP's continuous starts (123,456.37) would read as false precision and their
+    sum would not match the rounded numbers beside it. Within each fab, node and quarter the starts are rounded
+    by largest remainder to the group's rounded total (at most the capacity, rounded down), so every total
+    shown — Capacity.used, wafers per fab in a comparison, the chart stacks — is the sum of what is shown.
+    Good units stay the LP's (units are what was planned, not re-derived from rounded wafers), and the LP's own
+    starts are kept beside them as ``wafers_lp``: wafer cost, and so margin, are charged on those, so a reader
+    can recompute every money figure from the sheet.
+    """
+    ws = wafer_starts.copy()
+    cap = capacity.copy()
+    if ws.empty:
+        return ws, cap
+    exact = ws["wafers"].to_numpy(dtype=float)
+    floor = np.floor(exact + 1e-9)
+    ws["_floor"], ws["_frac"] = floor, exact - floor
+    ws["_resource"] = ws["fab"].astype(str) + "/" + ws["node"].astype(str)
+    limit = cap[cap["kind"] == "fab"].set_index(["resource", "period"])["capacity"]
+    groups = ws.groupby(["_resource", "period"], sort=False)
+    total = groups["wafers"].transform("sum").to_numpy()
+    cap_of = pd.MultiIndex.from_arrays([ws["_resource"], ws["period"]]).map(limit.to_dict()).to_numpy(dtype=float)
+    target = np.round(total)
+    known = ~np.isnan(cap_of)
+    target[known] = np.minimum(target[known], np.floor(cap_of[known] + 1e-9))
+    extra = target - groups["_floor"].transform("sum").to_numpy()
+    rank = groups["_frac"].rank(method="first", ascending=False).to_numpy() - 1
+    ws["wafers"] = floor + (rank < extra).astype(float)
+    ws.insert(ws.columns.get_loc("wafers") + 1, "wafers_lp", exact)
+    used = ws.groupby(["_resource", "period"])["wafers"].sum()
+    fab = cap["kind"] == "fab"
+    keys = pd.MultiIndex.from_arrays([cap.loc[fab, "resource"], cap.loc[fab, "period"]])
+    cap.loc[fab, "used"] = keys.map(used.to_dict()).fillna(0.0).to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = cap.loc[fab, "capacity"].to_numpy(dtype=float)
+        shown = cap.loc[fab, "used"].to_numpy(dtype=float)
+        cap.loc[fab, "utilisation"] = np.where(c > 0, shown / np.where(c > 0, c, 1.0), np.nan)
+    return ws.drop(columns=["_floor", "_frac", "_resource"]), cap

@@ -183,7 +183,8 @@ NOTES = [
 
 
 def write_example(path: Path | str) -> Path:
-    return write_input_workbook(path, example_frames(), title="planner example plan (hypothetical)", notes=NOTES)
+    return write_input_workbook(path, example_frames(), title="planner example plan (hypothetical)", notes=NOTES,
+                                kind="example")
 
 
 if __name__ == "__main__":  # pragma: no cover - regeneration entry point

@@ -48,42 +48,44 @@ def _validation(col: C.Column) -> dict[str, Any] | None:
 
 
 def write_input_workbook(path: Path | str, data: dict[str, pd.DataFrame] | None = None, title: str = "",
-                         notes: list[str] | None = None, sheets: tuple[C.Sheet, ...] = C.SHEETS) -> Path:
-    """Write a contract workbook; ``data`` maps sheet names to frames (missing sheets get headers only)."""
+                         notes: list[str] | None = None, sheets: tuple[C.Sheet, ...] = C.SHEETS,
+                         kind: str = "template") -> Path:
+    """Write a contract workbook; ``data`` maps sheet names to frames (missing sheets get headers only).
+
+    ``kind`` (template, example, generated) is recorded in the document properties, so planner never mistakes
+    the workbook for a report it may replace."""
     data = data or {}
 
     def write(tmp: Path) -> None:
-        book = Book(tmp)
-        readme = book.sheet("README")
+        book = Book(tmp, kind, title=title or "planner input workbook")
+        readme = book.sheet("README", "what this workbook is, each sheet, each setting")
         readme.hide_gridlines(2)
-        readme.set_column(0, 0, 22)
-        readme.set_column(1, 1, 110)
+        book.width(readme, 0, 22)
+        book.width(readme, 1, 90)
         readme.write_string(0, 0, title or "planner input workbook", book.title)
+        book.row_height(readme, 0, 22)
         readme.write_string(2, 0, "Notice", book.bold)
-        readme.write_string(2, 1, C.HYPOTHETICAL_NOTICE, book.notice)
+        book.paragraph(readme, 2, C.HYPOTHETICAL_NOTICE, 1, 1, book.notice, width=90)
         r = 4
         for line in notes or []:
-            readme.write_string(r, 1, line, book.wrap)
-            r += 1
+            r = book.paragraph(readme, r, line, 1, 1, width=90)
         r += 1
-        readme.write_string(r, 0, "Sheet", book.header)
-        readme.write_string(r, 1, "What it holds (hover over a header cell for each column's meaning and unit)",
-                            book.header)
-        for spec in sheets:
-            r += 1
-            readme.write_string(r, 0, spec.name)
-            readme.write_string(r, 1, ("(required) " if spec.required else "(optional) ") + spec.description)
-        r += 2
-        readme.write_string(r, 0, "Settings keys", book.header)
-        readme.write_string(r, 1, "Meaning", book.header)
-        for key in C.SETTINGS_KEYS.values():
-            r += 1
-            readme.write_string(r, 0, key.name)
-            default = "" if key.required else f" (default: {key.default})"
-            readme.write_string(r, 1, f"{key.description}; {key.expected()}{default}")
+        sheets_table = pd.DataFrame({
+            "Sheet": [spec.name for spec in sheets],
+            "What it holds (hover over a header cell for each column's meaning and unit)": [
+                ("(required) " if spec.required else "(optional) ") + spec.description for spec in sheets]})
+        _, last = book.table(readme, sheets_table, first_row=r, autofilter=False, freeze=False, repeat_header=False,
+                             widths={"Sheet": 22}, wrap={sheets_table.columns[1]: 90})
+        r = last + 2
+        keys = pd.DataFrame({
+            "Settings keys": [k.name for k in C.SETTINGS_KEYS.values()],
+            "Meaning": [f"{k.description}; {k.expected()}" + ("" if k.required else f" (default: {k.default})")
+                        for k in C.SETTINGS_KEYS.values()]})
+        book.table(readme, keys, first_row=r, autofilter=False, freeze=False, repeat_header=False,
+                   widths={"Settings keys": 22}, wrap={"Meaning": 90})
 
         for spec in sheets:
-            ws = book.sheet(spec.name)
+            ws = book.sheet(spec.name, spec.description)
             df = data.get(spec.name)
             if df is None:
                 df = pd.DataFrame(columns=spec.column_names)

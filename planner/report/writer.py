@@ -15,14 +15,13 @@ from pathlib import Path
 import pandas as pd
 
 from planner import __version__
-from planner.analysis.results import Results
+from planner.analysis.results import WHOLE_WAFERS_NOTE, Results, whole_wafers
 from planner.io import contract as C
 from planner.io.validate import PlanData
 from planner.report.atomic import atomic_write
 from planner.report.fmt import lateness, money, signed_money, units
-from planner.report.xlsx import Book
+from planner.report.xlsx import LANDSCAPE_PX, Book, col_px, column_blocks
 
-CHART_W, CHART_H = 620, 300
 MAX_CHART_PLATFORMS = 12  # larger plans chart the platforms with the most demand (the tables have all)
 MAX_CHART_FABS = 12
 MAX_SERIES = 10
@@ -156,29 +155,38 @@ def headline(rep: ReportInput) -> list[str]:
     return lines + list(rep.notes)
 
 
+MONEY_METRICS = ("objective", "margin", "revenue", "cost", "shortfall_penalty", "wafer_cost", "unit_cost", "holding_cost",
+                 "expansion_cost")
+SUMMARY_FORMATS = {"fill_rate": "pct", "solve_seconds": "seconds", "demand_units": "units",
+                   "served_units": "units", "lp_columns": "int", "lp_rows": "int", "max_violation": "sci"}
+HORIZON_NOTE = ("Output lands cycle_quarters after its wafer start; starts whose output would land after the horizon, "
+                "and work in progress before it, are not modelled (initial inventory stands in for it), so the first "
+                "and last quarters look thin.")
+
+
 def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
     res, plan = rep.results, rep.plan
     s = res.summary
-    ws = book.sheet("Overview")
+    ws = book.sheet("Overview", "the plan in a few sentences, key figures, service by platform, this index")
     ws.hide_gridlines(2)
-    ws.set_column(0, 0, 42)
-    ws.set_column(1, 1, 22)
-    ws.set_column(2, 5, 16)
+    for col, w in enumerate((44, 20, 15, 15, 15, 15)):
+        book.width(ws, col, w)
+    last_col = 5
     title = rep.title or f"Memory supply plan: {Path(plan.source).name}"
     if rep.scenario:
         title += f" (scenario: {rep.scenario})"
     ws.write_string(0, 0, title, book.title)
-    ws.merge_range(1, 0, 1, 7, C.HYPOTHETICAL_NOTICE.replace("in this workbook", "in this report"), book.notice)
-    ws.set_row(1, 30)
+    book.row_height(ws, 0, 22)
+    book.paragraph(ws, 1, C.HYPOTHETICAL_NOTICE.replace("in this workbook", "in this report"), 0, last_col,
+                   book.notice)
     r = 3
     ws.write_string(r, 0, "The plan in brief", book.subtitle)
-    wrap = book.wb.add_format({"text_wrap": True, "valign": "top"})
+    r += 1
     for line in headline(rep):
-        r += 1
-        ws.merge_range(r, 0, r, 7, line, wrap)
-        ws.set_row(r, 15 * max(1, int(len(line) / 120) + 1))
-    r += 2
+        r = book.paragraph(ws, r, line, 0, last_col)
+    r += 1
     ws.write_string(r, 0, "Key figures", book.subtitle)
+    book.keep_together(ws, r, r + 6)
     kpis = [("Objective (margin − shortfall penalties)", s["objective"], money_fmt),
             ("Margin (revenue − cost)", s["margin"], money_fmt), ("Revenue", s["revenue"], money_fmt),
             ("Cost (wafer + unit + holding + expansion)", s["cost"], money_fmt),
@@ -201,12 +209,10 @@ def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
                 "avg_delay_quarters": "average quarters late of the units served late",
                 "backlog_unit_quarters": "the backlog summed over quarters: one unit waiting at the end of one "
                                          "quarter is one unit-quarter (what the backlog penalty is charged on)"}
-    first, last = book.table(ws, plat, formats={"demand": "int", "served": "int", "unserved": "int",
-                                                "fill_rate": "pct", "served_late": "int",
-                                                "avg_delay_quarters": "float", "backlog_unit_quarters": "int"},
-                             first_row=r + 1, autofilter=False, freeze=False,
-                             widths={"platform": 42, "demand": 22, "served": 16, "unserved": 16, "fill_rate": 16,
-                                     "served_late": 16, "avg_delay_quarters": 18, "backlog_unit_quarters": 22},
+    first, last = book.table(ws, plat, formats={"demand": "units", "served": "units", "unserved": "units",
+                                                "fill_rate": "pct", "served_late": "units",
+                                                "avg_delay_quarters": "float", "backlog_unit_quarters": "units"},
+                             first_row=r + 1, autofilter=False, freeze=False, repeat_header=False,
                              header_comments=comments)
     if len(plat):
         ws.conditional_format(first, 4, last, 4, {"type": "3_color_scale", "min_color": "#F8696B",
@@ -215,6 +221,7 @@ def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
                                                   "mid_value": 0.85, "max_type": "num", "max_value": 1})
     r = last + 2
     ws.write_string(r, 0, "About this run", book.subtitle)
+    book.keep_together(ws, r, r + 13)
     info = [("Input file", Path(plan.source).name), ("Input SHA-256", plan.sha256),
             ("Scenario", rep.scenario or "base"), ("Policy", s["policy"]),
             ("Backlog", "yes" if s["backlog"] else "no (unmet demand is lost)"),
@@ -228,44 +235,34 @@ def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
         ws.write_string(r, 0, k, book.bold)
         ws.write_string(r, 1, str(v))
     r += 2
-    ws.write_string(r, 0, "Sheets", book.subtitle)
-    guide = [("Charts", "supply vs demand, output by family, wafer starts, utilisation"),
-             ("Bottlenecks", "binding capacity ranked by shadow price, in plain words"),
-             ("R&D impact", "margin, objective and service if each program were ready a quarter earlier or "
-                            "later"),
-             ("Service / Allocation", "who gets what, when, with which BOM option"),
-             ("WaferStarts / Supply / Capacity", "what was started, made, shipped and how full each resource is"),
-             ("Inputs", "the data as read, after defaults")]
-    if rep.causes is not None:
-        guide.insert(2, ("ShortfallCauses", "why each platform falls short, unit by unit"))
-    for k, v in guide:
-        r += 1
-        ws.write_string(r, 0, k, book.bold)
-        ws.write_string(r, 1, v)
+    ws.write_string(r, 0, "Notes", book.subtitle)
+    book.keep_together(ws, r, r + 2)
+    r += 1
+    for note in (WHOLE_WAFERS_NOTE, HORIZON_NOTE):
+        r = book.paragraph(ws, r, note, 0, last_col)
+    book.sheet_index(ws, r + 1)
     ws.activate()
+
+
+def _summary_formats(summ: pd.DataFrame, money_fmt: object) -> list:
+    """One format per Summary row: money, percent, seconds, counts — its values differ in kind by row."""
+    return [money_fmt if m in MONEY_METRICS else SUMMARY_FORMATS.get(m) for m in summ["metric"]]
 
 
 def _write_contract_sheets(book: Book, rep: ReportInput, money_fmt: object) -> None:
     res = rep.results
     cur = res.summary["currency"]
-    ws = book.sheet("Summary")
+    ws = book.sheet("Summary", "every figure of the run, one per row, with its unit")
     summ = _summary_rows(rep)
-    book.table(ws, summ, widths={"metric": 22, "value": 24, "unit": 16}, autofilter=False)
-    for i, (metric, value) in enumerate(zip(summ["metric"], summ["value"], strict=True)):
-        if metric in ("objective", "margin", "revenue", "cost", "shortfall_penalty", "wafer_cost", "unit_cost", "holding_cost",
-                      "expansion_cost"):
-            book.write_cell(ws, i + 1, 1, value, money_fmt)
-        elif metric == "fill_rate":
-            book.write_cell(ws, i + 1, 1, value, book.fmt["pct"])
-        elif metric in ("demand_units", "served_units", "lp_columns", "lp_rows"):
-            book.write_cell(ws, i + 1, 1, value, book.fmt["int"])
+    book.table(ws, summ, formats={"value": _summary_formats(summ, money_fmt)}, widths={"metric": 20},
+               wrap={"value": 34}, autofilter=False)
     comments = {"platform_units": "platform units", "memory_units": "memory units (stacks / packages)",
                 "revenue": f"{cur}"}
-    ws = book.sheet("Allocation")
-    book.table(ws, res.allocation, formats={"platform_units": "int", "memory_units": "int", "revenue": "money"},
+    ws = book.sheet("Allocation", "who gets what, when, with which BOM option and memory product")
+    book.table(ws, res.allocation, formats={"platform_units": "units", "memory_units": "units", "revenue": money_fmt},
                header_comments=comments)
-    ws = book.sheet("Service")
-    first, last = book.table(ws, res.service, formats={"demand": "int", "served": "int", "shortfall": "int",
+    ws = book.sheet("Service", "demand, served and short per platform and quarter")
+    first, last = book.table(ws, res.service, formats={"demand": "units", "served": "units", "shortfall": "units",
                                                        "fill_rate": "pct"},
                              header_comments={"shortfall": "lost sales in the quarter; with backlog = true, the backlog "
                                                            "level at the end of the quarter (a level: adding it over "
@@ -276,120 +273,154 @@ def _write_contract_sheets(book: Book, rep: ReportInput, money_fmt: object) -> N
                                                   "mid_color": "#FFEB84", "max_color": "#63BE7B",
                                                   "min_type": "num", "min_value": 0, "mid_type": "num",
                                                   "mid_value": 0.8, "max_type": "num", "max_value": 1})
-    ws = book.sheet("WaferStarts")
-    book.table(ws, res.wafer_starts, formats={"wafers": "int", "good_units": "int"},
-               header_comments={"wafers": "wafers started in 'period'", "good_units": "finished good units",
+    starts, capacity = whole_wafers(res.wafer_starts, res.capacity)
+    ws = book.sheet("WaferStarts", "wafers started per fab, node, product and quarter (whole wafers)")
+    book.table(ws, starts, formats={"wafers": "wafers", "wafers_lp": "float", "good_units": "units"},
+               header_comments={"wafers": "wafers started in 'period', in whole wafers (the LP plans continuously; "
+                                          "each fab/node/quarter adds up to its rounded total)",
+                                "wafers_lp": "the LP's continuous starts, on which wafer cost (and so margin) is "
+                                             "charged",
+                                "good_units": "finished good units (from the unrounded plan)",
                                 "lands": "quarter the output is finished"})
-    ws = book.sheet("Supply")
+    ws = book.sheet("Supply", "memory made, shipped and held per product and quarter")
     sup = res.supply[["product", "period", "output_units", "shipped_units", "inventory_end", "family"]]
-    book.table(ws, sup, formats={"output_units": "int", "shipped_units": "int", "inventory_end": "int"},
+    book.table(ws, sup, formats={"output_units": "units", "shipped_units": "units", "inventory_end": "units"},
                header_comments={"output_units": "finished units landing this quarter"})
-    ws = book.sheet("Capacity")
-    cap = res.capacity[["resource", "period", "capacity", "used", "utilisation", "shadow_price", "kind", "unit"]]
+    ws = book.sheet("Capacity", "how full each fab/node and back-end line is, and what one more unit is worth")
+    cap = capacity[["resource", "period", "capacity", "used", "utilisation", "shadow_price", "kind", "unit"]]
     first, last = book.table(ws, cap, formats={"capacity": "int", "used": "int", "utilisation": "pct",
-                                               "shadow_price": "money2"},
+                                               "shadow_price": book.money(cur, 2)},
                              header_comments={"shadow_price": f"{cur} of objective (margin less shortfall "
                                               "penalties) per extra wafer (fab) or unit (back-end) in that "
                                               "quarter, all else equal",
                                               "capacity": "wafers/quarter (fab, incl. expansions) or "
-                                              "units/quarter (back-end)"})
+                                              "units/quarter (back-end)",
+                                              "used": "fab: whole wafers started (the sum of WaferStarts); "
+                                                      "back-end: units"})
     if len(cap):
         ws.conditional_format(first, 4, last, 4, {"type": "cell", "criteria": ">=", "value": 0.95,
                                                   "format": book.bad})
     if len(res.expansions):
-        ws = book.sheet("Expansions")
-        book.table(ws, res.expansions, formats={"wafers_per_quarter": "int", "cost": "money"})
+        ws = book.sheet("Expansions", "capacity added, when decided, when usable, at what cost")
+        book.table(ws, res.expansions, formats={"wafers_per_quarter": "wafers", "cost": money_fmt})
 
 
 def _write_insights(book: Book, rep: ReportInput, money_fmt: object) -> None:
     cur = rep.results.summary["currency"]
-    ws = book.sheet("Bottlenecks")
+    ws = book.sheet("Bottlenecks", "binding capacity ranked by shadow price, in plain words")
     b = rep.bottlenecks if rep.bottlenecks is not None else pd.DataFrame()
     if b.empty:
-        ws.write_string(0, 0, "No capacity constraint binds in this plan: one more wafer or back-end unit would "
-                              "not raise the objective.")
+        book.paragraph(ws, 0, "No capacity constraint binds in this plan: one more wafer or back-end unit would "
+                              "not raise the objective.", width=100)
+        book.width(ws, 0, 100)
     else:
-        book.table(ws, b, formats={"shadow_price": "money2", "utilisation": "pct", "capacity": "int", "used": "int"},
-                   widths={"explanation": 100, "platforms_short": 30},
+        book.table(ws, b, formats={"shadow_price": book.money(cur, 2), "utilisation": "pct", "capacity": "int",
+                                   "used": "int", "rank": "count"},
+                   wrap={"explanation": 60, "platforms_short": 22},
                    header_comments={"shadow_price": f"{cur} of objective (margin less shortfall penalties) per "
                                                     "extra unit of capacity in that quarter (valid for small "
                                                     "changes)"})
-    ws = book.sheet("R&D impact")
+    ws = book.sheet("R&D impact", "margin, objective and service if each program were ready a quarter earlier or "
+                                  "later")
     rd = rep.rd_impact if rep.rd_impact is not None else pd.DataFrame()
     if rd.empty:
         ws.write_string(0, 0, "No R&D programs in this plan.")
     else:
-        book.table(ws, rd, formats={"margin_earlier": "money", "margin_later": "money", "objective_earlier": "money",
-                                    "objective_later": "money", "fill_earlier": "pct", "fill_later": "pct"},
-                   widths={"detail_earlier": 50, "detail_later": 50, "verdict": 80, "platforms": 30},
+        book.table(ws, rd, formats={"margin_earlier": money_fmt, "margin_later": money_fmt,
+                                    "objective_earlier": money_fmt, "objective_later": money_fmt,
+                                    "fill_earlier": "dpct", "fill_later": "dpct"},
+                   wrap={"detail_earlier": 24, "detail_later": 24, "verdict": 36, "platforms": 16},
                    header_comments={
                        "margin_earlier": f"change of margin (revenue − cost, {cur}) if ready one quarter earlier",
                        "objective_earlier": f"change of the objective (margin less shortfall penalties, {cur}) if "
                                             "ready one quarter earlier",
-                       "fill_earlier": "change of overall fill rate (points)",
+                       "fill_earlier": "change of overall fill rate (percentage points)",
                        "margin_later": f"change of margin (revenue − cost, {cur}) if ready one quarter later",
                        "objective_later": f"change of the objective ({cur}) if ready one quarter later"})
     if rep.infeasibility is not None and len(rep.infeasibility):
-        ws = book.sheet("Infeasibility")
-        _, last = book.table(ws, rep.infeasibility, formats={"required": "int", "achievable": "int", "missing": "int"},
-                             widths={"reason": 110}, autofilter=False)
+        ws = book.sheet("Infeasibility", "which platform/quarter minimum cannot hold, and why")
+        _, last = book.table(ws, rep.infeasibility, formats={"required": "units", "achievable": "units",
+                                                             "missing": "units"},
+                             wrap={"reason": 60}, autofilter=False)
         if rep.iis is not None and len(rep.iis):
-            ws.write_string(last + 2, 0, "These requirements cannot all hold together (an irreducible infeasible "
-                                         "subset: drop or relax any one of them and the rest can):", book.subtitle)
-            book.table(ws, rep.iis, first_row=last + 3, widths={"requirement": 110}, autofilter=False, freeze=False)
+            book.paragraph(ws, last + 2, "These requirements cannot all hold together (an irreducible infeasible "
+                                         "subset: drop or relax any one of them and the rest can):", 0, 0,
+                           book.bold, width=60)
+            book.table(ws, rep.iis, first_row=last + 3, wrap={"requirement": 60}, autofilter=False, freeze=False)
+
+
+INPUTS_WIDTH_PX = LANDSCAPE_PX / 0.75  # the Inputs sheet prints at 75 % or more
+
+
+def _inputs_layout(tables: list[tuple[pd.DataFrame, list[str]]]) -> list[list[list[str]]]:
+    """Blocks of columns for every input table such that the whole sheet — whose columns are shared by all
+    its tables, each as wide as its widest cell — fits INPUTS_WIDTH_PX: narrower blocks until it does."""
+    budget = INPUTS_WIDTH_PX
+    while True:
+        widths: dict[int, float] = {}
+        layout = [column_blocks(df, keys, budget, widths, offset=1 if list(df.columns[:1]) == ["key"] else 0)
+                  for df, keys in tables]
+        if sum(col_px(w) for w in widths.values()) <= INPUTS_WIDTH_PX or budget < LANDSCAPE_PX / 3:
+            return layout
+        budget *= 0.9
 
 
 def _write_inputs(book: Book, plan: PlanData) -> None:
-    ws = book.sheet("Inputs")
-    ws.write_string(0, 0, "The input data as read, after defaults (" + C.HYPOTHETICAL_NOTICE + ")", book.bold)
-    r = 2
+    """The inputs as read. Wide input sheets (Products has 16 columns) are split into blocks of columns, each
+    repeating the sheet's key columns, so the page stays readable instead of shrinking to fit."""
+    ws = book.sheet("Inputs", "the data as read, after defaults")
+    ws.write_string(0, 0, "The input data as read, after defaults", book.bold)
     s = plan.settings
-    ws.write_string(r, 0, "Settings", book.subtitle)
     settings = pd.DataFrame([(k, getattr(s, k)) for k in C.SETTINGS_KEYS], columns=["key", "value"])
     settings["value"] = settings["value"].map(lambda v: "" if v is None else str(v))
-    _, last = book.table(ws, settings, first_row=r + 1, autofilter=False, freeze=False)
-    r = last + 3
+    tables: list[tuple[str, pd.DataFrame, list[str]]] = [("Settings", settings, ["key"])]
     for spec in C.SHEETS[1:]:
         df = plan.frame(spec.name)
         if df.empty and not spec.required:
             continue
-        ws.write_string(r, 0, spec.name, book.subtitle)
         view = df.drop(columns=["_row"]).copy()
         view.insert(0, "row", df["_row"].to_numpy())
-        _, last = book.table(ws, view, first_row=r + 1, autofilter=False, freeze=False)
-        r = last + 3
-    ws.set_column(0, 0, 8)
-    ws.set_column(1, 20, 23)
+        tables.append((spec.name, view, ["row", *[k for k in spec.keys if k in view.columns]]))
+    layout = _inputs_layout([(df, keys) for _, df, keys in tables])
+    r = 2
+    for (name, df, _keys), blocks in zip(tables, layout, strict=True):
+        for i, cols in enumerate(blocks):
+            label = name if len(blocks) == 1 else f"{name} ({i + 1} of {len(blocks)})"
+            first_col = 1 if name == "Settings" else 0  # column A is the narrow row number of every other table
+            ws.write_string(r, first_col, label, book.subtitle)
+            _, last = book.table(ws, df[cols], first_row=r + 1, first_col=first_col, autofilter=False, freeze=False,
+                                 repeat_header=False, formats={"row": "count"})
+            r = last + 2
+        r += 1
+
+
+CHART_DATA_COLS = 8  # value columns per ChartData block, so the data sheet prints one page wide
 
 
 def _write_charts(book: Book, rep: ReportInput) -> None:
-    """Native charts on 'Charts'; their data in visible tables on 'ChartData' (hidden data would not plot)."""
+    """Native charts on 'Charts', on a grid that keeps each chart on one page; their data in visible tables on
+    'ChartData' (hidden data would not plot), in blocks of at most CHART_DATA_COLS columns."""
     res, plan = rep.results, rep.plan
     periods = plan.periods
-    charts = book.sheet("Charts")
-    data = book.sheet("ChartData")
+    charts = book.sheet("Charts", "supply vs demand, output by family, wafer starts, utilisation, shortfall causes")
+    data = book.sheet("ChartData", "the numbers behind every chart")
     charts.hide_gridlines(2)
     charts.write_string(0, 0, "Charts (data on sheet ChartData; all data hypothetical)", book.title)
-    charts.write_string(1, 0, "Output lands cycle_quarters after its wafer start; starts whose output would land "
-                              "after the horizon, and work in progress before it, are not modelled (initial "
-                              "inventory stands in for it), so the first and last quarters look thin.")
+    book.row_height(charts, 0, 22)
+    book.paragraph(charts, 1, HORIZON_NOTE + " Wafer starts in whole wafers.", 0, 16, width=150)
     palette = ["#2F5597", "#C55A11", "#70AD47", "#7030A0", "#00B0F0", "#FFC000", "#A5A5A5", "#255E91",
                "#9E480E", "#43682B", "#FF66CC", "#264478"]
     colour_of = {p: palette[i % len(palette)] for i, p in enumerate(plan.products["product"])}
-    slot = [0]
+    row = [0]
+    capped: list[str] = []
+    items: list[tuple[object, bool]] = []
 
-    def place(chart) -> None:
-        i = slot[0]
-        charts.insert_chart(3 + (i // 2) * 16, (i % 2) * 10, chart, {"x_offset": 5, "y_offset": 5})
-        slot[0] += 1
+    def block(df: pd.DataFrame, title: str, fmt: str = "int") -> dict[str, tuple[int, int, int, int]]:
+        where, row[0] = book.data_blocks(data, df, row[0], title, fmt, CHART_DATA_COLS)
+        return where
 
-    def block(df: pd.DataFrame, row: int, title: str, fmt: str = "int") -> tuple[int, int]:
-        data.write_string(row, 0, title, book.subtitle)
-        first, last = book.table(data, df, first_row=row + 1, autofilter=False, freeze=False,
-                                 formats={c: fmt for c in df.columns if c != "period"})
-        return first, last
-
-    def series(chart, col: int, first: int, last: int, name_row: int, **extra) -> None:
+    def series(chart, ref: tuple[int, int, int, int], **extra) -> None:
+        name_row, first, last, col = ref
         chart.add_series({"name": ["ChartData", name_row, col], "categories": ["ChartData", first, 0, last, 0],
                           "values": ["ChartData", first, col, last, col], **extra})
 
@@ -399,14 +430,11 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
                                                                              "line": {"color": "#D9D9D9"}}})
         chart.set_x_axis({"num_font": {"rotation": -45, "size": 8}})
         chart.set_legend({"position": "bottom"})
-        chart.set_size({"width": CHART_W, "height": CHART_H})
 
-    row = 0
     # 1. supply vs demand per platform (the largest ones, on big plans)
     svc = res.service
     by_demand = svc.groupby("platform")["demand"].sum().sort_values(ascending=False)
     plats = [p for p in plan.platforms["platform"] if p in set(by_demand.index[:MAX_CHART_PLATFORMS])]
-    capped = []
     if len(by_demand) > MAX_CHART_PLATFORMS:
         capped.append(f"the {MAX_CHART_PLATFORMS} platforms with the most demand (of {len(by_demand)})")
     wide = pd.DataFrame({"period": periods})
@@ -414,33 +442,31 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
         g = svc[svc["platform"] == p].set_index("period")
         wide[f"{p} demand"] = g["demand"].reindex(periods).fillna(0).to_numpy()
         wide[f"{p} served"] = g["served"].reindex(periods).fillna(0).to_numpy()
-    first, last = block(wide, row, "Demand and served platform units per quarter")
-    for i, p in enumerate(plats):
-        col = chart_col = 1 + 2 * i
+    where = block(wide, "Demand and served platform units per quarter")
+    for p in plats:
         bars = book.wb.add_chart({"type": "column"})
-        series(bars, chart_col + 1, first, last, first - 1, fill={"color": "#2F5597"}, gap=60)
+        series(bars, where[f"{p} served"], fill={"color": "#2F5597"}, gap=60)
         line = book.wb.add_chart({"type": "line"})
-        series(line, col, first, last, first - 1, line={"color": "#C00000", "width": 2.25, "dash_type": "dash"},
+        series(line, where[f"{p} demand"], line={"color": "#C00000", "width": 2.25, "dash_type": "dash"},
                marker={"type": "diamond", "size": 5, "fill": {"color": "#C00000"}, "border": {"color": "#C00000"}})
         bars.combine(line)
         style(bars, f"{p}: served vs demand", "platform units")
-        place(bars)
-    row = last + 3
+        items.append((bars, False))
     # 2. memory output by family (TB)
     sup = res.supply.merge(plan.products[["product", "gb_per_unit"]], on="product")
     sup["tb"] = sup["output_units"] * sup["gb_per_unit"] / 1000.0
     fam = sup.pivot_table(index="period", columns="family", values="tb", aggfunc="sum").reindex(periods).fillna(0)
     fam = fam.reset_index()
-    first, last = block(fam, row, "Memory output by family per quarter (TB)")
+    fam.columns = [str(c) for c in fam.columns]
+    where = block(fam, "Memory output by family per quarter (TB)")
     chart = book.wb.add_chart({"type": "column", "subtype": "stacked"})
     colours = {"HBM": "#2F5597", "LPDDR": "#70AD47"}
-    for j, f in enumerate(fam.columns[1:], start=1):
-        series(chart, j, first, last, first - 1, fill={"color": colours.get(f, "#A5A5A5")}, gap=50)
+    for f in fam.columns[1:]:
+        series(chart, where[f], fill={"color": colours.get(f, "#A5A5A5")}, gap=50)
     style(chart, "Memory output by family (TB)", "TB")
-    place(chart)
-    row = last + 3
-    # 3. wafer starts per fab, stacked by product
-    wsd = res.wafer_starts
+    items.append((chart, False))
+    # 3. wafer starts per fab, stacked by product (whole wafers, as the WaferStarts sheet shows them)
+    wsd, capacity = whole_wafers(res.wafer_starts, res.capacity)
     fab_total = wsd.groupby("fab")["wafers"].sum().sort_values(ascending=False)
     if len(fab_total) > MAX_CHART_FABS:
         capped.append(f"the {MAX_CHART_FABS} fabs with the most wafer starts (of {len(fab_total)})")
@@ -451,72 +477,78 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
             keep = piv.sum().sort_values(ascending=False).index[: MAX_SERIES - 1]
             piv = piv[keep].assign(**{"other products": piv.drop(columns=keep).sum(axis=1)})
         piv = piv.reindex(periods).fillna(0).reset_index()
-        first, last = block(piv, row, f"Wafer starts at {fab} by product")
+        piv.columns = [str(c) for c in piv.columns]
+        where = block(piv, f"Wafer starts at {fab} by product (wafers)", fmt="wafers")
         chart = book.wb.add_chart({"type": "column", "subtype": "stacked"})
-        for j, prod in enumerate(piv.columns[1:], start=1):
-            series(chart, j, first, last, first - 1, gap=50, fill={"color": colour_of.get(prod, "#A5A5A5")})
+        for prod in piv.columns[1:]:
+            series(chart, where[prod], gap=50, fill={"color": colour_of.get(prod, "#A5A5A5")})
         style(chart, f"Wafer starts at {fab} by product", "wafers")
-        place(chart)
-        row = last + 3
+        items.append((chart, False))
     # 4. utilisation per resource
-    cap = res.capacity
-    util = cap.pivot_table(index="period", columns="resource", values="utilisation", aggfunc="first")
+    util = capacity.pivot_table(index="period", columns="resource", values="utilisation", aggfunc="first")
     util = util.reindex(periods).reset_index()
-    first, last = block(util, row, "Capacity utilisation per quarter", fmt="pct")
+    util.columns = [str(c) for c in util.columns]
+    where = block(util, "Capacity utilisation per quarter", fmt="pct")
     for kind, title in (("fab", "Fab utilisation (wafers used / capacity)"),
                         ("backend", "Back-end utilisation (units / capacity)")):
-        names = [r for r in util.columns[1:] if (cap.loc[cap["resource"] == r, "kind"] == kind).any()]
+        names = [r for r in util.columns[1:] if (capacity.loc[capacity["resource"] == r, "kind"] == kind).any()]
         if not names:
             continue
         if len(names) > MAX_CHART_PLATFORMS:
-            busiest = cap[cap["resource"].isin(names)].groupby("resource")["utilisation"].mean()
+            busiest = capacity[capacity["resource"].isin(names)].groupby("resource")["utilisation"].mean()
             names = [r for r in names if r in set(busiest.sort_values(ascending=False).index[:MAX_CHART_PLATFORMS])]
             capped.append(f"the {MAX_CHART_PLATFORMS} busiest {'fab/node lines' if kind == 'fab' else 'back-end lines'}")
         chart = book.wb.add_chart({"type": "line"})
         for r in names:
-            series(chart, list(util.columns).index(r), first, last, first - 1, marker={"type": "circle", "size": 4})
+            series(chart, where[r], marker={"type": "circle", "size": 4})
         style(chart, title, "utilisation", "0%")
         chart.set_y_axis({"name": "utilisation", "num_format": "0%", "min": 0, "max": 1.05,
                           "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}}})
-        place(chart)
-    row = last + 3
-    if capped:
-        charts.write_string(2, 0, "This plan is large: the charts show " + "; ".join(capped)
-                            + ". Every row is in the tables.", book.bold)
+        items.append((chart, False))
     # 5. shortfall by cause (when the plan is explained)
     if rep.causes is not None and len(rep.causes):
         piv = rep.causes.pivot_table(index="platform", columns="cause", values="units", aggfunc="sum").fillna(0)
         piv = piv.loc[piv.sum(axis=1).sort_values(ascending=False).index[:MAX_CHART_PLATFORMS * 2]].reset_index()
+        piv.columns = [str(c) for c in piv.columns]
         # summed over quarters the rows are units short, or with backlog unit-quarters of backlog (levels)
         what = "unit-quarters of backlog" if res.backlog else "platform units"
-        first, last = block(piv, row, f"{'Backlog' if res.backlog else 'Shortfall'} by cause per platform ({what})")
+        where = block(piv, f"{'Backlog' if res.backlog else 'Shortfall'} by cause per platform ({what})")
         chart = book.wb.add_chart({"type": "bar", "subtype": "stacked"})
-        for j in range(1, len(piv.columns)):
-            series(chart, j, first, last, first - 1, gap=40)
+        for c in piv.columns[1:]:
+            series(chart, where[c], gap=40)
         style(chart, f"{'Backlog' if res.backlog else 'Shortfall'} by cause ({what})", "")
         chart.set_y_axis({"name": ""})  # a bar chart's y axis holds the platforms
         chart.set_x_axis({"name": "unit-quarters of backlog" if res.backlog else "platform units short",
                           "num_format": "#,##0",
                           "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}}})
-        place(chart)
+        items.append((chart, len(piv) > 8))
+    top = 3
+    if capped:
+        book.paragraph(charts, 2, "This plan is large: the charts show " + "; ".join(capped)
+                       + ". Every row is in the tables.", 0, 16, book.bold, width=150)
+        top = 4
+    grid = book.chart_grid(charts, top)
+    for chart, full in items:
+        grid.add(chart, full_width=full)
 
 
-def _write_causes(book: Book, causes: pd.DataFrame, fixes: pd.DataFrame | None = None, cur: str = "USD") -> None:
-    ws = book.sheet("ShortfallCauses")
+def _write_causes(book: Book, causes: pd.DataFrame, fixes: pd.DataFrame | None, money_fmt: object,
+                  cur: str = "USD") -> None:
+    ws = book.sheet("ShortfallCauses", "why each platform falls short, unit by unit")
     if causes.empty:
         ws.write_string(0, 0, "No platform falls short in this plan.")
         return
-    book.table(ws, causes, formats={"shortfall": "int", "units": "int"},
-               widths={"explanation": 110, "competitors": 30, "resource": 18},
+    book.table(ws, causes, formats={"shortfall": "units", "units": "units"},
+               wrap={"explanation": 60, "competitors": 22},
                header_comments={"units": "shortfall attributed to this cause and resource; the rows of one platform "
                                          "and period add up to its shortfall",
                                 "cause": "rd_gate, yield_ramp, fab_capacity, backend_capacity, economics, policy "
                                          "(method: models/explain.md)"})
     if fixes is not None and len(fixes):
-        ws2 = book.sheet("What would help")
-        book.table(ws2, fixes, formats={"units_closed": "int", "share_closed": "pct", "unit_quarters_closed": "int",
-                                        "margin_change": "money", "objective_change": "money"},
-                   widths={"sentence": 110, "change": 40},
+        ws2 = book.sheet("What would help", "the single change that closes most of each platform's shortfall")
+        book.table(ws2, fixes, formats={"units_closed": "units", "share_closed": "pct", "unit_quarters_closed": "units",
+                                        "margin_change": money_fmt, "objective_change": money_fmt},
+                   wrap={"sentence": 60, "change": 28},
                    header_comments={
                        "units_closed": "more platform units served within the horizon",
                        "share_closed": "units_closed / the platform's units never served",
@@ -527,21 +559,24 @@ def _write_causes(book: Book, causes: pd.DataFrame, fixes: pd.DataFrame | None =
 
 def write_report(path: Path | str, rep: ReportInput, inputs: tuple[Path, ...] = ()) -> Path:
     """Write the report atomically; ``inputs`` are paths the report must never overwrite."""
+    name = Path(rep.plan.source).name
+
     def write(tmp: Path) -> None:
-        book = Book(tmp)
+        book = Book(tmp, "report", title=f"Memory supply plan: {name}", source=name)
         money_fmt = book.money(rep.results.summary["currency"])
         _write_overview(book, rep, money_fmt)
         if rep.results.summary["objective"] is not None:
             _write_charts(book, rep)
         _write_contract_sheets(book, rep, money_fmt)
         if rep.causes is not None:
-            _write_causes(book, rep.causes, rep.fixes, rep.results.summary["currency"])
+            _write_causes(book, rep.causes, rep.fixes, money_fmt, rep.results.summary["currency"])
         _write_insights(book, rep, money_fmt)
         problems = rep.plan.warnings
         if problems:
-            ws = book.sheet("Warnings")
+            ws = book.sheet("Warnings", "what planner noticed in the input but accepted")
             book.table(ws, pd.DataFrame([p.to_dict() for p in problems])[
-                ["severity", "code", "where", "column", "message", "expected", "found", "hint"]])
+                ["severity", "code", "where", "column", "message", "expected", "found", "hint"]],
+                wrap={"message": 40, "hint": 30, "expected": 24, "found": 20})
         _write_inputs(book, rep.plan)
         book.close()
 

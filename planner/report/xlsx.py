@@ -1,4 +1,20 @@
-"""Writing workbooks: one small layer over XlsxWriter shared by the template, the example and the reports.
+"""Writing workbooks: one layer over XlsxWriter shared by every workbook planner writes — the house formats,
+column widths, wrapped text, print set-up, chart grids, the Overview's sheet index and the document properties.
+
+Screen and paper are set up here once, not per writer:
+
+* every number gets a number format (money, units, percent, wafers…; a column without one gets one from its
+  values), so no raw float such as ``0.0487062249999894`` ever shows;
+* a column is as wide as its header's longest word and its content; several tables on one sheet widen a
+  column, never narrow it; text longer than ``MAX_TEXT`` characters wraps in a fixed-width column and the row
+  grows to hold it, instead of widening the page until it prints at 4 pt;
+* every sheet prints on A4 — portrait when it fits, landscape where wide — one page wide (fit to width, never
+  below ``MIN_SCALE``; a wider sheet prints at that scale across pages with its key column repeated), with
+  header rows repeated on every page and a header/footer giving the plan's file name, the sheet, "hypothetical
+  data" and "Page n of m";
+* charts sit on a grid (:meth:`Book.chart_grid`) with page breaks between grid rows, so no chart is cut;
+* the Overview's sheet index (:meth:`Book.sheet_index`) is written when the book closes, so it lists every
+  sheet, each with a link.
 
 XlsxWriter is opened with ``strings_to_formulas=False`` so that no text, whatever it starts with (``=``,
 ``+``, ``-``, ``@``), can ever become a formula: formula injection is closed at the root rather than by
@@ -8,115 +24,553 @@ escaping at each call site. Formulas the report wants are written with ``write_f
 from __future__ import annotations
 
 import math
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
+from planner import __version__
+from planner.report.outputs import KINDS, set_properties, stamp
+
 # number format names → Excel formats
 NUMBER_FORMATS = {
     "int": "#,##0",
+    "units": "#,##0",
+    "wafers": "#,##0",
+    "count": "0",
     "float": "#,##0.00",
     "float1": "#,##0.0",
     "money": "#,##0",
     "money2": "#,##0.00",
     "pct": "0.0%",
+    "dpct": "+0.0%;-0.0%;0.0%",
+    "signed": "+#,##0;-#,##0;0",
     "text": "@",
     "ratio": "0.000",
+    "seconds": "0.00",
+    "sci": "0.0E+00",
 }
+
+# Page geometry (A4, margins 0.4" left/right, 0.75" top/bottom), in Excel's 96-dpi pixels. A column of width w
+# characters is 7w + 5 pixels in Calibri 11.
+PAPER_A4 = 9
+PAGE_HEIGHT_PT = {"landscape": (8.27 - 2 * 0.75) * 72, "portrait": (11.69 - 2 * 0.75) * 72}
+MARGIN_LR, MARGIN_TB, MARGIN_HF = 0.4, 0.75, 0.3
+PORTRAIT_PX = int((8.27 - 2 * MARGIN_LR) * 96)
+LANDSCAPE_PX = int((11.69 - 2 * MARGIN_LR) * 96)
+LANDSCAPE_HEIGHT_PX = int((8.27 - 2 * MARGIN_TB) * 96) - 24  # less the header and footer lines
+MIN_SCALE = 0.62  # 11 pt prints at 6.8 pt at the least
+DEFAULT_WIDTH = 8.43
+MAX_TEXT = 50  # longer text wraps in a column this wide (or the width a writer asks for)
+MAX_AUTO_WIDTH = 40
+LINE_PT = 15.0  # one line of 11 pt text
+CHARS_PER_WIDTH = 1.1  # characters of running text per unit of column width (LibreOffice/Carlito: 1.1-1.25)
+
+# Chart grid: two half-width charts or one full-width chart per grid row, rows kept to a page
+CHART_W, CHART_H, CHART_GAP = 600, 300, 12
+GRID_PX = 2 * CHART_W + CHART_GAP + 10
+GRID_SCALE = min(100, int(LANDSCAPE_PX / GRID_PX * 100))
+ROW_PX = 20
+
+
+def col_px(width: float) -> float:
+    return width * 7 + 5
+
+
+def padded(num_format: str) -> str:
+    """A number format with a little space after the number (``_)``, the width of a parenthesis), so a
+    right-aligned number never runs into the left-aligned text of the next column."""
+    if num_format in ("@", "General"):
+        return num_format
+    return ";".join(sec if sec.endswith("_)") else sec + "_)" for sec in num_format.split(";"))
+
+
+def wrap_lines(text: str, width: float, bold: bool = False) -> int:
+    """Lines ``text`` takes when wrapped in a column ``width`` characters wide (conservatively: a few more
+    than LibreOffice or Excel need, never fewer)."""
+    per_line = max(4, int(width * (CHARS_PER_WIDTH / (1.1 if bold else 1.0))) - 1)
+    return sum(max(1, len(textwrap.wrap(part, per_line, break_long_words=True))) for part in str(text).split("\n"))
+
+
+def _esc(text: str) -> str:
+    """Text for a page header/footer: '&' is a control character there."""
+    return str(text).replace("&", "&&")[:80]
+
+
+@dataclass
+class _SheetInfo:
+    ws: Worksheet
+    about: str
+    widths: dict[int, float] = field(default_factory=dict)
+    heights: dict[int, float] = field(default_factory=dict)
+    repeat: bool = False
+    grid: ChartGrid | None = None
+    key_cols: int = 1
+    blocks: list[tuple[int, int]] = field(default_factory=list)  # row ranges kept on one page
+
+
+class ChartGrid:
+    """Charts placed two to a row (or one across), each grid row kept on one page by page breaks.
+
+    Only charts live on a chart sheet (plus a title and notes above the grid), so the page breaks it sets are
+    the sheet's only ones and the print scale is fixed (``GRID_SCALE``) to what the breaks assume.
+    """
+
+    def __init__(self, book: Book, ws: Worksheet, first_row: int):
+        self.book, self.ws = book, ws
+        self.row = first_row
+        info = book._info(ws)
+        self.page_px = sum(info.heights.get(r, LINE_PT) for r in range(first_row)) * 96 / 72
+        self.capacity = LANDSCAPE_HEIGHT_PX / (GRID_SCALE / 100)
+        self.slot = 0
+        self.height = 0
+        self.breaks: list[int] = []
+        info.grid = self
+
+    def _end_row(self) -> None:
+        rows = math.ceil((self.height + CHART_GAP) / ROW_PX)
+        self.row += rows
+        self.page_px += rows * ROW_PX
+        self.slot = 0
+
+    def add(self, chart: Any, full_width: bool = False, height: int = CHART_H) -> None:
+        span = 2 if full_width else 1
+        if self.slot and self.slot + span > 2:
+            self._end_row()
+        if self.slot == 0:
+            if self.page_px + height + CHART_GAP > self.capacity and self.row > 0:
+                self.breaks.append(self.row)
+                self.page_px = 0
+            self.height = height
+        chart.set_size({"width": CHART_W * span + CHART_GAP * (span - 1), "height": self.height})
+        self.ws.insert_chart(self.row, 0, chart, {"x_offset": 4 + self.slot * (CHART_W + CHART_GAP), "y_offset": 4})
+        self.slot += span
+        if self.slot >= 2:
+            self._end_row()
 
 
 class Book:
-    """An XlsxWriter workbook with the house formats."""
+    """An XlsxWriter workbook with the house formats, widths and print set-up.
 
-    def __init__(self, path: Path | str, constant_memory: bool = False):
+    ``kind`` (report, compare, sweep, montecarlo, template, example, generated) goes into the document
+    properties and the archive seal (:mod:`planner.report.outputs`); ``source`` is the plan's file name, shown
+    in every page header.
+    """
+
+    def __init__(self, path: Path | str, kind: str, title: str = "", source: str = "",
+                 constant_memory: bool = False):
+        self.path, self.kind, self.source = Path(path), kind, source
         self.wb = xlsxwriter.Workbook(
             str(path),
             {"strings_to_formulas": False, "strings_to_urls": False, "nan_inf_to_errors": True,
              "constant_memory": constant_memory},
         )
-        self.fmt: dict[str, Any] = {name: self.wb.add_format({"num_format": f}) for name, f in NUMBER_FORMATS.items()}
+        set_properties(self.wb, kind, title or f"planner {kind}", source)
+        self._formats: dict[Any, Any] = {}
+        # every cell is top-aligned: a row grown for wrapped text reads from its top line
+        self.fmt: dict[str, Any] = {name: self.wb.add_format({"num_format": padded(f), "valign": "top"})
+                                    for name, f in NUMBER_FORMATS.items()}
+        self.text = self.wb.add_format({"valign": "top"})
         self.header = self.wb.add_format({"bold": True, "bg_color": "#1F3864", "font_color": "#FFFFFF",
-                                          "border": 1, "valign": "top"})
+                                          "border": 1, "valign": "top", "text_wrap": True})
         self.title = self.wb.add_format({"bold": True, "font_size": 16, "font_color": "#1F3864"})
         self.subtitle = self.wb.add_format({"bold": True, "font_size": 12, "font_color": "#1F3864"})
-        self.bold = self.wb.add_format({"bold": True})
+        self.bold = self.wb.add_format({"bold": True, "valign": "top"})
         self.wrap = self.wb.add_format({"text_wrap": True, "valign": "top"})
         self.notice = self.wb.add_format({"bold": True, "font_color": "#9C0006", "bg_color": "#FFC7CE",
-                                          "border": 1, "text_wrap": True})
+                                          "border": 1, "text_wrap": True, "valign": "top"})
         self.bad = self.wb.add_format({"bg_color": "#FFC7CE", "font_color": "#9C0006"})
+        self.link = self.wb.add_format({"font_color": "#0563C1", "underline": 1, "bold": True, "valign": "top"})
+        self._sheets: dict[str, _SheetInfo] = {}
+        self._index: tuple[Worksheet, int, int] | None = None
 
+    # ---- formats -------------------------------------------------------------------------------------------------
     def money(self, currency: str, decimals: int = 0) -> Any:
         """Money format for a currency: "$"#,##0 for USD, #,##0 "EUR" otherwise."""
         digits = "#,##0" + ("." + "0" * decimals if decimals else "")
-        fmt = f'"$"{digits}' if currency.upper() == "USD" else f'{digits} "{currency}"'
-        return self.wb.add_format({"num_format": fmt})
+        return self.number(f'"$"{digits}' if currency.upper() == "USD" else f'{digits} "{currency}"')
 
-    def sheet(self, name: str) -> Worksheet:
-        """A new sheet set up to print landscape, one page wide (also how the PDF rendering looks)."""
+    def number(self, spec: str, **props: Any) -> Any:
+        """A cell format for a number format name (``NUMBER_FORMATS``) or an Excel format string."""
+        props = {"valign": "top", **props}
+        key = (padded(NUMBER_FORMATS.get(spec, spec)), tuple(sorted(props.items())))
+        if key not in self._formats:
+            self._formats[key] = self.wb.add_format({"num_format": key[0], **props})
+        return self._formats[key]
+
+    def _fmt(self, f: Any) -> Any:
+        if f is None or not isinstance(f, str):
+            return f
+        return self.fmt.get(f) or self.number(f)
+
+    # ---- sheets --------------------------------------------------------------------------------------------------
+    def sheet(self, name: str, about: str = "") -> Worksheet:
+        """A new sheet with the page header and footer; ``about`` is its line in the Overview's index."""
         ws = self.wb.add_worksheet(name[:31])
-        ws.set_landscape()
-        ws.set_paper(9)
-        ws.fit_to_pages(1, 0)
+        ws.set_paper(PAPER_A4)
+        ws.set_margins(left=MARGIN_LR, right=MARGIN_LR, top=MARGIN_TB, bottom=MARGIN_TB)
+        plan = _esc(self.source) if self.source else "&F"
+        ws.set_header(f"&L&8{plan}&C&8&A&R&8hypothetical data", {"margin": MARGIN_HF})
+        ws.set_footer(f"&L&8planner {__version__} · {_esc(KINDS.get(self.kind, self.kind))}&R&8Page &P of &N",
+                      {"margin": MARGIN_HF})
+        self._sheets[ws.name] = _SheetInfo(ws, about)
         return ws
 
-    def close(self) -> None:
-        self.wb.close()
+    def _info(self, ws: Worksheet) -> _SheetInfo:
+        return self._sheets[ws.name]
 
+    def width(self, ws: Worksheet, col: int, chars: float) -> None:
+        """Make column ``col`` at least ``chars`` wide (tables sharing a sheet widen a column, never narrow it)."""
+        w = self._info(ws).widths
+        w[col] = max(w.get(col, 0.0), float(chars))
+
+    def row_height(self, ws: Worksheet, row: int, points: float) -> None:
+        h = self._info(ws).heights
+        h[row] = max(h.get(row, 0.0), points)
+
+    def keep_together(self, ws: Worksheet, first_row: int, last_row: int) -> None:
+        """Print rows ``first_row..last_row`` (a titled table, a section) on one page when they fit on one: a
+        page break goes before them if the page they start on would cut them."""
+        self._info(ws).blocks.append((first_row, last_row))
+
+    def chart_grid(self, ws: Worksheet, first_row: int) -> ChartGrid:
+        return ChartGrid(self, ws, first_row)
+
+    def sheet_index(self, ws: Worksheet, row: int, last_col: int = 5) -> None:
+        """Reserve rows from ``row`` on ``ws`` (the Overview) for the index of every sheet: its name as a link
+        in column A, what it holds across columns B..``last_col``. Written when the book closes, so sheets added
+        later are listed too."""
+        self._index = (ws, row, last_col)
+
+    # ---- cells ---------------------------------------------------------------------------------------------------
     def write_cell(self, ws: Worksheet, row: int, col: int, value: Any, fmt: Any = None) -> None:
-        """Write one value by its Python type; text is always text, NaN/None a blank."""
+        """Write one value by its Python type; text is always text, NaN/None a blank, a number never without a
+        number format."""
+        fmt = self._fmt(fmt)
         if value is None or (isinstance(value, float) and math.isnan(value)):
             ws.write_blank(row, col, None, fmt)
-        elif isinstance(value, bool):
-            ws.write_boolean(row, col, value, fmt)
-        elif isinstance(value, int | float) and not isinstance(value, bool):
+        elif isinstance(value, bool | np.bool_):
+            ws.write_boolean(row, col, bool(value), fmt if fmt is not None else self.text)
+        elif isinstance(value, int | float):
             if isinstance(value, float) and math.isinf(value):
                 ws.write_string(row, col, "inf" if value > 0 else "-inf", fmt)
             else:
-                ws.write_number(row, col, value, fmt)
+                ws.write_number(row, col, value, fmt if fmt is not None else self._auto_fmt([value]))
         elif hasattr(value, "item"):  # numpy scalar
             self.write_cell(ws, row, col, value.item(), fmt)
         else:
-            ws.write_string(row, col, str(value), fmt)
+            ws.write_string(row, col, str(value), fmt if fmt is not None else self.text)
 
-    def table(self, ws: Worksheet, df: pd.DataFrame, formats: dict[str, str] | None = None, first_row: int = 0,
+    def _auto_fmt(self, values: Sequence[Any]) -> Any:
+        nums = [float(v) for v in values if isinstance(v, int | float | np.number) and not isinstance(v, bool)
+                and not (isinstance(v, float) and (math.isnan(v) or math.isinf(v)))]
+        return self.fmt[_auto_format_name(nums)]
+
+    def paragraph(self, ws: Worksheet, row: int, text: str, first_col: int = 0, last_col: int = 0,
+                  fmt: Any = None, width: float | None = None) -> int:
+        """Wrapped text across columns ``first_col..last_col`` (merged), its row tall enough for every line;
+        ``width`` (characters) is the merged width when the columns' widths are not final yet. Returns the
+        next free row."""
+        fmt = fmt or self.wrap
+        if width is None:
+            w = self._info(ws).widths
+            width = sum(w.get(c, DEFAULT_WIDTH) for c in range(first_col, last_col + 1))
+        if last_col > first_col:
+            ws.merge_range(row, first_col, row, last_col, text, fmt)
+        else:
+            ws.write_string(row, first_col, text, fmt)
+        self.row_height(ws, row, LINE_PT * wrap_lines(text, width, bold=fmt is self.notice) + 2)
+        return row + 1
+
+    # ---- tables --------------------------------------------------------------------------------------------------
+    def table(self, ws: Worksheet, df: pd.DataFrame, formats: dict[str, Any] | None = None, first_row: int = 0,
               first_col: int = 0, widths: dict[str, float] | None = None, autofilter: bool = True,
-              freeze: bool = True, header_comments: dict[str, str] | None = None) -> tuple[int, int]:
-        """Write a frame as a formatted table; returns (first data row, last data row) 0-based."""
-        formats = formats or {}
+              freeze: bool = True, header_comments: dict[str, str] | None = None,
+              wrap: dict[str, float] | None = None, repeat_header: bool | None = None) -> tuple[int, int]:
+        """Write a frame as a formatted table; returns (first data row, last data row) 0-based.
+
+        ``formats`` maps a column to a number format name, an Excel format string, a cell format, or a
+        sequence of those (one per row: a Summary's values differ by row); a numeric column without one gets
+        one from its values. ``wrap`` maps text columns to a fixed width they wrap in; any other text column
+        with values longer than ``MAX_TEXT`` wraps at ``MAX_TEXT``. ``repeat_header`` (default: when the table
+        starts the sheet) repeats the header row on every printed page.
+        """
+        formats = dict(formats or {})
+        widths = dict(widths or {})
+        wrap = dict(wrap or {})
         cols = list(df.columns)
+        n = len(df)
+        col_fmts: list[Any] = []
+        for c in cols:
+            f = formats.get(c)
+            series = df[c]
+            if f is None and n and _is_numeric(series):
+                f = self.fmt[_auto_format_name(_numbers(series))]
+            if isinstance(f, list | tuple | pd.Series | np.ndarray):
+                col_fmts.append([self._fmt(x) for x in list(f)])
+            else:
+                col_fmts.append(self._fmt(f))
+            if c not in wrap and c not in widths and series.dtype == object and n:
+                longest = series.head(2000).map(lambda v: len(v) if isinstance(v, str) else 0).max()
+                if longest > MAX_TEXT:
+                    wrap[c] = MAX_TEXT
+        wrap_fmt = self.wrap
+        # widths: the header's longest word (headers wrap at spaces) and the content, or what the writer asks
+        final: dict[str, float] = {}
+        for j, c in enumerate(cols):
+            if c in wrap:
+                final[c] = wrap[c]
+            elif c in widths:
+                final[c] = widths[c]
+            else:
+                final[c] = auto_width(df[c], _fmt_name(formats.get(c)))
+            self.width(ws, first_col + j, final[c])
+        # header row, tall enough for the longest wrapped header
+        lines = 1
         for j, c in enumerate(cols):
             ws.write_string(first_row, first_col + j, str(c), self.header)
+            lines = max(lines, wrap_lines(str(c), final[c], bold=True))
             if header_comments and c in header_comments:
                 ws.write_comment(first_row, first_col + j, header_comments[c], {"x_scale": 2.2, "y_scale": 1.6})
-        col_fmts = [self.fmt.get(formats.get(c, ""), None) for c in cols]
-        values = df.to_numpy(dtype=object) if len(df) else []
+        if lines > 1:
+            self.row_height(ws, first_row, LINE_PT * lines + 2)
+        values = df.to_numpy(dtype=object) if n else []
+        wrap_idx = [(j, wrap[c]) for j, c in enumerate(cols) if c in wrap]
         for i, rec in enumerate(values):
             r = first_row + 1 + i
             for j, v in enumerate(rec):
-                self.write_cell(ws, r, first_col + j, v, col_fmts[j])
-        for j, c in enumerate(cols):
-            if widths and c in widths:
-                w = widths[c]
-            else:
-                sample = [len(str(c))] + [len(_display(v, formats.get(c))) for v in df[c].head(200)]
-                w = min(max(sample) + 2, 60)
-            ws.set_column(first_col + j, first_col + j, max(w, 8))
-        last = first_row + len(df)
+                f = col_fmts[j][i] if isinstance(col_fmts[j], list) else col_fmts[j]
+                if isinstance(v, str) and cols[j] in wrap and (len(v) > wrap[cols[j]] or "\n" in v):
+                    f = wrap_fmt
+                self.write_cell(ws, r, first_col + j, v, f)
+            if wrap_idx:
+                need = max(wrap_lines(rec[j], w) if isinstance(rec[j], str) else 1 for j, w in wrap_idx)
+                if need > 1:
+                    self.row_height(ws, r, LINE_PT * need + 2)
+        last = first_row + n
         if autofilter and cols:
             ws.autofilter(first_row, first_col, max(last, first_row), first_col + len(cols) - 1)
         if freeze:
             ws.freeze_panes(first_row + 1, 0)
+        info = self._info(ws)
+        if repeat_header or (repeat_header is None and first_row == 0 and not info.repeat):
+            ws.repeat_rows(first_row)
+            info.repeat = True
+        elif first_row > 0:  # a table further down a sheet: with its title row, on one page if it fits
+            info.blocks.append((first_row - 1, last))
         return first_row + 1, last
+
+    def data_blocks(self, ws: Worksheet, df: pd.DataFrame, first_row: int, title: str, fmt: Any = "int",
+                    max_cols: int = 8, keys: int = 1) -> tuple[dict[str, tuple[int, int, int, int]], int]:
+        """A matrix (``keys`` leading columns name the rows: categories, sweep parameters) in stacked blocks
+        of at most ``max_cols`` value columns each, so it prints one page wide however many series or items it
+        has. Returns, for each value column, (header row, first row, last row, column) — what a chart series
+        refers to — and the next free row."""
+        where: dict[str, tuple[int, int, int, int]] = {}
+        key_cols = list(df.columns[:keys])
+        value_cols = list(df.columns[keys:])
+        chunks = [value_cols[i:i + max_cols] for i in range(0, len(value_cols), max_cols)] or [[]]
+        row = first_row
+        for k, chunk in enumerate(chunks):
+            label = title if len(chunks) == 1 else f"{title} ({k + 1} of {len(chunks)})"
+            ws.write_string(row, 0, label, self.subtitle)
+            first, last = self.table(ws, df[[*key_cols, *chunk]], first_row=row + 1, autofilter=False,
+                                     freeze=False, repeat_header=False, formats={c: fmt for c in chunk})
+            for j, c in enumerate(chunk, start=keys):
+                where[c] = (first - 1, first, last, j)
+            row = last + 3
+        return where, row
+
+    # ---- closing -------------------------------------------------------------------------------------------------
+    def _write_index(self) -> None:
+        if self._index is None:
+            return
+        ws, row, last_col = self._index
+        first = row
+        ws.write_string(row, 0, "Sheets in this workbook", self.subtitle)
+        for name, info in self._sheets.items():
+            if info.ws is ws:
+                continue
+            row += 1
+            ws.write_url(row, 0, f"internal:'{name}'!A1", self.link, string=name, tip=f"go to {name}")
+            self.width(ws, 0, len(name) * 1.1 + 2)
+            if info.about:
+                self.paragraph(ws, row, info.about, 1, last_col)
+        self.keep_together(ws, first, row)
+
+    def _print_setup(self, info: _SheetInfo) -> None:
+        ws = info.ws
+        for col, w in info.widths.items():
+            ws.set_column(col, col, w)
+        for row, h in info.heights.items():
+            ws.set_row(row, h)
+        if info.grid is not None:
+            ws.set_landscape()
+            ws.set_print_scale(GRID_SCALE)
+            if info.grid.breaks:
+                ws.set_h_pagebreaks(info.grid.breaks)
+            return
+        last = ws.dim_colmax if ws.dim_colmax is not None else 0
+        px = sum(col_px(info.widths.get(c, DEFAULT_WIDTH)) for c in range(last + 1))
+        if px <= PORTRAIT_PX:
+            ws.set_portrait()
+            ws.fit_to_pages(1, 0)
+            orientation, scale = "portrait", 1.0
+        elif px * MIN_SCALE <= LANDSCAPE_PX:
+            ws.set_landscape()
+            ws.fit_to_pages(1, 0)
+            orientation, scale = "landscape", min(1.0, LANDSCAPE_PX / px)
+        else:  # wider than a page at the smallest readable scale: across pages, the key column repeated
+            ws.set_landscape()
+            ws.set_print_scale(int(MIN_SCALE * 100))
+            ws.repeat_columns(0, info.key_cols - 1)
+            ws.print_across()
+            orientation, scale = "landscape", MIN_SCALE
+        breaks = _page_breaks(info, ws.dim_rowmax or 0, PAGE_HEIGHT_PT[orientation] * 0.95 / scale)
+        if breaks:
+            ws.set_h_pagebreaks(breaks)
+
+    def close(self) -> None:
+        """Write the sheet index, apply widths, heights and print set-up, close the workbook and seal it as
+        planner's (:func:`planner.report.outputs.stamp`)."""
+        self._write_index()
+        for info in self._sheets.values():
+            self._print_setup(info)
+        self.wb.close()
+        stamp(self.path, self.kind)
+
+
+def auto_width(series: pd.Series, fmt: str | None = None) -> float:
+    """A column's width in characters: its longest shown value and its header's longest word (headers wrap
+    at spaces), within 6..MAX_AUTO_WIDTH."""
+    shown = [_display(v, fmt) for v in series.head(2000)]
+    content = max((len(x) for x in shown), default=0)
+    header = max((len(t) for t in str(series.name).split()), default=0) * 1.1
+    pad = 3 if _is_numeric(series) else 2  # a right-aligned number beside left-aligned text needs air
+    return min(max(content + pad, header + 2, 6), MAX_AUTO_WIDTH)
+
+
+def column_blocks(df: pd.DataFrame, keys: Sequence[str], budget_px: float,
+                  widths: dict[int, float], offset: int = 0) -> list[list[str]]:
+    """Split ``df``'s columns into blocks that each print within ``budget_px``, every block starting with the
+    ``keys``: a wide table becomes several narrower ones stacked, rather than a page shrunk below reading size.
+
+    ``widths`` (column position → width, shared by every table of the sheet) is read and widened as blocks
+    are laid out, so a caller can lay out all of a sheet's tables first and check the sheet's final width.
+    """
+    keys = [k for k in keys if k in df.columns]
+    rest = [c for c in df.columns if c not in keys]
+    own = {c: auto_width(df[c]) for c in df.columns}
+    blocks: list[list[str]] = []
+    cur: list[str] = list(keys)
+    for c in rest:
+        trial = [*cur, c]
+        px = sum(col_px(max(widths.get(j, 0.0), own[name])) for j, name in enumerate(trial, start=offset))
+        if px > budget_px and len(cur) > len(keys):
+            blocks.append(cur)
+            cur = [*keys, c]
+        else:
+            cur = trial
+    blocks.append(cur)
+    for block in blocks:
+        for j, name in enumerate(block, start=offset):
+            widths[j] = max(widths.get(j, 0.0), own[name])
+    return blocks
+
+
+def _page_breaks(info: _SheetInfo, last_row: int, page_pt: float) -> list[int]:
+    """Page breaks for a sheet of several tables or sections (``info.blocks``): every page boundary is set
+    by hand, so each block that fits on a page starts on a fresh page when the current one would cut it.
+
+    Pagination is simulated from the rows' heights with ``page_pt`` (the printable height in the sheet's
+    unscaled points, a little less than the office suite's), and *every* page end becomes a manual break —
+    the office suite then never paginates on its own, so the simulation is what prints.
+    """
+    if not info.blocks:
+        return []
+    tops = [0.0]
+    for r in range(last_row + 1):
+        tops.append(tops[-1] + info.heights.get(r, LINE_PT))
+    starts = {first: last for first, last in info.blocks}
+    breaks: list[int] = []
+    start = 0
+    r = 0
+    while r <= last_row:
+        block_end = starts.get(r)
+        if block_end is not None and r > start:
+            block_end = min(block_end, last_row)
+            fits_alone = tops[block_end + 1] - tops[r] <= page_pt
+            if fits_alone and tops[block_end + 1] - tops[start] > page_pt:
+                breaks.append(r)
+                start = r
+        if tops[r + 1] - tops[start] > page_pt and r > start:
+            breaks.append(r)
+            start = r
+        r += 1
+    return breaks
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(series):
+        return False
+    if pd.api.types.is_numeric_dtype(series):
+        return True
+    vals = series.dropna()
+    return len(vals) > 0 and all(isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in vals)
+
+
+def _numbers(series: pd.Series) -> list[float]:
+    out = []
+    for v in series:
+        if isinstance(v, int | float | np.number) and not isinstance(v, bool | np.bool_):
+            f = float(v)
+            if not (math.isnan(f) or math.isinf(f)):
+                out.append(f)
+    return out
+
+
+def _auto_format_name(nums: list[float]) -> str:
+    """A format for numbers nobody named one for: whole numbers with separators, fractions to 3 places,
+    other values to 2 (or none above 100, where cents are noise)."""
+    if not nums:
+        return "int"
+    if all(float(v).is_integer() for v in nums):
+        return "int"
+    big = max(abs(v) for v in nums)
+    if big <= 1:
+        return "ratio"
+    return "float" if big < 100 else "int"
+
+
+def _fmt_name(f: Any) -> str | None:
+    return f if isinstance(f, str) else None
 
 
 def _display(v: Any, fmt: str | None) -> str:
+    """The text a cell shows, for sizing its column."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
-    if isinstance(v, float | int) and not isinstance(v, bool):
-        if fmt == "pct":
+    if isinstance(v, bool | np.bool_):
+        return "FALSE"
+    if isinstance(v, float | int | np.number):
+        v = float(v)
+        if fmt in ("pct",):
             return f"{v:.1%}"
-        return f"{v:,.2f}" if fmt in ("float", "money2") else f"{v:,.0f}"
+        if fmt in ("dpct",):
+            return f"{v:+.1%}"
+        if fmt in ("ratio",):
+            return f"{v:.3f}"
+        if fmt in ("float", "money2", "seconds"):
+            return f"{v:,.2f}"
+        if fmt and "$" in fmt or fmt == "money":
+            return f"${v:,.0f}"
+        if abs(v) < 1 and not v.is_integer() and fmt is None:
+            return f"{v:.3f}"
+        return f"{v:,.0f}"
     return str(v)
