@@ -39,7 +39,6 @@ class RefLP:
     def solve(self, c: np.ndarray, extra_ub: list[tuple[np.ndarray, float]], extra_cols: int = 0,
               extra_bounds: list | None = None):
         """max c·x subject to the model and rows ``a·x ≤ b`` (a over model + extra columns)."""
-        n = self.n + extra_cols
         pad = lambda M: sp.hstack([M, sp.csr_matrix((M.shape[0], extra_cols))]) if extra_cols else M  # noqa: E731
         A_ub = sp.vstack([pad(M) for M in self.ub_rows] + ([sp.csr_matrix(np.vstack([a for a, _ in extra_ub]))]
                                                           if extra_ub else []), format="csr")

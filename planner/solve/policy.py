@@ -14,7 +14,17 @@ import numpy as np
 
 from planner.model.build import Model
 from planner.model.lp import LinearProgram
-from planner.model.stages import add_fair_share, add_priority_hold, served_columns
+from planner.model.stages import (
+    FairShare,
+    Hold,
+    add_fair_share,
+    add_fair_share_hold,
+    add_priority_hold,
+    fair_share_objective,
+    fill_rate,
+    priority_objective,
+    tiers,
+)
 from planner.solve.sessions import RunResult, Session, make_session
 
 
@@ -38,53 +48,172 @@ class Solution:
 
 
 # ---- policies ------------------------------------------------------------------------------------------------
-def _hold(v: float) -> float:
-    return v - (1e-9 * abs(v) + 1e-6)
+HOLD_TOLERANCES = (0.0, 1e-9, 1e-7)  # relative to each hold's scale; looser only if a stage turns infeasible
+DUAL_TOL = 1e-7  # a fair-share member with a dual share above this is saturated (see formulation.md)
+LEVEL_TOL = 1e-9  # fill rates within this of the level count as at the level
+SAT_TOL = 1e-7  # per-candidate test: a member whose best fill rate beats the level by no more is saturated
+SOLVER_TOL = 1e-7  # HiGHS's primal feasibility tolerance: below it (relative to the row) a number is noise
 
 
-def _tiers(model: Model) -> list[tuple[int, list[str]]]:
-    plats = model.sets.platforms
-    return [(int(k), list(g["platform"])) for k, g in plats.groupby("priority", sort=True)]
+class _Stages:
+    """Runs a policy's stages on one session: the holds added so far, and their tolerance."""
+
+    def __init__(self, session: Session, record: list[dict]):
+        self.session = session
+        self.holds: list[Hold] = []
+        self.level = 0
+        self.record = record
+
+    def hold(self, h: Hold | None) -> None:
+        if h is None:
+            return
+        self.holds.append(h)
+        if self.level:
+            self._bound(h)
+
+    def _bound(self, h: Hold) -> None:
+        tol = HOLD_TOLERANCES[self.level] * h.scale
+        self.session.set_row_bounds(h.row, h.target - tol, np.inf)
+
+    def run(self, c: np.ndarray) -> RunResult:
+        """Solve with objective ``c``; if the holds make it infeasible (round-off: each was met by the previous
+        stage's solution), loosen them to the next relative tolerance and solve again."""
+        s = self.session
+        s.set_objective(_pad(c, s.n_cols))
+        res = s.run()
+        while res.status == "infeasible" and self.holds and self.level + 1 < len(HOLD_TOLERANCES):
+            self.level += 1
+            for h in self.holds:
+                self._bound(h)
+            res = s.run()
+        return res
+
+    @property
+    def tolerance(self) -> float:
+        return HOLD_TOLERANCES[self.level]
+
+
+def _pad(c: np.ndarray, n: int) -> np.ndarray:
+    return c if len(c) == n else np.concatenate([c, np.zeros(n - len(c))])
 
 
 def run_policy(session: Session, model: Model, policy: str, margin: np.ndarray,
                stages: list[dict] | None = None) -> RunResult:
     """The policy's sequence of LPs on a session; returns the final (margin) stage's result.
 
-    ``margin`` is the margin objective over the model's columns. Stage rows and columns stay in the session;
-    callers that re-use a session remove them with ``reset``.
+    ``margin`` is the margin objective over the model's columns (callers may pass a modified one). Stage rows
+    and columns stay in the session; callers that re-use a session remove them with ``reset``.
     """
-    stages = stages if stages is not None else []
-    if policy in ("priority", "fair_share"):
-        demand_by_platform = dict(zip(model.sets.platforms["platform"], model.sets.demand.sum(axis=1), strict=True))
-        for tier, plats in _tiers(model):
-            plats = [p for p in plats if demand_by_platform[p] > 0]
-            if not plats:
-                continue
-            if policy == "priority":
-                c = np.zeros(model.lp.n_cols)
-                c[served_columns(model, plats)] = 1.0
-                session.set_objective(c)
-                res = session.run()
-                if res.status != "optimal":
-                    return res
-                add_priority_hold(session, model, tier, plats, _hold(res.objective))
-                stages.append({"stage": f"priority tier {tier}", "platforms": plats, "value": res.objective})
-            else:
-                z = add_fair_share(session, model, tier, plats, demand_by_platform)
-                c = np.zeros(z + 1)
-                c[z] = 1.0
-                session.set_objective(c)
-                res = session.run()
-                if res.status != "optimal":
-                    return res
-                session.add_row(np.array([z]), np.ones(1), _hold(res.objective), np.inf, name=f"fair_share_hold_{tier}")
-                stages.append({"stage": f"fair_share tier {tier}", "platforms": plats, "value": res.objective})
-                margin = np.append(margin, 0.0)
-    session.set_objective(margin)
-    res = session.run()
-    stages.append({"stage": "margin", "value": res.objective})
+    record = stages if stages is not None else []
+    runner = _Stages(session, record)
+    if policy == "priority":
+        res = _priority(runner, model, margin)
+    elif policy == "fair_share":
+        res = _fair_share(runner, model)
+    else:
+        res = None
+    if res is not None and res.status != "optimal":
+        return res
+    res = runner.run(margin)
+    record.append({"stage": "margin", "value": res.objective, "hold_tolerance": runner.tolerance,
+                   "rows": []})
     return res
+
+
+def _priority(runner: _Stages, model: Model, margin: np.ndarray) -> RunResult | None:
+    """Stage k (every tier but the lowest): maximise the margin of tiers ≤ k, then hold tier k's value.
+
+    The lowest tier needs no stage of its own: its stage would be the final margin stage. So one tier is
+    exactly the margin policy."""
+    ts = tiers(model)
+    res = None
+    for i, tier in enumerate(ts[:-1]):
+        res = runner.run(priority_objective(model, margin, ts[i + 1:]))
+        if res.status != "optimal":
+            return res
+        h = add_priority_hold(runner.session, model, tier, margin, res.x)
+        runner.hold(h)
+        runner.record.append({"stage": f"priority tier {tier.priority}", "platforms": tier.platforms,
+                              "value": None if h is None else h.target,
+                              "rows": [] if h is None else [h.name]})
+    return res
+
+
+def _fair_share(runner: _Stages, model: Model) -> RunResult | None:
+    """Lexicographic max-min fill rate within each tier, tier 1 first (progressive filling)."""
+    session = runner.session
+    level_col = None
+    res = None
+    for tier in tiers(model):
+        stage = add_fair_share(session, model, tier, level_col)
+        level_col = stage.level_col
+        free = list(tier.platforms)
+        rnd = 0
+        while free:
+            rnd += 1
+            res = runner.run(fair_share_objective(session.n_cols, stage))
+            if res.status != "optimal":
+                return res
+            z = stage.level(res.x)
+            fills = {p: _fill(model, p, res.x) for p in free}
+            saturated, how = _saturated(runner, model, stage, free, z, fills, res)
+            names = []
+            for p in saturated:
+                session.set_row_bounds(stage.rows[p], -np.inf, np.inf)  # p leaves the max-min rows
+                h = add_fair_share_hold(session, model, stage, p, min(z, fills[p]))
+                runner.hold(h)
+                names.append(h.name)
+                free.remove(p)
+            runner.record.append({"stage": f"fair_share tier {tier.priority} round {rnd}", "value": z,
+                                  "platforms": saturated, "saturation": how,
+                                  "rows": ([stage.names[p] for p in tier.platforms] if rnd == 1 else []) + names})
+    if level_col is not None:  # every `fair_share` row is relaxed by now: z means nothing in later stages
+        session.set_col_bounds(level_col, 0.0, 0.0)
+    return res
+
+
+def _fill(model: Model, platform: str, x: np.ndarray) -> float:
+    cols, vals = fill_rate(model, platform)
+    return float(vals @ x[cols])
+
+
+def _saturated(runner: _Stages, model: Model, stage: FairShare, free: list[str], z: float,
+               fills: dict[str, float], res: RunResult) -> tuple[list[str], str]:
+    """Members of ``free`` that cannot exceed the level z while every other free member keeps z.
+
+    Dual test (one LP per round): with Σ_p λ_p = 1 (the normalised duals of the `fair_share` rows), any p with
+    λ_p > 0 is saturated — for every x feasible for the stage, Σ_p λ_p f_p(x) ≤ z*, so if the others with
+    λ > 0 keep z*, f_p cannot exceed it. Members with λ_p = 0 may be saturated too; they are found in a later
+    round at the same level. If no dual is available, or none is clearly positive (numerical trouble), one
+    small LP per candidate decides instead."""
+    if z >= 1.0 - LEVEL_TOL:  # nobody serves more than its demand: every member is done
+        return list(free), "full"
+    if res.row_dual is not None:
+        duals = {p: abs(float(res.row_dual[stage.rows[p]])) for p in free}
+        total = sum(duals.values())
+        if total > 0:
+            sat = [p for p in free if duals[p] / total > DUAL_TOL and fills[p] <= z + LEVEL_TOL]
+            if sat:
+                return sat, "dual"
+    return _saturated_by_lp(runner, model, stage, free, z), "lp"
+
+
+def _saturated_by_lp(runner: _Stages, model: Model, stage: FairShare, free: list[str], z: float) -> list[str]:
+    """For each free member: max Σ_t Y_pt with z fixed at the level; saturated if it cannot beat the level."""
+    session = runner.session
+    u = stage.scale * (z - LEVEL_TOL)
+    session.set_col_bounds(stage.level_col, u, u)
+    best = {}
+    for p in free:
+        cols, _ = fill_rate(model, p)
+        c = np.zeros(session.n_cols)
+        c[cols] = 1.0
+        r = runner.run(c)
+        best[p] = _fill(model, p, r.x) if r.status == "optimal" else z
+    session.set_col_bounds(stage.level_col, -np.inf, np.inf)
+    out = [p for p in free if best[p] <= z + SAT_TOL]
+    # in exact arithmetic some member is saturated; with round-off, the one that can gain least
+    return out or [min(free, key=best.__getitem__)]
 
 
 def finish_solution(lp: LinearProgram, res: RunResult, session: Session, t0: float,
