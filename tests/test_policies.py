@@ -346,3 +346,140 @@ def test_stage_rows_are_named_after_their_formulation_label(solver):
     run = api.run(_a_and_c("priority", memory_wafers=200, tier_l=2), solver=solver)
     names = [n for st in run.solution.stages for n in st.get("rows", [])]
     assert names == ["priority_hold_1"]
+
+
+# ---- shadow prices that say what one more, and one less, unit is worth ------------------------------------------
+def _fab_plan(demand: float):
+    """The builders' default: 100 wafers × 10 units, $20 a wafer, X pays $10 a unit; demand as given."""
+    return plan(quarters=1, demand=[{"platform": "X", "period": "2026Q1", "units": demand}])
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_degenerate_shadow_price_is_reported_as_a_range(solver):
+    """Demand 1,000 = exactly what 100 wafers make. One more wafer adds nothing (no demand left); one less
+    loses 10 units × $10 − $20 = $80. Any dual in [0, 80] is optimal (HiGHS reports 0, CBC 80): the report
+    must say 0 and 80, not one of them as 'the' value. With demand 2,000 the dual is unique: 80 both ways."""
+    cap = api.run(_fab_plan(1000), solver=solver).results.capacity.iloc[0]
+    assert (cap["value_of_one_more"], cap["cost_of_one_less"]) == pytest.approx((0, 80), abs=1e-9)
+    assert cap["price_check"] == "not unique"
+    assert 0 - 1e-9 <= cap["shadow_price"] <= 80 + 1e-9
+    cap = api.run(_fab_plan(2000), solver=solver).results.capacity.iloc[0]
+    assert (cap["value_of_one_more"], cap["cost_of_one_less"], cap["shadow_price"]) == pytest.approx((80, 80, 80))
+    assert cap["price_check"] == "unique"
+    cap = api.run(_fab_plan(500), solver=solver).results.capacity.iloc[0]  # 50 wafers of slack
+    assert (cap["value_of_one_more"], cap["cost_of_one_less"], cap["price_check"]) == (0, 0, "")
+
+
+def test_degenerate_bottleneck_sentence_and_overview():
+    """The sentences quote the re-solves: one more wafer adds no margin, one less costs $80."""
+    from planner.report.writer import headline
+
+    run, rep = api.analyse(_fab_plan(1000), insights=False, explain=False)
+    (row,) = rep.bottlenecks.to_dict("records")
+    assert row["explanation"].startswith("One more wafer start per quarter at F/n1 in 2026Q1 would add no margin, "
+                                         "and one less would cost $80: the shadow price is not unique here")
+    binds = [line for line in headline(rep) if line.startswith("What binds")]
+    assert binds == ["What binds: F/n1 (1 quarter, 2026Q1–2026Q1, full: one more wafer adds nothing, one less "
+                     "costs up to $80)."]
+
+
+def _override(f: dict[str, pd.DataFrame], kind: str, resource: str, period: str, capacity: float):
+    f = {k: v.copy() for k, v in f.items()}
+    if kind == "fab":
+        fab, node = resource.split("/", 1)
+        row = {"fab": fab, "node": node, "period": period, "wafers": capacity}
+        sheet, keys = "FabCapacity", ["fab", "node", "period"]
+    else:
+        row = {"resource": resource, "period": period, "units": capacity}
+        sheet, keys = "BackendCapacity", ["resource", "period"]
+    old = f.get(sheet, pd.DataFrame(columns=list(row)))
+    keep = ~(old[keys] == pd.Series({k: row[k] for k in keys})).all(axis=1) if len(old) else []
+    f[sheet] = pd.concat([old[keep] if len(old) else old, pd.DataFrame([row])], ignore_index=True)
+    return f
+
+
+def _base_capacity(run, kind: str, resource: str, period: str) -> float:
+    """The capacity row's bound before expansions (what an override replaces)."""
+    ms = run.model.sets
+    t = ms.periods.index(period)
+    if kind == "fab":
+        fab, node = resource.split("/", 1)
+        fn = int(ms.fabs.index[(ms.fabs["fab"] == fab) & (ms.fabs["node"] == node)][0])
+        return float(ms.fab_cap[fn, t])
+    r = int(ms.backend.index[ms.backend["resource"] == resource][0])
+    return float(ms.backend_cap[r, t])
+
+
+def test_one_more_and_one_less_agree_with_independent_re_solves():
+    """On random and generated plans (margin policy): for the binding rows, re-solve the whole plan from the
+    workbook frames with that capacity overridden ±1 and compare the change of margin; and by concavity of
+    the optimal value in a capacity, value_of_one_more ≤ shadow_price ≤ cost_of_one_less for every row."""
+    checked = 0
+    sources = [random_frames(s) for s in SEEDS] + [generate_frames(6, 10, 3, 6, seed=s) for s in (1, 2)]
+    for f in sources:
+        f = _with(f, "margin")
+        run = api.run(plan_from_frames(f))
+        cap = run.results.capacity
+        base = run.results.summary["objective"]
+        tol = 1e-6 * max(1.0, abs(base))
+        rows = cap[cap["price_check"].isin(["unique", "not unique", "one less infeasible"])]
+        assert (rows["value_of_one_more"] <= rows["shadow_price"] + tol).all(), rows
+        ok = rows[rows["price_check"] != "one less infeasible"]
+        assert (ok["shadow_price"] <= ok["cost_of_one_less"] + tol).all(), rows
+        for r in rows.sort_values("shadow_price", ascending=False).head(3).itertuples():
+            k = _base_capacity(run, r.kind, r.resource, r.period)
+            more = api.run(plan_from_frames(_override(f, r.kind, r.resource, r.period, k + 1)))
+            assert more.results.summary["objective"] - base == pytest.approx(r.value_of_one_more, abs=tol), r
+            if k >= 1:
+                less = api.run(plan_from_frames(_override(f, r.kind, r.resource, r.period, k - 1)))
+                if r.price_check == "one less infeasible":
+                    assert less.results.summary["status"] == "infeasible", r
+                else:
+                    assert base - less.results.summary["objective"] == pytest.approx(r.cost_of_one_less, abs=tol), r
+            checked += 1
+    assert checked >= 10, f"only {checked} binding rows checked: pick plans where capacity binds"
+
+
+@pytest.mark.parametrize("seed", (1, 2))
+def test_bottleneck_sentences_are_true_of_their_rows(seed):
+    """Every Bottlenecks sentence quotes its row's own re-solved numbers, and the Overview's 'up to $X per
+    extra wafer' is the largest value_of_one_more of that resource."""
+    from planner.report.fmt import money
+    from planner.report.writer import _binds
+
+    run, rep = api.analyse(plan_from_frames(generate_frames(6, 10, 3, 6, seed=seed)), insights=False,
+                           explain=False)
+    b = rep.bottlenecks
+    assert len(b), "no bottleneck to check"
+    for r in b.itertuples():
+        if r.price_check == "unique":
+            assert f"would add {money(r.value_of_one_more)} of margin" in r.explanation
+            assert "one less would cost as much" in r.explanation
+            assert r.value_of_one_more == pytest.approx(r.cost_of_one_less, rel=1e-6, abs=1e-6)
+        elif r.price_check == "not unique":
+            assert f"one less would cost {money(r.cost_of_one_less)}" in r.explanation
+    for part in _binds(b, "USD"):
+        resource = part.split(" (")[0]
+        if "per extra" in part:
+            top = b.loc[b["resource"] == resource, "value_of_one_more"].max()
+            assert f"up to {money(top)} per extra" in part
+    ranked = b[b["price_check"] != "not checked"]["value_of_one_more"].tolist()
+    assert ranked == sorted(ranked, reverse=True)
+
+
+@pytest.mark.parametrize("policy", ["priority", "fair_share"])
+def test_batch_cases_under_a_policy_match_a_direct_solve(policy):
+    """Scenario batches solve policy plans cold through the same stages (planner/solve/warm.py): a case equals
+    a direct solve of the edited plan."""
+    from planner.analysis.cases import Case
+    from planner.batch import run_case
+    from planner.io.scenarios import Edit, apply_edits
+
+    base = plan_from_frames(_with(random_frames(3), policy))
+    fab = base.fabs.iloc[0]
+    edits = [Edit("Fabs", f"{fab['fab']}|{fab['node']}", "wafers_per_quarter", "scale", 0.7)]
+    got = run_case(base, Case(name="tight", edits=edits), warm=True)
+    assert got.status == "optimal", got.error
+    direct = api.run(apply_edits(base, edits, label="tight"))
+    want = direct.results.service[["platform", "period", "demand", "served", "shortfall"]]
+    pd.testing.assert_frame_equal(got.service.reset_index(drop=True), want.reset_index(drop=True))

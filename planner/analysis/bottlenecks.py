@@ -1,7 +1,8 @@
-"""What a planner reads first: the binding constraints, ranked by shadow price, in plain words.
+"""What a planner reads first: the capacity that binds, ranked by what one more unit is worth, in plain words.
 
-Bottlenecks come from the duals of the final solve (``Capacity.shadow_price``); the platforms named are those
-short in the quarters the resource feeds.
+Bottlenecks come from the final solve: its duals (``Capacity.shadow_price``) and the ±1 re-solves that check
+them (``value_of_one_more``, ``cost_of_one_less``); the platforms named are those short in the quarters the
+resource feeds.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from planner.analysis.results import Results
 from planner.io.validate import PlanData
 from planner.periods import index_label, period_index
 from planner.report.fmt import money
+from planner.solve.policy import MAX_PRICE_CHECKS
 
 SHADOW_TOL = 1e-6
 
@@ -35,24 +37,54 @@ def _affected_platforms(plan: PlanData, res: Results, kind: str, resource: str, 
 
 
 def bottlenecks(plan: PlanData, res: Results) -> pd.DataFrame:
-    """Binding capacity rows ranked by shadow price, each with a sentence and the platforms that fall short."""
+    """Capacity rows whose capacity matters, ranked by what one more unit is worth (then one less), each with a
+    sentence computed from the Capacity columns and the platforms that fall short.
+
+    The sentence quotes the ±1 re-solves (``value_of_one_more``, ``cost_of_one_less``), never the dual alone:
+    at a degenerate optimum the dual is one of many and may be neither (``models/formulation.md``)."""
     cur = plan.settings.currency
+    policy = res.summary.get("policy", "margin")
     cap = res.capacity
-    b = cap[cap["shadow_price"] > SHADOW_TOL].copy()
-    cols = ["rank", "resource", "kind", "period", "shadow_price", "utilisation", "capacity", "used",
-            "platforms_short", "explanation"]
+    checked = cap["price_check"].isin(["unique", "not unique", "one less infeasible"])
+    matters = (checked & ((cap["value_of_one_more"] > SHADOW_TOL) | (cap["cost_of_one_less"] > SHADOW_TOL)
+                          | (cap["price_check"] == "one less infeasible"))) \
+        | ((cap["price_check"] == "not checked") & (cap["shadow_price"].abs() > SHADOW_TOL))
+    b = cap[matters].copy()
+    cols = ["rank", "resource", "kind", "period", "value_of_one_more", "cost_of_one_less", "shadow_price",
+            "price_check", "utilisation", "capacity", "used", "platforms_short", "explanation"]
     if b.empty:
         return pd.DataFrame(columns=cols)
-    b = b.sort_values(["shadow_price", "period"], ascending=[False, True]).reset_index(drop=True)
+    b["_unchecked"] = b["price_check"] == "not checked"
+    b = b.sort_values(["_unchecked", "value_of_one_more", "cost_of_one_less", "shadow_price", "period"],
+                      ascending=[True, False, False, False, True], na_position="last").reset_index(drop=True)
     b["rank"] = np.arange(1, len(b) + 1)
     b["platforms_short"] = [", ".join(_affected_platforms(plan, res, k, r, p))
                             for k, r, p in zip(b["kind"], b["resource"], b["period"], strict=True)]
-    sentences = []
-    for r in b.itertuples():
-        what = "wafer start per quarter at" if r.kind == "fab" else "unit of back-end capacity on"
-        s = f"One more {what} {r.resource} in {r.period} would add {money(r.shadow_price, cur)} of margin"
-        if r.platforms_short:
-            s += f"; short there: {r.platforms_short}"
-        sentences.append(s + ".")
-    b["explanation"] = sentences
+    b["explanation"] = [sentence(r, cur, policy) for r in b.itertuples()]
     return b[cols]
+
+
+def sentence(r, currency: str, policy: str) -> str:
+    """One Bottlenecks sentence from a Capacity row (``value_of_one_more``, ``cost_of_one_less``,
+    ``price_check``, ``shadow_price``) and its ``platforms_short``; true by construction of those columns."""
+    what = "wafer start per quarter at" if r.kind == "fab" else "unit of back-end capacity on"
+    unit = "wafer" if r.kind == "fab" else "unit"
+    held = f", with the service the '{policy}' policy fixed held" if policy != "margin" else ""
+    gain = (f"would add {money(r.value_of_one_more, currency)} of margin" if r.value_of_one_more > SHADOW_TOL
+            else "would add no margin")
+    if r.price_check == "unique":
+        s = f"One more {what} {r.resource} in {r.period} {gain}{held}, and one less would cost as much"
+    elif r.price_check == "not unique":
+        s = (f"One more {what} {r.resource} in {r.period} {gain}{held}, and one less would cost "
+             f"{money(r.cost_of_one_less, currency)}: the shadow price is not unique here (the solver reported "
+             f"{money(r.shadow_price, currency)} per {unit})")
+    elif r.price_check == "one less infeasible":
+        need = "the plan's min_fill requirements" if policy == "margin" else \
+            f"min_fill or the service the '{policy}' policy holds"
+        s = f"One more {what} {r.resource} in {r.period} {gain}{held}; with one less, {need} could not be met"
+    else:
+        s = (f"The solver's shadow price of {r.resource} in {r.period} is {money(r.shadow_price, currency)} per "
+             f"{unit}{held} (not checked by re-solve: only the {MAX_PRICE_CHECKS} largest are)")
+    if r.platforms_short:
+        s += f"; short there: {r.platforms_short}"
+    return s + "."

@@ -125,11 +125,7 @@ def headline(rep: ReportInput) -> list[str]:
                                                for r in short.itertuples()) + ".")
     b = rep.bottlenecks
     if b is not None and len(b):
-        agg = b.groupby("resource").agg(first=("period", "min"), last=("period", "max"), n=("period", "size"),
-                                        top=("shadow_price", "max")).sort_values("top", ascending=False)
-        parts = [f"{r} ({a.n} quarter{'s' if a.n > 1 else ''}, {a.first}–{a.last}, up to "
-                 f"{money(a.top, cur)} per extra {'wafer' if '/' in r else 'unit'})" for r, a in agg.head(4).iterrows()]
-        lines.append("What binds: " + "; ".join(parts) + ".")
+        lines.append("What binds: " + "; ".join(_binds(b, cur)) + ".")
     else:
         lines.append("No capacity constraint binds: supply is limited only by R&D readiness, economics or demand.")
     rd = rep.rd_impact
@@ -153,6 +149,27 @@ def headline(rep: ReportInput) -> list[str]:
     if s["feasibility_check"] != "passed":
         lines.append(f"CHECK FAILED: {s['feasibility_check']}")
     return lines + list(rep.notes)
+
+
+def _binds(b: pd.DataFrame, cur: str, top: int = 4) -> list[str]:
+    """Per resource of the Bottlenecks table: its quarters and the most one more unit adds in any of them
+    (``value_of_one_more``, a ±1 re-solve) — or, where one more adds nothing, the most one less costs."""
+    agg = b.groupby("resource").agg(first=("period", "min"), last=("period", "max"), n=("period", "size"),
+                                    more=("value_of_one_more", "max"), less=("cost_of_one_less", "max"),
+                                    dual=("shadow_price", "max"))
+    agg = agg.sort_values(["more", "less", "dual"], ascending=False, na_position="last")
+    parts = []
+    for r, a in agg.head(top).iterrows():
+        unit = "wafer" if "/" in r else "unit"
+        when = f"{a.n} quarter{'s' if a.n > 1 else ''}, {a.first}–{a.last}"
+        if a.more > 0:
+            parts.append(f"{r} ({when}, up to {money(a.more, cur)} per extra {unit})")
+        elif a.less > 0:
+            parts.append(f"{r} ({when}, full: one more {unit} adds nothing, one less costs up to "
+                         f"{money(a.less, cur)})")
+        else:
+            parts.append(f"{r} ({when}, shadow price up to {money(a.dual, cur)} per {unit}, not checked)")
+    return parts
 
 
 def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
@@ -267,11 +284,23 @@ def _write_contract_sheets(book: Book, rep: ReportInput, money_fmt: object) -> N
     book.table(ws, sup, formats={"output_units": "int", "shipped_units": "int", "inventory_end": "int"},
                header_comments={"output_units": "finished units landing this quarter"})
     ws = book.sheet("Capacity")
-    cap = res.capacity[["resource", "period", "capacity", "used", "utilisation", "shadow_price", "kind", "unit"]]
+    cap = res.capacity[["resource", "period", "capacity", "used", "utilisation", "shadow_price",
+                        "value_of_one_more", "cost_of_one_less", "price_check", "kind", "unit"]]
+    held = ("" if res.summary["policy"] == "margin"
+            else f"; under '{res.summary['policy']}', with the service the policy fixed held")
     first, last = book.table(ws, cap, formats={"capacity": "int", "used": "int", "utilisation": "pct",
-                                               "shadow_price": "money2"},
-                             header_comments={"shadow_price": f"{cur} of margin per extra wafer (fab) or unit "
-                                              "(back-end) in that quarter, all else equal",
+                                               "shadow_price": "money2", "value_of_one_more": "money2",
+                                               "cost_of_one_less": "money2"},
+                             header_comments={"shadow_price": f"{cur} per wafer (fab) or unit (back-end): the "
+                                              "solver's dual of the capacity row; where price_check says 'not "
+                                              "unique' it is one of many valid values" + held,
+                                              "value_of_one_more": f"{cur} of margin gained with one more wafer "
+                                              "or unit in that quarter (re-solved)" + held,
+                                              "cost_of_one_less": f"{cur} of margin lost with one less (re-solved; "
+                                              "blank where one less is infeasible or not checked)",
+                                              "price_check": "unique: one more and one less both equal the "
+                                              "shadow price; not unique: they differ (degenerate optimum); "
+                                              "blank: a unit of slack or more, nothing changes",
                                               "capacity": "wafers/quarter (fab, incl. expansions) or "
                                               "units/quarter (back-end)"})
     if len(cap):
@@ -290,10 +319,15 @@ def _write_insights(book: Book, rep: ReportInput, money_fmt: object) -> None:
         ws.write_string(0, 0, "No capacity constraint binds in this plan: one more wafer or back-end unit would "
                               "add no margin.")
     else:
-        book.table(ws, b, formats={"shadow_price": "money2", "utilisation": "pct", "capacity": "int", "used": "int"},
+        book.table(ws, b, formats={"shadow_price": "money2", "value_of_one_more": "money2",
+                                   "cost_of_one_less": "money2", "utilisation": "pct", "capacity": "int",
+                                   "used": "int"},
                    widths={"explanation": 100, "platforms_short": 30},
-                   header_comments={"shadow_price": f"{cur} of margin per extra unit of capacity in that quarter "
-                                                    "(valid for small changes)"})
+                   header_comments={"value_of_one_more": f"{cur} of margin gained with one more unit of capacity "
+                                                         "in that quarter (re-solved)",
+                                    "cost_of_one_less": f"{cur} of margin lost with one less (re-solved)",
+                                    "shadow_price": f"{cur}: the solver's dual; one of many where price_check "
+                                                    "says 'not unique'"})
     ws = book.sheet("R&D impact")
     rd = rep.rd_impact if rep.rd_impact is not None else pd.DataFrame()
     if rd.empty:

@@ -41,6 +41,9 @@ class Solution:
     message: str = ""
     max_violation: float = 0.0
     violations: list[str] = field(default_factory=list)
+    # capacity row → (margin gained with one more unit, margin lost with one less; NaN if infeasible), from ±1
+    # re-solves of the final stage (:func:`check_prices`); binding rows missing here were not checked
+    prices: dict[int, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def has_solution(self) -> bool:
@@ -231,8 +234,12 @@ def finish_solution(lp: LinearProgram, res: RunResult, session: Session, t0: flo
 
 
 def solve_model(model: Model, solver: str | None = None, time_limit: float | None = None,
-                method: str | None = None, policy: str | None = None) -> Solution:
-    """Solve under the plan's policy (``models/formulation.md``, "Policies as sequences of LPs")."""
+                method: str | None = None, policy: str | None = None, prices: bool = True) -> Solution:
+    """Solve under the plan's policy (``models/formulation.md``, "Policies as sequences of LPs").
+
+    ``prices``: also re-solve the final stage with each binding capacity one unit higher and lower
+    (:func:`check_prices`), so the report can say what one more or one less unit is worth. Re-solves that only
+    read margins and service (R&D impact, batches) leave it off."""
     settings = model.settings
     solver = solver or settings.solver
     policy = policy or settings.policy
@@ -242,8 +249,69 @@ def solve_model(model: Model, solver: str | None = None, time_limit: float | Non
     lp = model.lp
     session = make_session(lp, solver, time_limit, method)
     stages: list[dict] = []
-    res = run_policy(session, model, policy, lp.objective(), stages)
-    return finish_solution(lp, res, session, t0, stages)
+    margin = lp.objective()
+    res = run_policy(session, model, policy, margin, stages)
+    sol = finish_solution(lp, res, session, t0, stages)
+    if prices and sol.status == "optimal":
+        sol.prices = check_prices(session, model, sol, margin)
+    return sol
+
+
+MAX_PRICE_CHECKS = 200  # capacity rows re-solved ±1 where ranging cannot vouch for the dual; the rest: "not checked"
+PRICE_DUAL_TOL = 1e-9  # a capacity row with |dual| above this, or less than one unit of slack, is checked
+
+
+def price_candidates(model: Model, x: np.ndarray, row_dual: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Capacity rows the report talks about — less than one unit of slack or a non-zero dual — largest |dual|
+    first; and, apart, those with at least one unit of slack and a zero dual (one unit either way changes
+    nothing: the optimum stays feasible at one less, and by concavity one more cannot help)."""
+    lp = model.lp
+    rows = np.concatenate([lp.rows("fab_capacity"), lp.rows("backend_capacity")])
+    if not len(rows):
+        return rows, rows
+    _, _, _, ru = lp.bounds()
+    slack = ru[rows] - (lp.matrix().tocsr()[rows] @ x)
+    dual = np.zeros(len(rows)) if row_dual is None else np.abs(row_dual[rows])
+    talk = (slack < 1.0) | (dual > PRICE_DUAL_TOL)
+    order = np.lexsort((slack[talk], -dual[talk]))
+    return rows[talk][order], rows[~talk]
+
+
+def check_prices(session: Session, model: Model, sol: Solution, margin: np.ndarray) -> dict[int, tuple[float, float]]:
+    """Margin gained with one more unit and lost with one less, for the binding capacity rows.
+
+    Where the solver's ranging shows the final basis stays optimal from one unit below the capacity to one
+    above, both are the dual exactly (HiGHS, one cheap call for all rows). Every other row the report talks
+    about (at most ``MAX_PRICE_CHECKS``, largest dual first) is re-solved with its capacity ±1, the policy's
+    holds in place, warm from the final basis. The dual alone can mislead at a degenerate optimum, where any
+    value between these two is a valid dual and the solver reports one of them (seen: $100 reported, one more
+    wafer worth $0, one less costing $1,000)."""
+    lp = model.lp
+    talk, _ = price_candidates(model, sol.x, sol.row_dual)
+    if not len(talk):
+        return {}
+    _, _, rl, ru = lp.bounds()
+    out: dict[int, tuple[float, float]] = {}
+    ranges = session.bound_ranges() if hasattr(session, "bound_ranges") and sol.row_dual is not None else None
+    if ranges is not None:
+        lo, hi = ranges
+        sure = (lo[talk] <= ru[talk] - 1.0) & (hi[talk] >= ru[talk] + 1.0)
+        out = {int(r): (float(sol.row_dual[r]), float(sol.row_dual[r])) for r in talk[sure]}
+        talk = talk[~sure]
+    n = lp.n_cols
+    base = float(margin @ sol.x)
+    if len(talk) and hasattr(session, "use_simplex"):  # warm dual simplex: a few pivots per bound change
+        session.use_simplex()
+    for r in talk[:MAX_PRICE_CHECKS]:
+        r = int(r)
+        values = []
+        for d in (1.0, -1.0):
+            session.set_row_bounds(r, rl[r], ru[r] + d)
+            res = session.run()
+            values.append(float(margin @ res.x[:n]) if res.status == "optimal" else np.nan)
+        session.set_row_bounds(r, rl[r], ru[r])
+        out[r] = (values[0] - base, base - values[1])
+    return out
 
 
 def check_feasibility(lp: LinearProgram, x: np.ndarray, rel_tol: float = 1e-6) -> tuple[float, list[str]]:

@@ -152,6 +152,14 @@ class HighsSession:
             self.h.deleteCols(cols - mark[1], np.arange(mark[1], cols, dtype=np.int32))
             self.n_cols = mark[1]
 
+    def bound_ranges(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per row, the interval of its bound over which the current basis stays optimal (HiGHS ranging), so
+        the objective moves at the rate of the row's dual there; None without a basis."""
+        status, ranging = self.h.getRanging()
+        if status != self._hs.HighsStatus.kOk:
+            return None
+        return np.asarray(ranging.row_bound_dn.value_), np.asarray(ranging.row_bound_up.value_)
+
     def use_simplex(self) -> None:
         """Switch to dual simplex for re-solves: it restarts from the current basis, interior point does not."""
         if self.method != "simplex":
