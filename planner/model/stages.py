@@ -128,10 +128,16 @@ class FairShare:
     scale: float
     rows: dict[str, int]
     names: dict[str, str]
+    terms: dict[str, tuple[np.ndarray, np.ndarray]]  # f_p as (columns, 1/D_p coefficients), derived once
 
     def level(self, x: np.ndarray) -> float:
         """The level z = u / Z at a solution."""
         return float(x[self.level_col]) / self.scale
+
+    def fill(self, platform: str, x: np.ndarray) -> float:
+        """f_p at a solution."""
+        cols, vals = self.terms[platform]
+        return float(vals @ x[cols])
 
 
 def add_fair_share(target: StageTarget, model: Model, tier: Tier, level_col: int | None = None) -> FairShare:
@@ -151,19 +157,21 @@ def add_fair_share(target: StageTarget, model: Model, tier: Tier, level_col: int
     ms = model.sets
     demand = dict(zip(ms.platforms["platform"], ms.demand.sum(axis=1), strict=True))
     scale = max(float(demand[p]) for p in tier.platforms)
-    rows, names = {}, {}
+    rows, names, terms = {}, {}, {}
     for i, p in enumerate(tier.platforms):
-        cols, vals = fill_rate(model, p, scale)
+        cols, vals = fill_rate(model, p)
+        terms[p] = (cols, vals)
         name = f"fair_share_{tier.priority}_{i}"
-        rows[p] = target.add_row(np.append(cols, level_col), np.append(vals, -1.0), 0.0, INF, name=name)
+        rows[p] = target.add_row(np.append(cols, level_col), np.append(vals * scale, -1.0), 0.0, INF, name=name)
         names[p] = name
-    return FairShare(tier, level_col, scale, rows, names)
+    return FairShare(tier, level_col, scale, rows, names, terms)
 
 
 def add_fair_share_hold(target: StageTarget, model: Model, stage: FairShare, platform: str, level: float) -> Hold:
     """Row `fair_share_hold`: Z·f_p ≥ Z·ℓ_p, the level at which progressive filling fixed member p (it cannot do
     better without taking from a member at or below that level). Same scale as the `fair_share` rows."""
-    cols, vals = fill_rate(model, platform, stage.scale)
+    cols, vals = stage.terms[platform]
+    vals = vals * stage.scale
     i = stage.tier.platforms.index(platform)
     name = f"fair_share_hold_{stage.tier.priority}_{i}"
     return Hold(target.add_row(cols, vals, stage.scale * level, INF, name=name), name, stage.scale * level,

@@ -21,7 +21,6 @@ from planner.model.stages import (
     add_fair_share_hold,
     add_priority_hold,
     fair_share_objective,
-    fill_rate,
     priority_objective,
     tiers,
 )
@@ -154,11 +153,13 @@ def _fair_share(runner: _Stages, model: Model) -> RunResult | None:
         rnd = 0
         while free:
             rnd += 1
+            if hasattr(session, "warm_primal"):  # later rounds: the last solution stays feasible, same objective
+                session.warm_primal(rnd > 1)
             res = runner.run(fair_share_objective(session.n_cols, stage))
             if res.status != "optimal":
                 return res
             z = stage.level(res.x)
-            fills = {p: _fill(model, p, res.x) for p in free}
+            fills = {p: stage.fill(p, res.x) for p in free}
             saturated, how = _saturated(runner, model, stage, free, z, fills, res)
             names = []
             for p in saturated:
@@ -170,14 +171,11 @@ def _fair_share(runner: _Stages, model: Model) -> RunResult | None:
             runner.record.append({"stage": f"fair_share tier {tier.priority} round {rnd}", "value": z,
                                   "platforms": saturated, "saturation": how,
                                   "rows": ([stage.names[p] for p in tier.platforms] if rnd == 1 else []) + names})
-    if level_col is not None:  # every `fair_share` row is relaxed by now: z means nothing in later stages
+    if level_col is not None:  # every `fair_share` row is relaxed by now: u means nothing in later stages
         session.set_col_bounds(level_col, 0.0, 0.0)
+    if hasattr(session, "warm_primal"):
+        session.warm_primal(False)
     return res
-
-
-def _fill(model: Model, platform: str, x: np.ndarray) -> float:
-    cols, vals = fill_rate(model, platform)
-    return float(vals @ x[cols])
 
 
 def _saturated(runner: _Stages, model: Model, stage: FairShare, free: list[str], z: float,
@@ -208,11 +206,11 @@ def _saturated_by_lp(runner: _Stages, model: Model, stage: FairShare, free: list
     session.set_col_bounds(stage.level_col, u, u)
     best = {}
     for p in free:
-        cols, _ = fill_rate(model, p)
+        cols, _ = stage.terms[p]
         c = np.zeros(session.n_cols)
         c[cols] = 1.0
         r = runner.run(c)
-        best[p] = _fill(model, p, r.x) if r.status == "optimal" else z
+        best[p] = stage.fill(p, r.x) if r.status == "optimal" else z
     session.set_col_bounds(stage.level_col, -np.inf, np.inf)
     out = [p for p in free if best[p] <= z + SAT_TOL]
     # in exact arithmetic some member is saturated; with round-off, the one that can gain least
@@ -257,7 +255,7 @@ def solve_model(model: Model, solver: str | None = None, time_limit: float | Non
     return sol
 
 
-MAX_PRICE_CHECKS = 200  # capacity rows re-solved ±1 where ranging cannot vouch for the dual; the rest: "not checked"
+MAX_PRICE_CHECKS = 50  # capacity rows re-solved ±1 where ranging cannot vouch for the dual; the rest: "not checked"
 PRICE_DUAL_TOL = 1e-9  # a capacity row with |dual| above this, or less than one unit of slack, is checked
 
 
@@ -292,26 +290,47 @@ def check_prices(session: Session, model: Model, sol: Solution, margin: np.ndarr
         return {}
     _, _, rl, ru = lp.bounds()
     out: dict[int, tuple[float, float]] = {}
-    ranges = session.bound_ranges() if hasattr(session, "bound_ranges") and sol.row_dual is not None else None
-    if ranges is not None:
-        lo, hi = ranges
-        sure = (lo[talk] <= ru[talk] - 1.0) & (hi[talk] >= ru[talk] + 1.0)
-        out = {int(r): (float(sol.row_dual[r]), float(sol.row_dual[r])) for r in talk[sure]}
-        talk = talk[~sure]
     n = lp.n_cols
     base = float(margin @ sol.x)
-    if len(talk) and hasattr(session, "use_simplex"):  # warm dual simplex: a few pivots per bound change
+    up_ok = down_ok = np.zeros(len(talk), dtype=bool)
+    ranges = session.bound_ranges() if hasattr(session, "bound_ranges") and sol.row_dual is not None else None
+    if ranges is not None:  # each side ranging vouches for is the dual exactly; only the other is re-solved
+        up_ok, down_ok = _vouched(ranges, talk, ru[talk], sol.row_dual[talk], float(sol.objective or 0.0))
+        for r in talk[up_ok & down_ok]:
+            out[int(r)] = (float(sol.row_dual[r]), float(sol.row_dual[r]))
+    todo = [(int(r), bool(u), bool(d)) for r, u, d in zip(talk, up_ok, down_ok, strict=True) if not (u and d)]
+    if todo and hasattr(session, "use_simplex"):  # warm dual simplex: a few pivots per bound change
         session.use_simplex()
-    for r in talk[:MAX_PRICE_CHECKS]:
-        r = int(r)
+    for r, up_known, down_known in todo[:MAX_PRICE_CHECKS]:
         values = []
-        for d in (1.0, -1.0):
+        for d, known in ((1.0, up_known), (-1.0, down_known)):
+            if known:
+                values.append(base + d * float(sol.row_dual[r]))
+                continue
             session.set_row_bounds(r, rl[r], ru[r] + d)
             res = session.run()
             values.append(float(margin @ res.x[:n]) if res.status == "optimal" else np.nan)
         session.set_row_bounds(r, rl[r], ru[r])
         out[r] = (values[0] - base, base - values[1])
     return out
+
+
+def _vouched(ranges, rows: np.ndarray, bound: np.ndarray, dual: np.ndarray, objective: float):
+    """Per row and side, whether ranging proves that one unit that way changes the margin by exactly the dual.
+
+    The dual y is a supergradient of the optimal value v at the bound b: v(b + d) ≤ v(b) + y·d. Ranging gives a
+    bound b' at least one unit away and the objective of a feasible basic solution there, a lower bound on
+    v(b'). Where that equals v(b) + y·(b' − b), v is squeezed onto the line between b and b', so
+    v(b ± 1) = v(b) ± y. Ranging alone is not enough: at a degenerate optimum HiGHS reports a zero dual with a
+    range reaching 100 wafers down along which the objective falls by $80 a wafer."""
+    lo, hi, obj_lo, obj_hi = (a[rows] for a in ranges)
+    tol = 1e-9 * max(1.0, abs(objective))
+    with np.errstate(invalid="ignore"):
+        up = (hi >= bound + 1.0) & np.isfinite(hi) & np.isfinite(obj_hi) \
+            & (np.abs(obj_hi - (objective + dual * (hi - bound))) <= tol + 1e-9 * np.abs(dual * (hi - bound)))
+        down = (lo <= bound - 1.0) & np.isfinite(lo) & np.isfinite(obj_lo) \
+            & (np.abs(obj_lo - (objective + dual * (lo - bound))) <= tol + 1e-9 * np.abs(dual * (lo - bound)))
+    return up, down
 
 
 def check_feasibility(lp: LinearProgram, x: np.ndarray, rel_tol: float = 1e-6) -> tuple[float, list[str]]:

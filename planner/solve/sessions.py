@@ -152,13 +152,30 @@ class HighsSession:
             self.h.deleteCols(cols - mark[1], np.arange(mark[1], cols, dtype=np.int32))
             self.n_cols = mark[1]
 
-    def bound_ranges(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """Per row, the interval of its bound over which the current basis stays optimal (HiGHS ranging), so
-        the objective moves at the rate of the row's dual there; None without a basis."""
+    def bound_ranges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """HiGHS's ranging of every row bound: how far the bound can move down and up with the final basis
+        still primal feasible (``lo``, ``hi``), and the objective of that basic solution there (``obj_lo``,
+        ``obj_hi``); None without a basis."""
         status, ranging = self.h.getRanging()
         if status != self._hs.HighsStatus.kOk:
             return None
-        return np.asarray(ranging.row_bound_dn.value_), np.asarray(ranging.row_bound_up.value_)
+        dn, up = ranging.row_bound_dn, ranging.row_bound_up
+        return (np.asarray(dn.value_), np.asarray(up.value_), np.asarray(dn.objective_),
+                np.asarray(up.objective_))
+
+    def warm_primal(self, on: bool) -> None:
+        """Primal simplex from the current basis (``on``), or back to the session's own method.
+
+        For a stage that keeps the last solution feasible and the objective unchanged (a fair-share round that
+        relaxes rows and adds holds the last solution meets): a few primal pivots, where interior point starts
+        from scratch (measured on a 41,613-column plan: 0.05–1.6 s per round against 1.5–4 s) and dual simplex
+        restarts far from the optimum (127 s for the whole policy against 55 s)."""
+        if on:
+            self.h.setOptionValue("solver", "simplex")
+            self.h.setOptionValue("simplex_strategy", 4)  # primal
+        else:
+            self.h.setOptionValue("solver", "ipm" if self.method == "ipm" else "simplex")
+            self.h.setOptionValue("simplex_strategy", 1)  # dual (the default)
 
     def use_simplex(self) -> None:
         """Switch to dual simplex for re-solves: it restarts from the current basis, interior point does not."""
