@@ -40,8 +40,8 @@ class Tier:
 class Hold:
     """A stage result held as a row ``a·x ≥ target − tol·scale``.
 
-    ``scale`` is the magnitude of the held quantity (Σ|a_j x_j| for a value, 1 for a fill rate), so the
-    tolerance is relative to the stage's own scale, never an absolute number of units or dollars.
+    ``scale`` is the magnitude of the held quantity (Σ|a_j x_j| for a value, the tier's Z for a fill rate held
+    as Z·f), so the tolerance is relative to the stage's own scale, never an absolute number of units or dollars.
     """
 
     row: int
@@ -81,7 +81,7 @@ def tier_value(model: Model, margin: np.ndarray, tier: Tier) -> tuple[np.ndarray
 
 
 def priority_objective(model: Model, margin: np.ndarray, lower: list[Tier]) -> np.ndarray:
-    """`priority_stage` objective for tier k: the margin with the revenue and penalties of the tiers below k left
+    """Objective of priority stage k: the margin with the revenue and penalties of the tiers below k left
     out (``lower``), so the stage serves tiers ≤ k exactly as the margin policy would if the lower tiers did
     not exist. Production costs stay: a tier is served only where its service is worth what it costs."""
     c = margin.copy()
@@ -95,9 +95,9 @@ def add_priority_hold(target: StageTarget, model: Model, tier: Tier, margin: np.
     """Row `priority_hold`: V_k(x) ≥ V_k(x*_k), tier k's value at its stage's optimum x*_k.
 
     Σ_{p ∈ tier k} [Σ_{o,t} r_po y_pot − Σ_t φ_p S_pt] ≥ V_k*. Held as a value, not as platform units or per
-    platform: later stages may re-mix the tier (serve a platform more and another less) only where the tier
-    loses no value, and never give its supply to a lower tier. None when the tier's service is worth nothing
-    (no price, no penalty): there is nothing to hold.
+    platform: later stages may re-mix the tier (serve a platform more and another less, or by another route)
+    only where the tier loses no value, so a lower tier gets only what tier k can spare without losing value.
+    None when the tier's service is worth nothing (no price, no penalty): there is nothing to hold.
     """
     cols, coefs = tier_value(model, margin, tier)
     if not len(cols):

@@ -144,6 +144,16 @@ def _priority(runner: _Stages, model: Model, margin: np.ndarray) -> RunResult | 
 def _fair_share(runner: _Stages, model: Model) -> RunResult | None:
     """Lexicographic max-min fill rate within each tier, tier 1 first (progressive filling)."""
     session = runner.session
+    warm = getattr(session, "warm_primal", None)
+    try:
+        return _fill_progressively(runner, model, warm)
+    finally:
+        if warm is not None:
+            warm(False)
+
+
+def _fill_progressively(runner: _Stages, model: Model, warm) -> RunResult | None:
+    session = runner.session
     level_col = None
     res = None
     for tier in tiers(model):
@@ -153,14 +163,14 @@ def _fair_share(runner: _Stages, model: Model) -> RunResult | None:
         rnd = 0
         while free:
             rnd += 1
-            if hasattr(session, "warm_primal"):  # later rounds: the last solution stays feasible, same objective
-                session.warm_primal(rnd > 1)
+            if warm is not None:  # later rounds: same objective, and the last solution meets every change
+                warm(rnd > 1)
             res = runner.run(fair_share_objective(session.n_cols, stage))
             if res.status != "optimal":
                 return res
             z = stage.level(res.x)
             fills = {p: stage.fill(p, res.x) for p in free}
-            saturated, how = _saturated(runner, model, stage, free, z, fills, res)
+            saturated, how = _saturated(runner, stage, free, z, fills, res)
             names = []
             for p in saturated:
                 session.set_row_bounds(stage.rows[p], -np.inf, np.inf)  # p leaves the max-min rows
@@ -173,12 +183,10 @@ def _fair_share(runner: _Stages, model: Model) -> RunResult | None:
                                   "rows": ([stage.names[p] for p in tier.platforms] if rnd == 1 else []) + names})
     if level_col is not None:  # every `fair_share` row is relaxed by now: u means nothing in later stages
         session.set_col_bounds(level_col, 0.0, 0.0)
-    if hasattr(session, "warm_primal"):
-        session.warm_primal(False)
     return res
 
 
-def _saturated(runner: _Stages, model: Model, stage: FairShare, free: list[str], z: float,
+def _saturated(runner: _Stages, stage: FairShare, free: list[str], z: float,
                fills: dict[str, float], res: RunResult) -> tuple[list[str], str]:
     """Members of ``free`` that cannot exceed the level z while every other free member keeps z.
 
@@ -196,10 +204,10 @@ def _saturated(runner: _Stages, model: Model, stage: FairShare, free: list[str],
             sat = [p for p in free if duals[p] / total > DUAL_TOL and fills[p] <= z + LEVEL_TOL]
             if sat:
                 return sat, "dual"
-    return _saturated_by_lp(runner, model, stage, free, z), "lp"
+    return _saturated_by_lp(runner, stage, free, z), "lp"
 
 
-def _saturated_by_lp(runner: _Stages, model: Model, stage: FairShare, free: list[str], z: float) -> list[str]:
+def _saturated_by_lp(runner: _Stages, stage: FairShare, free: list[str], z: float) -> list[str]:
     """For each free member: max Σ_t Y_pt with z fixed at the level; saturated if it cannot beat the level."""
     session = runner.session
     u = stage.scale * (z - LEVEL_TOL)
@@ -255,7 +263,7 @@ def solve_model(model: Model, solver: str | None = None, time_limit: float | Non
     return sol
 
 
-MAX_PRICE_CHECKS = 50  # capacity rows re-solved ±1 where ranging cannot vouch for the dual; the rest: "not checked"
+MAX_PRICE_CHECKS = 20  # capacity rows re-solved ±1 where ranging cannot vouch for the dual; the rest: "not checked"
 PRICE_DUAL_TOL = 1e-9  # a capacity row with |dual| above this, or less than one unit of slack, is checked
 
 
