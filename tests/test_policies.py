@@ -368,6 +368,11 @@ def test_degenerate_shadow_price_is_reported_as_a_range(solver):
     assert cap["price_check"] == "unique"
     cap = api.run(_fab_plan(500), solver=solver).results.capacity.iloc[0]  # 50 wafers of slack
     assert (cap["value_of_one_more"], cap["cost_of_one_less"], cap["price_check"]) == (0, 0, "")
+    # no capacity at all: one more wafer earns $80, and there is no "one less" to price
+    none = plan(quarters=1, fabs=[{"fab": "F", "node": "n1", "wafers_per_quarter": 0, "wafer_cost": 20}])
+    cap = api.run(none, solver=solver).results.capacity.iloc[0]
+    assert cap["value_of_one_more"] == pytest.approx(80) and np.isnan(cap["cost_of_one_less"])
+    assert cap["price_check"] == "less than one unit"
 
 
 def test_degenerate_bottleneck_sentence_and_overview():

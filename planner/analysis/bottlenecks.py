@@ -45,7 +45,7 @@ def bottlenecks(plan: PlanData, res: Results) -> pd.DataFrame:
     cur = plan.settings.currency
     policy = res.summary.get("policy", "margin")
     cap = res.capacity
-    checked = cap["price_check"].isin(["unique", "not unique", "one less infeasible"])
+    checked = cap["price_check"].isin(["unique", "not unique", "one less infeasible", "less than one unit"])
     matters = (checked & ((cap["value_of_one_more"] > SHADOW_TOL) | (cap["cost_of_one_less"] > SHADOW_TOL)
                           | (cap["price_check"] == "one less infeasible"))) \
         | ((cap["price_check"] == "not checked") & (cap["shadow_price"].abs() > SHADOW_TOL))
@@ -79,9 +79,11 @@ def sentence(r, currency: str, policy: str) -> str:
              f"{money(r.cost_of_one_less, currency)}: the shadow price is not unique here (the solver reported "
              f"{money(r.shadow_price, currency)} per {unit})")
     elif r.price_check == "one less infeasible":
-        need = "the plan's min_fill requirements" if policy == "margin" else \
-            f"min_fill or the service the '{policy}' policy holds"
-        s = f"One more {what} {r.resource} in {r.period} {gain}{held}; with one less, {need} could not be met"
+        need = ("the plan's min_fill requirements could not be met" if policy == "margin" else
+                f"the service the '{policy}' policy fixed (or a min_fill) could not all be held")
+        s = f"One more {what} {r.resource} in {r.period} {gain}{held}; with one less, {need}"
+    elif r.price_check == "less than one unit":
+        s = f"One more {what} {r.resource} in {r.period} {gain}{held} (there is less than one to take away)"
     else:
         s = (f"The solver's shadow price of {r.resource} in {r.period} is {money(r.shadow_price, currency)} per "
              f"{unit}{held} (not checked by re-solve: only the {MAX_PRICE_CHECKS} largest are)")

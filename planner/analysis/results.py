@@ -71,6 +71,7 @@ def _prices(model: Model, sol: Solution, rows: np.ndarray, shadow: np.ndarray):
         return np.full(n, np.nan), np.full(n, np.nan), check
     talk, _ = price_candidates(model, sol.x, sol.row_dual)
     talk = set(talk.tolist())
+    bound = model.lp.bounds()[3][rows]
     scale = PRICE_REL * max(1.0, abs(sol.objective or 0.0))
     for i, r in enumerate(rows.tolist()):
         if r not in talk:
@@ -82,7 +83,9 @@ def _prices(model: Model, sol: Solution, rows: np.ndarray, shadow: np.ndarray):
         up, down = sol.prices[r]
         more[i] = 0.0 if abs(up) <= scale else up
         less[i] = down if np.isnan(down) or abs(down) > scale else 0.0
-        if np.isnan(down):
+        if bound[i] < 1.0:
+            check[i] = "less than one unit"  # nothing to take away: only one more is meaningful
+        elif np.isnan(down):
             check[i] = "one less infeasible"
         elif abs(more[i] - shadow[i]) <= scale + 1e-6 * abs(shadow[i]) and \
                 abs(less[i] - shadow[i]) <= scale + 1e-6 * abs(shadow[i]):

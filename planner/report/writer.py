@@ -297,10 +297,11 @@ def _write_contract_sheets(book: Book, rep: ReportInput, money_fmt: object) -> N
                                               "value_of_one_more": f"{cur} of margin gained with one more wafer "
                                               "or unit in that quarter (re-solved)" + held,
                                               "cost_of_one_less": f"{cur} of margin lost with one less (re-solved; "
-                                              "blank where one less is infeasible or not checked)",
+                                              "blank where one less is infeasible, impossible or not checked)",
                                               "price_check": "unique: one more and one less both equal the "
-                                              "shadow price; not unique: they differ (degenerate optimum); "
-                                              "blank: a unit of slack or more, nothing changes",
+                                              "shadow price; not unique: they differ (degenerate optimum); one "
+                                              "less infeasible; less than one unit (nothing to take away); not "
+                                              "checked; blank: a unit of slack or more, nothing changes",
                                               "capacity": "wafers/quarter (fab, incl. expansions) or "
                                               "units/quarter (back-end)"})
     if len(cap):

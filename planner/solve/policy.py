@@ -40,8 +40,9 @@ class Solution:
     message: str = ""
     max_violation: float = 0.0
     violations: list[str] = field(default_factory=list)
-    # capacity row → (margin gained with one more unit, margin lost with one less; NaN if infeasible), from ±1
-    # re-solves of the final stage (:func:`check_prices`); binding rows missing here were not checked
+    # capacity row → (margin gained with one more unit, margin lost with one less; NaN if infeasible or the
+    # capacity is below one unit), from ±1 re-solves of the final stage (:func:`check_prices`); binding rows
+    # missing here were not checked
     prices: dict[int, tuple[float, float]] = field(default_factory=dict)
 
     @property
@@ -314,6 +315,9 @@ def check_prices(session: Session, model: Model, sol: Solution, margin: np.ndarr
         for d, known in ((1.0, up_known), (-1.0, down_known)):
             if known:
                 values.append(base + d * float(sol.row_dual[r]))
+                continue
+            if ru[r] + d < 0:  # less than one unit to take away: there is no "one less"
+                values.append(np.nan)
                 continue
             session.set_row_bounds(r, rl[r], ru[r] + d)
             res = session.run()
