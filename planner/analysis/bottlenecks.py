@@ -66,16 +66,19 @@ def bottlenecks(plan: PlanData, res: Results) -> pd.DataFrame:
 
 def sentence(r, currency: str, policy: str) -> str:
     """One Bottlenecks sentence from a Capacity row (``value_of_one_more``, ``cost_of_one_less``,
-    ``price_check``, ``shadow_price``) and its ``platforms_short``; true by construction of those columns."""
+    ``price_check``, ``shadow_price``) and its ``platforms_short``; true by construction of those columns.
+
+    The values are changes of the LP's objective — margin less shortfall penalties — so the sentence says
+    objective: with penalties, one more wafer raises the margin by less."""
     what = "wafer start per quarter at" if r.kind == "fab" else "unit of back-end capacity on"
     unit = "wafer" if r.kind == "fab" else "unit"
     held = f", with the service the '{policy}' policy fixed held" if policy != "margin" else ""
-    gain = (f"would add {money(r.value_of_one_more, currency)} of margin" if r.value_of_one_more > SHADOW_TOL
-            else "would add no margin")
+    gain = (f"would raise the objective (margin less shortfall penalties) by {money(r.value_of_one_more, currency)}"
+            if r.value_of_one_more > SHADOW_TOL else "would not raise the objective (margin less shortfall penalties)")
     if r.price_check == "unique":
-        s = f"One more {what} {r.resource} in {r.period} {gain}{held}, and one less would cost as much"
+        s = f"One more {what} {r.resource} in {r.period} {gain}{held}, and one less would lower it as much"
     elif r.price_check == "not unique":
-        s = (f"One more {what} {r.resource} in {r.period} {gain}{held}, and one less would cost "
+        s = (f"One more {what} {r.resource} in {r.period} {gain}{held}, and one less would lower it by "
              f"{money(r.cost_of_one_less, currency)}: the shadow price is not unique here (the solver reported "
              f"{money(r.shadow_price, currency)} per {unit})")
     elif r.price_check == "one less infeasible":
@@ -85,8 +88,8 @@ def sentence(r, currency: str, policy: str) -> str:
     elif r.price_check == "less than one unit":
         s = f"One more {what} {r.resource} in {r.period} {gain}{held} (there is less than one to take away)"
     else:
-        s = (f"The solver's shadow price of {r.resource} in {r.period} is {money(r.shadow_price, currency)} per "
-             f"{unit}{held} (not checked by re-solve: only the {MAX_PRICE_CHECKS} largest are)")
+        s = (f"The solver's shadow price of {r.resource} in {r.period} is {money(r.shadow_price, currency)} of "
+             f"objective per {unit}{held} (not checked by re-solve: only the {MAX_PRICE_CHECKS} largest are)")
     if r.platforms_short:
         s += f"; short there: {r.platforms_short}"
     return s + "."

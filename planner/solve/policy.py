@@ -40,7 +40,7 @@ class Solution:
     message: str = ""
     max_violation: float = 0.0
     violations: list[str] = field(default_factory=list)
-    # capacity row → (margin gained with one more unit, margin lost with one less; NaN if infeasible or the
+    # capacity row → (objective gained with one more unit, lost with one less; NaN if infeasible or the
     # capacity is below one unit), from ±1 re-solves of the final stage (:func:`check_prices`); binding rows
     # missing here were not checked
     prices: dict[int, tuple[float, float]] = field(default_factory=dict)
@@ -124,7 +124,7 @@ def run_policy(session: Session, model: Model, policy: str, margin: np.ndarray,
 
 
 def _priority(runner: _Stages, model: Model, margin: np.ndarray) -> RunResult | None:
-    """Stage k (every tier but the lowest): maximise the margin of tiers ≤ k, then hold tier k's value.
+    """Stage k (every tier but the lowest): maximise the objective of tiers ≤ k, then hold tier k's value.
 
     The lowest tier needs no stage of its own: its stage would be the final margin stage. So one tier is
     exactly the margin policy."""
@@ -285,7 +285,8 @@ def price_candidates(model: Model, x: np.ndarray, row_dual: np.ndarray | None) -
 
 
 def check_prices(session: Session, model: Model, sol: Solution, margin: np.ndarray) -> dict[int, tuple[float, float]]:
-    """Margin gained with one more unit and lost with one less, for the binding capacity rows.
+    """Objective (margin less shortfall penalties) gained with one more unit and lost with one less, for the
+    binding capacity rows.
 
     Where the solver's ranging shows the final basis stays optimal from one unit below the capacity to one
     above, both are the dual exactly (HiGHS, one cheap call for all rows). Every other row the report talks
@@ -328,7 +329,7 @@ def check_prices(session: Session, model: Model, sol: Solution, margin: np.ndarr
 
 
 def _vouched(ranges, rows: np.ndarray, bound: np.ndarray, dual: np.ndarray, objective: float):
-    """Per row and side, whether ranging proves that one unit that way changes the margin by exactly the dual.
+    """Per row and side, whether ranging proves that one unit that way changes the objective by exactly the dual.
 
     The dual y is a supergradient of the optimal value v at the bound b: v(b + d) ≤ v(b) + y·d. Ranging gives a
     bound b' at least one unit away and the objective of a feasible basic solution there, a lower bound on
