@@ -381,11 +381,12 @@ def test_degenerate_bottleneck_sentence_and_overview():
 
     run, rep = api.analyse(_fab_plan(1000), insights=False, explain=False)
     (row,) = rep.bottlenecks.to_dict("records")
-    assert row["explanation"].startswith("One more wafer start per quarter at F/n1 in 2026Q1 would add no margin, "
-                                         "and one less would cost $80: the shadow price is not unique here")
+    assert row["explanation"].startswith("One more wafer start per quarter at F/n1 in 2026Q1 would not raise the "
+                                         "objective (margin less shortfall penalties), and one less would lower "
+                                         "it by $80: the shadow price is not unique here")
     binds = [line for line in headline(rep) if line.startswith("What binds")]
-    assert binds == ["What binds: F/n1 (1 quarter, 2026Q1–2026Q1, full: one more wafer adds nothing, one less "
-                     "costs up to $80)."]
+    assert binds == ["What binds: F/n1 (1 quarter, 2026Q1, full: one more wafer adds nothing, one less costs up "
+                     "to $80 of objective)."]
 
 
 def _override(f: dict[str, pd.DataFrame], kind: str, resource: str, period: str, capacity: float):
@@ -458,16 +459,17 @@ def test_bottleneck_sentences_are_true_of_their_rows(seed):
     assert len(b), "no bottleneck to check"
     for r in b.itertuples():
         if r.price_check == "unique":
-            assert f"would add {money(r.value_of_one_more)} of margin" in r.explanation
-            assert "one less would cost as much" in r.explanation
+            assert f"would raise the objective (margin less shortfall penalties) by {money(r.value_of_one_more)}" \
+                in r.explanation
+            assert "one less would lower it as much" in r.explanation
             assert r.value_of_one_more == pytest.approx(r.cost_of_one_less, rel=1e-6, abs=1e-6)
         elif r.price_check == "not unique":
-            assert f"one less would cost {money(r.cost_of_one_less)}" in r.explanation
+            assert f"one less would lower it by {money(r.cost_of_one_less)}" in r.explanation
     for part in _binds(b, "USD"):
         resource = part.split(" (")[0]
         if "per extra" in part:
             top = b.loc[b["resource"] == resource, "value_of_one_more"].max()
-            assert f"up to {money(top)} per extra" in part
+            assert f"up to {money(top)} of objective per extra" in part
     ranked = b[b["price_check"] != "not checked"]["value_of_one_more"].tolist()
     assert ranked == sorted(ranked, reverse=True)
 
