@@ -90,7 +90,8 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
     rep.bottlenecks = bottlenecks(plan, r.results)
 
     def resolve(p: PlanData) -> Results:  # a re-solve is exactly a solve, under the same options
-        return run_plan(p, solver=solver, time_limit=time_limit, method=method).results
+        # (less the capacity price checks: R&D impact and "what would help" read margins and service only)
+        return run_plan(p, solver=solver, time_limit=time_limit, method=method, prices=False).results
 
     if insights and len(plan.programs):
         say("R&D impact: re-solving with each program a quarter earlier and later")

@@ -107,7 +107,7 @@ def run_case(base: PlanData, case: Case, solver: str | None = None, time_limit: 
             model, sol = _incremental(base, time_limit).solve(plan)
             run = finish_run(plan, model, sol)
         else:
-            run = run_plan(plan, solver=solver, time_limit=time_limit)
+            run = run_plan(plan, solver=solver, time_limit=time_limit, prices=False)  # KPIs: no price checks
         return compact(case.name, case.params, run, time.perf_counter() - t0, explain=explain, detail=detail)
     except ValidationFailed as exc:
         msg = "; ".join(p.render() for p in exc.problems if p.severity == "error")

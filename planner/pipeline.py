@@ -49,8 +49,11 @@ def finish_run(plan: PlanData, model: Model, sol: Solution, timings: dict[str, f
 
 
 def run_plan(plan: PlanData, solver: str | None = None, time_limit: float | None = None,
-             method: str | None = None, progress: Callable[[str], None] | None = None) -> Run:
-    """Build, solve, extract and (when infeasible) diagnose one plan; ``progress`` hears each stage."""
+             method: str | None = None, progress: Callable[[str], None] | None = None, prices: bool = True) -> Run:
+    """Build, solve, extract and (when infeasible) diagnose one plan; ``progress`` hears each stage.
+
+    ``prices``: check the binding capacity rows' shadow prices by ±1 re-solves (the Capacity sheet's
+    ``value_of_one_more`` / ``cost_of_one_less``); re-solves that read only margins and service skip it."""
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
     say("building the LP")
@@ -61,6 +64,6 @@ def run_plan(plan: PlanData, solver: str | None = None, time_limit: float | None
     t1 = time.perf_counter()
     size = model.lp.size
     say(f"solving: {size['columns']:,} columns, {size['rows']:,} rows with {solver or plan.settings.solver}")
-    sol = solve_model(model, solver=solver, time_limit=time_limit, method=method)
+    sol = solve_model(model, solver=solver, time_limit=time_limit, method=method, prices=prices)
     t2 = time.perf_counter()
     return finish_run(plan, model, sol, {"build": t1 - t0, "solve": t2 - t1})

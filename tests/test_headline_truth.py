@@ -262,19 +262,39 @@ def check_help(t: Truth, line: str) -> None:
 
 
 def check_binds(t: Truth, line: str) -> None:
+    """Recomputed from the Capacity sheet: rows where capacity matters (one more or one less unit changes the
+    objective, by the ±1 re-solves; or an unchecked non-zero dual), per resource the most one more unit adds
+    (else the most one less costs), largest first (issue 16: a degenerate dual alone is never quoted)."""
     cap = t.s["Capacity"]
-    b = cap[cap["shadow_price"] > TOL]
+    checked = cap["price_check"].isin(["unique", "not unique", "one less infeasible", "less than one unit"])
+    more, less = cap["value_of_one_more"].astype(float), cap["cost_of_one_less"].astype(float)
+    b = cap[(checked & ((more > TOL) | (less > TOL) | (cap["price_check"] == "one less infeasible")))
+            | ((cap["price_check"] == "not checked") & (cap["shadow_price"].abs() > TOL))]
     agg = b.groupby("resource").agg(first=("period", "min"), last=("period", "max"), n=("period", "size"),
-                                    top=("shadow_price", "max")).sort_values("top", ascending=False).head(4)
+                                    more=("value_of_one_more", "max"), less=("cost_of_one_less", "max"),
+                                    dual=("shadow_price", "max"))
+    agg = agg.sort_values(["more", "less", "dual"], ascending=False, na_position="last").head(4)
     parts = line[len("What binds: "):-1].split("; ")
     assert len(parts) == len(agg), line
     for part, (res, a) in zip(parts, agg.iterrows(), strict=True):
-        m = re.match(rf"^(?P<r>.+) \((?P<n>\d+) quarters?, (?P<span>[^,]+), up to (?P<v>{MONEY}) of objective per "
-                     r"extra (?P<what>wafer|unit)\)$", part)
+        m = re.match(r"^(?P<r>.+) \((?P<n>\d+) quarters?, (?P<span>[^,]+), (?P<rest>.+)\)$", part)
         assert m and m["r"] == res, part
         assert int(m["n"]) == a["n"]
         assert m["span"] == (a["first"] if a["first"] == a["last"] else f"{a['first']}–{a['last']}")
-        same(m["v"], a["top"], f"{res} shadow price")
+        if a["more"] > 0:
+            v = re.match(rf"^up to (?P<v>{MONEY}) of objective per extra (wafer|unit)$", m["rest"])
+            assert v, part
+            same(v["v"], a["more"], f"{res} value of one more")
+        elif a["less"] > 0:
+            v = re.match(rf"^full: one more (wafer|unit) adds nothing, one less costs up to (?P<v>{MONEY}) of "
+                         r"objective$", m["rest"])
+            assert v, part
+            same(v["v"], a["less"], f"{res} cost of one less")
+        else:
+            v = re.match(rf"^shadow price up to (?P<v>{MONEY}) of objective per (wafer|unit), not checked$",
+                         m["rest"])
+            assert v, part
+            same(v["v"], a["dual"], f"{res} shadow price")
 
 
 def check_rd(t: Truth, line: str) -> None:
@@ -322,7 +342,10 @@ def check_report(path: Path, fr: dict, backlog: bool) -> dict[str, int]:
             if "no expansion option" not in line:
                 check_expansions(t, line)
         elif line.startswith("No capacity constraint binds"):
-            assert (t.s["Capacity"]["shadow_price"] <= TOL).all()
+            cap = t.s["Capacity"]  # one more unit adds nothing anywhere, one less costs nothing anywhere
+            assert (cap["value_of_one_more"].astype(float).fillna(0) <= TOL).all()
+            assert (cap["cost_of_one_less"].astype(float).fillna(0) <= TOL).all()
+            assert not cap["price_check"].isin(["one less infeasible", "not checked"]).any()
         elif line.split(":")[0] in t.plat:
             described.add(check_platform(t, line))
             seen["platform"] += 1

@@ -1,7 +1,8 @@
-"""What a planner reads first: the binding constraints, ranked by shadow price, in plain words.
+"""What a planner reads first: the capacity that binds, ranked by what one more unit is worth, in plain words.
 
-Bottlenecks come from the duals of the final solve (``Capacity.shadow_price``); the platforms named are those
-short in the quarters the resource feeds.
+Bottlenecks come from the final solve: its duals (``Capacity.shadow_price``) and the ±1 re-solves that check
+them (``value_of_one_more``, ``cost_of_one_less``); the platforms named are those short in the quarters the
+resource feeds.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from planner.analysis.results import Results
 from planner.io.validate import PlanData
 from planner.periods import index_label, period_index
 from planner.report.fmt import money
+from planner.solve.policy import MAX_PRICE_CHECKS
 
 SHADOW_TOL = 1e-6
 
@@ -35,29 +37,59 @@ def _affected_platforms(plan: PlanData, res: Results, kind: str, resource: str, 
 
 
 def bottlenecks(plan: PlanData, res: Results) -> pd.DataFrame:
-    """Binding capacity rows ranked by shadow price, each with a sentence and the platforms that fall short.
+    """Capacity rows whose capacity matters, ranked by what one more unit is worth (then one less), each with a
+    sentence computed from the Capacity columns and the platforms that fall short.
 
-    A shadow price is the change of the LP's objective — margin less shortfall penalties — per extra unit of
-    capacity, so the sentence says objective: with penalties, one more wafer raises the margin by less.
-    """
+    The sentence quotes the ±1 re-solves (``value_of_one_more``, ``cost_of_one_less``), never the dual alone:
+    at a degenerate optimum the dual is one of many and may be neither (``models/formulation.md``)."""
     cur = plan.settings.currency
+    policy = res.summary.get("policy", "margin")
     cap = res.capacity
-    b = cap[cap["shadow_price"] > SHADOW_TOL].copy()
-    cols = ["rank", "resource", "kind", "period", "shadow_price", "utilisation", "capacity", "used",
-            "platforms_short", "explanation"]
+    checked = cap["price_check"].isin(["unique", "not unique", "one less infeasible", "less than one unit"])
+    matters = (checked & ((cap["value_of_one_more"] > SHADOW_TOL) | (cap["cost_of_one_less"] > SHADOW_TOL)
+                          | (cap["price_check"] == "one less infeasible"))) \
+        | ((cap["price_check"] == "not checked") & (cap["shadow_price"].abs() > SHADOW_TOL))
+    b = cap[matters].copy()
+    cols = ["rank", "resource", "kind", "period", "value_of_one_more", "cost_of_one_less", "shadow_price",
+            "price_check", "utilisation", "capacity", "used", "platforms_short", "explanation"]
     if b.empty:
         return pd.DataFrame(columns=cols)
-    b = b.sort_values(["shadow_price", "period"], ascending=[False, True]).reset_index(drop=True)
+    b["_unchecked"] = b["price_check"] == "not checked"
+    b = b.sort_values(["_unchecked", "value_of_one_more", "cost_of_one_less", "shadow_price", "period"],
+                      ascending=[True, False, False, False, True], na_position="last").reset_index(drop=True)
     b["rank"] = np.arange(1, len(b) + 1)
     b["platforms_short"] = [", ".join(_affected_platforms(plan, res, k, r, p))
                             for k, r, p in zip(b["kind"], b["resource"], b["period"], strict=True)]
-    sentences = []
-    for r in b.itertuples():
-        what = "wafer start per quarter at" if r.kind == "fab" else "unit of back-end capacity on"
-        s = (f"One more {what} {r.resource} in {r.period} would raise the objective (margin less shortfall "
-             f"penalties) by {money(r.shadow_price, cur)}")
-        if r.platforms_short:
-            s += f"; short there: {r.platforms_short}"
-        sentences.append(s + ".")
-    b["explanation"] = sentences
+    b["explanation"] = [sentence(r, cur, policy) for r in b.itertuples()]
     return b[cols]
+
+
+def sentence(r, currency: str, policy: str) -> str:
+    """One Bottlenecks sentence from a Capacity row (``value_of_one_more``, ``cost_of_one_less``,
+    ``price_check``, ``shadow_price``) and its ``platforms_short``; true by construction of those columns.
+
+    The values are changes of the LP's objective — margin less shortfall penalties — so the sentence says
+    objective: with penalties, one more wafer raises the margin by less."""
+    what = "wafer start per quarter at" if r.kind == "fab" else "unit of back-end capacity on"
+    unit = "wafer" if r.kind == "fab" else "unit"
+    held = f", with the service the '{policy}' policy fixed held" if policy != "margin" else ""
+    gain = (f"would raise the objective (margin less shortfall penalties) by {money(r.value_of_one_more, currency)}"
+            if r.value_of_one_more > SHADOW_TOL else "would not raise the objective (margin less shortfall penalties)")
+    if r.price_check == "unique":
+        s = f"One more {what} {r.resource} in {r.period} {gain}{held}, and one less would lower it as much"
+    elif r.price_check == "not unique":
+        s = (f"One more {what} {r.resource} in {r.period} {gain}{held}, and one less would lower it by "
+             f"{money(r.cost_of_one_less, currency)}: the shadow price is not unique here (the solver reported "
+             f"{money(r.shadow_price, currency)} per {unit})")
+    elif r.price_check == "one less infeasible":
+        need = ("the plan's min_fill requirements could not be met" if policy == "margin" else
+                f"the service the '{policy}' policy fixed (or a min_fill) could not all be held")
+        s = f"One more {what} {r.resource} in {r.period} {gain}{held}; with one less, {need}"
+    elif r.price_check == "less than one unit":
+        s = f"One more {what} {r.resource} in {r.period} {gain}{held} (there is less than one to take away)"
+    else:
+        s = (f"The solver's shadow price of {r.resource} in {r.period} is {money(r.shadow_price, currency)} of "
+             f"objective per {unit}{held} (not checked by re-solve: only the {MAX_PRICE_CHECKS} largest are)")
+    if r.platforms_short:
+        s += f"; short there: {r.platforms_short}"
+    return s + "."

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from planner.model.build import Model
-from planner.solve.policy import Solution
+from planner.solve.policy import SOLVER_TOL, Solution, price_candidates
 
 EPS = 1e-6
+PRICE_REL = 1e-9  # ±1 margin changes below this share of the objective are round-off of two large optima
 
 
 @dataclass
@@ -112,6 +113,52 @@ def _clean(v: np.ndarray) -> np.ndarray:
     return v
 
 
+def _below_tolerance(demand: np.ndarray, served: np.ndarray, short: np.ndarray,
+                     backlog: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A shortfall within the solver's tolerance of what its row owes is noise: show it as 0, and the quarter
+    as served in full (``models/formulation.md``, "Reading the plan"). What was owed is the quarter's demand,
+    plus the backlog carried into it."""
+    owed = demand.copy()
+    if backlog:
+        owed[:, 1:] += short[:, :-1]
+    tiny = (short != 0) & (np.abs(short) <= SOLVER_TOL * np.maximum(1.0, owed))
+    return np.where(tiny, owed, served), np.where(tiny, 0.0, short)
+
+
+def _prices(model: Model, sol: Solution, rows: np.ndarray, shadow: np.ndarray):
+    """Capacity columns value_of_one_more, cost_of_one_less, price_check (``models/formulation.md``, "When the
+    shadow price is not unique"), from the solve's ±1 re-solves."""
+    n = len(rows)
+    more, less = np.zeros(n), np.zeros(n)
+    check = np.array([""] * n, dtype=object)
+    if sol.x is None:
+        return np.full(n, np.nan), np.full(n, np.nan), check
+    talk, _ = price_candidates(model, sol.x, sol.row_dual)
+    talk = set(talk.tolist())
+    bound = model.lp.bounds()[3][rows]
+    scale = PRICE_REL * max(1.0, abs(sol.objective or 0.0))
+    for i, r in enumerate(rows.tolist()):
+        if r not in talk:
+            continue  # a unit of slack or more and a zero dual: one unit either way changes nothing
+        if r not in sol.prices:
+            more[i] = less[i] = np.nan
+            check[i] = "not checked"
+            continue
+        up, down = sol.prices[r]
+        more[i] = 0.0 if abs(up) <= scale else up
+        less[i] = down if np.isnan(down) or abs(down) > scale else 0.0
+        if bound[i] < 1.0:
+            check[i] = "less than one unit"  # nothing to take away: only one more is meaningful
+        elif np.isnan(down):
+            check[i] = "one less infeasible"
+        elif abs(more[i] - shadow[i]) <= scale + 1e-6 * abs(shadow[i]) and \
+                abs(less[i] - shadow[i]) <= scale + 1e-6 * abs(shadow[i]):
+            check[i] = "unique"
+        else:
+            check[i] = "not unique"
+    return more, less, check
+
+
 def extract(model: Model, sol: Solution) -> Results:
     ms = model.sets
     lp = model.lp
@@ -140,6 +187,7 @@ def extract(model: Model, sol: Solution) -> Results:
         sidx = sblock.index
         p_of = dict(zip(ms.platforms["platform"], ms.platforms["p"], strict=True))
         short[sidx["platform"].map(p_of).to_numpy(), sidx["t"].to_numpy()] = _clean(x[sblock.positions])
+    served, short = _below_tolerance(ms.demand, served, short, model.settings.backlog)
     p_grid, t_grid = np.meshgrid(np.arange(len(ms.platforms)), np.arange(T), indexing="ij")
     svc = pd.DataFrame({"platform": ms.platforms["platform"].to_numpy()[p_grid.ravel()],
                         "period": [periods[t] for t in t_grid.ravel()],
@@ -217,7 +265,11 @@ def extract(model: Model, sol: Solution) -> Results:
         capacity["utilisation"] = np.where(capacity["capacity"] > 0, capacity["used"] / capacity["capacity"],
                                            np.nan)
     capacity["shadow_price"] = _clean(capacity["shadow_price"].to_numpy().astype(float))
-    capacity = capacity[["resource", "kind", "unit", "period", "capacity", "used", "utilisation", "shadow_price"]]
+    rows = np.concatenate([fab_rows.positions, be_rows.positions])
+    capacity["value_of_one_more"], capacity["cost_of_one_less"], capacity["price_check"] = _prices(
+        model, sol, rows, capacity["shadow_price"].to_numpy())
+    capacity = capacity[["resource", "kind", "unit", "period", "capacity", "used", "utilisation", "shadow_price",
+                         "value_of_one_more", "cost_of_one_less", "price_check"]]
 
     terms = lp.term_values(x) if sol.x is not None else {k: 0.0 for k in lp.terms}
     revenue = terms.get("revenue", 0.0)

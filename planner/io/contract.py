@@ -88,8 +88,10 @@ SETTINGS_KEYS: dict[str, Column] = {
         Column("horizon_quarters", "int", unit="quarters", description="Number of quarters planned",
                required=True, min=1, max=200),
         Column("policy", "choice", choices=POLICIES, default="margin", required=False,
-               description="margin: maximise margin minus penalties; priority: serve tiers lexicographically; "
-                           "fair_share: within a tier maximise the smallest fill rate"),
+               description="margin: maximise margin minus penalties; priority: serve tiers in order, each by "
+                           "what its service is worth (one tier = margin), then margin; fair_share: within a "
+                           "tier raise the smallest fill rates lexicographically (max-min), tier 1 first, then "
+                           "margin"),
         Column("backlog", "bool", default=False, required=False,
                description="true: unmet demand carries to the next quarter; false: it is lost"),
         Column("risk_starts", "bool", default=False, required=False,

@@ -123,12 +123,7 @@ def headline(rep: ReportInput) -> list[str]:
                                                for r in short.itertuples()) + ".")
     b = rep.bottlenecks
     if b is not None and len(b):
-        agg = b.groupby("resource").agg(first=("period", "min"), last=("period", "max"), n=("period", "size"),
-                                        top=("shadow_price", "max")).sort_values("top", ascending=False)
-        parts = [f"{r} ({a.n} quarter{'s' if a.n > 1 else ''}, {a.first if a.first == a.last else f'{a.first}–{a.last}'}"
-                 f", up to {money(a.top, cur)} of objective per extra {'wafer' if '/' in r else 'unit'})"
-                 for r, a in agg.head(4).iterrows()]
-        lines.append("What binds: " + "; ".join(parts) + ".")
+        lines.append("What binds: " + "; ".join(_binds(b, cur)) + ".")
     else:
         lines.append("No capacity constraint binds: supply is limited only by R&D readiness, economics or demand.")
     rd = rep.rd_impact
@@ -162,6 +157,30 @@ SUMMARY_FORMATS = {"fill_rate": "pct", "solve_seconds": "seconds", "demand_units
 HORIZON_NOTE = ("Output lands cycle_quarters after its wafer start; starts whose output would land after the horizon, "
                 "and work in progress before it, are not modelled (initial inventory stands in for it), so the first "
                 "and last quarters look thin.")
+
+
+def _binds(b: pd.DataFrame, cur: str, top: int = 4) -> list[str]:
+    """Per resource of the Bottlenecks table: its quarters and the most one more unit raises the objective in
+    any of them (``value_of_one_more``, a ±1 re-solve) — or, where one more adds nothing, the most one less
+    lowers it; unchecked rows say so."""
+    agg = b.groupby("resource").agg(first=("period", "min"), last=("period", "max"), n=("period", "size"),
+                                    more=("value_of_one_more", "max"), less=("cost_of_one_less", "max"),
+                                    dual=("shadow_price", "max"))
+    agg = agg.sort_values(["more", "less", "dual"], ascending=False, na_position="last")
+    parts = []
+    for r, a in agg.head(top).iterrows():
+        unit = "wafer" if "/" in r else "unit"
+        span = a.first if a.first == a.last else f"{a.first}–{a.last}"
+        when = f"{a.n} quarter{'s' if a.n > 1 else ''}, {span}"
+        if a.more > 0:
+            parts.append(f"{r} ({when}, up to {money(a.more, cur)} of objective per extra {unit})")
+        elif a.less > 0:
+            parts.append(f"{r} ({when}, full: one more {unit} adds nothing, one less costs up to "
+                         f"{money(a.less, cur)} of objective)")
+        else:
+            parts.append(f"{r} ({when}, shadow price up to {money(a.dual, cur)} of objective per {unit}, "
+                         "not checked)")
+    return parts
 
 
 def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
@@ -287,12 +306,27 @@ def _write_contract_sheets(book: Book, rep: ReportInput, money_fmt: object) -> N
     book.table(ws, sup, formats={"output_units": "units", "shipped_units": "units", "inventory_end": "units"},
                header_comments={"output_units": "finished units landing this quarter"})
     ws = book.sheet("Capacity", "how full each fab/node and back-end line is, and what one more unit is worth")
-    cap = capacity[["resource", "period", "capacity", "used", "utilisation", "shadow_price", "kind", "unit"]]
+    cap = capacity[["resource", "period", "capacity", "used", "utilisation", "shadow_price",
+                    "value_of_one_more", "cost_of_one_less", "price_check", "kind", "unit"]]
+    held = ("" if res.summary["policy"] == "margin"
+            else f"; under '{res.summary['policy']}', with the service the policy fixed held")
+    money2 = book.money(cur, 2)
     first, last = book.table(ws, cap, formats={"capacity": "int", "used": "int", "utilisation": "pct",
-                                               "shadow_price": book.money(cur, 2)},
-                             header_comments={"shadow_price": f"{cur} of objective (margin less shortfall "
-                                              "penalties) per extra wafer (fab) or unit (back-end) in that "
-                                              "quarter, all else equal",
+                                               "shadow_price": money2, "value_of_one_more": money2,
+                                               "cost_of_one_less": money2},
+                             wrap={"price_check": 18},
+                             header_comments={"shadow_price": f"{cur} per wafer (fab) or unit (back-end): the "
+                                              "solver's dual of the capacity row, in objective; where price_check says 'not "
+                                              "unique' it is one of many valid values" + held,
+                                              "value_of_one_more": f"{cur} of objective (margin less shortfall "
+                                              "penalties) gained with one more wafer or unit in that quarter "
+                                              "(re-solved)" + held,
+                                              "cost_of_one_less": f"{cur} of objective lost with one less (re-solved; "
+                                              "blank where one less is infeasible, impossible or not checked)",
+                                              "price_check": "unique: one more and one less both equal the "
+                                              "shadow price; not unique: they differ (degenerate optimum); one "
+                                              "less infeasible; less than one unit (nothing to take away); not "
+                                              "checked; blank: a unit of slack or more, nothing changes",
                                               "capacity": "wafers/quarter (fab, incl. expansions) or "
                                               "units/quarter (back-end)",
                                               "used": "fab: whole wafers started (the sum of WaferStarts); "
@@ -314,12 +348,16 @@ def _write_insights(book: Book, rep: ReportInput, money_fmt: object) -> None:
                               "not raise the objective.", width=100)
         book.width(ws, 0, 100)
     else:
-        book.table(ws, b, formats={"shadow_price": book.money(cur, 2), "utilisation": "pct", "capacity": "int",
-                                   "used": "int", "rank": "count"},
+        money2 = book.money(cur, 2)
+        book.table(ws, b, formats={"shadow_price": money2, "value_of_one_more": money2, "cost_of_one_less": money2,
+                                   "utilisation": "pct", "capacity": "int", "used": "int", "rank": "count"},
                    wrap={"explanation": 60, "platforms_short": 22},
-                   header_comments={"shadow_price": f"{cur} of objective (margin less shortfall penalties) per "
-                                                    "extra unit of capacity in that quarter (valid for small "
-                                                    "changes)"})
+                   header_comments={"value_of_one_more": f"{cur} of objective (margin less shortfall penalties) "
+                                                         "gained with one more unit of capacity in that quarter "
+                                                         "(re-solved)",
+                                    "cost_of_one_less": f"{cur} of objective lost with one less (re-solved)",
+                                    "shadow_price": f"{cur}: the solver's dual; one of many where price_check "
+                                                    "says 'not unique'"})
     ws = book.sheet("R&D impact", "margin, objective and service if each program were ready a quarter earlier or "
                                   "later")
     rd = rep.rd_impact if rep.rd_impact is not None else pd.DataFrame()

@@ -14,7 +14,16 @@ import numpy as np
 
 from planner.model.build import Model
 from planner.model.lp import LinearProgram
-from planner.model.stages import add_fair_share, add_priority_hold, served_columns
+from planner.model.stages import (
+    FairShare,
+    Hold,
+    add_fair_share,
+    add_fair_share_hold,
+    add_priority_hold,
+    fair_share_objective,
+    priority_objective,
+    tiers,
+)
 from planner.solve.sessions import RunResult, Session, make_session
 
 
@@ -31,6 +40,10 @@ class Solution:
     message: str = ""
     max_violation: float = 0.0
     violations: list[str] = field(default_factory=list)
+    # capacity row → (objective gained with one more unit, lost with one less; NaN if infeasible or the
+    # capacity is below one unit), from ±1 re-solves of the final stage (:func:`check_prices`); binding rows
+    # missing here were not checked
+    prices: dict[int, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def has_solution(self) -> bool:
@@ -38,53 +51,179 @@ class Solution:
 
 
 # ---- policies ------------------------------------------------------------------------------------------------
-def _hold(v: float) -> float:
-    return v - (1e-9 * abs(v) + 1e-6)
+HOLD_TOLERANCES = (0.0, 1e-9, 1e-7)  # relative to each hold's scale; looser only if a stage turns infeasible
+DUAL_TOL = 1e-7  # a fair-share member with a dual share above this is saturated (see formulation.md)
+LEVEL_TOL = 1e-9  # fill rates within this of the level count as at the level
+SAT_TOL = 1e-7  # per-candidate test: a member whose best fill rate beats the level by no more is saturated
+SOLVER_TOL = 1e-7  # HiGHS's primal feasibility tolerance: below it (relative to the row) a number is noise
 
 
-def _tiers(model: Model) -> list[tuple[int, list[str]]]:
-    plats = model.sets.platforms
-    return [(int(k), list(g["platform"])) for k, g in plats.groupby("priority", sort=True)]
+class _Stages:
+    """Runs a policy's stages on one session: the holds added so far, and their tolerance."""
+
+    def __init__(self, session: Session, record: list[dict]):
+        self.session = session
+        self.holds: list[Hold] = []
+        self.level = 0
+        self.record = record
+
+    def hold(self, h: Hold | None) -> None:
+        if h is None:
+            return
+        self.holds.append(h)
+        if self.level:
+            self._bound(h)
+
+    def _bound(self, h: Hold) -> None:
+        tol = HOLD_TOLERANCES[self.level] * h.scale
+        self.session.set_row_bounds(h.row, h.target - tol, np.inf)
+
+    def run(self, c: np.ndarray) -> RunResult:
+        """Solve with objective ``c``; if the holds make it infeasible (round-off: each was met by the previous
+        stage's solution), loosen them to the next relative tolerance and solve again."""
+        s = self.session
+        s.set_objective(_pad(c, s.n_cols))
+        res = s.run()
+        while res.status == "infeasible" and self.holds and self.level + 1 < len(HOLD_TOLERANCES):
+            self.level += 1
+            for h in self.holds:
+                self._bound(h)
+            res = s.run()
+        return res
+
+    @property
+    def tolerance(self) -> float:
+        return HOLD_TOLERANCES[self.level]
+
+
+def _pad(c: np.ndarray, n: int) -> np.ndarray:
+    return c if len(c) == n else np.concatenate([c, np.zeros(n - len(c))])
 
 
 def run_policy(session: Session, model: Model, policy: str, margin: np.ndarray,
                stages: list[dict] | None = None) -> RunResult:
     """The policy's sequence of LPs on a session; returns the final (margin) stage's result.
 
-    ``margin`` is the margin objective over the model's columns. Stage rows and columns stay in the session;
-    callers that re-use a session remove them with ``reset``.
+    ``margin`` is the margin objective over the model's columns (callers may pass a modified one). Stage rows
+    and columns stay in the session; callers that re-use a session remove them with ``reset``.
     """
-    stages = stages if stages is not None else []
-    if policy in ("priority", "fair_share"):
-        demand_by_platform = dict(zip(model.sets.platforms["platform"], model.sets.demand.sum(axis=1), strict=True))
-        for tier, plats in _tiers(model):
-            plats = [p for p in plats if demand_by_platform[p] > 0]
-            if not plats:
-                continue
-            if policy == "priority":
-                c = np.zeros(model.lp.n_cols)
-                c[served_columns(model, plats)] = 1.0
-                session.set_objective(c)
-                res = session.run()
-                if res.status != "optimal":
-                    return res
-                add_priority_hold(session, model, tier, plats, _hold(res.objective))
-                stages.append({"stage": f"priority tier {tier}", "platforms": plats, "value": res.objective})
-            else:
-                z = add_fair_share(session, model, tier, plats, demand_by_platform)
-                c = np.zeros(z + 1)
-                c[z] = 1.0
-                session.set_objective(c)
-                res = session.run()
-                if res.status != "optimal":
-                    return res
-                session.add_row(np.array([z]), np.ones(1), _hold(res.objective), np.inf, name=f"fair_share_hold_{tier}")
-                stages.append({"stage": f"fair_share tier {tier}", "platforms": plats, "value": res.objective})
-                margin = np.append(margin, 0.0)
-    session.set_objective(margin)
-    res = session.run()
-    stages.append({"stage": "margin", "value": res.objective})
+    record = stages if stages is not None else []
+    runner = _Stages(session, record)
+    if policy == "priority":
+        res = _priority(runner, model, margin)
+    elif policy == "fair_share":
+        res = _fair_share(runner, model)
+    else:
+        res = None
+    if res is not None and res.status != "optimal":
+        return res
+    res = runner.run(margin)
+    record.append({"stage": "margin", "value": res.objective, "hold_tolerance": runner.tolerance,
+                   "rows": []})
     return res
+
+
+def _priority(runner: _Stages, model: Model, margin: np.ndarray) -> RunResult | None:
+    """Stage k (every tier but the lowest): maximise the objective of tiers ≤ k, then hold tier k's value.
+
+    The lowest tier needs no stage of its own: its stage would be the final margin stage. So one tier is
+    exactly the margin policy."""
+    ts = tiers(model)
+    res = None
+    for i, tier in enumerate(ts[:-1]):
+        res = runner.run(priority_objective(model, margin, ts[i + 1:]))
+        if res.status != "optimal":
+            return res
+        h = add_priority_hold(runner.session, model, tier, margin, res.x)
+        runner.hold(h)
+        runner.record.append({"stage": f"priority tier {tier.priority}", "platforms": tier.platforms,
+                              "value": None if h is None else h.target,
+                              "rows": [] if h is None else [h.name]})
+    return res
+
+
+def _fair_share(runner: _Stages, model: Model) -> RunResult | None:
+    """Lexicographic max-min fill rate within each tier, tier 1 first (progressive filling)."""
+    session = runner.session
+    warm = getattr(session, "warm_primal", None)
+    try:
+        return _fill_progressively(runner, model, warm)
+    finally:
+        if warm is not None:
+            warm(False)
+
+
+def _fill_progressively(runner: _Stages, model: Model, warm) -> RunResult | None:
+    session = runner.session
+    level_col = None
+    res = None
+    for tier in tiers(model):
+        stage = add_fair_share(session, model, tier, level_col)
+        level_col = stage.level_col
+        free = list(tier.platforms)
+        rnd = 0
+        while free:
+            rnd += 1
+            if warm is not None:  # later rounds: same objective, and the last solution meets every change
+                warm(rnd > 1)
+            res = runner.run(fair_share_objective(session.n_cols, stage))
+            if res.status != "optimal":
+                return res
+            z = stage.level(res.x)
+            fills = {p: stage.fill(p, res.x) for p in free}
+            saturated, how = _saturated(runner, stage, free, z, fills, res)
+            names = []
+            for p in saturated:
+                session.set_row_bounds(stage.rows[p], -np.inf, np.inf)  # p leaves the max-min rows
+                h = add_fair_share_hold(session, model, stage, p, min(z, fills[p]))
+                runner.hold(h)
+                names.append(h.name)
+                free.remove(p)
+            runner.record.append({"stage": f"fair_share tier {tier.priority} round {rnd}", "value": z,
+                                  "platforms": saturated, "saturation": how,
+                                  "rows": ([stage.names[p] for p in tier.platforms] if rnd == 1 else []) + names})
+    if level_col is not None:  # every `fair_share` row is relaxed by now: u means nothing in later stages
+        session.set_col_bounds(level_col, 0.0, 0.0)
+    return res
+
+
+def _saturated(runner: _Stages, stage: FairShare, free: list[str], z: float,
+               fills: dict[str, float], res: RunResult) -> tuple[list[str], str]:
+    """Members of ``free`` that cannot exceed the level z while every other free member keeps z.
+
+    Dual test (one LP per round): with Σ_p λ_p = 1 (the normalised duals of the `fair_share` rows), any p with
+    λ_p > 0 is saturated — for every x feasible for the stage, Σ_p λ_p f_p(x) ≤ z*, so if the others with
+    λ > 0 keep z*, f_p cannot exceed it. Members with λ_p = 0 may be saturated too; they are found in a later
+    round at the same level. If no dual is available, or none is clearly positive (numerical trouble), one
+    small LP per candidate decides instead."""
+    if z >= 1.0 - LEVEL_TOL:  # nobody serves more than its demand: every member is done
+        return list(free), "full"
+    if res.row_dual is not None:
+        duals = {p: abs(float(res.row_dual[stage.rows[p]])) for p in free}
+        total = sum(duals.values())
+        if total > 0:
+            sat = [p for p in free if duals[p] / total > DUAL_TOL and fills[p] <= z + LEVEL_TOL]
+            if sat:
+                return sat, "dual"
+    return _saturated_by_lp(runner, stage, free, z), "lp"
+
+
+def _saturated_by_lp(runner: _Stages, stage: FairShare, free: list[str], z: float) -> list[str]:
+    """For each free member: max Σ_t Y_pt with z fixed at the level; saturated if it cannot beat the level."""
+    session = runner.session
+    u = stage.scale * (z - LEVEL_TOL)
+    session.set_col_bounds(stage.level_col, u, u)
+    best = {}
+    for p in free:
+        cols, _ = stage.terms[p]
+        c = np.zeros(session.n_cols)
+        c[cols] = 1.0
+        r = runner.run(c)
+        best[p] = stage.fill(p, r.x) if r.status == "optimal" else z
+    session.set_col_bounds(stage.level_col, -np.inf, np.inf)
+    out = [p for p in free if best[p] <= z + SAT_TOL]
+    # in exact arithmetic some member is saturated; with round-off, the one that can gain least
+    return out or [min(free, key=best.__getitem__)]
 
 
 def finish_solution(lp: LinearProgram, res: RunResult, session: Session, t0: float,
@@ -102,8 +241,12 @@ def finish_solution(lp: LinearProgram, res: RunResult, session: Session, t0: flo
 
 
 def solve_model(model: Model, solver: str | None = None, time_limit: float | None = None,
-                method: str | None = None, policy: str | None = None) -> Solution:
-    """Solve under the plan's policy (``models/formulation.md``, "Policies as sequences of LPs")."""
+                method: str | None = None, policy: str | None = None, prices: bool = True) -> Solution:
+    """Solve under the plan's policy (``models/formulation.md``, "Policies as sequences of LPs").
+
+    ``prices``: also re-solve the final stage with each binding capacity one unit higher and lower
+    (:func:`check_prices`), so the report can say what one more or one less unit is worth. Re-solves that only
+    read margins and service (R&D impact, batches) leave it off."""
     settings = model.settings
     solver = solver or settings.solver
     policy = policy or settings.policy
@@ -113,8 +256,94 @@ def solve_model(model: Model, solver: str | None = None, time_limit: float | Non
     lp = model.lp
     session = make_session(lp, solver, time_limit, method)
     stages: list[dict] = []
-    res = run_policy(session, model, policy, lp.objective(), stages)
-    return finish_solution(lp, res, session, t0, stages)
+    margin = lp.objective()
+    res = run_policy(session, model, policy, margin, stages)
+    sol = finish_solution(lp, res, session, t0, stages)
+    if prices and sol.status == "optimal":
+        sol.prices = check_prices(session, model, sol, margin)
+    return sol
+
+
+MAX_PRICE_CHECKS = 20  # capacity rows re-solved ±1 where ranging cannot vouch for the dual; the rest: "not checked"
+PRICE_DUAL_TOL = 1e-9  # a capacity row with |dual| above this, or less than one unit of slack, is checked
+
+
+def price_candidates(model: Model, x: np.ndarray, row_dual: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Capacity rows the report talks about — less than one unit of slack or a non-zero dual — largest |dual|
+    first; and, apart, those with at least one unit of slack and a zero dual (one unit either way changes
+    nothing: the optimum stays feasible at one less, and by concavity one more cannot help)."""
+    lp = model.lp
+    rows = np.concatenate([lp.rows("fab_capacity"), lp.rows("backend_capacity")])
+    if not len(rows):
+        return rows, rows
+    _, _, _, ru = lp.bounds()
+    slack = ru[rows] - (lp.matrix().tocsr()[rows] @ x)
+    dual = np.zeros(len(rows)) if row_dual is None else np.abs(row_dual[rows])
+    talk = (slack < 1.0) | (dual > PRICE_DUAL_TOL)
+    order = np.lexsort((slack[talk], -dual[talk]))
+    return rows[talk][order], rows[~talk]
+
+
+def check_prices(session: Session, model: Model, sol: Solution, margin: np.ndarray) -> dict[int, tuple[float, float]]:
+    """Objective (margin less shortfall penalties) gained with one more unit and lost with one less, for the
+    binding capacity rows.
+
+    Where the solver's ranging shows the final basis stays optimal from one unit below the capacity to one
+    above, both are the dual exactly (HiGHS, one cheap call for all rows). Every other row the report talks
+    about (at most ``MAX_PRICE_CHECKS``, largest dual first) is re-solved with its capacity ±1, the policy's
+    holds in place, warm from the final basis. The dual alone can mislead at a degenerate optimum, where any
+    value between these two is a valid dual and the solver reports one of them (seen: $100 reported, one more
+    wafer worth $0, one less costing $1,000)."""
+    lp = model.lp
+    talk, _ = price_candidates(model, sol.x, sol.row_dual)
+    if not len(talk):
+        return {}
+    _, _, rl, ru = lp.bounds()
+    out: dict[int, tuple[float, float]] = {}
+    n = lp.n_cols
+    base = float(margin @ sol.x)
+    up_ok = down_ok = np.zeros(len(talk), dtype=bool)
+    ranges = session.bound_ranges() if hasattr(session, "bound_ranges") and sol.row_dual is not None else None
+    if ranges is not None:  # each side ranging vouches for is the dual exactly; only the other is re-solved
+        up_ok, down_ok = _vouched(ranges, talk, ru[talk], sol.row_dual[talk], float(sol.objective or 0.0))
+        for r in talk[up_ok & down_ok]:
+            out[int(r)] = (float(sol.row_dual[r]), float(sol.row_dual[r]))
+    todo = [(int(r), bool(u), bool(d)) for r, u, d in zip(talk, up_ok, down_ok, strict=True) if not (u and d)]
+    if todo and hasattr(session, "use_simplex"):  # warm dual simplex: a few pivots per bound change
+        session.use_simplex()
+    for r, up_known, down_known in todo[:MAX_PRICE_CHECKS]:
+        values = []
+        for d, known in ((1.0, up_known), (-1.0, down_known)):
+            if known:
+                values.append(base + d * float(sol.row_dual[r]))
+                continue
+            if ru[r] + d < 0:  # less than one unit to take away: there is no "one less"
+                values.append(np.nan)
+                continue
+            session.set_row_bounds(r, rl[r], ru[r] + d)
+            res = session.run()
+            values.append(float(margin @ res.x[:n]) if res.status == "optimal" else np.nan)
+        session.set_row_bounds(r, rl[r], ru[r])
+        out[r] = (values[0] - base, base - values[1])
+    return out
+
+
+def _vouched(ranges, rows: np.ndarray, bound: np.ndarray, dual: np.ndarray, objective: float):
+    """Per row and side, whether ranging proves that one unit that way changes the objective by exactly the dual.
+
+    The dual y is a supergradient of the optimal value v at the bound b: v(b + d) ≤ v(b) + y·d. Ranging gives a
+    bound b' at least one unit away and the objective of a feasible basic solution there, a lower bound on
+    v(b'). Where that equals v(b) + y·(b' − b), v is squeezed onto the line between b and b', so
+    v(b ± 1) = v(b) ± y. Ranging alone is not enough: at a degenerate optimum HiGHS reports a zero dual with a
+    range reaching 100 wafers down along which the objective falls by $80 a wafer."""
+    lo, hi, obj_lo, obj_hi = (a[rows] for a in ranges)
+    tol = 1e-9 * max(1.0, abs(objective))
+    with np.errstate(invalid="ignore"):
+        up = (hi >= bound + 1.0) & np.isfinite(hi) & np.isfinite(obj_hi) \
+            & (np.abs(obj_hi - (objective + dual * (hi - bound))) <= tol + 1e-9 * np.abs(dual * (hi - bound)))
+        down = (lo <= bound - 1.0) & np.isfinite(lo) & np.isfinite(obj_lo) \
+            & (np.abs(obj_lo - (objective + dual * (lo - bound))) <= tol + 1e-9 * np.abs(dual * (lo - bound)))
+    return up, down
 
 
 def check_feasibility(lp: LinearProgram, x: np.ndarray, rel_tol: float = 1e-6) -> tuple[float, list[str]]:
