@@ -20,7 +20,15 @@ from planner.io import contract as C
 from planner.io.problems import Problem, ValidationFailed, did_you_mean, show
 from planner.io.reader import RawSheet, RawWorkbook
 from planner.io.text import hidden_chars, look_alike_difference, nfc, number_style, parse_number, skeleton
-from planner.periods import FIRST_YEAR, LAST_YEAR, horizon_labels, in_range, normalise_period, ordinal, period_index
+from planner.periods import (
+    FIRST_YEAR,
+    LAST_YEAR,
+    horizon_labels,
+    in_range,
+    normalise_period,
+    ordinal,
+    period_index,
+)
 
 
 @dataclass
