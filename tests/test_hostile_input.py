@@ -354,7 +354,7 @@ def test_ids_in_chart_titles_are_literals(evil_example, tmp_path):
     res = run("solve", evil_example, "-o", out, "--no-insights")
     assert res.exit_code == 0, res.output
     refs, xml = chart_refs(out)
-    assert refs and all(re.fullmatch(r"ChartData!\$[A-Z]+\$\d+(:\$[A-Z]+\$\d+)?", f) for f in refs), refs
+    assert refs and all(re.fullmatch(r"(ChartData|Histogram)!\$[A-Z]+\$\d+(:\$[A-Z]+\$\d+)?", f) for f in refs), refs
     assert "Wafer starts at Evil!A1 by product" in xml
     assert "calc&apos;!A0" in xml or "calc'!A0" in xml
 
@@ -379,5 +379,7 @@ def test_ids_in_batch_workbook_charts_are_literals(evil_example, tmp_path, comma
              "montecarlo": ["--samples", "3"]}[command]
     res = run(command, evil_example, *extra, "--workers", "1", "--quiet", "-o", out)
     assert res.exit_code == 0, res.output
-    refs, _ = chart_refs(out)
-    assert all(re.fullmatch(r"ChartData!\$[A-Z]+\$\d+(:\$[A-Z]+\$\d+)?", f) for f in refs), refs
+    refs, xml = chart_refs(out)
+    assert refs and all(re.fullmatch(r"(ChartData|Histogram)!\$[A-Z]+\$\d+(:\$[A-Z]+\$\d+)?", f) for f in refs), refs
+    if command == "sweep":
+        assert f"Margin and fill rate vs Fabs[{EVIL_FAB}|1c]" in xml

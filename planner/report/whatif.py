@@ -227,7 +227,7 @@ def write_compare(path: Path, plan: PlanData, outcome: BatchOutcome, cases: list
             book.table(data, margins, first_row=m0, formats={"margin": "money", "objective": "money"},
                        autofilter=False, freeze=False)
             charts = book.sheet("Charts")
-            ch1 = book.wb.add_chart({"type": "column"})
+            ch1 = book.chart({"type": "column"})
             for j in range(1, len(fills.columns)):
                 ch1.add_series({"name": ["ChartData", 0, j], "categories": ["ChartData", 1, 0, len(fills), 0],
                                 "values": ["ChartData", 1, j, len(fills), j], "gap": 60})
@@ -236,7 +236,7 @@ def write_compare(path: Path, plan: PlanData, outcome: BatchOutcome, cases: list
             ch1.set_legend({"position": "bottom"})
             ch1.set_size({"width": 900, "height": 380})
             charts.insert_chart(1, 0, ch1)
-            ch2 = book.wb.add_chart({"type": "bar"})
+            ch2 = book.chart({"type": "bar"})
             for j, (name, colour) in enumerate((("margin (revenue − cost)", "#2F5597"),
                                                 ("objective (margin less shortfall penalties)", "#C55A11")),
                                                start=1):
@@ -293,12 +293,12 @@ def write_sweep(path: Path, plan: PlanData, outcome: BatchOutcome, axes: list[Sw
                        formats={"margin": "money", "objective": "money", "fill_rate": "pct",
                                 ax.column: fmts.get(ax.column, "")})
             n = len(ok)
-            chart = book.wb.add_chart({"type": "line"})
+            chart = book.chart({"type": "line"})
             for j, name, marker in ((1, "margin (revenue − cost)", "circle"),
                                     (2, "objective (margin less shortfall penalties)", "square")):
                 chart.add_series({"name": name, "categories": ["ChartData", 1, 0, n, 0],
                                   "values": ["ChartData", 1, j, n, j], "marker": {"type": marker}})
-            fill = book.wb.add_chart({"type": "line"})
+            fill = book.chart({"type": "line"})
             fill.add_series({"name": "fill rate", "categories": ["ChartData", 1, 0, n, 0],
                              "values": ["ChartData", 1, 3, n, 3], "y2_axis": True, "marker": {"type": "diamond"},
                              "line": {"dash_type": "dash"}})
@@ -371,7 +371,7 @@ def write_montecarlo(path: Path, plan: PlanData, outcome: BatchOutcome, samples:
         ws = book.sheet("Histogram")
         book.table(ws, hist, formats={"from": "money", "to": "money", "samples": "int"}, autofilter=False)
         if len(hist):
-            chart = book.wb.add_chart({"type": "column"})
+            chart = book.chart({"type": "column"})
             chart.add_series({"name": "samples", "categories": ["Histogram", 1, 0, len(hist), 0],
                               "values": ["Histogram", 1, 3, len(hist), 3], "gap": 5, "fill": {"color": "#2F5597"}})
             chart.set_title({"name": f"Distribution of margin, revenue − cost ({len(hist)} bins, {ok} samples)"})

@@ -417,9 +417,9 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
     first, last = block(wide, row, "Demand and served platform units per quarter")
     for i, p in enumerate(plats):
         col = chart_col = 1 + 2 * i
-        bars = book.wb.add_chart({"type": "column"})
+        bars = book.chart({"type": "column"})
         series(bars, chart_col + 1, first, last, first - 1, fill={"color": "#2F5597"}, gap=60)
-        line = book.wb.add_chart({"type": "line"})
+        line = book.chart({"type": "line"})
         series(line, col, first, last, first - 1, line={"color": "#C00000", "width": 2.25, "dash_type": "dash"},
                marker={"type": "diamond", "size": 5, "fill": {"color": "#C00000"}, "border": {"color": "#C00000"}})
         bars.combine(line)
@@ -432,7 +432,7 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
     fam = sup.pivot_table(index="period", columns="family", values="tb", aggfunc="sum").reindex(periods).fillna(0)
     fam = fam.reset_index()
     first, last = block(fam, row, "Memory output by family per quarter (TB)")
-    chart = book.wb.add_chart({"type": "column", "subtype": "stacked"})
+    chart = book.chart({"type": "column", "subtype": "stacked"})
     colours = {"HBM": "#2F5597", "LPDDR": "#70AD47"}
     for j, f in enumerate(fam.columns[1:], start=1):
         series(chart, j, first, last, first - 1, fill={"color": colours.get(f, "#A5A5A5")}, gap=50)
@@ -452,7 +452,7 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
             piv = piv[keep].assign(**{"other products": piv.drop(columns=keep).sum(axis=1)})
         piv = piv.reindex(periods).fillna(0).reset_index()
         first, last = block(piv, row, f"Wafer starts at {fab} by product")
-        chart = book.wb.add_chart({"type": "column", "subtype": "stacked"})
+        chart = book.chart({"type": "column", "subtype": "stacked"})
         for j, prod in enumerate(piv.columns[1:], start=1):
             series(chart, j, first, last, first - 1, gap=50, fill={"color": colour_of.get(prod, "#A5A5A5")})
         style(chart, f"Wafer starts at {fab} by product", "wafers")
@@ -472,7 +472,7 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
             busiest = cap[cap["resource"].isin(names)].groupby("resource")["utilisation"].mean()
             names = [r for r in names if r in set(busiest.sort_values(ascending=False).index[:MAX_CHART_PLATFORMS])]
             capped.append(f"the {MAX_CHART_PLATFORMS} busiest {'fab/node lines' if kind == 'fab' else 'back-end lines'}")
-        chart = book.wb.add_chart({"type": "line"})
+        chart = book.chart({"type": "line"})
         for r in names:
             series(chart, list(util.columns).index(r), first, last, first - 1, marker={"type": "circle", "size": 4})
         style(chart, title, "utilisation", "0%")
@@ -490,7 +490,7 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
         # summed over quarters the rows are units short, or with backlog unit-quarters of backlog (levels)
         what = "unit-quarters of backlog" if res.backlog else "platform units"
         first, last = block(piv, row, f"{'Backlog' if res.backlog else 'Shortfall'} by cause per platform ({what})")
-        chart = book.wb.add_chart({"type": "bar", "subtype": "stacked"})
+        chart = book.chart({"type": "bar", "subtype": "stacked"})
         for j in range(1, len(piv.columns)):
             series(chart, j, first, last, first - 1, gap=40)
         style(chart, f"{'Backlog' if res.backlog else 'Shortfall'} by cause ({what})", "")

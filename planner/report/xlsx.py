@@ -2,7 +2,9 @@
 
 XlsxWriter is opened with ``strings_to_formulas=False`` so that no text, whatever it starts with (``=``,
 ``+``, ``-``, ``@``), can ever become a formula: formula injection is closed at the root rather than by
-escaping at each call site. Formulas the report wants are written with ``write_formula`` explicitly.
+escaping at each call site. Formulas the report wants are written with ``write_formula`` explicitly. The same
+holds for charts (:meth:`Book.chart`: a title or series name is text, even one that looks like ``Sheet!A1``)
+and number formats (:func:`literal_format`: a currency label is shown, never interpreted).
 """
 
 from __future__ import annotations
@@ -49,10 +51,26 @@ class Book:
         self.bad = self.wb.add_format({"bg_color": "#FFC7CE", "font_color": "#9C0006"})
 
     def money(self, currency: str, decimals: int = 0) -> Any:
-        """Money format for a currency: "$"#,##0 for USD, #,##0 "EUR" otherwise."""
+        """Money format for a currency: "$"#,##0 for USD, #,##0 EUR otherwise (the label as literal text)."""
         digits = "#,##0" + ("." + "0" * decimals if decimals else "")
-        fmt = f'"$"{digits}' if currency.upper() == "USD" else f'{digits} "{currency}"'
+        fmt = f'"$"{digits}' if currency.upper() == "USD" else f"{digits} {literal_format(currency)}"
         return self.wb.add_format({"num_format": fmt})
+
+    def chart(self, options: dict[str, Any]) -> Any:
+        """A chart whose titles, axis names and series names given as text stay text.
+
+        XlsxWriter turns any name matching ``Sheet!A1`` into a cell reference (``<c:f>``), so a platform named
+        ``+1+cmd|' /C calc'!A0`` would put a formula into a chart title. Names given as ``[sheet, row, col]``
+        still refer to that cell, which holds the text written with ``write_string``.
+        """
+        chart = self.wb.add_chart(options)
+        by_reference = chart._process_names  # XlsxWriter's own: resolves [sheet, row, col] lists
+
+        def names(name: Any, name_formula: Any) -> tuple[Any, Any]:
+            return by_reference(name, name_formula) if isinstance(name, list) else (name, name_formula)
+
+        chart._process_names = names
+        return chart
 
     def sheet(self, name: str) -> Worksheet:
         """A new sheet set up to print landscape, one page wide (also how the PDF rendering looks)."""
@@ -110,6 +128,11 @@ class Book:
         if freeze:
             ws.freeze_panes(first_row + 1, 0)
         return first_row + 1, last
+
+
+def literal_format(text: str) -> str:
+    """Text as an Excel number-format literal: every character escaped, so none acts as a code (``0 # ; @ "``)."""
+    return "".join("\\" + ch for ch in text)
 
 
 def _display(v: Any, fmt: str | None) -> str:
