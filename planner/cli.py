@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import click
 
 from planner import __version__
-from planner.io.problems import Problem, ValidationFailed
+from planner.io.problems import Problem, ValidationFailed, capped
 from planner.io.reader import ReadError
 from planner.report.atomic import OutputError
 
@@ -29,22 +30,79 @@ class UserError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True, file=file)
 
 
+def _exhausted(exc: BaseException) -> str | None:
+    """One line for a resource the process ran out of (memory, threads, processes), or None if it is not that."""
+    import errno
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    limit = f"; this process may use {soft / 2**20:,.0f} MB (ulimit -v)" if soft != resource.RLIM_INFINITY else ""
+    text = str(exc)
+    memory = (isinstance(exc, MemoryError)
+              or isinstance(exc, OSError) and exc.errno == errno.ENOMEM
+              or isinstance(exc, ImportError) and ("failed to map segment" in text or "allocate memory" in text))
+    if memory:
+        return (f"out of memory{limit}: close other programs, raise the limit, or make the run smaller "
+                "(--no-explain and --no-insights skip the re-solves, --workers 1 the extra processes)")
+    if (isinstance(exc, RuntimeError) and "can't start new thread" in text
+            or isinstance(exc, OSError) and exc.errno == errno.EAGAIN):  # fork or pthread_create refused
+        return (f"cannot start a thread or process (the system's limit on threads, processes or memory is "
+                f"reached{limit}): close other programs or run with --workers 1")
+    return None
+
+
+class _Planner(click.Group):
+    """The command group: wherever memory or threads run out, or an output cannot be written, one line, exit 1."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except OutputError as exc:
+            raise UserError(str(exc)) from exc
+        except (MemoryError, RuntimeError, OSError, ImportError) as exc:
+            message = _exhausted(exc)
+            if message is None:
+                raise
+            raise UserError(message) from None
+
+
+def _seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """--time-limit: validated like Settings.time_limit_s (0, negative and NaN used to mean "no limit")."""
+    import math
+
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"expected a number of seconds > 0 (as Settings.time_limit_s), found {value:g}")
+    return value
+
+
 def _print_problems(problems: list[Problem], as_json: bool = False) -> None:
     if as_json:
         return
     errors = [p for p in problems if p.severity == "error"]
     warnings = [p for p in problems if p.severity == "warning"]
-    for p in problems:
+    listed, rest = capped(problems)
+    for p in listed:
         click.echo(p.render(), err=True)
+    if rest:
+        counts = ", ".join(f"{code}: {n:,}" for code, n in rest.most_common())
+        click.echo(f"... and {sum(rest.values()):,} more not listed ({counts})", err=True)
     if errors:
-        click.echo(f"{len(errors)} error(s), {len(warnings)} warning(s): fix the errors above and run again.",
+        click.echo(f"{len(errors):,} error(s), {len(warnings):,} warning(s): fix the errors above and run again.",
                    err=True)
+
+
+def _problems_json(status: str, problems: list[Problem]) -> str:
+    """The problems as JSON: the first MAX_LISTED in full, and a count by code of all of them."""
+    listed, rest = capped(problems)
+    doc = {"status": status, "problems": [p.to_dict() for p in listed], "omitted": sum(rest.values()),
+           "counts": dict(Counter(str(p.code) for p in problems))}
+    return json.dumps(doc, indent=2)
 
 
 def _fail_input(exc: Exception, as_json: bool) -> None:
     problems = exc.problems if isinstance(exc, ValidationFailed) else [exc.problem]  # type: ignore[attr-defined]
     if as_json:
-        click.echo(json.dumps({"status": "invalid", "problems": [p.to_dict() for p in problems]}, indent=2))
+        click.echo(_problems_json("invalid", problems))
     _print_problems(problems)
     sys.exit(EXIT_USER)
 
@@ -71,7 +129,7 @@ SCHEDULER = click.option("--scheduler", metavar="tcp://HOST:PORT",
 QUIET = click.option("--quiet", is_flag=True, help="No progress bar.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=_Planner, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="planner")
 def main() -> None:
     """planner: memory supply-chain capacity planning (HBM / LPDDR for AI platforms) with a linear program.
@@ -93,7 +151,7 @@ def validate(input_path: Path, as_json: bool) -> None:
     """
     plan = _load(input_path, as_json)
     if as_json:
-        click.echo(json.dumps({"status": "valid", "problems": [p.to_dict() for p in plan.warnings]}, indent=2))
+        click.echo(_problems_json("valid", plan.warnings))
     else:
         _print_problems(plan.warnings)
         s = plan.settings
@@ -174,7 +232,8 @@ def _echo_summary(rep, out_path: Path | None) -> None:
 @click.option("--solver", type=click.Choice(["highs", "cbc"]), help="Override Settings.solver.")
 @click.option("--method", type=click.Choice(["auto", "simplex", "ipm"]),
               help="HiGHS algorithm (auto: simplex below 2,000 columns, interior point above).")
-@click.option("--time-limit", type=float, help="Solver time limit in seconds (overrides Settings.time_limit_s).")
+@click.option("--time-limit", type=float, callback=_seconds,
+              help="Solver time limit in seconds, > 0 (overrides Settings.time_limit_s).")
 @click.option("--insights/--no-insights", default=None,
               help="R&D impact re-solves (default: on below 20,000 LP columns, off above).")
 @click.option("--explain/--no-explain", "explain_", default=None,
@@ -310,9 +369,18 @@ def _executor(workers: int | None, scheduler: str | None):
 
 
 def _run_batch(plan, cases, workers: int | None, scheduler: str | None, out_path: Path, quiet: bool, **kw):
-    """Run a batch on local processes or a Dask cluster; the journal sits beside the output."""
-    from planner.batch import run_batch
+    """Run a batch on local processes or a Dask cluster; the journal sits beside the output.
 
+    The output is locked for the rest of the command (released when it ends, however it ends): a second run on
+    the same output is refused, naming this one's process, instead of deleting this run's journal.
+    """
+    from planner.batch import run_batch
+    from planner.report.atomic import output_lock
+
+    try:
+        click.get_current_context().with_resource(output_lock(out_path))
+    except OutputError as exc:
+        raise UserError(str(exc)) from exc
     executor = _executor(workers, scheduler)
     journal = _journal(out_path)
     try:
@@ -324,20 +392,36 @@ def _run_batch(plan, cases, workers: int | None, scheduler: str | None, out_path
 
 
 def _journal(out_path: Path) -> Path:
-    j = out_path.with_name(out_path.name + ".journal.jsonl")
-    j.unlink(missing_ok=True)
+    from planner.report.atomic import sidecar
+
+    j = sidecar(out_path, ".journal.jsonl")
+    j.unlink(missing_ok=True)  # an earlier run's: this output is locked, so no running batch owns it
     return j
 
 
-def _finish_batch(outcome, written: Path, journal: Path, what: str) -> None:
+def _write_batch(outcome, out_path: Path, journal: Path, write) -> Path:
+    """Write a batch workbook with ``write(path)``. An interrupted batch never replaces an earlier workbook: its
+    partial results go to OUT-partial.xlsx beside it. A write that fails says where the results still are."""
+    target = out_path
+    if outcome.interrupted and out_path.exists():
+        target = out_path.with_name(f"{out_path.stem}-partial{out_path.suffix}")
+    try:
+        return write(target)
+    except OutputError as exc:
+        raise UserError(f"{exc}; the finished results are in {journal}") from exc
+
+
+def _finish_batch(outcome, written: Path, journal: Path, what: str, out_path: Path | None = None) -> None:
     failed = [r for r in outcome.results if r.status not in ("optimal", "interrupted")]
     for r in failed:
         click.echo(f"failed: {r.name}: {r.error}", err=True)
     if outcome.interrupted:
         done = sum(r.status != "interrupted" for r in outcome.results)
-        click.echo(f"interrupted: {done} of {len(outcome.results)} {what} finished and are in {written}; "
+        kept = (f"; {out_path} is unchanged" if out_path is not None
+                and Path(written).resolve() != out_path.expanduser().resolve() else "")
+        click.echo(f"interrupted: {done} of {len(outcome.results)} {what} finished and are in {written}{kept}; "
                    f"their KPIs are also in {journal}", err=True)
-        sys.exit(130)
+        sys.exit(128 + (outcome.signal or 2))
     journal.unlink(missing_ok=True)
     ok = sum(r.ok for r in outcome.results)
     click.echo(f"{ok} of {len(outcome.results)} {what} solved in {outcome.seconds:.1f} s "
@@ -391,12 +475,13 @@ def compare(input_path: Path, scenarios: tuple[str, ...], sets: tuple[str, ...],
         from planner.analysis.explain import cause_moves
 
         moves = cause_moves(outcome.results)
-    written = write_compare(out_path, plan, outcome, cases, moves, inputs=(input_path,))
+    written = _write_batch(outcome, out_path, journal,
+                           lambda p: write_compare(p, plan, outcome, cases, moves, inputs=(input_path,)))
     from planner.report.whatif import compare_sentences
 
     for line in compare_sentences(plan, outcome.results, cases, moves):
         click.echo(line)
-    _finish_batch(outcome, written, journal, "scenarios")
+    _finish_batch(outcome, written, journal, "scenarios", out_path)
 
 
 def _check_out(out_path: Path, input_path: Path) -> None:
@@ -465,8 +550,9 @@ def sweep(input_path: Path, param: str, values: str | None, range_: str | None, 
     _apply(plan, first, "; ".join(e.describe() for e in first))  # a bad parameter is one input error, not N failures
     cases, axes = sweep_cases(plan, p1, vals, op, p2, vals2, op2)
     outcome, journal = _run_batch(plan, cases, workers, scheduler, out_path, quiet, detail="binding")
-    written = write_sweep(out_path, plan, outcome, axes, inputs=(input_path,))
-    _finish_batch(outcome, written, journal, "points")
+    written = _write_batch(outcome, out_path, journal,
+                           lambda p: write_sweep(p, plan, outcome, axes, inputs=(input_path,)))
+    _finish_batch(outcome, written, journal, "points", out_path)
 
 
 @main.command()
@@ -501,8 +587,9 @@ def montecarlo(input_path: Path, samples: int, seed: int, threshold: float, outp
     except ValidationFailed as exc:
         _fail_input(exc, False)
     outcome, journal = _run_batch(plan, cases, workers, scheduler, out_path, quiet, detail="kpis")
-    written = write_montecarlo(out_path, plan, outcome, samples, seed, threshold, inputs=(input_path,))
-    _finish_batch(outcome, written, journal, "samples")
+    written = _write_batch(outcome, out_path, journal, lambda p: write_montecarlo(
+        p, plan, outcome, samples, seed, threshold, inputs=(input_path,)))
+    _finish_batch(outcome, written, journal, "samples", out_path)
 
 
 @main.command()
