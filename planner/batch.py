@@ -249,6 +249,10 @@ class LocalExecutor:
 
 
 # ---- interruptions --------------------------------------------------------------------------------------------------
+class BatchAborted(Exception):
+    """The executor cannot go on (its cluster went away): what finished is kept, as after Ctrl-C."""
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM during a batch: handled alike (what finished is kept and written); ``signum`` says which."""
 
@@ -314,6 +318,7 @@ class BatchOutcome:
     seconds: float
     journal: Path | None
     signal: int = 0  # what interrupted the batch (SIGINT for Ctrl-C, SIGTERM), 0 if nothing did
+    reason: str = ""  # why the executor stopped early (a lost cluster), "" otherwise
 
     @property
     def failed(self) -> list[CaseResult]:
@@ -328,7 +333,7 @@ def run_batch(base: PlanData, cases: list[Case], executor: Executor | None = Non
     bar = Progress(len(cases), enabled=False if quiet else progress)
     got: dict[str, CaseResult] = {}
     t0 = time.perf_counter()
-    interrupted, signum = False, 0
+    interrupted, signum, reason = False, 0, ""
     fh = open(journal, "a", encoding="utf-8") if journal else None  # noqa: SIM115 - closed in finally
     try:
         with _interruptible():
@@ -342,10 +347,12 @@ def run_batch(base: PlanData, cases: list[Case], executor: Executor | None = Non
                     on_result(res)
     except KeyboardInterrupt as exc:
         interrupted, signum = True, getattr(exc, "signum", signal.SIGINT)
+    except BatchAborted as exc:
+        interrupted, reason = True, str(exc)
     finally:
         bar.close()
         if fh:
             fh.close()
-    ordered = [got.get(c.name) or CaseResult(c.name, "interrupted", error="not run: batch interrupted",
-                                              params=c.params) for c in cases]
-    return BatchOutcome(ordered, interrupted, time.perf_counter() - t0, journal, int(signum))
+    why = f"not run: {reason}" if reason else "not run: batch interrupted"
+    ordered = [got.get(c.name) or CaseResult(c.name, "interrupted", error=why, params=c.params) for c in cases]
+    return BatchOutcome(ordered, interrupted, time.perf_counter() - t0, journal, int(signum), reason)

@@ -357,7 +357,9 @@ def _slug(name: str) -> str:
 
 def _executor(workers: int | None, scheduler: str | None):
     if scheduler:
-        from planner.distributed import DaskExecutor, DistributedError
+        from planner.distributed import DaskExecutor, DistributedError, quiet_dask_logs
+
+        quiet_dask_logs()
 
         try:
             return DaskExecutor(scheduler)
@@ -375,6 +377,7 @@ def _run_batch(plan, cases, workers: int | None, scheduler: str | None, out_path
     the same output is refused, naming this one's process, instead of deleting this run's journal.
     """
     from planner.batch import run_batch
+    from planner.distributed import DistributedError
     from planner.report.atomic import output_lock
 
     try:
@@ -385,6 +388,8 @@ def _run_batch(plan, cases, workers: int | None, scheduler: str | None, out_path
     journal = _journal(out_path)
     try:
         return run_batch(plan, cases, executor=executor, journal=journal, quiet=quiet, **kw), journal
+    except DistributedError as exc:  # the cluster went away or lost its workers
+        raise UserError(str(exc)) from exc
     finally:
         close = getattr(executor, "close", None)
         if close:
@@ -411,17 +416,23 @@ def _write_batch(outcome, out_path: Path, journal: Path, write) -> Path:
         raise UserError(f"{exc}; the finished results are in {journal}") from exc
 
 
+MAX_FAILED_LISTED = 20  # the workbook lists every failed case with its reason
+
+
 def _finish_batch(outcome, written: Path, journal: Path, what: str, out_path: Path | None = None) -> None:
     failed = [r for r in outcome.results if r.status not in ("optimal", "interrupted")]
-    for r in failed:
+    for r in failed[:MAX_FAILED_LISTED]:
         click.echo(f"failed: {r.name}: {r.error}", err=True)
+    if len(failed) > MAX_FAILED_LISTED:
+        click.echo(f"... and {len(failed) - MAX_FAILED_LISTED:,} more failed: see {written}", err=True)
     if outcome.interrupted:
         done = sum(r.status != "interrupted" for r in outcome.results)
         kept = (f"; {out_path} is unchanged" if out_path is not None
                 and Path(written).resolve() != out_path.expanduser().resolve() else "")
-        click.echo(f"interrupted: {done} of {len(outcome.results)} {what} finished and are in {written}{kept}; "
+        why = f"stopped ({outcome.reason})" if outcome.reason else "interrupted"
+        click.echo(f"{why}: {done} of {len(outcome.results)} {what} finished and are in {written}{kept}; "
                    f"their KPIs are also in {journal}", err=True)
-        sys.exit(128 + (outcome.signal or 2))
+        sys.exit(128 + outcome.signal if outcome.signal else EXIT_USER if outcome.reason else 130)
     journal.unlink(missing_ok=True)
     ok = sum(r.ok for r in outcome.results)
     click.echo(f"{ok} of {len(outcome.results)} {what} solved in {outcome.seconds:.1f} s "

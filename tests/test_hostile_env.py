@@ -344,6 +344,42 @@ def test_a_server_that_is_not_a_dask_scheduler_fails_within_the_timeout(tmp_path
     assert seconds < 40  # it hung for ten minutes
 
 
+def test_a_scheduler_without_workers_is_one_line(tmp_path):
+    from planner.distributed import LoopbackCluster
+
+    with LoopbackCluster(n_workers=0) as cluster:
+        proc, seconds = _mc_on(cluster.address, tmp_path)
+    assert proc.returncode == 1
+    assert "has no workers" in one_error_line(proc.stderr)
+
+
+def test_a_scheduler_lost_mid_batch_stops_it_keeping_what_finished(slow_plan, tmp_path):
+    from planner.distributed import LoopbackCluster
+
+    out = tmp_path / "mc.xlsx"
+    journal = tmp_path / "mc.xlsx.journal.jsonl"
+    with LoopbackCluster(n_workers=1) as cluster:
+        proc = subprocess.Popen([PY, "-m", "planner", "montecarlo", str(slow_plan), "--samples", "5000",
+                                 "--scheduler", cluster.address, "--quiet", "-o", str(out)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                                start_new_session=True)
+        try:
+            deadline = time.time() + 120
+            while not (journal.exists() and journal.read_text().count("\n") >= 1) and time.time() < deadline:
+                time.sleep(0.2)
+            assert journal.exists(), "no sample finished on the cluster"
+            cluster.scheduler.kill()
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 1
+    assert "Traceback" not in err and len([x for x in err.splitlines() if x.strip()]) == 1, err
+    assert err.startswith("stopped (lost the connection to the Dask scheduler") and str(out) in err
+    rows = list(openpyxl.load_workbook(out, read_only=True)["Samples"].iter_rows(values_only=True))
+    assert any(r[1] == "optimal" for r in rows[1:]) and any(r[1] == "interrupted" for r in rows[1:])
+
+
 # ---- odd options and limits ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("value", ["0", "-5", "nan", "inf", "-inf"])
 def test_time_limit_is_validated_like_the_setting(tmp_path, value):
