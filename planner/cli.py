@@ -6,12 +6,19 @@ output cannot be written; 2 usage errors (click's own). Problems go to stderr, r
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
 
 import click
+
+# planner runs its solves in parallel itself (processes, a thread pool); BLAS threads would only compete with
+# them, and each reserves memory at start: under a tight memory limit OpenBLAS failed to start them and numpy's
+# import ended in a KeyboardInterrupt. Set before anything imports numpy; an explicit setting is kept.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from planner import __version__
 from planner.io.problems import Problem, ValidationFailed, capped
@@ -31,16 +38,20 @@ class UserError(click.ClickException):
 
 
 def _exhausted(exc: BaseException) -> str | None:
-    """One line for a resource the process ran out of (memory, threads, processes), or None if it is not that."""
-    import errno
-    import resource
+    """One line for a resource the process ran out of (memory, threads, processes), or None if it is not that.
 
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    limit = f"; this process may use {soft / 2**20:,.0f} MB (ulimit -v)" if soft != resource.RLIM_INFINITY else ""
+    Nothing here may import a module: with the memory gone, loading one fails too (measured: ``resource``).
+    """
+    soft = _ADDRESS_SPACE_LIMIT
+    limit = f"; this process may use {soft / 2**20:,.0f} MB (ulimit -v)" if soft else ""
+    chain, e = [], exc  # numpy wraps the loader's "failed to map segment" in an ImportError of its own
+    while e is not None and len(chain) < 10:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
     text = str(exc)
-    memory = (isinstance(exc, MemoryError)
-              or isinstance(exc, OSError) and exc.errno == errno.ENOMEM
-              or isinstance(exc, ImportError) and ("failed to map segment" in text or "allocate memory" in text))
+    memory = any(isinstance(e, MemoryError) or isinstance(e, OSError) and e.errno == errno.ENOMEM
+                 or isinstance(e, ImportError) and ("failed to map segment" in str(e) or "allocate memory" in str(e))
+                 for e in chain)
     if memory:
         return (f"out of memory{limit}: close other programs, raise the limit, or make the run smaller "
                 "(--no-explain and --no-insights skip the re-solves, --workers 1 the extra processes)")
@@ -49,6 +60,18 @@ def _exhausted(exc: BaseException) -> str | None:
         return (f"cannot start a thread or process (the system's limit on threads, processes or memory is "
                 f"reached{limit}): close other programs or run with --workers 1")
     return None
+
+
+def _address_space_limit() -> int:
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return 0
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return 0 if soft == resource.RLIM_INFINITY else soft
+
+
+_ADDRESS_SPACE_LIMIT = _address_space_limit()  # read at start, while there is memory to load the module
 
 
 class _Planner(click.Group):

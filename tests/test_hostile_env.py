@@ -434,17 +434,23 @@ def test_resource_exhaustion_is_one_error_line(tmp_path, exc, words):
     assert words in one_error_line(proc.stderr)
 
 
-def test_real_address_space_limit_never_prints_a_traceback(slow_plan, tmp_path):
-    """Under RLIMIT_AS the run either completes or ends with one error line, wherever the memory runs out."""
-    for mb in (260, 300, 340):
+@pytest.mark.parametrize("command", [["solve"], ["montecarlo", "--samples", "10", "--workers", "2"]])
+def test_real_address_space_limit_never_prints_a_traceback(slow_plan, tmp_path, command):
+    """Under RLIMIT_AS the run either completes or ends with one error line, wherever the memory runs out
+    (importing a library, building, solving, a worker). The limits span both outcomes."""
+    codes = []
+    for mb in (140, 180, 220, 300):
         def limit(mb=mb) -> None:
             resource.setrlimit(resource.RLIMIT_AS, (mb * 2**20, mb * 2**20))
 
-        proc = subprocess.run([PY, "-m", "planner", "solve", str(slow_plan), "-o", str(tmp_path / "r.xlsx")],
-                              capture_output=True, text=True, env=ENV, timeout=300, preexec_fn=limit)
+        proc = subprocess.run([PY, "-m", "planner", command[0], str(slow_plan), *command[1:], "-o",
+                               str(tmp_path / "r.xlsx")], capture_output=True, text=True, env=ENV, timeout=300,
+                              preexec_fn=limit)
         assert proc.returncode in (0, 1), proc.stderr
         if proc.returncode == 1:
-            one_error_line(proc.stderr)
+            assert "out of memory" in one_error_line(proc.stderr)
+        codes.append(proc.returncode)
+    assert 1 in codes and 0 in codes, codes  # the limits did reach both outcomes
 
 
 # ---- long validation listings -----------------------------------------------------------------------------------------
