@@ -340,8 +340,11 @@ def run_batch(base: PlanData, cases: list[Case], executor: Executor | None = Non
             for res in executor.map_unordered(base, cases, **kw):
                 got[res.name] = res
                 if fh:
-                    fh.write(res.journal_line() + "\n")
-                    fh.flush()
+                    try:
+                        fh.write(res.journal_line() + "\n")
+                        fh.flush()
+                    except OSError as exc:  # a full disk: stop here, keeping what finished in memory
+                        raise BatchAborted(f"cannot write the journal {journal}: {exc.strerror or exc}") from exc
                 bar.update(res)
                 if on_result:
                     on_result(res)
@@ -352,7 +355,8 @@ def run_batch(base: PlanData, cases: list[Case], executor: Executor | None = Non
     finally:
         bar.close()
         if fh:
-            fh.close()
+            with contextlib.suppress(OSError):  # what did not fit is reported above; closing retries the flush
+                fh.close()
     why = f"not run: {reason}" if reason else "not run: batch interrupted"
     ordered = [got.get(c.name) or CaseResult(c.name, "interrupted", error=why, params=c.params) for c in cases]
     return BatchOutcome(ordered, interrupted, time.perf_counter() - t0, journal, int(signum), reason)

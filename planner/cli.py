@@ -274,6 +274,7 @@ def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple
     """
     out_path = output or default_report_path(input_path)
     _check_out(out_path, input_path)
+    _lock(out_path)
     plan = _load(input_path, as_json)
     if not as_json:
         _print_problems(plan.warnings)
@@ -396,17 +397,12 @@ def _executor(workers: int | None, scheduler: str | None):
 def _run_batch(plan, cases, workers: int | None, scheduler: str | None, out_path: Path, quiet: bool, **kw):
     """Run a batch on local processes or a Dask cluster; the journal sits beside the output.
 
-    The output is locked for the rest of the command (released when it ends, however it ends): a second run on
-    the same output is refused, naming this one's process, instead of deleting this run's journal.
+    The output is locked for the rest of the command (:func:`_lock`).
     """
     from planner.batch import run_batch
     from planner.distributed import DistributedError
-    from planner.report.atomic import output_lock
 
-    try:
-        click.get_current_context().with_resource(output_lock(out_path))
-    except OutputError as exc:
-        raise UserError(str(exc)) from exc
+    _lock(out_path)
     executor = _executor(workers, scheduler)
     journal = _journal(out_path)
     try:
@@ -419,11 +415,25 @@ def _run_batch(plan, cases, workers: int | None, scheduler: str | None, out_path
             close()
 
 
+def _lock(out_path: Path) -> None:
+    """Hold ``out_path`` for the rest of the command (released when it ends, however it ends): a second run on
+    the same output is refused naming this one's process, instead of overwriting its report or its journal."""
+    from planner.report.atomic import output_lock
+
+    try:
+        click.get_current_context().with_resource(output_lock(out_path))
+    except OutputError as exc:
+        raise UserError(str(exc)) from exc
+
+
 def _journal(out_path: Path) -> Path:
-    from planner.report.atomic import sidecar
+    from planner.report.atomic import describe, sidecar
 
     j = sidecar(out_path, ".journal.jsonl")
-    j.unlink(missing_ok=True)  # an earlier run's: this output is locked, so no running batch owns it
+    try:  # an earlier run's journal: this output is locked, so no running batch owns it
+        j.open("w", encoding="utf-8").close()
+    except OSError as exc:
+        raise UserError(describe(j, exc)) from exc
     return j
 
 
@@ -436,7 +446,11 @@ def _write_batch(outcome, out_path: Path, journal: Path, write) -> Path:
     try:
         return write(target)
     except OutputError as exc:
-        raise UserError(f"{exc}; the finished results are in {journal}") from exc
+        if outcome.reason:  # the batch had stopped already, e.g. its journal could not be written either
+            raise UserError(f"{exc}; {outcome.reason}") from exc
+        done = sum(r.status != "interrupted" for r in outcome.results)
+        kept = f"; the {done:,} finished result(s) are in {journal}" if done else ""
+        raise UserError(f"{exc}{kept}") from exc
 
 
 MAX_FAILED_LISTED = 20  # the workbook lists every failed case with its reason

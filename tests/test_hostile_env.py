@@ -88,17 +88,25 @@ def _fsize_limit(n: int):
     return set_limit
 
 
-@pytest.mark.parametrize("command", [["solve", "--no-insights", "--no-explain"], ["montecarlo", "--samples", "2",
-                                                                                    "--workers", "1", "--quiet"]])
-def test_full_disk_is_one_error_naming_the_path(tmp_path, command):
-    """RLIMIT_FSIZE makes every write past 8 kB fail (EFBIG), as a full disk does (ENOSPC), without root."""
+MC = ["montecarlo", "--samples", "2", "--workers", "1", "--quiet"]
+
+
+@pytest.mark.parametrize("command, limit", [(["solve", "--no-insights", "--no-explain"], 8_000), (MC, 8_000),
+                                            (MC, 1_000)], ids=["solve", "montecarlo", "montecarlo-journal"])
+def test_full_disk_is_one_error_naming_the_path(tmp_path, command, limit):
+    """RLIMIT_FSIZE makes every write past a few kB fail (EFBIG), as a full disk does (ENOSPC), without root.
+    At 1 kB even the batch's journal cannot be written."""
     out = tmp_path / "r.xlsx"
     out.write_bytes(b"the previous report")
     proc = subprocess.run([PY, "-m", "planner", command[0], str(EXAMPLE), *command[1:], "-o", str(out)],
-                          capture_output=True, text=True, env=ENV, timeout=180, preexec_fn=_fsize_limit(8_000))
+                          capture_output=True, text=True, env=ENV, timeout=180, preexec_fn=_fsize_limit(limit))
     assert proc.returncode == 1, proc.stderr
     line = one_error_line(proc.stderr)
     assert str(out) in line and "File too large" in line
+    if limit < 2_000:
+        assert "cannot write the journal" in line
+    elif command[0] == "montecarlo":
+        assert "finished result(s) are in" in line and Path(str(out) + ".journal.jsonl").stat().st_size > 0
     assert out.read_bytes() == b"the previous report"
     assert temp_files(tmp_path) == []
 
@@ -249,6 +257,13 @@ def test_a_second_run_on_the_same_output_is_refused_naming_the_first(tmp_path):
     assert journal.read_text() == '{"name": "kept"}\n' and not out.exists()
     res = run("montecarlo", EXAMPLE, "--samples", "2", "--workers", "1", "--quiet", "-o", out)
     assert res.exit_code == 0, res.output  # the lock is gone with its holder
+
+
+def test_two_solves_on_one_output_do_not_overwrite_each_other(tmp_path):
+    out = tmp_path / "r.xlsx"
+    with output_lock(out):
+        res = run("solve", EXAMPLE, "-o", out, "--no-insights", "--no-explain")
+    assert res.exit_code == 1 and f"in use by process {os.getpid()}" in res.output and not out.exists()
 
 
 def test_lock_is_released_when_its_holder_is_killed(tmp_path):

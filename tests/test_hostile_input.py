@@ -122,6 +122,16 @@ def test_decimal_comma_text_is_never_read_as_thousands(tmp_path):
     assert len(warn) == 1 and "BOM!D2" in warn[0].render() and "8.5" in warn[0].message
 
 
+def test_decimal_comma_in_a_numeric_setting(tmp_path):
+    def edit(wb):
+        ws = wb["Settings"]
+        ws.append(["time_limit_s", "2,5"])
+
+    plan = load_plan(edit_workbook(EXAMPLE, tmp_path / "s.xlsx", edit))
+    assert plan.settings.time_limit_s == 2.5
+    assert [(p.code, p.sheet) for p in plan.warnings] == [("decimal_comma", "Settings")]
+
+
 def test_ambiguous_comma_in_a_decimal_comma_workbook_is_refused(tmp_path):
     def edit(wb):
         ws = wb["BOM"]

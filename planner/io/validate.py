@@ -399,11 +399,17 @@ def _decimal_commas(matched: dict[str, RawSheet], out: _Collector) -> list[str]:
             continue
         pos = _header_positions(spec, raw)
         numeric = [c.name for c in spec.columns if c.kind in ("int", "float")]
+        rows = raw.rows
+        if spec.name == "Settings" and "key" in pos:  # only the rows of numeric settings hold numbers
+            k = pos["key"]
+            rows = [(r, vals) for r, vals in raw.rows if k < len(vals) and getattr(
+                C.SETTINGS_KEYS.get(_norm(vals[k])), "kind", "") in ("int", "float")]
+            numeric = ["value"]
         for name in [*numeric, *_NUMBER_TEXT_COLUMNS.get(spec.name, ())]:
             if name not in pos:
                 continue
             i = pos[name]
-            hits = [(r, v) for r, vals in raw.rows if i < len(vals) and isinstance(v := vals[i], str)
+            hits = [(r, v) for r, vals in rows if i < len(vals) and isinstance(v := vals[i], str)
                     and number_style(v) == "decimal_comma"]
             if not hits:
                 continue
