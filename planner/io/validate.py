@@ -215,7 +215,9 @@ class _Collector:
         self.add(code=code, message=message, severity="warning", **kw)
 
 
-_STATE = {"hidden": "hidden", "veryHidden": "very hidden (only a macro or the VBA editor can show it)"}
+_STATE = {"hidden": "hidden", "veryHidden": "very hidden"}
+_UNHIDE = {"hidden": "right-click a sheet tab > Unhide",
+           "veryHidden": "a very hidden sheet shows only in the VBA editor (Alt+F11): set its Visible property"}
 
 
 def _state(sheet: RawSheet) -> str:
@@ -236,17 +238,18 @@ def _match_sheets(raw: RawWorkbook, out: _Collector) -> dict[str, RawSheet]:
     for spec in C.SHEETS:
         found = by_norm.pop(_norm(spec.name), [])
         if len(found) > 1:
-            named = ", ".join(f"{s.name!r}" + (f" ({_state(s)})" if s.state != "visible" else "") for s in found)
-            out.error("duplicate_sheet", f"{len(found)} sheets match {spec.name!r}: {named}", sheet=spec.name,
-                      expected=f"one sheet named {spec.name!r}", found=named,
-                      hint="delete or rename all but one (hidden sheets: right-click a tab > Unhide)")
-            duplicated.add(spec.name)  # neither is read: which one was meant is not known
+            named = " and ".join(f"{s.name!r}" + (f" ({_state(s)})" if s.state != "visible" else "") for s in found)
+            hidden = next((s.state for s in found if s.state in _UNHIDE), None)
+            out.error("duplicate_sheet", f"{len(found)} sheets match {spec.name!r}: {named}, so none is read",
+                      sheet=spec.name, expected=f"one sheet named {spec.name!r}",
+                      hint="delete or rename all but one" + (f"; {_UNHIDE[hidden]}" if hidden else ""))
+            duplicated.add(spec.name)  # which one was meant is not known
             continue
         if found:
             matched[spec.name] = found[0]
             if found[0].state != "visible":
-                out.warn("hidden_sheet", f"sheet {found[0].name!r} is {_state(found[0])}, and is read as part "
-                         "of the plan", sheet=found[0].name, hint="unhide it so that what is planned can be seen")
+                out.warn("hidden_sheet", f"sheet {found[0].name!r} is {_state(found[0])} and is read as part of "
+                         "the plan", sheet=found[0].name, hint=_UNHIDE.get(found[0].state, "unhide it"))
     missing = [spec.name for spec in C.SHEETS if spec.name not in matched and spec.name not in duplicated]
     leftovers = {s.name: s for group in by_norm.values() for s in group}
     near: dict[str, str] = {}
