@@ -87,8 +87,10 @@ def check_address(address: str) -> None:
 
 async def _identity(address: str, timeout: float) -> object:
     from distributed.comm import connect
+    from distributed.security import Security
 
-    comm = await connect(address, timeout=timeout)  # its handshake has no timeout of its own: see probe()
+    args = Security().get_connection_args("client")  # TLS settings from the Dask config, as Client uses them
+    comm = await connect(address, timeout=timeout, **args)  # its handshake has no timeout: see probe()
     try:
         await comm.write({"op": "identity", "reply": True})
         return await comm.read()
