@@ -346,6 +346,7 @@ def _read_table(spec: C.Sheet, raw: RawSheet, out: _Collector, decimal_comma: bo
     if fatal:
         return None
 
+    letters = {name: _col_letter(i) for name, i in header_pos.items()}  # once per sheet, not per cell
     records: list[dict[str, Any]] = []
     for excel_row, values in raw.rows:
         rec: dict[str, Any] = {"_row": excel_row}
@@ -353,7 +354,7 @@ def _read_table(spec: C.Sheet, raw: RawSheet, out: _Collector, decimal_comma: bo
             pos = header_pos.get(col.name)
             cell_value = values[pos] if pos is not None and pos < len(values) else None
             where = {"sheet": spec.name, "row": excel_row, "column": col.name,
-                     "cell": f"{_col_letter(pos)}{excel_row}" if pos is not None else ""}
+                     "cell": f"{letters[col.name]}{excel_row}" if pos is not None else ""}
             formula = raw.formulas.get((excel_row, pos)) if pos is not None else None
             if formula is not None:  # read by the plan, but its value was never computed
                 out.error("formula_without_value", f"formula {formula} has no cached value",
