@@ -4,8 +4,9 @@ The base plan is read and validated once and shipped once to each worker process
 carries only its edits. Each case returns a compact :class:`CaseResult` (KPIs and the few tables the reports
 need), never a model. A case that fails on its own (invalid edit, infeasible plan, solver error) is recorded
 with its reason and the batch goes on. Finished cases are appended to a journal file (JSON lines) as they
-complete, so an interrupted batch keeps them even if the process is killed; on Ctrl-C the caller still writes
-its workbook from what finished.
+complete, so an interrupted batch keeps them even if the process is killed; on Ctrl-C or SIGTERM the caller
+still writes its workbook from what finished. Worker processes die with the process that started them, however
+it ends (SIGKILL included), and are stopped when the batch is interrupted.
 
 Executors are pluggable (:class:`Executor`): local processes by default, a Dask cluster for issue-scale
 batches (``planner.distributed``).
@@ -13,8 +14,12 @@ batches (``planner.distributed``).
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -159,10 +164,43 @@ class Executor(Protocol):
 
 
 _WORKER_BASE: PlanData | None = None
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _init_worker(base: PlanData) -> None:
+def _die_with_parent(expected: int | None) -> None:
+    """End this worker when the process that started it ends, however that ends.
+
+    A parent killed with SIGKILL cannot stop its pool: its workers (about 100 MB each) kept running and held the
+    parent's output pipes open, so a caller capturing the output hung. On Linux the kernel sends SIGKILL to the
+    worker when its parent dies (``prctl(PR_SET_PDEATHSIG)``); everywhere, a thread also checks the parent's id
+    every second. ``expected`` is the parent's pid when it forked this worker (then a parent already gone is
+    seen at once).
+    """
+    parent = os.getppid()
+    if expected is not None and parent != expected:
+        os._exit(1)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):  # no libc or no prctl: the watchdog below still applies
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:  # it died before prctl took effect: nothing would send the signal now
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    with contextlib.suppress(RuntimeError):  # no thread to spare (resource limits): prctl still holds on Linux
+        threading.Thread(target=watch, name="planner-parent-watch", daemon=True).start()
+
+
+def _init_worker(base: PlanData, parent: int | None = None) -> None:
     global _WORKER_BASE
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, inherited by the fork
     _WORKER_BASE = base
 
 
@@ -182,20 +220,97 @@ class LocalExecutor:
             for case in cases:
                 yield run_case(base, case, **kw)
             return
-        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(cases)), initializer=_init_worker,
-                                   initargs=(base,))
+        forks = multiprocessing.get_start_method() == "fork"
+        with _deferred():
+            pool = ProcessPoolExecutor(max_workers=min(self.workers, len(cases)), initializer=_init_worker,
+                                       initargs=(base, os.getpid() if forks else None))
+        finished = False
         try:
-            pending = {pool.submit(_worker_run, c, kw): c for c in cases}
+            with _deferred():
+                pending = {pool.submit(_worker_run, c, kw): c for c in cases}
             while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                with _deferred():  # wakes twice a second, so that a deferred Ctrl-C or SIGTERM is seen
+                    done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 for fut in done:
                     case = pending.pop(fut)
                     try:
-                        yield fut.result()
+                        with _deferred():
+                            res = fut.result()
                     except Exception as exc:  # a worker process died (e.g. out of memory)
-                        yield CaseResult(case.name, "failed", error=f"worker failed: {exc!r}", params=case.params)
+                        res = CaseResult(case.name, "failed", error=f"worker failed: {exc!r}", params=case.params)
+                    yield res
+            finished = True
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            with _deferred():
+                workers = list((getattr(pool, "_processes", None) or {}).values())
+                pool.shutdown(wait=False, cancel_futures=True)
+                if not finished:  # interrupted: a worker mid-case would otherwise finish it (minutes) later
+                    for proc in workers:
+                        with contextlib.suppress(Exception):
+                            proc.terminate()
+
+
+# ---- interruptions --------------------------------------------------------------------------------------------------
+class BatchAborted(Exception):
+    """The executor cannot go on (its cluster went away): what finished is kept, as after Ctrl-C."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a batch: handled alike (what finished is kept and written); ``signum`` says which."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+_PENDING: list[int] = []  # signals received while the pool's bookkeeping ran
+_DEFER = 0
+
+
+@contextlib.contextmanager
+def _deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the pool's bookkeeping is done, then raise :class:`Interrupted`.
+
+    Raised in the middle of ``concurrent.futures`` (between acquiring a future's lock and releasing it), a
+    KeyboardInterrupt left the lock held: the pool's manager thread then waited on it for ever, and the process
+    hung at exit after printing that it was interrupted.
+    """
+    global _DEFER
+    _DEFER += 1
+    try:
+        yield
+    finally:
+        _DEFER -= 1
+    if _PENDING and not _DEFER:
+        signum = _PENDING[0]
+        _PENDING.clear()
+        raise Interrupted(signum)
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    _PENDING.append(signum)
+    if not _DEFER:
+        raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """While a batch runs in the main thread, Ctrl-C and SIGTERM interrupt it (at a safe point) instead of killing
+    the process, which would lose the finished cases' workbook. Handlers someone else installed are left alone."""
+    ours = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    installed = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig, default in ours.items():
+            if signal.getsignal(sig) is default:
+                installed[sig] = default
+                signal.signal(sig, _on_signal)
+    _PENDING.clear()
+    try:
+        yield
+    finally:
+        for sig, default in installed.items():
+            signal.signal(sig, default)
+        _PENDING.clear()
 
 
 @dataclass
@@ -204,6 +319,8 @@ class BatchOutcome:
     interrupted: bool
     seconds: float
     journal: Path | None
+    signal: int = 0  # what interrupted the batch (SIGINT for Ctrl-C, SIGTERM), 0 if nothing did
+    reason: str = ""  # why the executor stopped early (a lost cluster), "" otherwise
 
     @property
     def failed(self) -> list[CaseResult]:
@@ -218,23 +335,30 @@ def run_batch(base: PlanData, cases: list[Case], executor: Executor | None = Non
     bar = Progress(len(cases), enabled=False if quiet else progress)
     got: dict[str, CaseResult] = {}
     t0 = time.perf_counter()
-    interrupted = False
+    interrupted, signum, reason = False, 0, ""
     fh = open(journal, "a", encoding="utf-8") if journal else None  # noqa: SIM115 - closed in finally
     try:
-        for res in executor.map_unordered(base, cases, **kw):
-            got[res.name] = res
-            if fh:
-                fh.write(res.journal_line() + "\n")
-                fh.flush()
-            bar.update(res)
-            if on_result:
-                on_result(res)
-    except KeyboardInterrupt:
-        interrupted = True
+        with _interruptible():
+            for res in executor.map_unordered(base, cases, **kw):
+                got[res.name] = res
+                if fh:
+                    try:
+                        fh.write(res.journal_line() + "\n")
+                        fh.flush()
+                    except OSError as exc:  # a full disk: stop here, keeping what finished in memory
+                        raise BatchAborted(f"cannot write the journal {journal}: {exc.strerror or exc}") from exc
+                bar.update(res)
+                if on_result:
+                    on_result(res)
+    except KeyboardInterrupt as exc:
+        interrupted, signum = True, getattr(exc, "signum", signal.SIGINT)
+    except BatchAborted as exc:
+        interrupted, reason = True, str(exc)
     finally:
         bar.close()
         if fh:
-            fh.close()
-    ordered = [got.get(c.name) or CaseResult(c.name, "interrupted", error="not run: batch interrupted",
-                                              params=c.params) for c in cases]
-    return BatchOutcome(ordered, interrupted, time.perf_counter() - t0, journal)
+            with contextlib.suppress(OSError):  # what did not fit is reported above; closing retries the flush
+                fh.close()
+    why = f"not run: {reason}" if reason else "not run: batch interrupted"
+    ordered = [got.get(c.name) or CaseResult(c.name, "interrupted", error=why, params=c.params) for c in cases]
+    return BatchOutcome(ordered, interrupted, time.perf_counter() - t0, journal, int(signum), reason)

@@ -6,14 +6,22 @@ output cannot be written; 2 usage errors (click's own). Problems go to stderr, r
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 import click
 
+# planner runs its solves in parallel itself (processes, a thread pool); BLAS threads would only compete with
+# them, and each reserves memory at start: under a tight memory limit OpenBLAS failed to start them and numpy's
+# import ended in a KeyboardInterrupt. Set before anything imports numpy; an explicit setting is kept.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from planner import __version__
-from planner.io.problems import Problem, ValidationFailed
+from planner.io.problems import Problem, ValidationFailed, capped
 from planner.io.reader import ReadError
 from planner.report.atomic import OutputError
 
@@ -29,22 +37,95 @@ class UserError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True, file=file)
 
 
+def _exhausted(exc: BaseException) -> str | None:
+    """One line for a resource the process ran out of (memory, threads, processes), or None if it is not that.
+
+    Nothing here may import a module: with the memory gone, loading one fails too (measured: ``resource``).
+    """
+    soft = _ADDRESS_SPACE_LIMIT
+    limit = f"; this process may use {soft / 2**20:,.0f} MB (ulimit -v)" if soft else ""
+    chain, e = [], exc  # numpy wraps the loader's "failed to map segment" in an ImportError of its own
+    while e is not None and len(chain) < 10:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    text = str(exc)
+    memory = any(isinstance(e, MemoryError) or isinstance(e, OSError) and e.errno == errno.ENOMEM
+                 or isinstance(e, ImportError) and ("failed to map segment" in str(e) or "allocate memory" in str(e))
+                 for e in chain)
+    if memory:
+        return (f"out of memory{limit}: close other programs, raise the limit, or make the run smaller "
+                "(--no-explain and --no-insights skip the re-solves, --workers 1 the extra processes)")
+    if (isinstance(exc, RuntimeError) and "can't start new thread" in text
+            or isinstance(exc, OSError) and exc.errno == errno.EAGAIN):  # fork or pthread_create refused
+        return (f"cannot start a thread or process (the system's limit on threads, processes or memory is "
+                f"reached{limit}): close other programs or run with --workers 1")
+    return None
+
+
+def _address_space_limit() -> int:
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return 0
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return 0 if soft == resource.RLIM_INFINITY else soft
+
+
+_ADDRESS_SPACE_LIMIT = _address_space_limit()  # read at start, while there is memory to load the module
+
+
+class _Planner(click.Group):
+    """The command group: wherever memory or threads run out, or an output cannot be written, one line, exit 1."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except OutputError as exc:
+            raise UserError(str(exc)) from exc
+        except (MemoryError, RuntimeError, OSError, ImportError) as exc:
+            message = _exhausted(exc)
+            if message is None:
+                raise
+            raise UserError(message) from None
+
+
+def _seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """--time-limit: validated like Settings.time_limit_s (0, negative and NaN used to mean "no limit")."""
+    import math
+
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"expected a number of seconds > 0 (as Settings.time_limit_s), found {value:g}")
+    return value
+
+
 def _print_problems(problems: list[Problem], as_json: bool = False) -> None:
     if as_json:
         return
     errors = [p for p in problems if p.severity == "error"]
     warnings = [p for p in problems if p.severity == "warning"]
-    for p in problems:
+    listed, rest = capped(problems)
+    for p in listed:
         click.echo(p.render(), err=True)
+    if rest:
+        counts = ", ".join(f"{code}: {n:,}" for code, n in rest.most_common())
+        click.echo(f"... and {sum(rest.values()):,} more not listed ({counts})", err=True)
     if errors:
-        click.echo(f"{len(errors)} error(s), {len(warnings)} warning(s): fix the errors above and run again.",
+        click.echo(f"{len(errors):,} error(s), {len(warnings):,} warning(s): fix the errors above and run again.",
                    err=True)
+
+
+def _problems_json(status: str, problems: list[Problem]) -> str:
+    """The problems as JSON: the first MAX_LISTED in full, and a count by code of all of them."""
+    listed, rest = capped(problems)
+    doc = {"status": status, "problems": [p.to_dict() for p in listed], "omitted": sum(rest.values()),
+           "counts": dict(Counter(str(p.code) for p in problems))}
+    return json.dumps(doc, indent=2)
 
 
 def _fail_input(exc: Exception, as_json: bool) -> None:
     problems = exc.problems if isinstance(exc, ValidationFailed) else [exc.problem]  # type: ignore[attr-defined]
     if as_json:
-        click.echo(json.dumps({"status": "invalid", "problems": [p.to_dict() for p in problems]}, indent=2))
+        click.echo(_problems_json("invalid", problems))
     _print_problems(problems)
     sys.exit(EXIT_USER)
 
@@ -91,7 +172,7 @@ def _target(path: Path, kind: str, force: bool, input_path: Path | None = None, 
     return path
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=_Planner, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="planner")
 def main() -> None:
     """planner: memory supply-chain capacity planning (HBM / LPDDR for AI platforms) with a linear program.
@@ -113,7 +194,7 @@ def validate(input_path: Path, as_json: bool) -> None:
     """
     plan = _load(input_path, as_json)
     if as_json:
-        click.echo(json.dumps({"status": "valid", "problems": [p.to_dict() for p in plan.warnings]}, indent=2))
+        click.echo(_problems_json("valid", plan.warnings))
     else:
         _print_problems(plan.warnings)
         s = plan.settings
@@ -200,8 +281,8 @@ def _echo_summary(rep, out_path: Path | None) -> None:
 @click.option("--solver", type=click.Choice(["highs", "cbc"]), help="Override Settings.solver.")
 @click.option("--method", type=click.Choice(["auto", "simplex", "ipm"]),
               help="HiGHS algorithm (auto: simplex below 2,000 columns, interior point above).")
-@click.option("--time-limit", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
-              help="Solver time limit in seconds (overrides Settings.time_limit_s).")
+@click.option("--time-limit", type=float, callback=_seconds, metavar="SECONDS",
+              help="Solver time limit in seconds, > 0 (overrides Settings.time_limit_s).")
 @click.option("--insights/--no-insights", default=None,
               help="R&D impact re-solves (default: on below 20,000 LP columns, off above).")
 @click.option("--explain/--no-explain", "explain_", default=None,
@@ -220,6 +301,7 @@ def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple
     """
     out_path = output or default_report_path(input_path, _variant_suffix(scenarios, sets))
     _target(out_path, "report", force, input_path)
+    _lock(out_path)
     plan = _load(input_path, as_json)
     if not as_json:
         _print_problems(plan.warnings)
@@ -371,7 +453,9 @@ def _unique(path: Path, taken: set[Path]) -> Path:
 
 def _executor(workers: int | None, scheduler: str | None):
     if scheduler:
-        from planner.distributed import DaskExecutor, DistributedError
+        from planner.distributed import DaskExecutor, DistributedError, quiet_dask_logs
+
+        quiet_dask_logs()
 
         try:
             return DaskExecutor(scheduler)
@@ -383,34 +467,81 @@ def _executor(workers: int | None, scheduler: str | None):
 
 
 def _run_batch(plan, cases, workers: int | None, scheduler: str | None, out_path: Path, quiet: bool, **kw):
-    """Run a batch on local processes or a Dask cluster; the journal sits beside the output."""
-    from planner.batch import run_batch
+    """Run a batch on local processes or a Dask cluster; the journal sits beside the output.
 
+    The output is locked for the rest of the command (:func:`_lock`).
+    """
+    from planner.batch import run_batch
+    from planner.distributed import DistributedError
+
+    _lock(out_path)
     executor = _executor(workers, scheduler)
     journal = _journal(out_path)
     try:
         return run_batch(plan, cases, executor=executor, journal=journal, quiet=quiet, **kw), journal
+    except DistributedError as exc:  # the cluster went away or lost its workers
+        raise UserError(str(exc)) from exc
     finally:
         close = getattr(executor, "close", None)
         if close:
             close()
 
 
+def _lock(out_path: Path) -> None:
+    """Hold ``out_path`` for the rest of the command (released when it ends, however it ends): a second run on
+    the same output is refused naming this one's process, instead of overwriting its report or its journal."""
+    from planner.report.atomic import output_lock
+
+    try:
+        click.get_current_context().with_resource(output_lock(out_path))
+    except OutputError as exc:
+        raise UserError(str(exc)) from exc
+
+
 def _journal(out_path: Path) -> Path:
-    j = out_path.with_name(out_path.name + ".journal.jsonl")
-    j.unlink(missing_ok=True)
+    from planner.report.atomic import describe, sidecar
+
+    j = sidecar(out_path, ".journal.jsonl")
+    try:  # an earlier run's journal: this output is locked, so no running batch owns it
+        j.open("w", encoding="utf-8").close()
+    except OSError as exc:
+        raise UserError(describe(j, exc)) from exc
     return j
 
 
-def _finish_batch(outcome, written: Path, journal: Path, what: str) -> None:
+def _write_batch(outcome, out_path: Path, journal: Path, write) -> Path:
+    """Write a batch workbook with ``write(path)``. An interrupted batch never replaces an earlier workbook: its
+    partial results go to OUT-partial.xlsx beside it. A write that fails says where the results still are."""
+    target = out_path
+    if outcome.interrupted and out_path.exists():
+        target = out_path.with_name(f"{out_path.stem}-partial{out_path.suffix}")
+    try:
+        return write(target)
+    except OutputError as exc:
+        if outcome.reason:  # the batch had stopped already, e.g. its journal could not be written either
+            raise UserError(f"{exc}; {outcome.reason}") from exc
+        done = sum(r.status != "interrupted" for r in outcome.results)
+        kept = f"; the {done:,} finished result(s) are in {journal}" if done else ""
+        raise UserError(f"{exc}{kept}") from exc
+
+
+MAX_FAILED_LISTED = 20  # the workbook lists every failed case with its reason
+
+
+def _finish_batch(outcome, written: Path, journal: Path, what: str, out_path: Path | None = None) -> None:
     failed = [r for r in outcome.results if r.status not in ("optimal", "interrupted")]
-    for r in failed:
+    for r in failed[:MAX_FAILED_LISTED]:
         click.echo(f"failed: {r.name}: {r.error}", err=True)
+    if len(failed) > MAX_FAILED_LISTED:
+        click.echo(f"... and {len(failed) - MAX_FAILED_LISTED:,} more failed: see {written}", err=True)
     if outcome.interrupted:
         done = sum(r.status != "interrupted" for r in outcome.results)
-        click.echo(f"interrupted: {done} of {len(outcome.results)} {what} finished and are in {written}; "
+        kept = (f"; {out_path} is unchanged" if out_path is not None
+                and Path(written).resolve() != out_path.expanduser().resolve() else "")
+        why = f"stopped ({outcome.reason})" if outcome.reason else "interrupted"
+        click.echo(f"{why}: {done} of {len(outcome.results)} {what} finished and are in {written}{kept}; "
                    f"their KPIs are also in {journal}", err=True)
-        sys.exit(130)
+        sys.exit(128 + outcome.signal if outcome.signal else EXIT_USER if outcome.reason else 130)
     journal.unlink(missing_ok=True)
     ok = sum(r.ok for r in outcome.results)
     click.echo(f"{ok} of {len(outcome.results)} {what} solved in {outcome.seconds:.1f} s "
@@ -466,12 +597,13 @@ def compare(input_path: Path, scenarios: tuple[str, ...], sets: tuple[str, ...],
 
         moves = cause_moves(outcome.results)
     _recheck(out_path, "compare", force, input_path, journal)
-    written = write_compare(out_path, plan, outcome, cases, moves, inputs=(input_path,))
+    written = _write_batch(outcome, out_path, journal,
+                           lambda p: write_compare(p, plan, outcome, cases, moves, inputs=(input_path,)))
     from planner.report.whatif import compare_sentences
 
     for line in compare_sentences(plan, outcome.results, cases, moves):
         click.echo(line)
-    _finish_batch(outcome, written, journal, "scenarios")
+    _finish_batch(outcome, written, journal, "scenarios", out_path)
 
 
 def _recheck(out_path: Path, kind: str, force: bool, input_path: Path, journal: Path) -> None:
@@ -542,8 +674,9 @@ def sweep(input_path: Path, param: str, values: str | None, range_: str | None, 
     cases, axes = sweep_cases(plan, p1, vals, op, p2, vals2, op2)
     outcome, journal = _run_batch(plan, cases, workers, scheduler, out_path, quiet, detail="binding")
     _recheck(out_path, "sweep", force, input_path, journal)
-    written = write_sweep(out_path, plan, outcome, axes, inputs=(input_path,))
-    _finish_batch(outcome, written, journal, "points")
+    written = _write_batch(outcome, out_path, journal,
+                           lambda p: write_sweep(p, plan, outcome, axes, inputs=(input_path,)))
+    _finish_batch(outcome, written, journal, "points", out_path)
 
 
 @main.command()
@@ -580,8 +713,9 @@ def montecarlo(input_path: Path, samples: int, seed: int, threshold: float, outp
         _fail_input(exc, False)
     outcome, journal = _run_batch(plan, cases, workers, scheduler, out_path, quiet, detail="kpis")
     _recheck(out_path, "montecarlo", force, input_path, journal)
-    written = write_montecarlo(out_path, plan, outcome, samples, seed, threshold, inputs=(input_path,))
-    _finish_batch(outcome, written, journal, "samples")
+    written = _write_batch(outcome, out_path, journal, lambda p: write_montecarlo(
+        p, plan, outcome, samples, seed, threshold, inputs=(input_path,)))
+    _finish_batch(outcome, written, journal, "samples", out_path)
 
 
 @main.command()

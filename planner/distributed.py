@@ -7,16 +7,22 @@ never models. Dask itself re-runs the tasks of a worker that dies, so a
 lost worker costs time, not scenarios; a case that fails on its own comes back as a failed result and the
 batch goes on. Results equal a local run of the same batch: each case's solve depends only on the base plan
 and the case (see :mod:`planner.solve.warm`).
+
+Every problem with the address ends within ``CONNECT_TIMEOUT_S`` with one line: a malformed address or an
+unknown scheme at once, a server that accepts the connection but does not speak Dask (an HTTP server) when the
+handshake times out, a scheduler without workers after waiting that long for one.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 from planner.analysis.cases import Case, CaseResult
-from planner.batch import run_case
+from planner.batch import BatchAborted, run_case
 from planner.io.validate import PlanData
 
 CONNECT_TIMEOUT_S = 5
@@ -26,6 +32,10 @@ class DistributedError(Exception):
     """Dask missing, or the scheduler unreachable: the message says what to do."""
 
 
+class ClusterLost(DistributedError, BatchAborted):
+    """The connection to the scheduler was lost mid-batch: the batch stops, keeping what finished."""
+
+
 def _import():
     try:
         import distributed
@@ -33,6 +43,18 @@ def _import():
         raise DistributedError("running on a cluster needs Dask: pip install 'planner[distributed]' "
                                "(or run without --scheduler to use local processes)") from exc
     return distributed
+
+
+def quiet_dask_logs() -> None:
+    """Silence Dask's own log records below CRITICAL (reconnect attempts, tracebacks of lost connections): the
+    command line says in one line what went wrong."""
+    import logging
+
+    with contextlib.suppress(ImportError):
+        import distributed  # noqa: F401  - configures its loggers on import; set their levels after that
+    for name in ["distributed", *list(logging.root.manager.loggerDict)]:
+        if name == "distributed" or name.startswith("distributed."):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _task(base: PlanData, cases: list[Case], kw: dict) -> list[CaseResult]:
@@ -46,16 +68,93 @@ def chunk_size(n_cases: int, n_workers: int) -> int:
     return max(1, min(25, n_cases // max(1, 8 * n_workers)))
 
 
+def check_address(address: str) -> None:
+    """Refuse an address Dask cannot use, before any connection (Dask itself printed a traceback 10 s later)."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import get_backend
+
+    try:
+        scheme, loc = parse_address(address, strict=False)
+        get_backend(scheme)
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            host, port = parse_host_port(loc)
+            if not host or not 0 < int(port) < 65536:
+                raise ValueError(f"no host or no port 1-65535 in {loc!r}")
+    except (ValueError, TypeError) as exc:
+        raise DistributedError(f"--scheduler {address!r} is not a Dask scheduler address ({exc}); expected "
+                               "tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786") from None
+
+
+async def _identity(address: str, timeout: float) -> object:
+    from distributed.comm import connect
+    from distributed.security import Security
+
+    args = Security().get_connection_args("client")  # TLS settings from the Dask config, as Client uses them
+    comm = await connect(address, timeout=timeout, **args)  # its handshake has no timeout: see probe()
+    try:
+        await comm.write({"op": "identity", "reply": True})
+        return await comm.read()
+    finally:
+        comm.abort()
+
+
+def probe(address: str, timeout: float = CONNECT_TIMEOUT_S) -> dict:
+    """Ask the server at ``address`` who it is, within ``timeout`` seconds in all; return its identity.
+
+    ``distributed.Client`` waits for ever on a server that accepts the connection and never answers the Dask
+    handshake (an HTTP server, a wrong port): the bound here is on the whole exchange.
+    """
+    def ask() -> object:
+        return asyncio.run(asyncio.wait_for(_identity(address, timeout), timeout))
+
+    try:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            info = ask()
+        else:  # called from a running event loop (a notebook): ask from a thread with its own loop
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(1) as pool:
+                info = pool.submit(ask).result()
+    except TimeoutError as exc:  # asyncio's timeout, or connect's own "Timed out trying to connect"
+        if "connect" in str(exc):
+            raise DistributedError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s; check "
+                                   "the address and that `dask scheduler` is running") from None
+        raise DistributedError(f"{address} accepted the connection but did not answer as a Dask scheduler within "
+                               f"{timeout:g} s; check the port (the scheduler listens on 8786 by default, its "
+                               "dashboard on 8787)") from None
+    except OSError as exc:
+        raise DistributedError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s ({exc}); "
+                               "check the address and that `dask scheduler` is running") from None
+    except Exception as exc:  # it answered, but not in Dask's protocol
+        raise DistributedError(f"{address} did not answer as a Dask scheduler ({type(exc).__name__}: {exc}); "
+                               "check the address") from None
+    if not isinstance(info, dict) or info.get("type") != "Scheduler":
+        kind = info.get("type") if isinstance(info, dict) else type(info).__name__
+        raise DistributedError(f"{address} is not a Dask scheduler (it says it is {kind}); give the scheduler's "
+                               "address") from None
+    return info
+
+
 class DaskExecutor:
     def __init__(self, address: str, timeout: float = CONNECT_TIMEOUT_S):
         distributed = _import()
         self.address = address
+        check_address(address)
+        probe(address, timeout)
         try:
             self.client = distributed.Client(address, timeout=f"{timeout}s", set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             raise DistributedError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s "
                                    f"({type(exc).__name__}: {exc}); check the address and that "
                                    "`dask scheduler` is running") from exc
+        try:
+            self.client.wait_for_workers(1, timeout=timeout)
+        except (TimeoutError, OSError) as exc:
+            self.client.close()
+            raise DistributedError(f"the Dask scheduler at {address} has no workers (none joined within "
+                                   f"{timeout:g} s); start some with `dask worker {address}`") from exc
 
     @property
     def workers(self) -> int:
@@ -76,14 +175,18 @@ class DaskExecutor:
                 try:
                     yield from fut.result()
                 except Exception as exc:  # KilledWorker after Dask's own retries, or a lost connection
+                    if "connection-lost" in str(exc) or self.client.status in ("closing", "closed"):
+                        raise ClusterLost(f"lost the connection to the Dask scheduler at {self.address}") from None
                     for case in futures[fut]:
                         yield CaseResult(case.name, "failed", error=f"cluster: {type(exc).__name__}: {exc}",
                                          params=case.params)
         finally:
-            self.client.cancel(list(futures))
+            with contextlib.suppress(Exception):  # nothing to cancel on a scheduler that is gone
+                self.client.cancel(list(futures))
 
     def close(self) -> None:
-        self.client.close()
+        with contextlib.suppress(Exception):  # a scheduler that went away cannot be told goodbye
+            self.client.close(timeout=CONNECT_TIMEOUT_S)
 
 
 def _free_port() -> int:

@@ -6,6 +6,10 @@ import re
 
 _PERIOD = re.compile(r"^\s*(\d{4})\s*[-_ ]?\s*[Qq]\s*([1-4])\s*$")
 
+# Quarters a workbook may name. Outside these no plan is real, and a year below 1000 has no four-digit label
+# to come back to (0999Q1 + 1 quarter was printed as "999Q2", which no longer parsed).
+FIRST_YEAR, LAST_YEAR = 1900, 2199
+
 
 def parse_period(value: object) -> tuple[int, int] | None:
     """``'2026Q3'`` → ``(2026, 3)``; ``None`` if the text is not a quarter label."""
@@ -22,6 +26,12 @@ def normalise_period(value: object) -> str | None:
     return f"{p[0]}Q{p[1]}" if p else None
 
 
+def in_range(label: str) -> bool:
+    """Whether a quarter label lies in the years a workbook may name (FIRST_YEAR to LAST_YEAR)."""
+    p = parse_period(label)
+    return p is not None and FIRST_YEAR <= p[0] <= LAST_YEAR
+
+
 def ordinal(label: str) -> int:
     """Quarters since year 0, so that differences of ordinals are quarter counts."""
     p = parse_period(label)
@@ -31,7 +41,7 @@ def ordinal(label: str) -> int:
 
 
 def label(ordinal_value: int) -> str:
-    return f"{ordinal_value // 4}Q{ordinal_value % 4 + 1}"
+    return f"{ordinal_value // 4:04d}Q{ordinal_value % 4 + 1}"
 
 
 def period_index(period: str, first_period: str) -> int:

@@ -1,10 +1,15 @@
-"""Property-based fuzzing of input workbooks (issue 9).
+"""Property-based fuzzing of input workbooks (issues 9 and 18).
 
-Each case mutates a valid workbook the way a hand edit or a broken export would, writes it, and runs
-`planner validate` and `planner solve` in-process. Whatever happens, the outcome must be one of: exit 0 with
-a report, or exit 1 with messages that name a sheet or the file — never an uncaught exception, never a hang
-(each case is bounded by an alarm), never a change to the input file. Cases that ever failed are kept as
-regression files in tests/fuzz_corpus/ and replayed by test_corpus.
+Each case mutates a valid workbook the way a hand edit, a broken export or a hostile user would, writes it, and
+runs `planner validate` and `planner solve` in-process. Whatever happens, the outcome must be one of: exit 0
+with a report, or exit 1 with messages that name a sheet or the file — never an uncaught exception, never a hang
+(each case is bounded by an alarm), never a change to the input file. Issue 18's classes are among the
+mutations (hidden and duplicate contract sheets, decimal commas, periods at and past the year range, look-alike
+and control-character ids, formulas without cached values in headers and cells, names that look like cell
+references) and among the checks: every printed line is printable, at most MAX_LISTED problems are listed, a
+report's charts refer only to its own cells, no temporary file is left behind, and a Strict OOXML copy of a
+case validates exactly as the case does. Cases that ever failed are kept as regression files in
+tests/fuzz_corpus/ and replayed by test_corpus.
 """
 
 from __future__ import annotations
@@ -12,8 +17,11 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import signal
 import string
+import unicodedata
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,6 +34,7 @@ from hypothesis import strategies as st
 
 from planner.cli import main
 from planner.io import contract as C
+from planner.io.problems import MAX_LISTED
 
 CORPUS = Path(__file__).parent / "fuzz_corpus"
 CASE_SECONDS = 60
@@ -54,14 +63,28 @@ weird_values = st.one_of(
     st.sampled_from([float("nan"), float("inf"), -float("inf"), 1e308, -1e308, 1e-300, -1, 0, 1e9, 2.5]),
     st.sampled_from(["=1+1", "+cmd", "@SUM(A1)", "-3", "2026Q5", "2099Q1", "1999Q4", "TRUE", "HBM", "Ωmega-μ",
                      "🙂", "1,000", "50%", "2026-01-01"]),
+    st.sampled_from(["8,5", "0,25", "1.234,5", "1,234.5", "1.000", "12,34,567", "8,5%",  # separators
+                     "0999Q1", "1899Q4", "1900Q1", "2199Q4", "2200Q1", "9999Q4",  # the year range
+                     unicodedata.normalize("NFD", "Café"), "X\u00a0", "Ｘ", "X\u200b", "X\x9b2J", "X\nerror: forged",
+                     "X\u202e", "x!A1", "+1+cmd|' /C calc'!A0", 'E"UR;@']),
     st.booleans(),
 )
+
+EDGE_PERIODS = ["0999Q1", "0000Q1", "1899Q4", "1900Q1", "2199Q4", "2200Q1", "9999Q4"]
+ID_VARIANTS = [  # what an id can be turned into that looks the same, or prints something else
+    lambda v: unicodedata.normalize("NFD", v + "é"), lambda v: v.replace(" ", "\u00a0", 1) + "\u00a0",
+    lambda v: "Ｘ" + v[1:], lambda v: v + "\u200b",
+    lambda v: v + "\x9b2J", lambda v: v + "\nerror: forged", lambda v: v + "!A1", lambda v: "Evil!A0",
+]
+PERIOD_COLUMNS = ("period", "start_period", "earliest_period")
 
 
 @st.composite
 def mutations(draw):
     kind = draw(st.sampled_from(["cell", "cell", "cell", "blank_row", "dup_row", "del_row", "rename_sheet",
-                                 "del_sheet", "rename_col", "del_col", "shuffle_cols", "period", "long_id"]))
+                                 "del_sheet", "rename_col", "del_col", "shuffle_cols", "period", "long_id",
+                                 "hide_sheet", "dup_sheet", "decimal_comma", "period_edge", "id_variant",
+                                 "header_formula", "formula_cell"]))
     sheet = draw(st.sampled_from(SHEETS))
     return kind, sheet, draw(st.integers(0, 10_000)), draw(weird_values), draw(st.text(max_size=20))
 
@@ -108,14 +131,44 @@ def apply(wb, muts) -> None:
             ws.cell(r, col).value = text[:8] or "2031Q1"
         elif kind == "long_id":
             ws.cell(r, 1).value = (text or "id") * 300
+        elif kind == "hide_sheet":
+            ws.sheet_state = ("hidden", "veryHidden")[n % 2]
+        elif kind == "dup_sheet":
+            twin = wb.copy_worksheet(ws)
+            twin.title = (sheet.upper(), sheet + " ", " " + sheet.lower())[n % 3][:31]
+            if n % 2:  # the attack: very hidden, and placed before the visible one
+                twin.sheet_state = "veryHidden"
+                wb.move_sheet(twin, offset=wb.sheetnames.index(sheet) - wb.sheetnames.index(twin.title))
+        elif kind == "decimal_comma" and isinstance(ws.cell(r, c).value, int | float):
+            ws.cell(r, c).value = f"{ws.cell(r, c).value:.2f}".replace(".", ",")
+        elif kind == "period_edge":
+            header = [x.value for x in ws[1]]
+            label = EDGE_PERIODS[n % len(EDGE_PERIODS)]
+            if sheet == "Settings":
+                for row in ws.iter_rows(min_row=2):
+                    if row[0].value == "first_period" and len(row) > 1:
+                        row[1].value = label
+            for name in PERIOD_COLUMNS:
+                if name in header:
+                    ws.cell(r, header.index(name) + 1).value = label
+        elif kind == "id_variant" and isinstance(ws.cell(r, 1).value, str) and ws.cell(r, 1).value:
+            ws.cell(r, 1).value = _clean(ID_VARIANTS[n % len(ID_VARIANTS)](ws.cell(r, 1).value))
+        elif kind == "header_formula" and ws.cell(1, c).value:
+            ws.cell(1, c).value = f'="{ws.cell(1, c).value}"'
+        elif kind == "formula_cell":
+            ws.cell(r, c).value = "=1+1"
+
+
+CHART_REF = re.compile(r"(ChartData|Histogram)!\$[A-Z]+\$\d+(:\$[A-Z]+\$\d+)?")
 
 
 def check_case(path: Path) -> None:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     runner = CliRunner()
+    out = path.with_name("out.xlsx")
     with time_bound(CASE_SECONDS):
         v = runner.invoke(main, ["validate", str(path)])
-        s = runner.invoke(main, ["solve", str(path), "--no-insights", "-o", str(path.with_name("out.xlsx"))])
+        s = runner.invoke(main, ["solve", str(path), "--no-insights", "-o", str(out)])
     for res in (v, s):
         assert res.exception is None or isinstance(res.exception, SystemExit), (
             f"uncaught {type(res.exception).__name__}: {res.exception}\n{res.output}")
@@ -123,8 +176,16 @@ def check_case(path: Path) -> None:
         assert "Traceback" not in res.output
         if res.exit_code == 1:
             assert any(w in res.output for w in SHEET_WORDS), res.output
+        lines = res.output.splitlines()
+        assert all(line.isprintable() for line in lines), [x for x in lines if not x.isprintable()][:3]
+        assert sum(line.startswith(("error:", "warning:")) for line in lines) <= MAX_LISTED
     if v.exit_code == 1:
         assert s.exit_code == 1  # what validate rejects, solve rejects too
+    if s.exit_code == 0:  # whatever validate accepts, solve handles, and its charts hold no formula of ours
+        with zipfile.ZipFile(out) as z:
+            xml = "".join(z.read(n).decode() for n in z.namelist() if n.startswith("xl/charts/chart"))
+        assert all(CHART_REF.fullmatch(f) for f in re.findall(r"<c:f>(.*?)</c:f>", xml))
+    assert not [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")], "a temporary file was left"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, "the input file was modified"
 
 
@@ -194,3 +255,34 @@ def test_corpus(path, tmp_path):
     dst = tmp_path / path.name
     dst.write_bytes(path.read_bytes())
     check_case(dst)
+
+
+@seed(18)
+@settings(max_examples=max(5, N_EXAMPLES // 4), deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(muts=st.lists(mutations(), min_size=1, max_size=3))
+def test_strict_copy_validates_as_the_case_does(small_example, tmp_path_factory, muts):
+    """Strict OOXML is read through its Transitional equivalent: the same problems, or the same valid plan."""
+    from test_hostile_input import to_strict
+
+    wb = openpyxl.load_workbook(small_example)
+    apply(wb, muts)
+    case = tmp_path_factory.mktemp("strict") / "case.xlsx"
+    wb.save(case)
+    strict = to_strict(case, case.with_name("strict.xlsx"))
+    runner = CliRunner()
+    with time_bound(CASE_SECONDS):
+        a = runner.invoke(main, ["validate", "--json", str(case)])
+        b = runner.invoke(main, ["validate", "--json", str(strict)])
+    assert (a.exit_code, b.exit_code) in ((0, 0), (1, 1)), (a.output, b.output)
+
+    def problems(res) -> list:
+        import json
+
+        doc = json.loads(res.stdout)
+        return sorted((p["code"], p["sheet"], p["cell"], p["message"]) for p in doc["problems"])
+
+    if not a.stdout.strip().startswith("{"):  # a file-level refusal prints no JSON document
+        assert a.output.replace("case.xlsx", "") == b.output.replace("strict.xlsx", "")
+        return
+    assert problems(a) == problems(b)

@@ -179,7 +179,8 @@ def _extreme_orders(lifter: Lifter, fams: list[str], base_S: np.ndarray) -> dict
     """Shortfall with each family lifted alone, with all lifted, and with all but one lifted (2n + 1 solves).
 
     The solves are independent, so they run as separate HiGHS instances on a thread pool (HiGHS releases the
-    GIL: two threads solve two instances in half the time on two cores, measured).
+    GIL: two threads solve two instances in half the time on two cores, measured). Where no thread can be
+    started (a thread or address-space limit), they run one after the other: same numbers, more time.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -187,8 +188,17 @@ def _extreme_orders(lifter: Lifter, fams: list[str], base_S: np.ndarray) -> dict
     full = (1 << n) - 1
     masks = [1 << f for f in range(n)] + [full] + [full & ~(1 << f) for f in range(n)]
     workers = max(1, min(len(masks), os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(lambda m: lifter.shortfall_with([fams[f] for f in range(n) if m >> f & 1]), masks))
+
+    def solve(m: int) -> np.ndarray | None:
+        return lifter.shortfall_with([fams[f] for f in range(n) if m >> f & 1])
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(solve, masks))
+    except RuntimeError as exc:
+        if "can't start new thread" not in str(exc):
+            raise
+        results = [solve(m) for m in masks]
     values: dict[int, np.ndarray] = {0: base_S}
     for m, S in zip(masks, results, strict=True):
         values[m] = S if S is not None else (np.zeros_like(base_S) if m == full else base_S)

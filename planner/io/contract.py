@@ -12,13 +12,18 @@ from typing import Any, Literal
 
 Kind = Literal["str", "int", "float", "bool", "period", "choice"]
 
+MAX_ID_CHARS = 255  # ids, names and labels: longer is a pasting accident, and would not fit a chart title
+MAX_TEXT_CHARS = 32_767  # free text and lists: Excel's limit for one cell
+
 
 @dataclass(frozen=True)
 class Column:
     """One column of an input sheet.
 
     ``required`` means the column header must be present; ``blank_ok`` means a cell may be empty (then
-    ``default`` applies). Bounds are inclusive unless ``min_exclusive``.
+    ``default`` applies). Bounds are inclusive unless ``min_exclusive``. Text is an id (at most
+    ``max_chars``, by default ``MAX_ID_CHARS``; no control or invisible characters) unless ``free_text`` (a note:
+    any text a cell holds).
     """
 
     name: str
@@ -32,6 +37,8 @@ class Column:
     max: float | None = None
     min_exclusive: bool = False
     choices: tuple[str, ...] = ()
+    free_text: bool = False
+    max_chars: int = MAX_ID_CHARS
 
     def expected(self) -> str:
         """Human description of what a cell must hold, used in error messages and the template."""
@@ -111,7 +118,8 @@ SETTINGS = Sheet(
     (
         Column("key", "str", description="Setting name"),
         Column("value", "str", blank_ok=True, description="Setting value"),
-        Column("note", "str", required=False, blank_ok=True, description="Free text"),
+        Column("note", "str", required=False, blank_ok=True, description="Free text", free_text=True,
+               max_chars=MAX_TEXT_CHARS),
     ),
     keys=("key",),
     description="Planning settings, one key per row",
@@ -312,8 +320,9 @@ UNCERTAINTY = Sheet(
         Column("p1", "float", required=False, blank_ok=True, description="First parameter"),
         Column("p2", "float", required=False, blank_ok=True, description="Second parameter"),
         Column("p3", "float", required=False, blank_ok=True, description="Third parameter"),
-        Column("values", "str", required=False, blank_ok=True, description="discrete: comma-separated values"),
-        Column("probabilities", "str", required=False, blank_ok=True,
+        Column("values", "str", required=False, blank_ok=True, description="discrete: comma-separated values",
+               max_chars=MAX_TEXT_CHARS),
+        Column("probabilities", "str", required=False, blank_ok=True, max_chars=MAX_TEXT_CHARS,
                description="discrete: comma-separated probabilities (sum 1)"),
     ),
     keys=(),

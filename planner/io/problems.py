@@ -7,6 +7,7 @@ CLI prints them one way and ``--json`` gives scripts the same fields.
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -27,16 +28,22 @@ class Code(StrEnum):
     BAD_DISTRIBUTION = "bad_distribution"
     BAD_KEY = "bad_key"
     BAD_OVERRIDE = "bad_override"
+    AMBIGUOUS_NUMBER = "ambiguous_number"
     BAD_PERIOD = "bad_period"
+    CONTROL_CHARACTER = "control_character"
     CORRUPT_FILE = "corrupt_file"
+    DECIMAL_COMMA = "decimal_comma"
     DUPLICATE_COLUMN = "duplicate_column"
     DUPLICATE_ID = "duplicate_id"
+    DUPLICATE_SHEET = "duplicate_sheet"
     EDIT_OF_ID = "edit_of_id"
     EMPTY_FILE = "empty_file"
     EMPTY_SHEET = "empty_sheet"
     FILE_NOT_FOUND = "file_not_found"
     FILE_TOO_LARGE = "file_too_large"
     FORMULA_WITHOUT_VALUE = "formula_without_value"
+    HIDDEN_SHEET = "hidden_sheet"
+    ID_TOO_LONG = "id_too_long"
     MISSING_COLUMN = "missing_column"
     MISSING_SETTING = "missing_setting"
     MISSING_SHEET = "missing_sheet"
@@ -51,9 +58,12 @@ class Code(StrEnum):
     NOT_XLSX = "not_xlsx"
     OUT_OF_RANGE = "out_of_range"
     OUT_OF_SCALE = "out_of_scale"
+    PERIOD_OUT_OF_RANGE = "period_out_of_range"
     PERIOD_OUTSIDE_HORIZON = "period_outside_horizon"
     PLATFORM_WITHOUT_BOM = "platform_without_bom"
     RAMP_FOR_MATURE_PRODUCT = "ramp_for_mature_product"
+    STRICT_OOXML = "strict_ooxml"
+    TEXT_TOO_LONG = "text_too_long"
     TOO_MANY_ROWS = "too_many_rows"
     UNKNOWN_BACKEND = "unknown_backend"
     UNKNOWN_COLUMN = "unknown_column"
@@ -105,7 +115,7 @@ class Problem:
             line += f", found {self.found}"
         if self.hint:
             line += f" ({self.hint})"
-        return line + f" [{self.code}]"
+        return printable(line + f" [{self.code}]")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -137,3 +147,26 @@ def show(value: Any) -> str:
         return "a blank cell"
     text = repr(value) if isinstance(value, str) else str(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def printable(text: str) -> str:
+    """Text safe for one terminal line: each non-printing character written as its escape (``\\n``, ``\\x9b``).
+
+    Sheet names, headers and cell values come from the workbook; printed raw, a line feed or a C1 control such
+    as U+009B (CSI) in a crafted name could forge an ``error: …`` line or repaint the terminal.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+MAX_LISTED = 200  # problems printed one per line; the rest are counted by code (as compilers do)
+
+
+def capped(problems: list[Problem], limit: int = MAX_LISTED) -> tuple[list[Problem], Counter[str]]:
+    """The first ``limit`` problems, and how many of each code were left out.
+
+    A sheet with a million bad rows would otherwise print a million lines; the first few hundred show the
+    pattern, the counts show its extent.
+    """
+    return problems[:limit], Counter(str(p.code) for p in problems[limit:])

@@ -2,15 +2,19 @@
 
 The reader's job is to get values out of a file safely: it refuses what is not an .xlsx workbook with a
 message that says what the file looks like instead, bounds what it will unpack (zip bombs, absurd used
-ranges), uses cached values of formulas and reports formulas that have none, and never opens the input for
-writing. Everything about what the values *mean* belongs to ``validate``.
+ranges), uses cached values of formulas and notes the formulas that have none (``validate`` reports those in
+the cells it reads), reads Strict OOXML files through their Transitional equivalent, and never opens the input
+for writing. Everything about what the values *mean* belongs to ``validate``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import tempfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,11 +36,17 @@ class Limits:
 
 @dataclass
 class RawSheet:
-    """One worksheet as read: header cells and data rows (1-based Excel row numbers)."""
+    """One worksheet as read: header cells and data rows (1-based Excel row numbers).
+
+    ``state`` is Excel's visibility (``visible``, ``hidden`` or ``veryHidden``, which only a macro can undo);
+    ``formulas`` maps (Excel row, 0-based column) to each formula that has no cached value, header row included.
+    """
 
     name: str
     header: list[Any]
     rows: list[tuple[int, tuple[Any, ...]]] = field(default_factory=list)
+    state: str = "visible"
+    formulas: dict[tuple[int, int], str] = field(default_factory=dict)
 
 
 @dataclass
@@ -134,69 +144,141 @@ def _trim(values: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(None if (isinstance(v, str) and v.strip() == "") else v for v in values)
 
 
+STRICT_MARK = b"http://purl.oclc.org/ooxml/spreadsheetml/main"
+# ISO/IEC 29500 Strict namespaces → their Transitional equivalents (longest first: prefixes of each other)
+_STRICT_TO_TRANSITIONAL = (
+    (b"http://purl.oclc.org/ooxml/officeDocument/relationships/extendedProperties",
+     b"http://schemas.openxmlformats.org/officeDocument/2006/relationships/extended-properties"),
+    (b"http://purl.oclc.org/ooxml/officeDocument/relationships/customProperties",
+     b"http://schemas.openxmlformats.org/officeDocument/2006/relationships/custom-properties"),
+    (b"http://purl.oclc.org/ooxml/officeDocument/extendedProperties",
+     b"http://schemas.openxmlformats.org/officeDocument/2006/extended-properties"),
+    (b"http://purl.oclc.org/ooxml/officeDocument/customProperties",
+     b"http://schemas.openxmlformats.org/officeDocument/2006/custom-properties"),
+    (b"http://purl.oclc.org/ooxml/officeDocument/", b"http://schemas.openxmlformats.org/officeDocument/2006/"),
+    (b"http://purl.oclc.org/ooxml/spreadsheetml/main", b"http://schemas.openxmlformats.org/spreadsheetml/2006/main"),
+    (b"http://purl.oclc.org/ooxml/drawingml/", b"http://schemas.openxmlformats.org/drawingml/2006/"),
+)
+
+
+def _is_strict(path: Path) -> bool:
+    with zipfile.ZipFile(path) as zf, zf.open("xl/workbook.xml") as fh:
+        return STRICT_MARK in fh.read(1 << 16)
+
+
+@contextlib.contextmanager
+def _transitional(path: Path) -> Iterator[Path]:
+    """The workbook as openpyxl can read it: the file itself, or a Transitional copy of a Strict OOXML file.
+
+    Excel's "Strict Open XML Spreadsheet" stores the same parts under other namespace names; openpyxl knows
+    only the Transitional ones and would see a workbook without sheets. The copy (a temporary file, removed
+    afterwards; its size is bounded by the unzip limit checked before) renames the namespaces and nothing else.
+    """
+    if not _is_strict(path):
+        yield path
+        return
+    fd, tmp = tempfile.mkstemp(prefix="planner-strict-", suffix=".xlsx")
+    os.close(fd)
+    try:
+        try:
+            with zipfile.ZipFile(path) as zin, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zout:
+                for item in zin.infolist():
+                    data = zin.read(item.filename)
+                    if item.filename.endswith((".xml", ".rels")):
+                        for strict, transitional in _STRICT_TO_TRANSITIONAL:
+                            data = data.replace(strict, transitional)
+                    zout.writestr(item, data)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise _strict_refused(path, exc) from exc
+        yield Path(tmp)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def _strict_refused(path: Path, exc: BaseException | str) -> ReadError:
+    why = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+    return _fail("strict_ooxml", path, f"{path.name} is saved as Strict Open XML Spreadsheet and could not be "
+                 f"read ({why})", hint="save it as 'Excel Workbook (*.xlsx)' instead")
+
+
 def read_workbook(path: str | os.PathLike[str], limits: Limits | None = None) -> RawWorkbook:
     """Read every sheet of an .xlsx into :class:`RawWorkbook`, or raise :class:`ReadError`.
 
     Formula cells contribute their cached values; a formula without a cached value (a workbook written by a
-    script and never recalculated) becomes a ``formula_without_value`` problem naming the cell, since using
-    a blank in its place would silently change the plan.
+    script and never recalculated) is noted in ``RawSheet.formulas``: ``validate`` reports it where it reads
+    the cell (a blank in its place would silently change the plan) and ignores it where it does not.
     """
-    import openpyxl  # deferred: importing openpyxl costs ~0.2 s, irrelevant for --help
-    from openpyxl.utils import get_column_letter
-
     limits = limits or Limits()
     path = Path(path)
     _check_container(path, limits)
     sha = file_sha256(path)
     try:
-        wb_values = openpyxl.load_workbook(path, read_only=True, data_only=True)
-        wb_formulas = openpyxl.load_workbook(path, read_only=True, data_only=False)
+        with _transitional(path) as source:
+            sheets = _read_sheets(path, source, limits)
+    except (OSError, zipfile.BadZipFile, KeyError) as exc:  # damaged between the checks and the read
+        raise _unreadable(path, exc) from exc
+    return RawWorkbook(path=path, sha256=sha, sheets=sheets)
+
+
+def _read_sheets(path: Path, source: Path, limits: Limits) -> dict[str, RawSheet]:
+    import openpyxl  # deferred: importing openpyxl costs ~0.2 s, irrelevant for --help
+
+    strict = source != path
+    try:
+        wb_values = openpyxl.load_workbook(source, read_only=True, data_only=True)
+        wb_formulas = openpyxl.load_workbook(source, read_only=True, data_only=False)
     except ReadError:
         raise
     except Exception as exc:  # openpyxl raises many types for damaged files; all mean "cannot read"
-        raise _unreadable(path, exc) from exc
+        raise (_strict_refused(path, exc) if strict else _unreadable(path, exc)) from exc
 
     sheets: dict[str, RawSheet] = {}
-    problems: list[Problem] = []
     try:
         for ws in wb_values.worksheets:
-            wf = wb_formulas[ws.title]
-            values_iter = ws.iter_rows(values_only=True, max_col=limits.max_columns)
-            formulas_iter = wf.iter_rows(values_only=True, max_col=limits.max_columns)
-            header_row = next(values_iter, None)
-            next(formulas_iter, None)
-            if header_row is None:
-                sheets[ws.title] = RawSheet(ws.title, [])
-                continue
-            header = list(_trim(header_row))
-            while header and header[-1] is None:
-                header.pop()
-            width = len(header)
-            raw = RawSheet(ws.title, header)
-            for excel_row, (vals, forms) in enumerate(zip(values_iter, formulas_iter, strict=False), start=2):
-                vals = _trim(vals[:width])
-                if all(v is None for v in vals):
-                    continue
-                if len(raw.rows) >= limits.max_rows:
-                    raise _fail("too_many_rows", path,
-                                f"sheet {ws.title!r} has more than {limits.max_rows:,} data rows",
-                                hint="raise PLANNER_MAX_ROWS if the plan is genuinely this large")
-                for col, (v, f) in enumerate(zip(vals, forms[:width], strict=False)):
-                    if v is None and isinstance(f, str) and f.startswith("="):
-                        cell = f"{get_column_letter(col + 1)}{excel_row}"
-                        problems.append(Problem(
-                            code="formula_without_value", sheet=ws.title, row=excel_row,
-                            column=str(header[col]) if col < len(header) and header[col] else "",
-                            cell=cell, message=f"formula {f} has no cached value",
-                            expected="a value (the workbook recalculated and saved)",
-                            found=f, hint="open the file in Excel or LibreOffice and save it once"))
-                raw.rows.append((excel_row, vals))
-            sheets[ws.title] = raw
+            sheets[ws.title] = _read_sheet(path, ws, wb_formulas[ws.title], limits)
     except ReadError:
         raise
     except Exception as exc:
-        raise _unreadable(path, exc) from exc
+        raise (_strict_refused(path, exc) if strict else _unreadable(path, exc)) from exc
     finally:
         wb_values.close()
         wb_formulas.close()
-    return RawWorkbook(path=path, sha256=sha, sheets=sheets, problems=problems)
+    if strict and not sheets:
+        raise _strict_refused(path, "no worksheets found")
+    return sheets
+
+
+def _uncached(value: Any, formula: Any) -> str | None:
+    return formula if value is None and isinstance(formula, str) and formula.startswith("=") else None
+
+
+def _read_sheet(path: Path, ws: Any, wf: Any, limits: Limits) -> RawSheet:
+    state = getattr(ws, "sheet_state", "visible") or "visible"
+    values_iter = ws.iter_rows(values_only=True, max_col=limits.max_columns)
+    formulas_iter = wf.iter_rows(values_only=True, max_col=limits.max_columns)
+    header_row = next(values_iter, None)
+    header_forms = next(formulas_iter, None) or ()
+    if header_row is None:
+        return RawSheet(ws.title, [], state=state)
+    header = list(_trim(header_row))
+    formulas: dict[tuple[int, int], str] = {}
+    for col, (v, f) in enumerate(zip(header, header_forms, strict=False)):
+        if (form := _uncached(v, f)) is not None:
+            formulas[(1, col)] = form
+    width = max([i + 1 for i, h in enumerate(header) if h is not None] + [c + 1 for _, c in formulas] + [0])
+    header = header[:width]
+    raw = RawSheet(ws.title, header, state=state, formulas=formulas)
+    for excel_row, (vals, forms) in enumerate(zip(values_iter, formulas_iter, strict=False), start=2):
+        vals = _trim(vals[:width])
+        uncached = {col: form for col, (v, f) in enumerate(zip(vals, forms[:width], strict=False))
+                    if (form := _uncached(v, f)) is not None}
+        if all(v is None for v in vals) and not uncached:
+            continue
+        if len(raw.rows) >= limits.max_rows:
+            raise _fail("too_many_rows", path, f"sheet {ws.title!r} has more than {limits.max_rows:,} data rows",
+                        hint="raise PLANNER_MAX_ROWS if the plan is genuinely this large")
+        for col, form in uncached.items():
+            formulas[(excel_row, col)] = form
+        raw.rows.append((excel_row, vals))
+    return raw

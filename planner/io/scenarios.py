@@ -26,6 +26,7 @@ import pandas as pd
 
 from planner.io import contract as C
 from planner.io.problems import Problem, ValidationFailed, did_you_mean, show
+from planner.io.text import nfc
 from planner.io.validate import PlanData, parse_value, plan_frames, validate_frames
 
 OPS = {"=": "set", "+=": "add", "*=": "scale", "-=": "add"}
@@ -117,7 +118,7 @@ def _resolve_sheet(edit: Edit) -> str | None:
 
 
 def _match_rows(df: pd.DataFrame, keys: tuple[str, ...], key: str) -> tuple[pd.Series, list[str]]:
-    parts = [p.strip() for p in key.split("|")]
+    parts = [nfc(p).strip() for p in key.split("|")]  # ids are NFC: so is the key that names one
     mask = pd.Series(True, index=df.index)
     for col, part in zip(keys, parts, strict=True):
         if part == "*":
@@ -126,14 +127,14 @@ def _match_rows(df: pd.DataFrame, keys: tuple[str, ...], key: str) -> tuple[pd.S
     return mask, parts
 
 
-def _new_value(col: C.Column, old: Any, edit: Edit) -> tuple[Any, str | None]:
+def _new_value(col: C.Column, old: Any, edit: Edit, decimal_comma: bool = False) -> tuple[Any, str | None]:
     if edit.op == "set":
-        return parse_value(col, edit.value)
+        return parse_value(col, edit.value, decimal_comma)
     if col.kind not in ("int", "float"):
         return None, "not_numeric_column"
-    amount, err = parse_value(C.Column("amount", "float"), edit.value)
+    amount, err = parse_value(C.Column("amount", "float"), edit.value, decimal_comma)
     if err or amount is None:
-        return None, "not_a_number"
+        return None, err if err == "ambiguous_number" else "not_a_number"
     base = 0.0 if old is None or pd.isna(old) else float(old)
     result = base + amount if edit.op == "add" else base * amount
     if col.kind == "int":
@@ -174,7 +175,7 @@ def apply_edits(plan: PlanData, edits: list[Edit], label: str = "", revalidate: 
                 continue
             st = frames["Settings"]
             old = st.loc[st["key"] == spec.name, "value"]
-            new, err = _new_value(spec, old.iloc[0] if len(old) else spec.default, edit)
+            new, err = _new_value(spec, old.iloc[0] if len(old) else spec.default, edit, plan.decimal_comma)
             if err:
                 problems.append(_err(edit, err, f"cannot apply to setting {spec.name!r}", expected=spec.expected(),
                                      found=show(edit.value)))
@@ -218,7 +219,7 @@ def apply_edits(plan: PlanData, edits: list[Edit], label: str = "", revalidate: 
         new_values = []
         bad = None
         for row, old in zip(df.loc[mask, "_row"], df.loc[mask, col.name], strict=True):
-            new, err = _new_value(col, old, edit)
+            new, err = _new_value(col, old, edit, plan.decimal_comma)
             if err:
                 bad = (err, row, new)
                 break
@@ -260,6 +261,7 @@ def apply_edits(plan: PlanData, edits: list[Edit], label: str = "", revalidate: 
         raise
     new_plan.source = plan.source
     new_plan.sha256 = plan.sha256
+    new_plan.decimal_comma = plan.decimal_comma
     return new_plan
 
 

@@ -19,7 +19,16 @@ import pandas as pd
 from planner.io import contract as C
 from planner.io.problems import Problem, ValidationFailed, did_you_mean, show
 from planner.io.reader import RawSheet, RawWorkbook
-from planner.periods import horizon_labels, normalise_period, period_index
+from planner.io.text import hidden_chars, look_alike_difference, nfc, number_style, parse_number, skeleton
+from planner.periods import (
+    FIRST_YEAR,
+    LAST_YEAR,
+    horizon_labels,
+    in_range,
+    normalise_period,
+    ordinal,
+    period_index,
+)
 
 
 @dataclass
@@ -59,6 +68,7 @@ class PlanData:
     source: str = ""
     sha256: str = ""
     warnings: list[Problem] = field(default_factory=list)
+    decimal_comma: bool = False  # the workbook writes decimal commas: "1,000" in an edit is refused as ambiguous
 
     @property
     def periods(self) -> list[str]:
@@ -92,7 +102,7 @@ _FALSE = {"false", "no", "n", "0", "f"}
 
 
 def _norm(name: object) -> str:
-    return str(name).strip().casefold() if name is not None else ""
+    return nfc(str(name)).strip().casefold() if name is not None else ""
 
 
 def _col_letter(idx: int) -> str:
@@ -101,10 +111,12 @@ def _col_letter(idx: int) -> str:
     return get_column_letter(idx + 1)
 
 
-def parse_value(col: C.Column, value: Any) -> tuple[Any, str | None]:
+def parse_value(col: C.Column, value: Any, decimal_comma: bool = False) -> tuple[Any, str | None]:
     """Parse one cell for a column; returns ``(value, None)`` or ``(None, problem_code)``.
 
-    Blank cells come back as ``(None, None)``: whether a blank is allowed is the caller's decision.
+    Blank cells come back as ``(None, None)``: whether a blank is allowed is the caller's decision. Text is
+    NFC-normalised (one spelling per id); ``decimal_comma`` says the workbook writes decimal commas elsewhere
+    (see :func:`planner.io.text.parse_number`).
     """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None, None
@@ -112,8 +124,14 @@ def parse_value(col: C.Column, value: Any) -> tuple[Any, str | None]:
     if kind == "str":
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        text = str(value).strip()
-        return (text, None) if text else (None, None)
+        text = nfc(str(value)).strip()
+        if not text:
+            return None, None
+        if len(text) > col.max_chars:
+            return None, ("text_too_long" if col.free_text else "id_too_long")
+        if not col.free_text and hidden_chars(text):
+            return None, "control_character"
+        return text, None
     if kind == "choice":
         text = str(value).strip().casefold()
         for c in col.choices:
@@ -122,6 +140,8 @@ def parse_value(col: C.Column, value: Any) -> tuple[Any, str | None]:
         return None, "bad_choice"
     if kind == "period":
         p = normalise_period(value) if isinstance(value, str) else None
+        if p and not in_range(p):
+            return None, "period_out_of_range"
         return (p, None) if p else (None, "bad_period")
     if kind == "bool":
         if isinstance(value, bool):
@@ -138,14 +158,10 @@ def parse_value(col: C.Column, value: Any) -> tuple[Any, str | None]:
     if isinstance(value, bool):
         return None, "not_a_number"
     if isinstance(value, str):
-        text = value.strip().replace(",", "").replace("_", "")
-        scale = 1.0
-        if text.endswith("%"):
-            text, scale = text[:-1].strip(), 0.01
-        try:
-            number = float(text) * scale
-        except ValueError:
-            return None, "not_a_number"
+        parsed, err = parse_number(value, decimal_comma)
+        if err or parsed is None:
+            return None, err or "not_a_number"
+        number = parsed
     elif isinstance(value, int | float):
         number = float(value)
     else:  # dates, times
@@ -171,6 +187,11 @@ _MESSAGES = {
     "out_of_scale": "number outside the range planner can solve with",
     "bad_choice": "value not allowed",
     "bad_period": "not a quarter label",
+    "period_out_of_range": f"quarter outside the years planner plans ({FIRST_YEAR} to {LAST_YEAR})",
+    "ambiguous_number": "number with one separator that could group thousands or mark decimals",
+    "control_character": "text with a control or invisible character",
+    "id_too_long": "text too long for an id",
+    "text_too_long": "text longer than a cell holds",
     "bad_bool": "not a true/false value",
     "not_a_number": "not a number",
     "not_finite": "not a finite number",
@@ -194,17 +215,43 @@ class _Collector:
         self.add(code=code, message=message, severity="warning", **kw)
 
 
+_STATE = {"hidden": "hidden", "veryHidden": "very hidden"}
+_UNHIDE = {"hidden": "right-click a sheet tab > Unhide",
+           "veryHidden": "a very hidden sheet shows only in the VBA editor (Alt+F11): set its Visible property"}
+
+
+def _state(sheet: RawSheet) -> str:
+    return _STATE.get(sheet.state, sheet.state)
+
+
 def _match_sheets(raw: RawWorkbook, out: _Collector) -> dict[str, RawSheet]:
-    by_norm: dict[str, RawSheet] = {}
+    """Contract sheet → the workbook sheet read for it (names match ignoring case and surrounding spaces).
+
+    Two sheets that both match one name are an error naming both: reading either would silently ignore the
+    other. A hidden contract sheet is read, with a warning naming it: nobody looking at the workbook sees it.
+    """
+    by_norm: dict[str, list[RawSheet]] = {}
     for name, sheet in raw.sheets.items():
-        by_norm.setdefault(_norm(name), sheet)
+        by_norm.setdefault(_norm(name), []).append(sheet)
     matched: dict[str, RawSheet] = {}
+    duplicated: set[str] = set()
     for spec in C.SHEETS:
-        s = by_norm.pop(_norm(spec.name), None)
-        if s is not None:
-            matched[spec.name] = s
-    missing = [spec.name for spec in C.SHEETS if spec.name not in matched]
-    leftovers = {s.name: s for s in by_norm.values()}
+        found = by_norm.pop(_norm(spec.name), [])
+        if len(found) > 1:
+            named = " and ".join(f"{s.name!r}" + (f" ({_state(s)})" if s.state != "visible" else "") for s in found)
+            hidden = next((s.state for s in found if s.state in _UNHIDE), None)
+            out.error("duplicate_sheet", f"{len(found)} sheets match {spec.name!r}: {named}, so none is read",
+                      sheet=spec.name, expected=f"one sheet named {spec.name!r}",
+                      hint="delete or rename all but one" + (f"; {_UNHIDE[hidden]}" if hidden else ""))
+            duplicated.add(spec.name)  # which one was meant is not known
+            continue
+        if found:
+            matched[spec.name] = found[0]
+            if found[0].state != "visible":
+                out.warn("hidden_sheet", f"sheet {found[0].name!r} is {_state(found[0])} and is read as part of "
+                         "the plan", sheet=found[0].name, hint=_UNHIDE.get(found[0].state, "unhide it"))
+    missing = [spec.name for spec in C.SHEETS if spec.name not in matched and spec.name not in duplicated]
+    leftovers = {s.name: s for group in by_norm.values() for s in group}
     near: dict[str, str] = {}
     for name in leftovers:
         hint = did_you_mean(name, missing, cutoff=0.7)
@@ -221,8 +268,32 @@ def _match_sheets(raw: RawWorkbook, out: _Collector) -> dict[str, RawSheet]:
     return matched
 
 
-def _read_table(spec: C.Sheet, raw: RawSheet, out: _Collector,
-                skip_cells: frozenset[str] = frozenset()) -> pd.DataFrame | None:
+def _header_positions(spec: C.Sheet, raw: RawSheet) -> dict[str, int]:
+    """Contract column → 0-based position of its (first) header in ``raw``."""
+    pos: dict[str, int] = {}
+    for i, h in enumerate(raw.header):
+        key = _norm(h) if h is not None else None
+        col = next((c.name for c in spec.columns if c.name.casefold() == key), None)
+        if col is not None:
+            pos.setdefault(col, i)
+    return pos
+
+
+def _text_error(col: C.Column, err: str, value: Any) -> dict[str, str]:
+    """Message, expected and found of a refused text, with the offending characters or the length named."""
+    text = nfc(str(value)).strip()
+    if err == "control_character":
+        chars = hidden_chars(text)
+        named = "; ".join(f"U+{ord(ch):04X} ({what})" for ch, what in chars[:3])
+        return {"message": f"text contains {named}: printed, such characters can forge or hide terminal "
+                           "output, and on screen the id cannot be told from one without them",
+                "expected": "text without control or invisible characters", "found": show(value)}
+    return {"message": _MESSAGES[err], "expected": f"at most {col.max_chars:,} characters",
+            "found": f"{len(text):,} characters: {show(text[:40])}"}
+
+
+def _read_table(spec: C.Sheet, raw: RawSheet, out: _Collector, decimal_comma: bool = False,
+                decimal_hint: str = "") -> pd.DataFrame | None:
     """Map headers to contract columns, parse every cell, return a typed frame (or None if unusable)."""
     header_pos: dict[str, int] = {}
     unknown: dict[str, int] = {}
@@ -240,18 +311,33 @@ def _read_table(spec: C.Sheet, raw: RawSheet, out: _Collector,
         else:
             header_pos[match] = i
     fatal = False
-    if not raw.header:
+    header_formulas = {c: f for (r, c), f in raw.formulas.items() if r == 1}
+    if not raw.header and not header_formulas:
         if spec.required:
             out.error("empty_sheet", "sheet is empty", sheet=spec.name,
                       expected="a header row in row 1: " + ", ".join(spec.column_names), found="nothing")
         return None
     missing_cols = [c for c in spec.columns if c.required and c.name not in header_pos]
-    for c in missing_cols:
+    absent = [c.name for c in spec.columns if c.name not in header_pos]
+    for i, form in sorted(header_formulas.items()):
+        # the header names the column: without its value planner cannot tell which column this is
+        where = {"sheet": spec.name, "row": 1, "cell": f"{_col_letter(i)}1", "found": form,
+                 "hint": "type the header, or open the file in Excel or LibreOffice and save it once"}
+        if absent:  # it may be one of the contract's columns: reading on would silently drop it
+            out.error("formula_without_value", "header cell is a formula with no cached value, so its column "
+                      "cannot be recognised; it may be " + " or ".join(map(repr, absent)),
+                      expected="a header name typed as text", **where)
+            fatal = True
+        else:
+            out.warn("formula_without_value", "header cell is a formula with no cached value; every column "
+                     "planner reads is present, so this one is ignored", **where)
+    for c in missing_cols if not (header_formulas and absent) else []:
         hint = did_you_mean(c.name, unknown)
         out.error("missing_column", f"required column {c.name!r} is missing", sheet=spec.name, row=1,
                   column=c.name, expected=f"a header {c.name!r} in row 1",
                   found="headers " + ", ".join(repr(str(h)) for h in raw.header if h is not None), hint=hint)
         fatal = True
+    fatal = fatal or bool(missing_cols)
     for h, i in unknown.items():
         hint = did_you_mean(h, spec.column_names)
         if hint:
@@ -260,29 +346,86 @@ def _read_table(spec: C.Sheet, raw: RawSheet, out: _Collector,
     if fatal:
         return None
 
+    letters = {name: _col_letter(i) for name, i in header_pos.items()}  # once per sheet, not per cell
     records: list[dict[str, Any]] = []
     for excel_row, values in raw.rows:
         rec: dict[str, Any] = {"_row": excel_row}
         for col in spec.columns:
             pos = header_pos.get(col.name)
             cell_value = values[pos] if pos is not None and pos < len(values) else None
-            parsed, err = parse_value(col, cell_value)
             where = {"sheet": spec.name, "row": excel_row, "column": col.name,
-                     "cell": f"{_col_letter(pos)}{excel_row}" if pos is not None else ""}
-            if err:
+                     "cell": f"{letters[col.name]}{excel_row}" if pos is not None else ""}
+            formula = raw.formulas.get((excel_row, pos)) if pos is not None else None
+            if formula is not None:  # read by the plan, but its value was never computed
+                out.error("formula_without_value", f"formula {formula} has no cached value",
+                          expected="a value (the workbook recalculated and saved)", found=formula,
+                          hint="open the file in Excel or LibreOffice and save it once", **where)
+                rec[col.name] = col.default
+                continue
+            parsed, err = parse_value(col, cell_value, decimal_comma)
+            if err in ("control_character", "id_too_long", "text_too_long"):
+                out.error(err, **_text_error(col, err, cell_value), **where)
+                parsed = None
+            elif err:
                 hint = did_you_mean(str(cell_value), col.choices, cutoff=0.6) if col.kind == "choice" else ""
                 if col.kind == "period" and not isinstance(cell_value, str):
                     hint = "type the quarter as text, e.g. 2026Q1"
-                expected = col.expected() if err != "out_of_scale" else "0, or a size between 1e-9 and 1e12"
+                expected = {"out_of_scale": "0, or a size between 1e-9 and 1e12",
+                            "period_out_of_range": f"a quarter from {FIRST_YEAR}Q1 to {LAST_YEAR}Q4",
+                            "ambiguous_number": "a number without a thousands separator (1250 or 1.25)",
+                            }.get(err, col.expected())
+                if err == "ambiguous_number":
+                    hint = f"this workbook writes decimal commas elsewhere ({decimal_hint}), so the comma may " \
+                           "be one; the dot may group thousands"
                 out.error(err, _MESSAGES[err], expected=expected, found=show(cell_value), hint=hint, **where)
                 parsed = None
-            elif parsed is None and pos is not None and not col.blank_ok and where["cell"] not in skip_cells:
+            elif parsed is None and pos is not None and not col.blank_ok:
                 out.error("missing_value", "cell is blank", expected=col.expected(), found="a blank cell", **where)
             if parsed is None:
                 parsed = col.default
             rec[col.name] = parsed
         records.append(rec)
     return _object_frame(["_row", *spec.column_names], records)
+
+
+_NUMBER_TEXT_COLUMNS = {"Scenarios": ("value",)}  # text columns that hold numbers typed by hand
+
+
+def _decimal_commas(matched: dict[str, RawSheet], out: _Collector) -> list[str]:
+    """Warn where numbers typed as text use a decimal comma ("8,5" is read as 8.5); return those cells.
+
+    Any such cell shows the workbook writes decimal commas, so a "1,000" elsewhere is ambiguous there.
+    """
+    cells: list[str] = []
+    for spec in C.SHEETS:
+        raw = matched.get(spec.name)
+        if raw is None:
+            continue
+        pos = _header_positions(spec, raw)
+        numeric = [c.name for c in spec.columns if c.kind in ("int", "float")]
+        rows = raw.rows
+        if spec.name == "Settings" and "key" in pos:  # only the rows of numeric settings hold numbers
+            k = pos["key"]
+            rows = [(r, vals) for r, vals in raw.rows if k < len(vals) and getattr(
+                C.SETTINGS_KEYS.get(_norm(vals[k])), "kind", "") in ("int", "float")]
+            numeric = ["value"]
+        for name in [*numeric, *_NUMBER_TEXT_COLUMNS.get(spec.name, ())]:
+            if name not in pos:
+                continue
+            i = pos[name]
+            hits = [(r, v) for r, vals in rows if i < len(vals) and isinstance(v := vals[i], str)
+                    and number_style(v) == "decimal_comma"]
+            if not hits:
+                continue
+            r, text = hits[0]
+            value, _ = parse_number(text)
+            cell = f"{_col_letter(i)}{r}"
+            cells.append(f"{spec.name}!{cell} {text.strip()!r}")
+            more = f" (and {len(hits) - 1:,} more in this column)" if len(hits) > 1 else ""
+            out.warn("decimal_comma", f"number typed as text with a decimal comma: {text.strip()!r} read as "
+                     f"{value:g}{more}", sheet=spec.name, row=r, cell=cell, column=name,
+                     hint="type numbers as numbers, or with a dot as the decimal point, to silence this")
+    return cells
 
 
 def _object_frame(cols: list[str], records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -294,7 +437,7 @@ def _empty(spec: C.Sheet) -> pd.DataFrame:
     return _object_frame(["_row", *spec.column_names], [])
 
 
-def _settings(table: pd.DataFrame | None, out: _Collector) -> Settings | None:
+def _settings(table: pd.DataFrame | None, out: _Collector, decimal_comma: bool = False) -> Settings | None:
     if table is None:
         return None
     values: dict[str, Any] = {}
@@ -317,11 +460,13 @@ def _settings(table: pd.DataFrame | None, out: _Collector) -> Settings | None:
                       column="key", found=f"also in row {seen[norm]}", expected="each key once")
             continue
         seen[norm] = rec["_row"]
-        parsed, err = parse_value(spec, rec["value"])
+        parsed, err = parse_value(spec, rec["value"], decimal_comma)
         if err:
             hint = did_you_mean(str(rec["value"]), spec.choices, cutoff=0.6) if spec.kind == "choice" else ""
+            expected = (f"a quarter from {FIRST_YEAR}Q1 to {LAST_YEAR}Q4" if err == "period_out_of_range"
+                        else spec.expected())
             out.error(err, f"setting {spec.name!r}: {_MESSAGES[err]}", sheet="Settings", row=rec["_row"],
-                      column="value", expected=spec.expected(), found=show(rec["value"]), hint=hint)
+                      column="value", expected=expected, found=show(rec["value"]), hint=hint)
             continue
         if parsed is None:
             if spec.required:
@@ -335,26 +480,39 @@ def _settings(table: pd.DataFrame | None, out: _Collector) -> Settings | None:
                       expected=f"a row with key {spec.name!r} and {spec.expected()}", found="no such row")
     if any(s.required and s.name not in values for s in C.SETTINGS_KEYS.values()):
         return None
+    last = ordinal(values["first_period"]) + values["horizon_quarters"] - 1
+    if last > ordinal(f"{LAST_YEAR}Q4"):
+        out.error("period_out_of_range", f"the horizon from {values['first_period']} for "
+                  f"{values['horizon_quarters']} quarters would end after {LAST_YEAR}Q4, the last quarter planner "
+                  "plans", sheet="Settings", row=seen.get("horizon_quarters"), column="value",
+                  expected=f"a horizon ending by {LAST_YEAR}Q4", found=f"{values['horizon_quarters']} quarters")
+        return None
     return Settings(**{k: values.get(k, C.SETTINGS_KEYS[k].default) for k in C.SETTINGS_KEYS})
 
 
 def _check_duplicates(spec: C.Sheet, df: pd.DataFrame, out: _Collector) -> None:
+    """Each id once, comparing what ids look like: case, full-width letters and no-break spaces aside."""
     if not spec.keys or df.empty:
         return
     keyed = df.dropna(subset=list(spec.keys))
-    norm = keyed[list(spec.keys)].map(lambda v: _norm(v) if isinstance(v, str) else v)
+    norm = keyed[list(spec.keys)].map(lambda v: skeleton(v) if isinstance(v, str) else v)
     dup = norm.duplicated(keep=False)
-    first_row: dict[tuple[Any, ...], int] = {}
+    first: dict[tuple[Any, ...], tuple[int, str]] = {}
     for (_, rec), is_dup, key in zip(keyed.iterrows(), dup, norm.itertuples(index=False, name=None), strict=True):
         if not is_dup:
             continue
-        if key not in first_row:
-            first_row[key] = rec["_row"]
-            continue
         label = " | ".join(str(rec[k]) for k in spec.keys)
-        out.error("duplicate_id", f"{' / '.join(spec.keys)} {label!r} appears twice", sheet=spec.name,
-                  row=rec["_row"], column=spec.keys[0], expected="each id once",
-                  found=f"also in row {first_row[key]}")
+        if key not in first:
+            first[key] = (rec["_row"], label)
+            continue
+        row0, label0 = first[key]
+        if label.casefold() == label0.casefold():
+            message = f"{' / '.join(spec.keys)} {label!r} appears twice"
+        else:  # two spellings that cannot be told apart on screen: one id or two?
+            message = (f"{' / '.join(spec.keys)} {label!r} is a look-alike of {label0!r} (row {row0}): they differ "
+                       f"only in {look_alike_difference(label, label0)}")
+        out.error("duplicate_id", message, sheet=spec.name, row=rec["_row"], column=spec.keys[0],
+                  expected="each id once", found=f"also in row {row0}")
 
 
 def _check_ref(out: _Collector, df: pd.DataFrame, sheet: str, column: str, known: set[str], code: str,
@@ -396,12 +554,12 @@ def validate(raw: RawWorkbook) -> PlanData:
     out = _Collector()
     out.problems.extend(raw.problems)
     matched = _match_sheets(raw, out)
+    decimal_cells = _decimal_commas(matched, out)
+    decimal_hint = ", ".join(decimal_cells[:2])
     tables: dict[str, pd.DataFrame] = {}
     for spec in C.SHEETS:
         if spec.name in matched:
-            raw_sheet = matched[spec.name]
-            formula_cells = frozenset(p.cell for p in raw.problems if p.sheet == raw_sheet.name)
-            t = _read_table(spec, raw_sheet, out, formula_cells)
+            t = _read_table(spec, matched[spec.name], out, bool(decimal_cells), decimal_hint)
             if t is None and not spec.required:
                 t = _empty(spec)
             if t is not None:
@@ -413,7 +571,7 @@ def validate(raw: RawWorkbook) -> PlanData:
         elif not spec.required:
             tables[spec.name] = _empty(spec)
 
-    settings = _settings(tables.get("Settings"), out)
+    settings = _settings(tables.get("Settings"), out, bool(decimal_cells))
     if settings is not None and all(name in tables for name in _ATTR):
         plan = _cross_checks(settings, tables, out)
     else:
@@ -424,6 +582,7 @@ def validate(raw: RawWorkbook) -> PlanData:
     plan.source = str(raw.path)
     plan.sha256 = raw.sha256
     plan.warnings = problems
+    plan.decimal_comma = bool(decimal_cells)
     return plan
 
 

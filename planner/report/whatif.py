@@ -290,7 +290,7 @@ def write_compare(path: Path, plan: PlanData, outcome: BatchOutcome, cases: list
             charts.write_string(0, 0, f"Charts (data on sheet ChartData; all data hypothetical): {name}", book.title)
             book.row_height(charts, 0, 22)
             grid = book.chart_grid(charts, 2)
-            ch1 = book.wb.add_chart({"type": "column"})
+            ch1 = book.chart({"type": "column"})
             for col in fills.columns[1:]:
                 hdr, first, last, j = where[col]
                 ch1.add_series({"name": ["ChartData", hdr, j], "categories": ["ChartData", first, 0, last, 0],
@@ -300,7 +300,7 @@ def write_compare(path: Path, plan: PlanData, outcome: BatchOutcome, cases: list
             ch1.set_x_axis({"num_font": {"size": 8}})
             ch1.set_legend({"position": "bottom"})
             grid.add(ch1, full_width=True, height=340)
-            ch2 = book.wb.add_chart({"type": "bar"})
+            ch2 = book.chart({"type": "bar"})
             for key, label, colour in (("margin", "margin (revenue − cost)", "#2F5597"),
                                        ("objective", "objective (margin less shortfall penalties)", "#C55A11")):
                 hdr, first, last, j = mwhere[key]
@@ -392,12 +392,12 @@ def write_sweep(path: Path, plan: PlanData, outcome: BatchOutcome, axes: list[Sw
                        formats={"margin": money_fmt, "objective": money_fmt, "fill_rate": "pct",
                                 **({param: label_fmts[param]} if param in label_fmts else {})})
             n = len(ok)
-            chart = book.wb.add_chart({"type": "line"})
+            chart = book.chart({"type": "line"})
             for j, series_name, marker in ((1, "margin (revenue − cost)", "circle"),
                                            (2, "objective (margin less shortfall penalties)", "square")):
                 chart.add_series({"name": series_name, "categories": ["ChartData", 1, 0, n, 0],
                                   "values": ["ChartData", 1, j, n, j], "marker": {"type": marker}})
-            fill = book.wb.add_chart({"type": "line"})
+            fill = book.chart({"type": "line"})
             fill.add_series({"name": "fill rate", "categories": ["ChartData", 1, 0, n, 0],
                              "values": ["ChartData", 1, 3, n, 3], "y2_axis": True, "marker": {"type": "diamond"},
                              "line": {"dash_type": "dash"}})
@@ -475,7 +475,7 @@ def write_montecarlo(path: Path, plan: PlanData, outcome: BatchOutcome, samples:
         ws = book.sheet("Histogram", "how many samples fall in each margin bin")
         book.table(ws, hist, formats={"from": money_fmt, "to": money_fmt, "samples": "int"}, autofilter=False)
         if len(hist):
-            chart = book.wb.add_chart({"type": "column"})
+            chart = book.chart({"type": "column"})
             chart.add_series({"name": "samples", "categories": ["Histogram", 1, 0, len(hist), 0],
                               "values": ["Histogram", 1, 3, len(hist), 3], "gap": 5, "fill": {"color": "#2F5597"}})
             chart.set_title({"name": f"Distribution of margin, revenue − cost ({len(hist)} bins, {ok} samples)",

@@ -482,9 +482,9 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
         wide[f"{p} served"] = g["served"].reindex(periods).fillna(0).to_numpy()
     where = block(wide, "Demand and served platform units per quarter")
     for p in plats:
-        bars = book.wb.add_chart({"type": "column"})
+        bars = book.chart({"type": "column"})
         series(bars, where[f"{p} served"], fill={"color": "#2F5597"}, gap=60)
-        line = book.wb.add_chart({"type": "line"})
+        line = book.chart({"type": "line"})
         series(line, where[f"{p} demand"], line={"color": "#C00000", "width": 2.25, "dash_type": "dash"},
                marker={"type": "diamond", "size": 5, "fill": {"color": "#C00000"}, "border": {"color": "#C00000"}})
         bars.combine(line)
@@ -497,7 +497,7 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
     fam = fam.reset_index()
     fam.columns = [str(c) for c in fam.columns]
     where = block(fam, "Memory output by family per quarter (TB)")
-    chart = book.wb.add_chart({"type": "column", "subtype": "stacked"})
+    chart = book.chart({"type": "column", "subtype": "stacked"})
     colours = {"HBM": "#2F5597", "LPDDR": "#70AD47"}
     for f in fam.columns[1:]:
         series(chart, where[f], fill={"color": colours.get(f, "#A5A5A5")}, gap=50)
@@ -517,7 +517,7 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
         piv = piv.reindex(periods).fillna(0).reset_index()
         piv.columns = [str(c) for c in piv.columns]
         where = block(piv, f"Wafer starts at {fab} by product (wafers)", fmt="wafers")
-        chart = book.wb.add_chart({"type": "column", "subtype": "stacked"})
+        chart = book.chart({"type": "column", "subtype": "stacked"})
         for prod in piv.columns[1:]:
             series(chart, where[prod], gap=50, fill={"color": colour_of.get(prod, "#A5A5A5")})
         style(chart, f"Wafer starts at {fab} by product", "wafers")
@@ -536,7 +536,7 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
             busiest = capacity[capacity["resource"].isin(names)].groupby("resource")["utilisation"].mean()
             names = [r for r in names if r in set(busiest.sort_values(ascending=False).index[:MAX_CHART_PLATFORMS])]
             capped.append(f"the {MAX_CHART_PLATFORMS} busiest {'fab/node lines' if kind == 'fab' else 'back-end lines'}")
-        chart = book.wb.add_chart({"type": "line"})
+        chart = book.chart({"type": "line"})
         for r in names:
             series(chart, where[r], marker={"type": "circle", "size": 4})
         style(chart, title, "utilisation", "0%")
@@ -551,7 +551,7 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
         # summed over quarters the rows are units short, or with backlog unit-quarters of backlog (levels)
         what = "unit-quarters of backlog" if res.backlog else "platform units"
         where = block(piv, f"{'Backlog' if res.backlog else 'Shortfall'} by cause per platform ({what})")
-        chart = book.wb.add_chart({"type": "bar", "subtype": "stacked"})
+        chart = book.chart({"type": "bar", "subtype": "stacked"})
         for c in piv.columns[1:]:
             series(chart, where[c], gap=40)
         style(chart, f"{'Backlog' if res.backlog else 'Shortfall'} by cause ({what})", "")

@@ -18,7 +18,9 @@ Screen and paper are set up here once, not per writer:
 
 XlsxWriter is opened with ``strings_to_formulas=False`` so that no text, whatever it starts with (``=``,
 ``+``, ``-``, ``@``), can ever become a formula: formula injection is closed at the root rather than by
-escaping at each call site. Formulas the report wants are written with ``write_formula`` explicitly.
+escaping at each call site. Formulas the report wants are written with ``write_formula`` explicitly. The same
+holds for charts (:meth:`Book.chart`: a title or series name is text, even one that looks like ``Sheet!A1``)
+and number formats (:func:`literal_format`: a currency label is shown, never interpreted).
 """
 
 from __future__ import annotations
@@ -192,9 +194,9 @@ class Book:
 
     # ---- formats -------------------------------------------------------------------------------------------------
     def money(self, currency: str, decimals: int = 0) -> Any:
-        """Money format for a currency: "$"#,##0 for USD, #,##0 "EUR" otherwise."""
+        """Money format for a currency: "$"#,##0 for USD, #,##0 EUR otherwise (the label as literal text)."""
         digits = "#,##0" + ("." + "0" * decimals if decimals else "")
-        return self.number(f'"$"{digits}' if currency.upper() == "USD" else f'{digits} "{currency}"')
+        return self.number(f'"$"{digits}' if currency.upper() == "USD" else f"{digits} {literal_format(currency)}")
 
     def number(self, spec: str, **props: Any) -> Any:
         """A cell format for a number format name (``NUMBER_FORMATS``) or an Excel format string."""
@@ -208,6 +210,22 @@ class Book:
         if f is None or not isinstance(f, str):
             return f
         return self.fmt.get(f) or self.number(f)
+
+    def chart(self, options: dict[str, Any]) -> Any:
+        """A chart whose titles, axis names and series names given as text stay text.
+
+        XlsxWriter turns any name matching ``Sheet!A1`` into a cell reference (``<c:f>``), so a platform named
+        ``+1+cmd|' /C calc'!A0`` would put a formula into a chart title. Names given as ``[sheet, row, col]``
+        still refer to that cell, which holds the text written with ``write_string``.
+        """
+        chart = self.wb.add_chart(options)
+        by_reference = chart._process_names  # XlsxWriter's own: resolves [sheet, row, col] lists
+
+        def names(name: Any, name_formula: Any) -> tuple[Any, Any]:
+            return by_reference(name, name_formula) if isinstance(name, list) else (name, name_formula)
+
+        chart._process_names = names
+        return chart
 
     # ---- sheets --------------------------------------------------------------------------------------------------
     def sheet(self, name: str, about: str = "") -> Worksheet:
@@ -550,6 +568,11 @@ def _auto_format_name(nums: list[float]) -> str:
 
 def _fmt_name(f: Any) -> str | None:
     return f if isinstance(f, str) else None
+
+
+def literal_format(text: str) -> str:
+    """Text as an Excel number-format literal: every character escaped, so none acts as a code (``0 # ; @ "``)."""
+    return "".join("\\" + ch for ch in text)
 
 
 def _display(v: Any, fmt: str | None) -> str:

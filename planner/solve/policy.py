@@ -7,6 +7,7 @@ feasibility.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -252,6 +253,9 @@ def solve_model(model: Model, solver: str | None = None, time_limit: float | Non
     policy = policy or settings.policy
     method = method or settings.highs_method
     time_limit = time_limit if time_limit is not None else settings.time_limit_s
+    if time_limit is not None and not (math.isfinite(time_limit) and time_limit > 0):
+        # 0, a negative or NaN limit reached the solvers as "no limit": refused like Settings.time_limit_s
+        raise ValueError(f"time limit must be a number of seconds > 0, not {time_limit!r}")
     t0 = time.perf_counter()
     lp = model.lp
     session = make_session(lp, solver, time_limit, method)

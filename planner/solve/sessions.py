@@ -12,6 +12,7 @@ a binding capacity row has a shadow price ≥ 0 whatever the back-end's own conv
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 from collections.abc import Iterator
@@ -81,8 +82,9 @@ class HighsSession:
                  threads: int | None = None):
         try:
             import highspy
-        except ImportError as exc:  # pragma: no cover - highspy is a base dependency
+        except ModuleNotFoundError as exc:  # pragma: no cover - highspy is a base dependency
             raise SolverError("HiGHS (highspy) is not installed: pip install highspy, or set solver = cbc") from exc
+        # any other ImportError is a broken install or no memory to map the library: not "not installed"
         self._hs = highspy
         with _stdout_silenced():  # HiGHS prints a banner on construction, which would corrupt --json output
             self.h = highspy.Highs()
@@ -187,6 +189,15 @@ class HighsSession:
         hs = self._hs
         try:
             self.h.run()
+        except RuntimeError as exc:
+            if "Resource temporarily unavailable" not in str(exc):  # a crash inside the solver library
+                raise SolverError(f"HiGHS failed ({type(exc).__name__}: {exc}); try --solver cbc") from exc
+            # HiGHS could not start its worker threads (a thread or memory limit): solve on this thread alone
+            self.h.setOptionValue("threads", 1)
+            try:
+                self.h.run()
+            except RuntimeError as again:
+                raise OSError(errno.EAGAIN, f"HiGHS could not start a thread ({again})") from again
         except Exception as exc:  # a crash inside the solver library: name the way out
             raise SolverError(f"HiGHS failed ({type(exc).__name__}: {exc}); try --solver cbc") from exc
         st = self.h.getModelStatus()
