@@ -476,10 +476,11 @@ def test_shapley_values_of_the_interacting_line_and_fab_on_both_paths(monkeypatc
 
 # ---- bullet 4: ramp rows are about ramping products -------------------------------------------------------------
 def test_ramp_row_names_a_ramping_product_only():
-    """Two products on one fab, each half of X's memory: R (program G ready in quarter 0, ramp 0.5 then 1) and
-    M (mature, no program, no ramp rows). Quarter 0: 100 wafers; R yields 5 units per wafer in quarter 0, M 10;
-    demand 1000 platform units needs 1000 R + 1000 M. The plan makes what the fab allows, and lifting the ramp
-    raises R's output: yield_ramp rows may only name R (factor 50 % in 2026Q1), never M."""
+    """X needs one R and one M per unit, both on fab F (100 wafers in 2026Q1). R (program G, ready 2026Q1) yields
+    5 units per wafer in its first quarter (ramp 0.5) and 10 after; M is mature (no program, no YieldRamp rows),
+    10 per wafer. Demand 1000 in 2026Q1: a platform unit takes 1/5 + 1/10 = 0.3 wafer, so 333.3 are served, 666.7
+    short. Ramp lifted: 0.2 wafer per unit, 500 served (short 500); fab lifted: short 0; both: 0. Shapley:
+    ramp ½(166.7 + 0) = 83.3, fab ½(666.7 + 500) = 583.3. The ramp row names R (50 % in 2026Q1), never M."""
     p = plan(quarters=2,
              products=[{"product": "R", "program": "G"}, {"product": "M"}],
              programs=[{"program": "G", "start_period": "2026Q1", "development_quarters": 0,
@@ -489,25 +490,39 @@ def test_ramp_row_names_a_ramping_product_only():
                   {"platform": "X", "option": "o", "product": "M", "units_per_platform": 1}],
              demand=[{"platform": "X", "period": "2026Q1", "units": 1000}])
     run, c = causes_of(p)
+    assert by(c, "cause", "resource") == pytest.approx({("yield_ramp", "R"): 250 / 3, ("fab_capacity", "F/n1"): 1750 / 3})
     ramp = c[c["cause"] == "yield_ramp"]
-    assert list(ramp["resource"]) == ["R"]
     assert "started in 2026Q1 yield 50% of mature" in ramp["explanation"].iloc[0]
     assert_true(run, c)
 
 
-def test_no_ramp_row_once_the_ramp_is_over():
-    """R ready two quarters before the horizon with ramp 0.5, 0.8, 1.0: every start inside the horizon is at
-    mature yield (factor 1), so however tight the fab, no row may blame the ramp."""
-    p = plan(quarters=2,
-             products=[{"product": "R", "program": "G"}],
-             programs=[{"program": "G", "start_period": "2025Q3", "development_quarters": 0,
+def test_no_ramp_row_for_a_platform_without_ramping_memory():
+    """One fab, 100 wafers in 2026Q1. Y needs one R (ramping: 5 units per wafer now, 10 mature) at $30, so $150
+    per wafer; X needs one M (mature, 10 per wafer) at $10, $100 per wafer. Y's 250 units take 50 wafers first,
+    X gets 50 wafers = 500 of its 1000. Lifting the ramp alone halves Y's wafers, so X would get 750: the game
+    gives the ramp ½(250 + 0) = 125 of X's 500 and the fab ½(500 + 250) = 375. But X's memory does not ramp, so a
+    ramp row for X would be false: all 500 are fab_capacity F/n1, competitor Y (earlier code named M)."""
+    p = plan(quarters=1,
+             products=[{"product": "R", "program": "G"}, {"product": "M"}],
+             programs=[{"program": "G", "start_period": "2026Q1", "development_quarters": 0,
                         "qualification_quarters": 0}],
-             ramp=[{"product": "R", "quarter": q, "factor": f} for q, f in enumerate([0.5, 0.8, 1.0])],
-             bom=[{"platform": "X", "option": "o", "product": "R", "units_per_platform": 1}],
-             demand=[{"platform": "X", "period": q, "units": 2000} for q in ("2026Q1", "2026Q2")])
+             ramp=[{"product": "R", "quarter": 0, "factor": 0.5}, {"product": "R", "quarter": 1, "factor": 1.0}],
+             platforms=[{"platform": "X", "priority": 1, "shortfall_penalty": 0},
+                        {"platform": "Y", "priority": 1, "shortfall_penalty": 0}],
+             bom=[{"platform": "X", "option": "o", "product": "M", "units_per_platform": 1, "price": 10},
+                  {"platform": "Y", "option": "o", "product": "R", "units_per_platform": 1, "price": 30}],
+             demand=[{"platform": "X", "period": "2026Q1", "units": 1000},
+                     {"platform": "Y", "period": "2026Q1", "units": 250}])
     run, c = causes_of(p)
-    assert "yield_ramp" not in set(c["cause"])
-    assert by(c, "cause") == pytest.approx({"fab_capacity": 2000})
+    import planner.analysis.explain as ex
+
+    fams, phi, _ = ex.family_shares(run)
+    assert {f: float(v[0, 0]) for f, v in zip(fams, phi, strict=True)} == pytest.approx(
+        {"yield_ramp": 125, "fab_capacity": 375})
+    assert c[["platform", "cause", "resource", "units", "competitors"]].to_dict("records") == [
+        {"platform": "X", "cause": "fab_capacity", "resource": "F/n1", "units": pytest.approx(500),
+         "competitors": "Y"}]
+    assert_true(run, c)
 
 
 # ---- bullet 6: horizon_start -----------------------------------------------------------------------------------
