@@ -197,10 +197,12 @@ def violations(run, causes: pd.DataFrame) -> list[str]:
             if m not in mine or m not in tb.ramp or tb.ready[m] is None:
                 bad.append(f"{where}: not a ramping product of the platform")
                 continue
-            if not any(tb.factor(m, L - tb.c[m]) < 1 for L in tb.feeds(m, t)):
+            starts = [L - tb.c[m] for L in tb.feeds(m, t) if L - tb.c[m] >= tb.start_lo[m]]
+            if not any(tb.factor(m, s) < 1 for s in starts):
                 bad.append(f"{where}: ramp factor 1 in every start quarter feeding {r.period}")
             q = re.search(r"started in (\d{4}Q[1-4]) yield (\d+)%", r.explanation)
-            if not q or round(100 * tb.factor(m, tb.t_of[q.group(1)])) != int(q.group(2)) or int(q.group(2)) >= 100:
+            if (not q or tb.t_of[q.group(1)] not in starts or int(q.group(2)) >= 100
+                    or round(100 * tb.factor(m, tb.t_of[q.group(1)])) != int(q.group(2))):
                 bad.append(f"{where}: sentence ramp figure is wrong: {r.explanation}")
         elif r.cause == "rd_gate":
             # G gates a product of p; lifting G's gate alone opens a start quarter (with wafers) that lands by t

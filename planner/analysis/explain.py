@@ -451,7 +451,7 @@ class Situation:
         f, t = self.f, self.t
         out = []
         for m in self.viable_products:
-            quarters = [L - f.c[m] for L in f.feeds(m, t)]
+            quarters = [L - f.c[m] for L in f.feeds(m, t) if L - f.c[m] >= f.start_lo[m]]  # wafers can start
             low = [s for s in quarters if f.ramp[m, s] < 1 - 1e-9]
             if not low:
                 continue
