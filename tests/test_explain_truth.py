@@ -445,7 +445,7 @@ def test_shared_fab_names_the_competitor():
     assert by(c, "platform", "period", "cause", "resource") == pytest.approx(
         {("Vera Rubin", "2026Q1", "fab_capacity", "F/n1"): 87.5, ("Vera Rubin", "2026Q2", "fab_capacity", "F/n1"): 87.5})
     assert set(c["competitors"]) == {"Vera CPU"}
-    assert "F/n1 is full in 2026Q1 (one more wafer is worth" in c["explanation"].iloc[0]
+    assert "F/n1 is full in 2026Q1 (one more wafer adds" in c["explanation"].iloc[0]
     assert_true(run, c)
 
 
@@ -655,35 +655,55 @@ def test_example_rows_are_true():
 
 
 # ---- bullet 9: the per-platform sentences come from the table ----------------------------------------------------
-_SENTENCE = re.compile(r"^(?P<plat>.+): (?P<total>[\d.,]+[kM]?) units short over (?P<span>\S+); (?P<parts>.+)\.$")
+_LOST = re.compile(r"^(?P<plat>.+?): (?P<total>[\d.,]+[kM]?) units short (?P<span>(over|in) .+?); (?P<parts>.+)\.$")
+_BACKLOG = re.compile(r"^(?P<plat>.+?): (?P<late>.+); (?P<total>[\d.,]+[kM]?) unit-quarters of backlog "
+                      r"(?P<span>(over|in) .+?): (?P<parts>.+)\.$")
 
 
-def check_sentences(causes: pd.DataFrame, plan) -> None:
-    """Recompute every number of platform_sentences from the ShortfallCauses rows."""
-    lines = platform_sentences(causes, plan)
+def _span(periods: list[str], horizon: list[str]) -> str:
+    """The quarters a sentence covers, recomputed: contiguous → 'over A–B', else the quarters or their count."""
+    idx = sorted(horizon.index(q) for q in periods)
+    if len(idx) == 1:
+        return f"over {horizon[idx[0]]}"
+    if idx == list(range(idx[0], idx[-1] + 1)):
+        return f"over {horizon[idx[0]]}–{horizon[idx[-1]]}"
+    qs = [horizon[i] for i in idx]
+    return (f"in {len(qs)} quarters from {qs[0]} to {qs[-1]}" if len(qs) > 3
+            else "in " + ", ".join(qs[:-1]) + f" and {qs[-1]}")
+
+
+def check_sentences(causes: pd.DataFrame, plan, service: pd.DataFrame) -> None:
+    """Recompute every number of platform_sentences from the ShortfallCauses rows: the total (units short, or
+    unit-quarters of backlog), the quarters it covers, and each cause's percentage, in order."""
+    lines = platform_sentences(causes, plan, service)
     assert len(lines) == causes["platform"].nunique()
+    labels = {"rd_gate": "qualification", "yield_ramp": "yield ramp", "fab_capacity": "wafers",
+              "backend_capacity": "line", "horizon_start": "horizon start", "economics": "economics",
+              "policy": "allocation policy"}
     for line in lines:
-        m = _SENTENCE.match(line)
+        m = (_BACKLOG if plan.settings.backlog else _LOST).match(line)
         assert m, line
         g = causes[causes["platform"] == m["plat"]]
         total = g.drop_duplicates("period")["shortfall"].sum()
         assert m["total"] == units(total), line
-        periods = sorted(g["period"].unique())
-        assert m["span"] == (periods[0] if len(periods) == 1 else f"{periods[0]}–{periods[-1]}"), line
+        assert m["span"] == _span(list(g["period"].unique()), list(plan.periods)), line
         parts = g.groupby(["cause", "resource"])["units"].sum()
         want = parts[parts / total >= 0.005].sort_values(ascending=False, kind="stable")
-        said = re.findall(r"(\d+)% ", m["parts"])
-        assert [int(x) for x in said] == [round(100 * u / total) for u in want], line
-        for (cause, res) in want.index:
-            assert (res or cause.replace("_", " ").split(" ")[0]) in m["parts"] or cause == "policy", line
+        said = re.findall(r"(\d+)% ([^,]+)", m["parts"])
+        assert [int(x) for x, _ in said] == [round(100 * u / total) for u in want], line
+        for (_, label), (cause, res) in zip(said, want.index, strict=True):
+            assert labels[cause] in label and res in label, line
 
 
 def test_platform_sentences_recomputed_from_the_table(generated):
     p = api.load_workbook(EXAMPLE)
     run, c = causes_of(p)
-    check_sentences(c, p)
+    check_sentences(c, p, run.results.service)
+    backlog = 0
     for _s, run, c in generated:
-        check_sentences(c, run.plan)
+        check_sentences(c, run.plan, run.results.service)
+        backlog += bool(run.plan.settings.backlog)
+    assert backlog >= 100  # half the plans say unit-quarters of backlog
 
 
 def test_parallel_sessions_leave_stdout_alone():

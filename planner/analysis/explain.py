@@ -479,7 +479,8 @@ class Situation:
                 for m2 in f.started.get((fn, s), ()):
                     takers |= f.takers(m2, f.fed_by(m2, s + f.c[m2]))
             what = ("has no wafer capacity in " if all(f.fab_cap[fn, s] <= 0 for s in qs_) else "is full in ")
-            worth = f" (one more wafer is worth {money(price, f.currency)})" if price > 0 else ""
+            worth = (f" (one more wafer adds {'up to ' if len(qs_) > 1 else ''}{money(price, f.currency)} of "
+                     "objective)" if price > 0 else "")
             out.append(Candidate(f.fab_name[fn], price,
                                  f"{f.fab_name[fn]} {what}{_quarters(f, qs_)}{worth}: {self.plat} gets less in "
                                  f"{self.period}.", _names(f, takers - {self.p})))
@@ -503,7 +504,8 @@ class Situation:
             for L in qs_:
                 for m2 in np.nonzero((f.line == r) & (f.output[:, L] > f.unit_tol))[0]:
                     takers |= f.takers(int(m2), f.fed_by(int(m2), L))
-            worth = f" (one more unit is worth {money(price, f.currency)})" if price > 0 else ""
+            worth = (f" (one more unit adds {'up to ' if len(qs_) > 1 else ''}{money(price, f.currency)} of "
+                     "objective)" if price > 0 else "")
             what = "has no capacity in " if all(f.be_cap[r, L] <= 0 for L in qs_) else "is full in "
             out.append(Candidate(f.line_name[r], price,
                                  f"Back-end line {f.line_name[r]} {what}{_quarters(f, qs_)}{worth}: {self.plat} gets "
