@@ -718,10 +718,44 @@ def montecarlo(input_path: Path, samples: int, seed: int, threshold: float, outp
     _finish_batch(outcome, written, journal, "samples", out_path)
 
 
+def _horizon_period(given: str, horizon: list[str]) -> str:
+    """A quarter from the command line, read like the workbook's period cells (``2027Q2``, ``2027-Q2``,
+    ``2027 q2``); anything else, or a quarter outside the plan's horizon, is a usage error (exit 2)."""
+    from planner.io.problems import did_you_mean
+    from planner.periods import normalise_period
+
+    q = normalise_period(given)
+    if q is None:
+        hint = did_you_mean(given, horizon)
+        raise click.BadParameter(f"{given!r} is not a quarter: expected a quarter label like {horizon[0]}"
+                                 + (f"; {hint}" if hint else ""), param_hint="--period")
+    if q not in horizon:
+        raise click.BadParameter(f"{q} is outside the plan's horizon {horizon[0]}–{horizon[-1]}",
+                                 param_hint="--period")
+    return q
+
+
+def _nothing_short(service, platforms: tuple[str, ...], periods: tuple[str, ...]) -> str:
+    """What to say when the selection has no ShortfallCauses rows, read from the Service table (every
+    shortfall has rows, so the selection is served in full; tests/test_explain_truth.py checks both)."""
+    svc = service
+    if platforms:
+        svc = svc[svc["platform"].isin(platforms)]
+    if periods:
+        svc = svc[svc["period"].isin(periods)]
+    if (svc["shortfall"] > 1e-6).any():  # pragma: no cover - would be a bug in the explanation
+        raise click.ClickException("the selection is short but has no explanation rows; please report this")
+    when = ", ".join(periods) if periods else "any quarter"
+    if not platforms:
+        return "No platform is short in this plan." if not periods else f"No platform is short in {when}."
+    return f"{', '.join(platforms)} {'are' if len(platforms) > 1 else 'is'} not short in {when}."
+
+
 @main.command()
 @INPUT
 @click.option("--platform", "platforms", multiple=True, help="Only this platform (repeatable).")
-@click.option("--period", "periods", multiple=True, help="Only this quarter, e.g. 2027Q2 (repeatable).")
+@click.option("--period", "periods", multiple=True,
+              help="Only this quarter, e.g. 2027Q2 (spelled as in the workbook: 2027-Q2, 2027 q2; repeatable).")
 @SCENARIO
 @SET
 @click.option("--json", "as_json", is_flag=True, help="Print causes and fixes as JSON.")
@@ -730,8 +764,8 @@ def explain(input_path: Path, platforms: tuple[str, ...], periods: tuple[str, ..
     """Explain why each platform falls short, unit by unit, and what would close it.
 
     Every unit of shortfall is attributed to rd_gate (program), yield_ramp (product), fab_capacity
-    (fab/node), backend_capacity (line), economics or policy, with the platforms that got the contested
-    supply, and the cheapest single lever that closes most of it. Example:
+    (fab/node), backend_capacity (line), horizon_start, economics or policy, with the platforms that got
+    the contested supply, and the cheapest single lever that closes most of it. Example:
     `planner explain inputs/example.xlsx --platform "Vera Rubin" --period 2028Q1`.
     """
     from planner import api
@@ -747,6 +781,7 @@ def explain(input_path: Path, platforms: tuple[str, ...], periods: tuple[str, ..
         if p not in known:
             hint = did_you_mean(p, known)
             raise click.BadParameter(f"unknown platform {p!r}" + (f"; {hint}" if hint else ""), param_hint="--platform")
+    periods = tuple(_horizon_period(q, plan.periods) for q in periods)
     run, rep = api.analyse(plan, insights=False, explain=True)
     if not run.solution.has_solution:
         click.echo(f"error: the plan is {run.results.summary['status']}; nothing to explain", err=True)
@@ -766,7 +801,7 @@ def explain(input_path: Path, platforms: tuple[str, ...], periods: tuple[str, ..
         click.echo(json.dumps({"causes": sel.to_dict("records"), "fixes": fixes.to_dict("records")}, default=str))
         return
     if sel.empty:
-        click.echo("No shortfall" + (" for the selection." if platforms or periods else " in this plan."))
+        click.echo(_nothing_short(run.results.service, platforms, periods))
         return
     for line in platform_sentences(sel, plan, run.results.service):
         click.echo(line)

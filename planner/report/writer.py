@@ -580,7 +580,7 @@ def _write_causes(book: Book, causes: pd.DataFrame, fixes: pd.DataFrame | None, 
                wrap={"explanation": 60, "competitors": 22},
                header_comments={"units": "shortfall attributed to this cause and resource; the rows of one platform "
                                          "and period add up to its shortfall",
-                                "cause": "rd_gate, yield_ramp, fab_capacity, backend_capacity, economics, policy "
+                                "cause": "rd_gate, yield_ramp, fab_capacity, backend_capacity, horizon_start, economics, policy "
                                          "(method: models/explain.md)"})
     if fixes is not None and len(fixes):
         ws2 = book.sheet("What would help", "the single change that closes most of each platform's shortfall")

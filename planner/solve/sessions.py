@@ -15,6 +15,7 @@ import contextlib
 import errno
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -53,23 +54,31 @@ class Session(Protocol):
     def run(self) -> RunResult: ...
 
 
+_SILENCE = threading.Lock()  # fd 1 is one per process: two threads saving and restoring it must not interleave
+
+
 @contextlib.contextmanager
 def _stdout_silenced() -> Iterator[None]:
-    """Point file descriptor 1 at /dev/null for the duration (C-level prints bypass sys.stdout)."""
-    sys.stdout.flush()
-    try:
-        saved = os.dup(1)
-    except OSError:  # no usable fd 1 (embedded interpreters): nothing to silence
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
+    """Point file descriptor 1 at /dev/null for the duration (C-level prints bypass sys.stdout).
+
+    Serialised by a lock: sessions are built on threads (the explanation's parallel solves), and two
+    interleaved save/restore pairs would leave the process's stdout at /dev/null for good (seen: every
+    later line of `planner` output lost)."""
+    with _SILENCE:
+        sys.stdout.flush()
+        try:
+            saved = os.dup(1)
+        except OSError:  # no usable fd 1 (embedded interpreters): nothing to silence
+            yield
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            yield
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
 
 
 # ---- HiGHS -------------------------------------------------------------------------------------------------
