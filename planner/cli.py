@@ -527,9 +527,10 @@ def explain(input_path: Path, platforms: tuple[str, ...], periods: tuple[str, ..
     if not run.solution.has_solution:
         click.echo(f"error: the plan is {run.results.summary['status']}; nothing to explain", err=True)
         if run.infeasibility is not None:
+            from planner.report.writer import infeasible_sentence
+
             for r in run.infeasibility.itertuples():
-                click.echo(f"  {r.platform} {r.period}: min_fill needs {r.required:,.0f}, at most {r.achievable:,.0f} "
-                           f"possible. {r.reason}", err=True)
+                click.echo(f"  {infeasible_sentence(r)}", err=True)
         sys.exit(EXIT_USER)
     causes, fixes = rep.causes, rep.fixes
     sel = causes

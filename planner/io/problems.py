@@ -24,7 +24,9 @@ class Code(StrEnum):
 
     BAD_BOOL = "bad_bool"
     BAD_CHOICE = "bad_choice"
+    BAD_DELIMITER = "bad_delimiter"
     BAD_DISTRIBUTION = "bad_distribution"
+    BAD_ENCODING = "bad_encoding"
     BAD_KEY = "bad_key"
     BAD_OVERRIDE = "bad_override"
     BAD_PERIOD = "bad_period"
@@ -45,6 +47,7 @@ class Code(StrEnum):
     NODE_WITHOUT_FAB = "node_without_fab"
     NOT_A_FILE = "not_a_file"
     NOT_A_NUMBER = "not_a_number"
+    NOT_A_REPORT = "not_a_report"
     NOT_AN_INTEGER = "not_an_integer"
     NOT_FINITE = "not_finite"
     NOT_NUMERIC_COLUMN = "not_numeric_column"
@@ -53,6 +56,7 @@ class Code(StrEnum):
     OUT_OF_SCALE = "out_of_scale"
     PERIOD_OUTSIDE_HORIZON = "period_outside_horizon"
     PLATFORM_WITHOUT_BOM = "platform_without_bom"
+    RAGGED_ROW = "ragged_row"
     RAMP_FOR_MATURE_PRODUCT = "ramp_for_mature_product"
     TOO_MANY_ROWS = "too_many_rows"
     UNKNOWN_BACKEND = "unknown_backend"
@@ -67,6 +71,11 @@ class Code(StrEnum):
     UNKNOWN_SHEET = "unknown_sheet"
     UNSAFE_XML = "unsafe_xml"
     UNZIPPED_TOO_LARGE = "unzipped_too_large"
+    WIP_ABOVE_BACKEND = "wip_above_backend"
+    WIP_ABOVE_CAPACITY = "wip_above_capacity"
+    WIP_BEFORE_READY = "wip_before_ready"
+    WIP_LANDS_BEFORE_HORIZON = "wip_lands_before_horizon"
+    WIP_WRONG_NODE = "wip_wrong_node"
     YIELD_OUT_OF_RANGE = "yield_out_of_range"
 
 
@@ -82,12 +91,15 @@ class Problem:
     found: str = ""
     hint: str = ""
     severity: Severity = "error"
+    file: str = ""  # a CSV folder's file (``Products.csv``): then ``row`` is its line and ``where`` says so
 
     def __post_init__(self) -> None:
         self.code = Code(self.code)  # an unlisted code is a bug here, not a new kind of problem
 
     @property
     def where(self) -> str:
+        if self.file:
+            return f"{self.file} line {self.row}" if self.row else self.file
         if self.cell:
             return f"{self.sheet}!{self.cell}"
         if self.sheet and self.row:

@@ -87,6 +87,15 @@ def _platform_table(res: Results) -> pd.DataFrame:
     return svc
 
 
+def infeasible_sentence(r) -> str:
+    """One requirement that cannot hold (a row of ``explain_infeasible``), in a sentence."""
+    if getattr(r, "requirement", "min_fill") in ("wip_committed", "frozen_zone"):
+        bound = "at most" if r.achievable < r.required else "no fewer than"
+        return f"{r.period}: {r.reason[0].upper() + r.reason[1:]}; {bound} {units(r.achievable)} wafers possible."
+    return (f"{r.platform} {r.period}: min_fill needs {units(r.required)} units, at most "
+            f"{units(r.achievable)} possible. {r.reason}.")
+
+
 def headline(rep: ReportInput) -> list[str]:
     """The plan in a few sentences: margin, service, what binds, what would help."""
     res, plan = rep.results, rep.plan
@@ -99,8 +108,7 @@ def headline(rep: ReportInput) -> list[str]:
                 f"{r.requirement} ({r.sheet}{' row ' + str(r.row) if pd.notna(r.row) else ''})"
                 for r in rep.iis.itertuples()) + ".")
         if rep.infeasibility is not None and len(rep.infeasibility):
-            lines += [f"{r.platform} {r.period}: min_fill needs {units(r.required)} units, at most "
-                      f"{units(r.achievable)} possible. {r.reason}." for r in rep.infeasibility.head(8).itertuples()]
+            lines += [infeasible_sentence(r) for r in rep.infeasibility.head(8).itertuples()]
         return lines
     lines = [f"Margin {money(s['objective'], cur)} on revenue {money(s['revenue'], cur)}; "
              f"{s['fill_rate']:.1%} of platform demand served ({units(s['served_units'])} of "
