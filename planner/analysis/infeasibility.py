@@ -14,7 +14,6 @@ import pandas as pd
 from planner.model.build import Model
 from planner.solve.sessions import make_session
 
-
 COLUMNS = ["requirement", "platform", "period", "required", "achievable", "missing", "reason"]
 
 
