@@ -58,7 +58,7 @@ def _load(path: Path, as_json: bool = False):
         _fail_input(exc, as_json)
 
 
-INPUT = click.argument("input_path", metavar="INPUT.xlsx", type=click.Path(path_type=Path, dir_okay=False))
+INPUT = click.argument("input_path", metavar="INPUT.xlsx|DIR", type=click.Path(path_type=Path, dir_okay=True))
 SCENARIO = click.option("--scenario", "scenarios", multiple=True, metavar="NAME",
                         help="Apply a scenario from the Scenarios sheet (repeatable: applied in order).")
 SET = click.option("--set", "sets", multiple=True, metavar="EXPR",
@@ -136,6 +136,10 @@ def example(output: Path) -> None:
 
 
 def default_report_path(input_path: Path, suffix: str = "report") -> Path:
+    """``plan.xlsx`` → ``plan-report.xlsx`` beside it; a CSV folder ``q3/`` → ``q3-report.xlsx`` beside the folder."""
+    input_path = Path(input_path)
+    if input_path.is_dir():
+        input_path = input_path.resolve()
     return input_path.with_name(f"{input_path.stem}-{suffix}.xlsx")
 
 
@@ -559,6 +563,48 @@ def explain(input_path: Path, platforms: tuple[str, ...], periods: tuple[str, ..
         click.echo("\nWhat would help:")
         for s in fixes["sentence"]:
             click.echo(f"  {s}")
+
+
+@main.command()
+@click.argument("source", metavar="SRC", type=click.Path(path_type=Path, exists=True, dir_okay=True))
+@click.argument("target", metavar="DST", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace DST (the workbook, or the folder's CSV files) if it exists.")
+def convert(source: Path, target: Path, force: bool) -> None:
+    """Turn a folder of CSV files into an input workbook, or a workbook into a folder.
+
+    A folder holds one CSV per sheet (Products.csv, BOM.csv, ...: the workbook's headers, UTF-8 with or
+    without BOM, comma or semicolon separated). Cells are copied as written (numbers as numbers), not
+    validated or filled in, so an ERP export can be fixed in Excel; the result is then validated and the
+    outcome printed. Existing files are never replaced without --force. Examples: `planner convert
+    erp-export/ plan.xlsx`, `planner convert inputs/example.xlsx example-csv/`.
+    """
+    from planner.io.load import load_plan
+    from planner.report.csvdir import folder_to_workbook, workbook_to_folder
+
+    try:
+        done = (folder_to_workbook(source, target, force) if source.is_dir()
+                else workbook_to_folder(source, target, force))
+    except OutputError as exc:
+        raise UserError(str(exc)) from exc
+    except ReadError as exc:
+        _fail_input(exc, False)
+    if not done.written:  # files the reader could not read: nothing was written
+        _print_problems(done.problems)
+        click.echo("nothing written: fix the files above and run again", err=True)
+        sys.exit(EXIT_USER)
+    for p in done.problems:
+        click.echo(p.render(), err=True)
+    what = f"{target}" if source.is_dir() else f"{len(done.written)} CSV files in {target}"
+    click.echo(f"wrote {what} ({', '.join(done.sheets)})")
+    if done.skipped:
+        click.echo(f"not converted (not planner sheets): {', '.join(done.skipped)}")
+    try:
+        plan = load_plan(target)
+        click.echo(f"the converted plan is valid ({len(plan.warnings)} warning(s)).")
+    except (ReadError, ValidationFailed) as exc:
+        errors = exc.problems if isinstance(exc, ValidationFailed) else [exc.problem]
+        n = sum(p.severity == "error" for p in errors)
+        click.echo(f"the converted plan has {n} error(s): `planner validate {target}` lists them.")
 
 
 @main.command()

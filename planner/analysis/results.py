@@ -136,6 +136,7 @@ def extract(model: Model, sol: Solution) -> Results:
                                                                                           strict=True)],
         "wafers_per_quarter": xe["wafers"].to_numpy(),
         "cost": xe["wafers"].to_numpy() * (e["cost_per_wafer"].to_numpy()[xe["e"].to_numpy()] if len(xe) else 0),
+        "row": e["_row"].to_numpy()[xe["e"].to_numpy()] if len(xe) else [],  # the option's Expansions row
     })
 
     # Capacity: fab/node (base + expansions in effect) and back-end lines
