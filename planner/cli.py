@@ -183,20 +183,26 @@ def _echo_summary(rep, out_path: Path | None) -> None:
               help="R&D impact re-solves (default: on below 20,000 LP columns, off above).")
 @click.option("--explain/--no-explain", "explain_", default=None,
               help="Shortfall causes and fixes (default: on below 20,000 LP columns, off above).")
+@click.option("--baseline", type=click.Path(path_type=Path, dir_okay=False), metavar="LAST-REPORT.xlsx",
+              help="A previous report of planner solve: compare with it (SinceBaseline sheets, the Overview's first "
+                   "sentence) and hold its wafer starts in the first Settings.frozen_quarters quarters.")
 def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple[str, ...], sets: tuple[str, ...],
           all_scenarios: bool, solver: str | None, method: str | None, time_limit: float | None,
-          insights: bool | None, explain_: bool | None) -> None:
+          insights: bool | None, explain_: bool | None, baseline: Path | None) -> None:
     """Solve a plan and write the Excel report.
 
-    Reads INPUT.xlsx, allocates wafers, back-end capacity and finished memory across platforms and
-    quarters under the plan's policy, and writes a report with Overview, charts, bottlenecks, shortfall
-    causes, R&D impact and the contract sheets. Example: `planner solve inputs/example.xlsx -o plan.xlsx`,
-    or with a what-if: `planner solve inputs/example.xlsx --scenario "HBM4 slips 1Q"`.
-    Exit 0 when optimal; 1 when the input is invalid, the plan infeasible or the solve stopped early.
+    Reads INPUT.xlsx (or a folder of CSV files, one per sheet), allocates wafers, back-end capacity and
+    finished memory across platforms and quarters under the plan's policy, and writes a report with
+    Overview, charts, bottlenecks, shortfall causes, R&D impact, P&L per platform and the contract sheets.
+    Example: `planner solve inputs/example.xlsx -o plan.xlsx`, with a what-if: `planner solve
+    inputs/example.xlsx --scenario "HBM4 slips 1Q"`, or against last quarter's report: `planner solve
+    erp-export/ --baseline plan-2026Q1-report.xlsx`. Exit 0 when optimal; 1 when the input is invalid,
+    the plan infeasible or the solve stopped early.
     """
     out_path = output or default_report_path(input_path)
-    _check_out(out_path, input_path)
+    _check_out(out_path, input_path, baseline)
     plan = _load(input_path, as_json)
+    base = _load_baseline(baseline, as_json) if baseline is not None else None
     if not as_json:
         _print_problems(plan.warnings)
     edits = _edits_for(plan, scenarios, sets, as_json)
@@ -213,7 +219,7 @@ def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple
     summaries = []
     for name, p, target in runs:
         code, summary = _solve_and_report(p, name, target, input_path, as_json, solver, method, time_limit,
-                                          insights, explain_, quiet=len(runs) > 1)
+                                          insights, explain_, quiet=len(runs) > 1, baseline=base)
         worst = max(worst, code)
         summaries.append(summary)
         if len(runs) > 1 and not as_json:
@@ -227,8 +233,18 @@ def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple
     sys.exit(worst)
 
 
+def _load_baseline(path: Path, as_json: bool):
+    from planner.io.baseline import read_baseline
+
+    try:
+        return read_baseline(path)
+    except ReadError as exc:
+        _fail_input(exc, as_json)
+
+
 def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_json: bool, solver, method,
-                      time_limit, insights: bool | None, explain: bool | None, quiet: bool = False) -> tuple[int, dict]:
+                      time_limit, insights: bool | None, explain: bool | None, quiet: bool = False,
+                      baseline=None) -> tuple[int, dict]:
     from planner import api
     from planner.report.writer import write_report
     from planner.solve.sessions import SolverError
@@ -236,10 +252,10 @@ def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_
     try:
         say = _progress(not as_json)
         run, rep = api.analyse(plan, solver=solver, time_limit=time_limit, method=method, insights=insights,
-                               explain=explain, progress=say, scenario=scenario)
+                               explain=explain, progress=say, scenario=scenario, baseline=baseline)
         if say:
             say(f"writing {out_path}")
-        written = write_report(out_path, rep, inputs=(input_path,))
+        written = write_report(out_path, rep, inputs=(input_path,) + ((baseline.path,) if baseline else ()))
     except SolverError as exc:
         click.echo(f"error: {exc}", err=True)
         return EXIT_USER, {"status": "error", "message": str(exc)}
@@ -401,11 +417,11 @@ def compare(input_path: Path, scenarios: tuple[str, ...], sets: tuple[str, ...],
     _finish_batch(outcome, written, journal, "scenarios")
 
 
-def _check_out(out_path: Path, input_path: Path) -> None:
+def _check_out(out_path: Path, input_path: Path, baseline: Path | None = None) -> None:
     from planner.report.atomic import check_output_path
 
     try:
-        check_output_path(out_path, (input_path,))
+        check_output_path(out_path, (input_path,) + ((baseline,) if baseline else ()))
     except OutputError as exc:
         raise UserError(str(exc)) from exc
 

@@ -84,9 +84,11 @@ def expansion_timing(plan: PlanData, res: Results, solve: Callable[[PlanData], R
                     f"{rec['decide_by']}")
         if np.isfinite(rec["objective_if_later"]):
             d = rec["objective_if_later"]
+            ds = rec["served_if_later"]
+            served = ("service unchanged" if abs(ds) < 0.5 else
+                      f"{'+' if ds > 0 else '−'}{units(abs(ds))} platform units served")
             sentence += (f"; deciding in {index_label(decide_by + 1, first)} instead changes the objective by "
-                         f"{'+' if d >= 0 else ''}{money(d, cur)}, served platform units by "
-                         f"{'+' if rec['served_if_later'] >= 0 else ''}{units(rec['served_if_later'])}")
+                         f"{'+' if d >= 0 else ''}{money(d, cur)} ({served})")
         rec["sentence"] = sentence + "."
         rows.append(rec)
     return pd.DataFrame(rows, columns=COLUMNS)

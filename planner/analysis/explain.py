@@ -29,7 +29,7 @@ from planner.report.fmt import money, units
 from planner.solve.policy import run_policy
 from planner.solve.sessions import HighsSession
 
-FAMILIES = ("rd_gate", "yield_ramp", "fab_capacity", "backend_capacity", "economics", "policy")
+FAMILIES = ("rd_gate", "yield_ramp", "fab_capacity", "backend_capacity", "economics", "policy", "frozen_zone")
 TOL = 1e-6
 EXACT_MAX_COLS = 2_000  # above this (and with more than 4 families) the 2n+1-solve estimate replaces 2^n solves
 MAX_LEVERS = 10
@@ -58,6 +58,7 @@ class Lifter:
         self.fab_rows = lp.rows("fab_capacity")
         self.be_rows = lp.rows("backend_capacity")
         self.min_fill_rows = lp.rows("min_fill")
+        self.frozen_rows = lp.rows("frozen_zone")  # --baseline: starts held at the previous plan's
         _, _, rl, ru = lp.bounds()
         self.rl, self.ru = rl, ru
         sname = "backlog" if self.plan.settings.backlog else "shortfall"
@@ -83,6 +84,8 @@ class Lifter:
         out.append("economics")
         if self.policy != "margin" or len(self.min_fill_rows):
             out.append("policy")
+        if len(self.frozen_rows):
+            out.append("frozen_zone")
         return out
 
     def _economics_shift(self) -> float:
@@ -126,6 +129,11 @@ class Lifter:
         elif family == "economics":
             pen = self.ms.platforms["shortfall_penalty"].to_numpy()[self.s_p]
             cost[self.s_cols] = -(pen + (self.K if on else 0.0))
+        elif family == "frozen_zone":
+            rows = self.frozen_rows
+            lo = np.full(len(rows), -np.inf) if on else self.rl[rows]
+            up = np.full(len(rows), np.inf) if on else self.ru[rows]
+            h.changeRowsBounds(len(rows), i32(rows), lo, up)
         elif family == "policy":
             rows = self.min_fill_rows
             lo = np.full(len(rows), -np.inf) if on else self.rl[rows]
@@ -350,6 +358,12 @@ def _rows(run, lifter: Lifter, base_S: np.ndarray, phi: dict[str, np.ndarray], r
             if u > 0:
                 add("economics", "", u, f"Serving {plat} in {period} would cost more than it earns plus the "
                                        "shortfall penalty it avoids.")
+            u = phi.get("frozen_zone", np.zeros_like(base_S))[p, t]
+            if u > 0:
+                zone = ms.periods[min(ms.frozen_quarters)] + (
+                    f"–{ms.periods[max(ms.frozen_quarters)]}" if len(ms.frozen_quarters) > 1 else "")
+                add("frozen_zone", "", u, f"The frozen zone holds the baseline's wafer starts in {zone}: had they "
+                                          f"been free, more could have been made for {plat} in {period}.")
             u = phi.get("policy", np.zeros_like(base_S))[p, t]
             if u > 0:
                 comp = _competitors(run, my_products, period, plat)
@@ -399,7 +413,7 @@ def platform_sentences(causes: pd.DataFrame, plan) -> list[str]:
              zip(plan.programs["program"], ready_quarters(plan.programs, first), strict=True)}
     names = {"rd_gate": "{r} qualification (ready {ready})", "yield_ramp": "{r} yield ramp",
              "fab_capacity": "{r} wafers", "backend_capacity": "{r} line", "economics": "economics",
-             "policy": "allocation policy"}
+             "policy": "allocation policy", "frozen_zone": "the frozen zone (baseline's starts)"}
     for plat, g in causes.groupby("platform", sort=False):
         total = g.drop_duplicates(["period"])["shortfall"].sum()
         parts = g.groupby(["cause", "resource"])["units"].sum().sort_values(ascending=False)

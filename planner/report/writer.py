@@ -16,11 +16,22 @@ import numpy as np
 import pandas as pd
 
 from planner import __version__
+from planner.analysis.baseline import SinceBaseline
+from planner.analysis.pnl import PnL
 from planner.analysis.results import Results
 from planner.io import contract as C
 from planner.io.validate import PlanData
 from planner.report.atomic import atomic_write
 from planner.report.fmt import money, units
+from planner.report.planning import (
+    expansion_sentences,
+    overview_sections,
+    since_sentence,
+    write_expansions,
+    write_pnl,
+    write_since,
+)
+from planner.report.planning import guide as planning_guide
 from planner.report.xlsx import Book
 
 CHART_W, CHART_H = 620, 300
@@ -42,6 +53,9 @@ class ReportInput:
     notes: list[str] = field(default_factory=list)
     title: str = ""
     scenario: str = ""
+    pnl: PnL | None = None  # money per platform (analysis.pnl)
+    expansion_timing: pd.DataFrame | None = None  # decide-by dates of bought expansions (analysis.expansion_timing)
+    since: SinceBaseline | None = None  # plan over plan (analysis.baseline), with --baseline
 
 
 def _summary_rows(rep: ReportInput) -> pd.DataFrame:
@@ -156,11 +170,12 @@ def headline(rep: ReportInput) -> list[str]:
         lines.append("Expansions: " + "; ".join(
             f"{r.fab}/{r.node} +{units(r.wafers_per_quarter)} wafers/quarter decided {r.decided}, usable from "
             f"{r.available_from}, cost {money(r.cost, cur)}" for r in ex.itertuples()) + ".")
+        lines += expansion_sentences(rep)
     elif len(plan.expansions):
         lines.append("Expansions: no expansion option is worth its cost in this plan.")
     if s["feasibility_check"] != "passed":
         lines.append(f"CHECK FAILED: {s['feasibility_check']}")
-    return lines + list(rep.notes)
+    return since_sentence(rep) + lines + list(rep.notes)
 
 
 def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
@@ -206,7 +221,7 @@ def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
                                                   "mid_color": "#FFEB84", "max_color": "#63BE7B",
                                                   "min_type": "num", "min_value": 0.5, "mid_type": "num",
                                                   "mid_value": 0.85, "max_type": "num", "max_value": 1})
-    r = last + 2
+    r = overview_sections(book, ws, rep, last + 2)
     ws.write_string(r, 0, "About this run", book.subtitle)
     info = [("Input file", Path(plan.source).name), ("Input SHA-256", plan.sha256),
             ("Scenario", rep.scenario or "base"), ("Policy", s["policy"]),
@@ -230,6 +245,7 @@ def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
              ("Inputs", "the data as read, after defaults")]
     if rep.causes is not None:
         guide.insert(2, ("ShortfallCauses", "why each platform falls short, unit by unit"))
+    guide += planning_guide(rep)
     for k, v in guide:
         r += 1
         ws.write_string(r, 0, k, book.bold)
@@ -271,9 +287,11 @@ def _write_contract_sheets(book: Book, rep: ReportInput, money_fmt: object) -> N
                header_comments={"wafers": "wafers started in 'period'", "good_units": "finished good units",
                                 "lands": "quarter the output is finished"})
     ws = book.sheet("Supply")
-    sup = res.supply[["product", "period", "output_units", "shipped_units", "inventory_end", "family"]]
-    book.table(ws, sup, formats={"output_units": "int", "shipped_units": "int", "inventory_end": "int"},
-               header_comments={"output_units": "finished units landing this quarter"})
+    sup = res.supply[["product", "period", "output_units", "shipped_units", "inventory_end", "family", "wip_units"]]
+    book.table(ws, sup, formats={"output_units": "int", "shipped_units": "int", "inventory_end": "int",
+                                 "wip_units": "int"},
+               header_comments={"output_units": "finished units landing this quarter (in-flight WIP included)",
+                                "wip_units": "of output_units: wafers in the fab before the horizon (WIP sheet)"})
     ws = book.sheet("Capacity")
     cap = res.capacity[["resource", "period", "capacity", "used", "utilisation", "shadow_price", "kind", "unit"]]
     first, last = book.table(ws, cap, formats={"capacity": "int", "used": "int", "utilisation": "pct",
@@ -286,8 +304,7 @@ def _write_contract_sheets(book: Book, rep: ReportInput, money_fmt: object) -> N
         ws.conditional_format(first, 4, last, 4, {"type": "cell", "criteria": ">=", "value": 0.95,
                                                   "format": book.bad})
     if len(res.expansions):
-        ws = book.sheet("Expansions")
-        book.table(ws, res.expansions, formats={"wafers_per_quarter": "int", "cost": "money"})
+        write_expansions(book, rep)
 
 
 def _write_insights(book: Book, rep: ReportInput, money_fmt: object) -> None:
@@ -355,8 +372,8 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
     charts.hide_gridlines(2)
     charts.write_string(0, 0, "Charts (data on sheet ChartData; all data hypothetical)", book.title)
     charts.write_string(1, 0, "Output lands cycle_quarters after its wafer start; starts whose output would land "
-                              "after the horizon, and work in progress before it, are not modelled (initial "
-                              "inventory stands in for it), so the first and last quarters look thin.")
+                              "after the horizon are not modelled, so the last quarters look thin; the first "
+                              "quarters are served from initial inventory and the wafers in flight (WIP sheet).")
     palette = ["#2F5597", "#C55A11", "#70AD47", "#7030A0", "#00B0F0", "#FFC000", "#A5A5A5", "#255E91",
                "#9E480E", "#43682B", "#FF66CC", "#264478"]
     colour_of = {p: palette[i % len(palette)] for i, p in enumerate(plan.products["product"])}
@@ -491,7 +508,7 @@ def _write_causes(book: Book, causes: pd.DataFrame, fixes: pd.DataFrame | None =
                widths={"explanation": 110, "competitors": 30, "resource": 18},
                header_comments={"units": "shortfall attributed to this cause and resource; the rows of one platform "
                                          "and period add up to its shortfall",
-                                "cause": "rd_gate, yield_ramp, fab_capacity, backend_capacity, economics, policy "
+                                "cause": "rd_gate, yield_ramp, fab_capacity, backend_capacity, economics, policy, frozen_zone "
                                          "(method: models/explain.md)"})
     if fixes is not None and len(fixes):
         ws2 = book.sheet("What would help")
@@ -508,6 +525,8 @@ def write_report(path: Path | str, rep: ReportInput, inputs: tuple[Path, ...] = 
         if rep.results.summary["objective"] is not None:
             _write_charts(book, rep)
         _write_contract_sheets(book, rep, money_fmt)
+        write_pnl(book, rep, money_fmt)
+        write_since(book, rep)
         if rep.causes is not None:
             _write_causes(book, rep.causes, rep.fixes)
         _write_insights(book, rep, money_fmt)
