@@ -275,12 +275,17 @@ def cause_shift(platform: str, overlap: list[str], now: pd.DataFrame | None,
     if now is None or before is None:
         return None
 
-    def by(df: pd.DataFrame) -> pd.Series:
+    def by(df: pd.DataFrame) -> dict[tuple[str, str], float]:
         sel = df[(df["platform"] == platform) & df["period"].isin(overlap)]
-        return sel.groupby(["cause", "resource"])["units"].sum() if len(sel) else pd.Series(dtype=float)
+        res = sel["resource"].fillna("").astype(str) if len(sel) else []
+        out: dict[tuple[str, str], float] = {}
+        for cause, r, u in zip(sel["cause"], res, sel["units"], strict=True):
+            out[(str(cause), r)] = out.get((str(cause), r), 0.0) + float(u)
+        return out
 
     a, b = by(now), by(before)
-    return a.sub(b, fill_value=0.0)
+    keys = list(dict.fromkeys([*a, *b]))
+    return pd.Series({k: a.get(k, 0.0) - b.get(k, 0.0) for k in keys}, dtype=float)
 
 
 def headline_sentence(since: SinceBaseline, causes_now: pd.DataFrame | None) -> str:

@@ -132,7 +132,7 @@ def read_csv_file(path: Path, limits: Limits, problems: list[Problem]) -> RawShe
     if bad:
         problems.append(bad)
         return None
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter or ",")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter or ",", strict=True)
     header: list | None = None
     sheet = RawSheet(path.stem, [])
     numeric: set[int] = set()
@@ -169,8 +169,13 @@ def read_csv_file(path: Path, limits: Limits, problems: list[Problem]) -> RawShe
                 return None
             sheet.rows.append((start, tuple(cells)))
     except csv.Error as exc:
-        problems.append(_problem("corrupt_file", path.name, f"the file cannot be read as CSV: {exc}", line=line,
-                                 hint="look for an unclosed quote (\") on or before this line"))
+        unclosed = "unexpected end of data" in str(exc)
+        problems.append(_problem(
+            "corrupt_file", path.name, "a quote (\") opened on this line is never closed" if unclosed else
+            f"the line cannot be read as CSV ({exc})", line=line,
+            expected="a quoted value closed by a second quote, e.g. \"FAB-A, line 2\"",
+            found="the rest of the file inside one value" if unclosed else "text after a closing quote",
+            hint="close or remove the quote; a quote inside a quoted value is written twice (\"\")"))
         return None
     return sheet
 

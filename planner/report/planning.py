@@ -126,8 +126,10 @@ def _grid(book: Book, ws: Any, df: pd.DataFrame, row: int, title: str, scale: di
     if note:
         ws.write_string(row + 1, 0, note)
         row += 1
+    # the Overview's columns are shared with its other tables: never narrower than they need (key figures in B)
+    widths = {c: (42, 22, 16, 16, 16, 16)[j] if j < 6 else 12 for j, c in enumerate(df.columns)}
     first, last = book.table(ws, df, formats={c: fmt for c in df.columns[1:]}, first_row=row + 1, autofilter=False,
-                             freeze=False, widths={df.columns[0]: 42, **{c: 11 for c in df.columns[1:]}})
+                             freeze=False, widths=widths)
     if len(df) and len(df.columns) > 1:
         ws.conditional_format(first, 1, last, len(df.columns) - 1, scale)
     return last + 2
