@@ -629,9 +629,11 @@ def convert(source: Path, target: Path, force: bool) -> None:
 @click.option("--fabs", type=click.IntRange(1), default=6, show_default=True, help="Number of fabs.")
 @click.option("--quarters", type=click.IntRange(1, 200), default=12, show_default=True, help="Horizon in quarters.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Random seed (same seed, same plan).")
+@click.option("--wip", is_flag=True, help="Add a WIP sheet: lots in flight from the quarter before the horizon "
+              "and starts committed in its first quarter.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="Workbook to write.")
-def generate(platforms: int, products: int, fabs: int, quarters: int, seed: int, output: Path) -> None:
+def generate(platforms: int, products: int, fabs: int, quarters: int, seed: int, wip: bool, output: Path) -> None:
     """Write a synthetic, contract-conformant plan of any size (for scale tests and benchmarks).
 
     Every feature is used (programs, ramps, capacity overrides, expansions, back-end lines, BOM options,
@@ -641,7 +643,7 @@ def generate(platforms: int, products: int, fabs: int, quarters: int, seed: int,
     from planner.io.generate import write_generated
 
     try:
-        write_generated(output, platforms, products, fabs, quarters, seed)
+        write_generated(output, platforms, products, fabs, quarters, seed, wip=wip)
     except OutputError as exc:
         raise UserError(str(exc)) from exc
     click.echo(f"wrote {output}")

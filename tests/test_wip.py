@@ -208,3 +208,62 @@ def test_template_documents_the_wip_sheet(tmp_path):
     assert "in flight" in header["start_period"] and "committed" in header["start_period"]
     settings = [r[0].value for r in wb["Settings"].iter_rows(min_row=2)]
     assert "frozen_quarters" in settings
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_generated_plans_with_wip_reconcile(seed):
+    """`planner generate --wip` plans (lots in flight and committed on every line): the report's tables reconcile,
+    every commitment is met, the Supply sheet's WIP units are the in-flight wafers × their good units per wafer, and
+    back-end use counts them in the quarter they land."""
+    import numpy as np
+
+    from planner.analysis.pnl import pnl
+    from planner.io.generate import generate_frames
+    from planner.model.build import build_model
+    from planner.periods import period_index
+
+    p = plan_from_frames(generate_frames(10, 12, 5, 8, seed=seed, wip=True))
+    first = p.settings.first_period
+    assert (p.wip["start_period"] < first).any() and (p.wip["start_period"] == first).any()
+    res = api.run(p).results
+    assert res.summary["status"] == "optimal" and res.summary["feasibility_check"] == "passed"
+    ws = res.wafer_starts.groupby(["fab", "node", "product", "period"])["wafers"].sum()
+    committed = p.wip[p.wip["start_period"] >= first].groupby(["fab", "node", "product", "start_period"])["wafers"].sum()
+    assert len(committed)
+    for key, w in committed.items():
+        assert ws.get(key, 0.0) >= w * (1 - 1e-9) - 1e-6, key
+    ms = build_model(p).sets
+    fly = p.wip[p.wip["start_period"] < first]
+    prods = ms.products.set_index("product")
+    expected = {}
+    for r in fly.itertuples():
+        s = period_index(r.start_period, first)
+        m = int(prods.loc[r.product, "m"])
+        g = float(ms.good_units_per_wafer(np.array([m]), np.array([s]))[0])
+        key = (r.product, ms.periods[s + int(prods.loc[r.product, "cycle_quarters"])])
+        expected[key] = expected.get(key, 0.0) + r.wafers * g
+    got = res.supply.set_index(["product", "period"])["wip_units"]
+    assert got.sum() == pytest.approx(sum(expected.values()), rel=1e-9)
+    for key, v in expected.items():
+        assert got[key] == pytest.approx(v, rel=1e-9)
+    p_ = pnl(p, res)
+    assert p_.totals()["memory_cost"] == pytest.approx(res.summary["cost"], rel=1e-9)
+
+
+def test_in_flight_output_a_line_cannot_finish_is_diagnosed_when_a_scenario_makes_it_so():
+    """A batch scenario (no pre-solve check) that halves back-end line B under 300 units of in-flight output: the
+    plan is infeasible and the diagnosis names the wafers in flight, the line, its capacity and what lands there."""
+    from planner.analysis.infeasibility import explain_infeasible
+    from planner.io.scenarios import Edit, apply_edits
+    from planner.model.build import build_model
+    from planner.solve.policy import solve_model
+
+    base = plan(quarters=2, products=[{"cycle_quarters": 1, "backend": "B"}], demand=DEMAND,
+                backend=[{"resource": "B", "units_per_quarter": 1000}], wip=[wip_row("2025Q4", 30)])
+    half = apply_edits(base, [Edit("Backend", "B", "units_per_quarter", "set", 200)])
+    model = build_model(half)
+    assert solve_model(model).status == "infeasible"
+    (row,) = explain_infeasible(model).to_dict("records")
+    assert row["requirement"] == "wip_in_flight" and row["period"] == "2026Q1"
+    assert row["required"] == pytest.approx(300) and row["achievable"] == pytest.approx(200)
+    assert "back-end line B finishes at most 200 units in 2026Q1" in row["reason"] and "needs 300" in row["reason"]

@@ -373,7 +373,7 @@ def _rows(run, lifter: Lifter, base_S: np.ndarray, phi: dict[str, np.ndarray], r
                 first = min(int(prods.loc[m, "cycle_quarters"]) for m in my_products)
                 add("fab_capacity", "initial inventory", lead,
                     f"No wafer started inside the horizon can be finished by {period} (cycle time {first} "
-                    f"quarter{'s' if first != 1 else ''}); only initial inventory could serve it.")
+                    f"quarter{'s' if first != 1 else ''}); only initial inventory and wafers already in flight (WIP) could serve it.")
     df = pd.DataFrame(out, columns=["platform", "period", "shortfall", "cause", "resource", "units", "competitors",
                                     "explanation"])
     return df
@@ -424,7 +424,7 @@ def platform_sentences(causes: pd.DataFrame, plan) -> list[str]:
             if u / total < 0.005:
                 continue
             if cause == "fab_capacity" and res == "initial inventory":
-                label = "cycle time at the horizon start (only initial inventory can serve it)"
+                label = "cycle time at the horizon start (only initial inventory and WIP can serve it)"
             else:
                 label = names[cause].format(r=res, ready=ready.get(res, "?")) if res else names[cause].format(
                     r="", ready="")

@@ -27,9 +27,14 @@ def explain_infeasible(model: Model) -> pd.DataFrame:
     lp, ms = model.lp, model.sets
     blocks = [(label, lp.row_blocks.get(label)) for label in ("min_fill", "wip_committed", "frozen_zone")]
     blocks = [(label, b) for label, b in blocks if b is not None and b.size]
-    if not blocks:
+    fly = lp.col_blocks.get("wip_output")
+    if not blocks and (fly is None or not fly.size):
         return pd.DataFrame(columns=COLUMNS)
     session = make_session(lp, "highs")
+    cl, cu, _, _ = lp.bounds()
+    if fly is not None and fly.size:  # in-flight output may fall short of what is in the fab, at a price
+        pos = fly.positions
+        session.h.changeColsBounds(len(pos), pos.astype("int32"), np.zeros(len(pos)), cu[pos])
     slacks: list[tuple[str, int, int, int]] = []  # (label, position in block, column, sign)
     for label, block in blocks:
         for i, r in enumerate(block.positions):
@@ -38,6 +43,8 @@ def explain_infeasible(model: Model) -> pd.DataFrame:
                 slacks.append((label, i, session.add_col(0.0, 0.0, np.inf, np.array([r]), -np.ones(1)), -1))
     c = np.zeros(lp.n_cols + len(slacks))
     c[[s[2] for s in slacks]] = -1.0  # maximise −Σσ
+    if fly is not None and fly.size:
+        c[fly.positions] = 1.0  # … and the in-flight output (its shortfall is a slack too)
     session.set_objective(c)
     res = session.run()
     if res.x is None:
@@ -49,6 +56,11 @@ def explain_infeasible(model: Model) -> pd.DataFrame:
     for label, i, col, sign in slacks:
         gap[(label, i)] = gap.get((label, i), 0.0) + sign * float(res.x[col])
     out = []
+    if fly is not None and fly.size:
+        got = res.x[fly.positions]
+        want = cl[fly.positions]
+        for i in np.nonzero(want - got > 1e-6 * np.maximum(1.0, want))[0]:
+            out.append(_in_flight_row(model, int(i), float(want[i]), float(got[i])))
     for label, block in blocks:
         req = rl[block.positions]
         for i in range(block.size):
@@ -85,6 +97,29 @@ def _min_fill_row(ms, rec, required: float, slack: float) -> dict:
                   f"{ms.periods[t]}, after other platforms' minimums")
     return {"requirement": "min_fill", "platform": plat, "period": ms.periods[t], "required": required,
             "achievable": required - slack, "missing": slack, "reason": reason}
+
+
+def _in_flight_row(model: Model, i: int, required: float, achievable: float) -> dict:
+    """Wafers already in the fab whose output no back-end line can finish when it lands."""
+    ms = model.sets
+    rec = model.wip.iloc[i]
+    t = int(rec["land"])
+    r = int(rec["r"])
+    line = ms.backend["resource"].iloc[r] if r >= 0 else ""
+    if r >= 0:
+        fly = model.wip[(model.wip["r"] == r) & (model.wip["land"] == t)]
+        need = float((fly["units"] * fly["backend_use"]).sum())
+        c = ms.wip_committed.merge(model.w[["fn", "m", "s", "g", "land", "r", "backend_use"]], on=["fn", "m", "s"])
+        c = c[(c["r"] == r) & (c["land"] == t)]
+        need += float((c["wafers"] * c["g"] * c["backend_use"]).sum())
+        why = (f"back-end line {line} finishes at most {ms.backend_cap[r, t]:,.0f} units in {ms.periods[t]} and the "
+               f"work in progress landing there needs {need:,.0f}")
+    else:
+        why = "it cannot hold together with the other requirements"
+    return {"requirement": "wip_in_flight", "platform": "", "period": ms.periods[t], "required": required,
+            "achievable": achievable, "missing": required - achievable,
+            "reason": f"the {rec['wafers']:,.0f} {rec['product']} wafers in flight at {rec['fab']}/{rec['node']} "
+                      f"(WIP rows {rec['rows']}) land as {required:,.0f} units, but {why}"}
 
 
 def _start_row(model: Model, label: str, rec, required: float, gap: float) -> dict:

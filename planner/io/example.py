@@ -47,7 +47,7 @@ def example_frames() -> dict[str, pd.DataFrame]:
         {"product": "HBM3E-12H-36GB", "family": "HBM", "program": None, "node": "1b", "gb_per_unit": 36,
          "dies_per_unit": 12, "gross_dies_per_wafer": 540, "die_yield": 0.82, "assembly_yield": 0.85,
          "cycle_quarters": 1, "backend": "TSV-1", "backend_use": 1, "unit_cost": 60, "price": 430,
-         "initial_inventory": 1_600_000, "holding_cost": 8},
+         "initial_inventory": 2_000_000, "holding_cost": 8},
         {"product": "HBM4-12H-36GB", "family": "HBM", "program": "HBM4", "node": "1b", "gb_per_unit": 36,
          "dies_per_unit": 12, "gross_dies_per_wafer": 480, "die_yield": 0.80, "assembly_yield": 0.78,
          "cycle_quarters": 1, "backend": "TSV-1", "backend_use": 1.2, "unit_cost": 90, "price": 720,
@@ -96,10 +96,10 @@ def example_frames() -> dict[str, pd.DataFrame]:
          "cost_per_wafer": 16_000, "earliest_period": "2026Q1"},
     ])
     # work in progress, as an ERP exports it (one row per lot): 2025Q4 starts are in the fab and land in 2026Q1
-    # (~3.0M HBM3E stacks, ~1.2M LPDDR5X packages); 2026Q1 starts are already committed
+    # (~2.5M HBM3E stacks, ~1.2M LPDDR5X packages); 2026Q1 starts are already committed
     wip = pd.DataFrame([
-        {"fab": "FAB-A", "node": "1b", "product": "HBM3E-12H-36GB", "start_period": "2025Q4", "wafers": 60_000},
-        {"fab": "FAB-B", "node": "1b", "product": "HBM3E-12H-36GB", "start_period": "2025Q4", "wafers": 35_000},
+        {"fab": "FAB-A", "node": "1b", "product": "HBM3E-12H-36GB", "start_period": "2025Q4", "wafers": 50_000},
+        {"fab": "FAB-B", "node": "1b", "product": "HBM3E-12H-36GB", "start_period": "2025Q4", "wafers": 30_000},
         {"fab": "FAB-B", "node": "1b", "product": "LPDDR5X-16GB", "start_period": "2025Q4", "wafers": 12_000},
         {"fab": "FAB-A", "node": "1b", "product": "HBM3E-12H-36GB", "start_period": "2026Q1", "wafers": 50_000},
         {"fab": "FAB-A", "node": "1b", "product": "HBM3E-12H-36GB", "start_period": "2026Q1", "wafers": 30_000},

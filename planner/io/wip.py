@@ -117,8 +117,8 @@ def committed_capacity(settings: Any, t: dict[str, pd.DataFrame]) -> dict[tuple[
     T, first = settings.horizon_quarters, settings.first_period
     cap = {}
     for f, n, w in zip(t["Fabs"]["fab"], t["Fabs"]["node"], t["Fabs"]["wafers_per_quarter"], strict=True):
-        for s in range(T):
-            cap[(f, n, s)] = float(w or 0.0)
+        for s in range(T):  # a capacity cell that did not parse has its own error: no second one here
+            cap[(f, n, s)] = float("inf") if w is None or pd.isna(w) else float(w)
     fc = t["FabCapacity"]
     for f, n, p, w in zip(fc["fab"], fc["node"], fc["period"], fc["wafers"], strict=True):
         if p is not None and w is not None and 0 <= period_index(p, first) < T:
@@ -127,7 +127,7 @@ def committed_capacity(settings: Any, t: dict[str, pd.DataFrame]) -> dict[tuple[
     for f, n, lead, mx, e in zip(ex["fab"], ex["node"], ex["lead_quarters"], ex["max_wafers_per_quarter"],
                                  ex["earliest_period"], strict=True):
         if None in (f, n, lead, mx):
-            continue
+            continue  # (a blank or bad cell is an error of its own)
         usable = max(0, period_index(e, first) if e else 0) + int(lead)
         for s in range(usable, T):
             if (f, n, s) in cap:

@@ -103,9 +103,13 @@ def _platform_table(res: Results) -> pd.DataFrame:
 
 def infeasible_sentence(r) -> str:
     """One requirement that cannot hold (a row of ``explain_infeasible``), in a sentence."""
+    if getattr(r, "requirement", "min_fill") == "wip_in_flight":
+        return (f"{r.period}: {r.reason[0].upper() + r.reason[1:]}; with the other requirements held, at most "
+                f"{units(r.achievable)} units can be finished.")
     if getattr(r, "requirement", "min_fill") in ("wip_committed", "frozen_zone"):
         bound = "at most" if r.achievable < r.required else "no fewer than"
-        return f"{r.period}: {r.reason[0].upper() + r.reason[1:]}; {bound} {units(r.achievable)} wafers possible."
+        return (f"{r.period}: {r.reason[0].upper() + r.reason[1:]}; with the other requirements held, {bound} "
+                f"{units(r.achievable)} wafers are possible there.")
     return (f"{r.platform} {r.period}: min_fill needs {units(r.required)} units, at most "
             f"{units(r.achievable)} possible. {r.reason}.")
 
