@@ -41,21 +41,28 @@ def _expansion_shares(plan: PlanData, res: Results) -> tuple[pd.DataFrame, list[
     on, in proportion to wafers (into the cost of the quarter those wafers land). Returns per-start costs and the
     expansions no start used."""
     ws = res.wafer_starts
-    share = pd.Series(0.0, index=ws.index)
+    share = np.zeros(len(ws))
     unused = []
-    periods = plan.periods
-    pos = {p: i for i, p in enumerate(periods)}
+    pos = {p: i for i, p in enumerate(plan.periods)}
+    t = ws["period"].map(pos).to_numpy()
+    wafers = ws["wafers"].to_numpy(dtype=float)
+    line = (ws["fab"] + "/" + ws["node"]).to_numpy() if len(ws) else np.array([], dtype=object)
     for e in res.expansions.itertuples():
         if e.cost <= 0:
             continue
-        sel = ((ws["fab"] == e.fab) & (ws["node"] == e.node)
-               & (ws["period"].map(pos) >= pos[e.available_from]) & (ws["wafers"] > 0))
-        total = float(ws.loc[sel, "wafers"].sum())
+        sel = (line == f"{e.fab}/{e.node}") & (t >= pos[e.available_from]) & (wafers > 0)
+        total = float(wafers[sel].sum())
         if total <= 0:
             unused.append({"period": e.decided, "cost": float(e.cost)})
             continue
-        share[sel] += float(e.cost) * ws.loc[sel, "wafers"] / total
+        share[sel] += float(e.cost) * wafers[sel] / total
     return ws.assign(expansion_cost=share), unused
+
+
+def _grid(df: pd.DataFrame, col: str, products: list[str], periods: list[str]) -> np.ndarray:
+    return (df.pivot_table(index="product", columns="period", values=col, aggfunc="sum")
+            .reindex(index=products, columns=periods).fillna(0.0).to_numpy(dtype=float)) if len(df) else \
+        np.zeros((len(products), len(periods)))
 
 
 def pnl(plan: PlanData, res: Results) -> PnL:
@@ -63,53 +70,56 @@ def pnl(plan: PlanData, res: Results) -> PnL:
     periods = plan.periods
     T = len(periods)
     t_of = {p: i for i, p in enumerate(periods)}
-    prods = plan.products.set_index("product")
+    products = list(plan.products["product"])
+    M = len(products)
     fab_cost = {(f, n): float(c) for f, n, c in zip(plan.fabs["fab"], plan.fabs["node"], plan.fabs["wafer_cost"],
                                                    strict=True)}
     ws, unused = _expansion_shares(plan, res)
-    ws = ws.assign(cost=[w * fab_cost[(f, n)] for f, n, w in zip(ws["fab"], ws["node"], ws["wafers"], strict=True)])
-    landed = (ws.assign(t=ws["lands"].map(t_of)).groupby(["product", "t"])[["cost", "expansion_cost"]].sum())
-
+    ws = ws.assign(cost=[w * fab_cost[(f, n)] for f, n, w in zip(ws["fab"], ws["node"], ws["wafers"], strict=True)],
+                   period=ws["lands"])  # a start's costs belong to the quarter its output lands
+    wafer = _grid(ws, "cost", products, periods)
+    exp = _grid(ws, "expansion_cost", products, periods)
     sup = res.supply
-    unit_rows = []
-    avg: dict[tuple[str, int], float] = {}
-    end_value = 0.0
-    for product, g in sup.groupby("product", sort=False):
-        g = g.set_index(g["period"].map(t_of)).sort_index()
-        uc = float(prods.loc[product, "unit_cost"] or 0.0)
-        hc = float(prods.loc[product, "holding_cost"] or 0.0)
-        value = 0.0  # initial inventory is sunk: the objective never counted its cost
-        carried = float(g["inventory_end"].iloc[0] - g["output_units"].iloc[0] + g["shipped_units"].iloc[0])
-        for t in range(T):
-            out, shipped, inv = (float(g.at[t, c]) for c in ("output_units", "shipped_units", "inventory_end"))
-            wafer = float(landed["cost"].get((product, t), 0.0))
-            exp = float(landed["expansion_cost"].get((product, t), 0.0))
-            production = wafer + exp + uc * out
-            pool = value + production
-            available = carried + out
-            a = pool / available if available > 1e-9 else 0.0
-            avg[(product, t)] = a
-            holding = hc * inv
-            unit_rows.append({"product": product, "period": periods[t], "carried_in_units": carried,
-                              "carried_in_value": value, "output_units": out, "wafer_cost": wafer,
-                              "unit_cost": uc * out, "expansion_cost": exp, "average_cost": a,
-                              "shipped_units": shipped, "shipped_cost": a * shipped, "inventory_end": inv,
-                              "holding_cost": holding, "carried_out_value": a * inv + holding})
-            value = a * inv + holding
-            carried = inv
-        end_value += value
+    out, shipped, inv = (_grid(sup, c, products, periods) for c in ("output_units", "shipped_units", "inventory_end"))
+    uc = plan.products["unit_cost"].fillna(0.0).to_numpy(dtype=float)
+    hc = plan.products["holding_cost"].fillna(0.0).to_numpy(dtype=float)
+    unit = uc[:, None] * out
+    holding = hc[:, None] * inv
+    avg = np.zeros((M, T))
+    value_in, carried_in = np.zeros((M, T)), np.zeros((M, T))
+    value = np.zeros(M)  # initial inventory is sunk: the objective never counted its cost
+    carried = inv[:, 0] - out[:, 0] + shipped[:, 0] if T else np.zeros(M)
+    for t in range(T):
+        value_in[:, t], carried_in[:, t] = value, carried
+        available = carried + out[:, t]
+        pool = value + wafer[:, t] + exp[:, t] + unit[:, t]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            avg[:, t] = np.where(available > 1e-9, pool / available, 0.0)
+        value = avg[:, t] * inv[:, t] + holding[:, t]
+        carried = inv[:, t]
+    end_value = float(value.sum())
+    unit_cost = pd.DataFrame({
+        "product": np.repeat(products, T), "period": periods * M, "carried_in_units": carried_in.ravel(),
+        "carried_in_value": value_in.ravel(), "output_units": out.ravel(), "wafer_cost": wafer.ravel(),
+        "unit_cost": unit.ravel(), "expansion_cost": exp.ravel(), "average_cost": avg.ravel(),
+        "shipped_units": shipped.ravel(), "shipped_cost": (avg * shipped).ravel(), "inventory_end": inv.ravel(),
+        "holding_cost": holding.ravel(), "carried_out_value": (avg * inv + holding).ravel()})
 
     alloc = res.allocation
-    rev = alloc.groupby(["platform", "period"])["revenue"].sum() if len(alloc) else pd.Series(dtype=float)
-    cost = (alloc.assign(c=[avg[(m, t_of[p])] * u for m, p, u in
-                            zip(alloc["product"], alloc["period"], alloc["memory_units"], strict=True)])
-            .groupby(["platform", "period"])["c"].sum()) if len(alloc) else pd.Series(dtype=float)
+    m_of = {m: i for i, m in enumerate(products)}
+    if len(alloc):
+        a = alloc.assign(c=avg[alloc["product"].map(m_of).to_numpy(), alloc["period"].map(t_of).to_numpy()]
+                         * alloc["memory_units"].to_numpy(dtype=float))
+        rev = a.groupby(["platform", "period"])["revenue"].sum()
+        cost = a.groupby(["platform", "period"])["c"].sum()
+    else:
+        rev = cost = pd.Series(dtype=float)
     svc = res.service
     pen_of = dict(zip(plan.platforms["platform"], plan.platforms["shortfall_penalty"], strict=True))
     pen = (svc.assign(v=svc["shortfall"] * svc["platform"].map(pen_of)).groupby(["platform", "period"])["v"].sum()
            if len(svc) else pd.Series(dtype=float))
-    keys = sorted(set(rev.index) | set(cost.index) | set(pen.index),
-                  key=lambda k: (list(plan.platforms["platform"]).index(k[0]), t_of[k[1]]))
+    order = {p: i for i, p in enumerate(plan.platforms["platform"])}
+    keys = sorted(set(rev.index) | set(cost.index) | set(pen.index), key=lambda k: (order[k[0]], t_of[k[1]]))
     q = pd.DataFrame([{"platform": p, "period": per, "revenue": float(rev.get((p, per), 0.0)),
                        "memory_cost": float(cost.get((p, per), 0.0)),
                        "shortfall_penalty": float(pen.get((p, per), 0.0))} for p, per in keys],
@@ -129,8 +139,7 @@ def pnl(plan: PlanData, res: Results) -> PnL:
     y = q.assign(year=q["period"].str[:4].astype(int))
     by_year = (y.groupby(["platform", "year"], sort=False, as_index=False)
                [["revenue", "memory_cost", "margin", "shortfall_penalty"]].sum())
-    return PnL(by_year=by_year[COLUMNS], by_quarter=q.reset_index(drop=True),
-               unit_cost=pd.DataFrame(unit_rows))
+    return PnL(by_year=by_year[COLUMNS], by_quarter=q.reset_index(drop=True), unit_cost=unit_cost)
 
 
 def weeks_of_supply(res: Results, weeks_per_quarter: float = 13.0) -> pd.DataFrame:

@@ -48,7 +48,7 @@ class Baseline:
 
 
 def _refuse(path: Path, message: str, hint: str = "", sheet: str = "") -> ReadError:
-    return ReadError(Problem(code="not_a_report", message=message, sheet=sheet, found=path.name, hint=hint or
+    return ReadError(Problem(code="not_a_report", message=message, sheet=sheet, file=path.name, hint=hint or
                              "pass a report written by planner solve (e.g. plan-report.xlsx)"))
 
 
@@ -113,7 +113,14 @@ def read_baseline(path: str | os.PathLike[str], limits: Limits | None = None) ->
     path = Path(path)
     if path.is_dir():
         raise _refuse(path, f"{path} is a folder; a baseline is the report workbook a previous planner solve wrote")
-    raw = read_workbook(path, limits)
+    try:
+        raw = read_workbook(path, limits)
+    except ReadError as exc:  # not even a workbook: say that it was the baseline that could not be read
+        exc.problem.message = f"--baseline: {exc.problem.message}"
+        exc.problem.file = path.name
+        if exc.problem.code == "not_xlsx":
+            exc.problem.hint = "pass the .xlsx report a previous planner solve wrote"
+        raise
     sheets = raw.sheets
     if "Summary" not in sheets:
         is_input = {"Products", "Demand", "BOM"} <= set(sheets)
