@@ -52,7 +52,8 @@ def compact(name: str, params: dict, run, seconds: float, explain: bool | None =
     out = CaseResult(name=name, status=s["status"], params=params, kpis=kpis,
                      service=res.service[["platform", "period", "demand", "served", "shortfall"]].copy(),
                      capacity=res.capacity[["resource", "kind", "period", "capacity", "used", "utilisation",
-                                            "shadow_price"]].copy(), seconds=seconds)
+                                            "shadow_price"]].copy(), seconds=seconds,
+                     backlog=bool(run.plan.settings.backlog))
     if not run.solution.has_solution:
         out.error = s.get("message") or f"plan is {s['status']}"
         if run.infeasibility is not None and len(run.infeasibility):

@@ -226,8 +226,9 @@ def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple
             s = summary
             fill = f"{s['fill_rate']:.1%}" if s.get("fill_rate") is not None else "n/a"
             obj = f"{s['objective']:,.0f}" if s.get("objective") is not None else "n/a"
-            click.echo(f"{name or 'base':<28} {s['status']:<11} margin {obj:>18}  fill rate {fill:>6}  "
-                       f"report {target}")
+            margin = f"{s['margin']:,.0f}" if s.get("margin") is not None else "n/a"
+            click.echo(f"{name or 'base':<28} {s['status']:<11} margin {margin:>18}  objective {obj:>18}  "
+                       f"fill rate {fill:>6}  report {target}")
     if as_json:
         click.echo(json.dumps(summaries[0] if len(summaries) == 1 else summaries, default=str))
     sys.exit(worst)
@@ -382,7 +383,8 @@ def compare(input_path: Path, scenarios: tuple[str, ...], sets: tuple[str, ...],
             quiet: bool) -> None:
     """Compare scenarios side by side with the base plan.
 
-    KPIs with deltas (margin, revenue, fill rate and shortfall per platform, wafer starts per fab,
+    KPIs with deltas (margin = revenue − cost, objective = margin less shortfall penalties, revenue, fill
+    rate and units never served per platform (with backlog: unit-quarters of backlog), wafer starts per fab,
     utilisation), service differences per platform and quarter, the input cells each scenario changed,
     which constraints became or stopped binding, and charts. Example:
     `planner compare inputs/example.xlsx --all-scenarios -o compare.xlsx`.
@@ -430,15 +432,17 @@ def _check_out(out_path: Path, input_path: Path, baseline: Path | None = None) -
 @INPUT
 @click.option("--param", required=True, metavar="Sheet[key].column",
               help='Parameter to vary, e.g. "Programs[HBM4].qualification_quarters" or "Backend[TSV-1].units_per_quarter".')
-@click.option("--values", metavar="V1,V2,...", help="Values to set (comma-separated).")
-@click.option("--range", "range_", metavar="START:STOP:STEP", help="Evenly spaced values, STOP included; "
-              "applied as scale factors unless --op says otherwise.")
-@click.option("--op", type=click.Choice(["set", "add", "scale"]), help="How values apply (default: set for "
-              "--values, scale for --range).")
+@click.option("--values", metavar="V1,V2,...", help="Values (comma-separated), applied with --op.")
+@click.option("--range", "range_", metavar="START:STOP:STEP", help="Evenly spaced values, STOP included; the same "
+              "as listing them with --values (applied with --op).")
+@click.option("--op", type=click.Choice(["set", "add", "scale"]),
+              help="How each value applies to the cell: set it (default), add it, or multiply by it. Points are "
+                   "labelled with the cell's resulting value (a '*' key over many cells: with the factor or amount).")
 @click.option("--param2", metavar="Sheet[key].column", help="Second parameter: a two-parameter grid.")
 @click.option("--values2", metavar="V1,V2,...", help="Values of the second parameter.")
 @click.option("--range2", metavar="START:STOP:STEP", help="Range of the second parameter.")
-@click.option("--op2", type=click.Choice(["set", "add", "scale"]), help="How the second values apply.")
+@click.option("--op2", type=click.Choice(["set", "add", "scale"]),
+              help="How the second values apply (default: set).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Sweep workbook (default: INPUT-sweep.xlsx).")
 @WORKERS
@@ -449,12 +453,14 @@ def sweep(input_path: Path, param: str, values: str | None, range_: str | None, 
           scheduler: str | None, quiet: bool) -> None:
     """Vary one parameter (or two, as a grid) and tabulate the KPIs at each point.
 
-    One row per point with margin, fill rates and utilisation; a chart of margin and fill rate against the
-    parameter; the break points where the binding bottleneck changes; with --param2, heat-map grids.
+    One row per point with margin (revenue − cost), objective (margin less shortfall penalties), fill
+    rates and utilisation; a chart of them against the parameter; the break points where the binding
+    bottleneck changes; with --param2, heat-map grids. Each point is labelled with the value solved.
     Example: `planner sweep inputs/example.xlsx --param "Programs[HBM4].qualification_quarters" --values 0,1,2,3,4`
-    or `--param "Backend[TSV-1].units_per_quarter" --range 0.8:1.2:0.05`.
+    or `--param "Backend[TSV-1].units_per_quarter" --range 0.8:1.2:0.05 --op scale`.
     """
     from planner.analysis.whatif import parse_param, parse_values, sweep_cases
+    from planner.io.scenarios import Edit
     from planner.report.whatif import write_sweep
 
     out_path = output or default_report_path(input_path, "sweep")
@@ -468,14 +474,18 @@ def sweep(input_path: Path, param: str, values: str | None, range_: str | None, 
         raise click.UsageError(str(exc)) from exc
     except ValidationFailed as exc:
         _fail_input(exc, False)
+    if (range_ and op is None) or (range2 and op2 is None):
+        # --range used to mean factors; say once how the values apply now, since the labels will show it
+        click.echo("note: --range values are set as given (--op set); add --op scale for factors of the base value "
+                   "or --op add for amounts added to it.", err=True)
+    op, op2 = op or "set", op2 or "set"
     plan = _load(input_path)
-    cases = sweep_cases(p1, vals, op or ("scale" if range_ else "set"), p2, vals2,
-                        op2 or ("scale" if range2 else "set"))
-    _apply(plan, cases[0].edits, cases[0].name)  # a bad parameter is one input error, not N failed points
+    first = [Edit(p1.sheet, p1.key, p1.column, op, vals[0])] + (
+        [Edit(p2.sheet, p2.key, p2.column, op2, vals2[0])] if p2 and vals2 else [])
+    _apply(plan, first, "; ".join(e.describe() for e in first))  # a bad parameter is one input error, not N failures
+    cases, axes = sweep_cases(plan, p1, vals, op, p2, vals2, op2)
     outcome, journal = _run_batch(plan, cases, workers, scheduler, out_path, quiet, detail="binding")
-    label = p1.describe().split(" ")[0]
-    written = write_sweep(out_path, plan, outcome, label, p2.describe().split(" ")[0] if p2 else None,
-                          inputs=(input_path,))
+    written = write_sweep(out_path, plan, outcome, axes, inputs=(input_path,))
     _finish_batch(outcome, written, journal, "points")
 
 
@@ -495,8 +505,9 @@ def montecarlo(input_path: Path, samples: int, seed: int, threshold: float, outp
                workers: int | None, scheduler: str | None, quiet: bool) -> None:
     """Sample the uncertain inputs of the Uncertainty sheet and report the spread of outcomes.
 
-    P10/P50/P90 of margin and of each platform's fill rate, the probability that each platform's fill
-    rate falls below --threshold, and a histogram of margin. Example:
+    P10/P50/P90 of margin (revenue − cost), of the objective (margin less shortfall penalties) and of each
+    platform's fill rate, the probability that each platform's fill rate falls below --threshold, and a
+    histogram of margin. Example:
     `planner montecarlo inputs/example.xlsx --samples 500 --seed 7`.
     """
     from planner.analysis.whatif import montecarlo_cases
@@ -565,12 +576,13 @@ def explain(input_path: Path, platforms: tuple[str, ...], periods: tuple[str, ..
     if sel.empty:
         click.echo("No shortfall" + (" for the selection." if platforms or periods else " in this plan."))
         return
-    for line in platform_sentences(sel, plan):
+    for line in platform_sentences(sel, plan, run.results.service):
         click.echo(line)
+    level = "units in backlog at the end of the quarter" if plan.settings.backlog else "units short"
     for plat, g in sel.groupby("platform", sort=False):
         click.echo(f"\n{plat}")
         for period, gp in g.groupby("period", sort=True):
-            click.echo(f"  {period}: {gp['shortfall'].iloc[0]:,.0f} units short")
+            click.echo(f"  {period}: {gp['shortfall'].iloc[0]:,.0f} {level}")
             for r in gp.sort_values("units", ascending=False).itertuples():
                 who = f" [went to: {r.competitors.replace(';', ', ')}]" if r.competitors else ""
                 res = f" {r.resource}" if r.resource else ""

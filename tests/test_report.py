@@ -26,7 +26,7 @@ CONTRACT = {
     "Supply": ["product", "period", "output_units", "shipped_units", "inventory_end"],
     "Capacity": ["resource", "period", "capacity", "used", "utilisation", "shadow_price"],
 }
-SUMMARY_ROWS = {"status", "objective", "revenue", "cost", "shortfall_penalty", "fill_rate", "solver", "solve_seconds",
+SUMMARY_ROWS = {"status", "objective", "margin", "revenue", "cost", "shortfall_penalty", "fill_rate", "solver", "solve_seconds",
                 "input_sha256"}
 
 
@@ -61,6 +61,7 @@ def test_solve_example_writes_contract_sheets(example_report):
     assert summary["status"] == "optimal"
     assert summary["input_sha256"] == hashlib.sha256(EXAMPLE.read_bytes()).hexdigest()
     assert summary["objective"] == pytest.approx(summary["revenue"] - summary["cost"] - summary["shortfall_penalty"])
+    assert summary["margin"] == pytest.approx(summary["revenue"] - summary["cost"])
 
 
 def test_report_reconciles(example_report):
@@ -94,8 +95,9 @@ def test_overview_and_bottlenecks_speak_plainly(example_report):
     assert prices == sorted(prices, reverse=True)
     rd = sheet_rows(path, "R&D impact")
     assert {r["program"] for r in rd} == {"HBM4", "HBM4E", "SOCAMM2"}
-    # a program ready later can never help (monotonicity), earlier can never hurt
-    assert all(r["margin_later"] <= 1e-3 and r["margin_earlier"] >= -1e-3 for r in rd)
+    # a program ready later can never raise the objective (monotonicity), earlier can never lower it; the margin
+    # (revenue − cost) has no such promise: extra units may avoid more penalty than they earn
+    assert all(r["objective_later"] <= 1e-3 and r["objective_earlier"] >= -1e-3 for r in rd)
 
 
 def test_json_summary_on_stdout(tmp_path):

@@ -183,12 +183,16 @@ def test_sweep_margin_never_increases_with_qualification_delay(tmp_path):
 def test_sweep_range_and_grid(tmp_path):
     out = tmp_path / "g.xlsx"
     res = CliRunner().invoke(main, ["sweep", str(EXAMPLE), "--param", "Backend[TSV-1].units_per_quarter",
-                                    "--range", "0.9:1.1:0.1", "--param2", "Programs[HBM4].qualification_quarters",
-                                    "--values2", "2,3", "-o", str(out), "--workers", "1"])
+                                    "--range", "0.9:1.1:0.1", "--op", "scale", "--param2",
+                                    "Programs[HBM4].qualification_quarters", "--values2", "2,3", "-o", str(out),
+                                    "--workers", "1"])
     assert res.exit_code == 0, res.output
     wb = openpyxl.load_workbook(out, read_only=True)
     grid = list(wb["Grid objective"].iter_rows(values_only=True))
     assert len(grid) == 2 + 3 and len(grid[1]) == 3  # title, header, 3 rows × (label + 2 values)
+    # rows are the capacities solved (TSV-1 is 5,400,000 units a quarter), not the factors 0.9, 1.0, 1.1
+    assert [r[0] for r in grid[2:]] == pytest.approx([4_860_000, 5_400_000, 5_940_000])
+    assert {"Grid margin", "Grid fill_rate"} <= set(wb.sheetnames)
     bad = CliRunner().invoke(main, ["sweep", str(EXAMPLE), "--param", "Backend[TSV1].units_per_quarter",
                                     "--values", "1", "-o", str(out)])
     assert bad.exit_code == 1 and 'did you mean "TSV-1"?' in bad.output

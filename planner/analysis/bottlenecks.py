@@ -35,7 +35,11 @@ def _affected_platforms(plan: PlanData, res: Results, kind: str, resource: str, 
 
 
 def bottlenecks(plan: PlanData, res: Results) -> pd.DataFrame:
-    """Binding capacity rows ranked by shadow price, each with a sentence and the platforms that fall short."""
+    """Binding capacity rows ranked by shadow price, each with a sentence and the platforms that fall short.
+
+    A shadow price is the change of the LP's objective — margin less shortfall penalties — per extra unit of
+    capacity, so the sentence says objective: with penalties, one more wafer raises the margin by less.
+    """
     cur = plan.settings.currency
     cap = res.capacity
     b = cap[cap["shadow_price"] > SHADOW_TOL].copy()
@@ -50,7 +54,8 @@ def bottlenecks(plan: PlanData, res: Results) -> pd.DataFrame:
     sentences = []
     for r in b.itertuples():
         what = "wafer start per quarter at" if r.kind == "fab" else "unit of back-end capacity on"
-        s = f"One more {what} {r.resource} in {r.period} would add {money(r.shadow_price, cur)} of margin"
+        s = (f"One more {what} {r.resource} in {r.period} would raise the objective (margin less shortfall "
+             f"penalties) by {money(r.shadow_price, cur)}")
         if r.platforms_short:
             s += f"; short there: {r.platforms_short}"
         sentences.append(s + ".")

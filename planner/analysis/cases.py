@@ -32,6 +32,7 @@ class CaseResult:
     allocation: pd.DataFrame | None = None  # platform, period, option, platform_units (full detail only)
     causes: pd.DataFrame | None = None  # filled when the batch explains shortfalls
     seconds: float = 0.0
+    backlog: bool = False  # the case's Settings.backlog: its shortfall column holds backlog levels
 
     @property
     def ok(self) -> bool:

@@ -22,10 +22,10 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from planner.analysis.results import Results
+from planner.analysis.results import Results, platform_service
 from planner.io.validate import PlanData
 from planner.model.build import Model, build_model
-from planner.report.fmt import money, units
+from planner.report.fmt import lateness, money, signed_money, signed_units, span, units
 from planner.solve.policy import run_policy
 from planner.solve.sessions import HighsSession
 
@@ -400,11 +400,21 @@ def _split(add, cause: str, u: float, feeds: list[tuple[str, str, float, str]], 
         add(cause, r, u * wgt, text(r, q, v), _competitors(run, ms_, period, plat))
 
 
-def platform_sentences(causes: pd.DataFrame, plan) -> list[str]:
-    """One sentence per platform: total shortfall and its causes in percent."""
+def platform_sentences(causes: pd.DataFrame, plan, service: pd.DataFrame | None = None) -> list[str]:
+    """One sentence per platform: its shortfall and the causes' shares of it in percent.
+
+    Lost sales (``backlog = false``): the units short over the quarters explained. Backlog: the per-quarter rows
+    are backlog levels, so their sum is unit-quarters of backlog, said as such; with the contract's ``service``
+    table the sentence first says, counting each unit once, what is never served by the horizon end and how late
+    the rest is served (:func:`planner.analysis.results.platform_service`).
+    """
     lines = []
     if causes is None or causes.empty:
         return lines
+    backlog = bool(plan.settings.backlog)
+    horizon = list(plan.periods)
+    per_platform = (platform_service(service, True, horizon).set_index("platform")
+                    if backlog and service is not None else None)
     from planner.model.sets import ready_quarters
     from planner.periods import index_label
 
@@ -418,7 +428,6 @@ def platform_sentences(causes: pd.DataFrame, plan) -> list[str]:
         total = g.drop_duplicates(["period"])["shortfall"].sum()
         parts = g.groupby(["cause", "resource"])["units"].sum().sort_values(ascending=False)
         periods = sorted(g["period"].unique())
-        span = periods[0] if len(periods) == 1 else f"{periods[0]}–{periods[-1]}"
         descr = []
         for (cause, res), u in parts.items():
             if u / total < 0.005:
@@ -429,7 +438,13 @@ def platform_sentences(causes: pd.DataFrame, plan) -> list[str]:
                 label = names[cause].format(r=res, ready=ready.get(res, "?")) if res else names[cause].format(
                     r="", ready="")
             descr.append(f"{u / total:.0%} {label}")
-        lines.append(f"{plat}: {units(total)} units short over {span}; " + ", ".join(descr) + ".")
+        if not backlog:
+            lines.append(f"{plat}: {units(total)} units short {span(periods, horizon)}; " + ", ".join(descr) + ".")
+            continue
+        late = (lateness(per_platform.loc[plat], horizon[-1]) + "; "
+                if per_platform is not None and plat in per_platform.index else "")
+        lines.append(f"{plat}: {late}{units(total)} unit-quarters of backlog {span(periods, horizon)}: "
+                     + ", ".join(descr) + ".")
     return lines
 
 
@@ -444,13 +459,17 @@ def what_would_close(run, causes: pd.DataFrame, solve: Callable[[PlanData], Resu
     from planner.analysis.rd_impact import shift_program
     from planner.io.scenarios import Edit, apply_edits
 
-    cols = ["platform", "change", "units_closed", "share_closed", "margin_change", "sentence"]
+    backlog = bool(run.plan.settings.backlog)
+    cols = ["platform", "change", "units_closed", "share_closed", *(["unit_quarters_closed"] if backlog else []),
+            "margin_change", "objective_change", "sentence"]
     if causes is None or causes.empty:
         return pd.DataFrame(columns=cols)
     plan = run.plan
     base = run.results
-    short_by = base.service.groupby("platform")["shortfall"].sum()
-    short_plats = [p for p, s in short_by.items() if s > TOL]
+    before = base.platform_service().set_index("platform")
+    unserved = before["unserved"]
+    late = before["backlog_unit_quarters"] if backlog else pd.Series(0.0, index=before.index)
+    short_plats = [p for p in before.index if unserved[p] > TOL or late[p] > TOL]
     levers: list[tuple[str, object]] = []
     weight = causes.groupby(["cause", "resource"])["units"].sum().sort_values(ascending=False)
 
@@ -482,6 +501,7 @@ def what_would_close(run, causes: pd.DataFrame, solve: Callable[[PlanData], Resu
                        [Edit("Expansions", f"{e.fab}|{e.node}", "max_wafers_per_quarter", "scale", 2)]))
     rows = []
     base_obj = base.summary["objective"] or 0.0
+    base_margin = base.summary["margin"] or 0.0
     for label, lever in levers[:MAX_LEVERS]:
         try:
             if isinstance(lever, tuple):
@@ -493,42 +513,73 @@ def what_would_close(run, causes: pd.DataFrame, solve: Callable[[PlanData], Resu
             continue
         if r.summary["objective"] is None:
             continue
-        short2 = r.service.groupby("platform")["shortfall"].sum()
+        after = r.platform_service().set_index("platform")
         for plat in short_plats:
-            closed = float(short_by[plat] - short2.get(plat, 0.0))
-            if closed > TOL:
-                rows.append({"platform": plat, "change": label, "units_closed": closed,
-                             "share_closed": closed / short_by[plat],
-                             "margin_change": r.summary["objective"] - base_obj})
+            closed = float(unserved[plat] - (after["unserved"].get(plat, 0.0)))
+            uq_closed = float(late[plat] - after["backlog_unit_quarters"].get(plat, 0.0)) if backlog else 0.0
+            # a lever helps a platform when it serves more of it within the horizon, or (backlog) serves it
+            # sooner without serving less; by at least half a unit, the least a sentence can show
+            if closed > 0.5 or (closed >= -TOL and uq_closed > 0.5):
+                rows.append({"platform": plat, "change": label, "units_closed": max(closed, 0.0),
+                             "share_closed": closed / unserved[plat] if unserved[plat] > TOL else np.nan,
+                             "unit_quarters_closed": uq_closed,
+                             "margin_change": r.summary["margin"] - base_margin,
+                             "objective_change": r.summary["objective"] - base_obj})
     if not rows:
         return pd.DataFrame(columns=cols)
-    df = pd.DataFrame(rows).sort_values(["platform", "units_closed", "margin_change"], ascending=[True, False, False])
+    df = pd.DataFrame(rows)
+    # most units served first, then (backlog) most lateness removed, then the objective; rounded so that float
+    # noise between equal levers does not decide
+    df = df.assign(_u=df["units_closed"].round(3), _q=df["unit_quarters_closed"].round(3),
+                   _o=df["objective_change"].round(3))
+    df = df.sort_values(["platform", "_u", "_q", "_o"], ascending=[True, False, False, False], kind="stable")
     best = df.groupby("platform", sort=False).head(1).copy()
     cur = plan.settings.currency
-    best["sentence"] = [f"{r.change}: +{units(r.units_closed)} {r.platform} units ({r.share_closed:.0%} of its "
-                        f"shortfall), {'+' if r.margin_change >= 0 else ''}{money(r.margin_change, cur)} margin"
-                        for r in best.itertuples()]
+    last = plan.periods[-1]
+
+    def sentence(r) -> str:
+        money_part = (f"margin {signed_money(r.margin_change, cur)}, objective "
+                      f"{signed_money(r.objective_change, cur)}")
+        if not backlog:
+            return (f"{r.change}: +{units(r.units_closed)} {r.platform} units ({r.share_closed:.0%} of its "
+                    f"shortfall), {money_part}")
+        q = r.unit_quarters_closed
+        lateness_part = (f"backlog {signed_units(-q)} unit-quarters ({abs(q) / late[r.platform]:.0%} "
+                         f"{'less' if q > 0 else 'more'}), " if abs(q) > 0.5 else "")
+        if r.units_closed > 0.5:
+            return (f"{r.change}: +{units(r.units_closed)} {r.platform} units served by {last} "
+                    f"({r.share_closed:.0%} of its unserved units), {lateness_part}{money_part}")
+        return f"{r.change}: {r.platform} {lateness_part}{money_part}"
+
+    best["sentence"] = [sentence(r) for r in best.itertuples()]
     return best[cols].reset_index(drop=True)
 
 
 def cause_moves(results) -> pd.DataFrame:
-    """How shortfall causes moved between the base (first result) and each scenario (compare reports)."""
-    cols = ["scenario", "platform", "cause", "resource", "base_units", "scenario_units", "delta", "explanation"]
+    """How shortfall causes moved between the base (first result) and each scenario (compare reports).
+
+    Causes are summed over quarters per (platform, cause, resource): units short without backlog, unit-quarters
+    of backlog with it (the rows are backlog levels). A scenario whose backlog setting differs from the base's
+    measures something else, so it gets no rows rather than a difference of units and unit-quarters.
+    """
+    cols = ["scenario", "platform", "cause", "resource", "measure", "base_units", "scenario_units", "delta",
+            "explanation"]
     base = results[0]
     if base.causes is None:
         return pd.DataFrame(columns=cols)
     key = ["platform", "cause", "resource"]
     b = base.causes.groupby(key)["units"].sum() if len(base.causes) else pd.Series(dtype=float)
+    measure = "unit-quarters" if base.backlog else "units"
     rows = []
     for r in results[1:]:
-        if r.causes is None:
+        if r.causes is None or r.backlog != base.backlog:
             continue
         s = r.causes.groupby(key)["units"].sum() if len(r.causes) else pd.Series(dtype=float)
         both = pd.concat([b.rename("base"), s.rename("scen")], axis=1).fillna(0.0)
         both["delta"] = both["scen"] - both["base"]
         for (plat, cause, res), v in both[both["delta"].abs() > 0.5].iterrows():
             what = f"{cause}{' ' + res if res else ''}"
-            rows.append({"scenario": r.name, "platform": plat, "cause": cause, "resource": res,
+            rows.append({"scenario": r.name, "platform": plat, "cause": cause, "resource": res, "measure": measure,
                          "base_units": v["base"], "scenario_units": v["scen"], "delta": v["delta"],
-                         "explanation": f"{plat}: {what} {'+' if v['delta'] > 0 else ''}{units(v['delta'])} units"})
+                         "explanation": f"{plat}: {what} {signed_units(v['delta'])} {measure}"})
     return pd.DataFrame(rows, columns=cols)

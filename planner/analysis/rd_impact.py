@@ -15,7 +15,7 @@ from planner.analysis.results import Results
 from planner.io.validate import PlanData
 from planner.model.sets import ready_quarters
 from planner.periods import index_label
-from planner.report.fmt import money, units
+from planner.report.fmt import signed_money, units
 
 
 def shift_program(plan: PlanData, program: str, quarters: int) -> PlanData:
@@ -44,7 +44,12 @@ MAX_PROGRAMS = 8
 
 def rd_impact(plan: PlanData, base: Results, solve: Callable[[PlanData], Results],
               max_programs: int = MAX_PROGRAMS) -> pd.DataFrame:
-    """Margin and fill-rate change with each program one quarter earlier and one later (re-solves).
+    """Margin, objective and fill-rate change with each program one quarter earlier and one later (re-solves).
+
+    ``margin_*`` is the change of revenue − cost (the profit), ``objective_*`` the change of the objective
+    (margin less shortfall penalties) that the plan maximises; rows are ranked by ``objective_earlier``. An
+    earlier program can never lower the objective (it only adds options), but it can lower the margin, when the
+    extra units avoid more penalty than they earn: hence both.
 
     Two full re-solves per program; on plans with many programs only the ``max_programs`` whose products
     face the most platform demand are analysed (the sheet says so).
@@ -52,6 +57,7 @@ def rd_impact(plan: PlanData, base: Results, solve: Callable[[PlanData], Results
     cur = plan.settings.currency
     rows = []
     base_obj = base.summary["objective"] or 0.0
+    base_margin = base.summary["margin"] or 0.0
     base_fill = base.summary["fill_rate"] or 0.0
     base_plat = base.service.groupby("platform")[["served", "demand"]].sum()
     used_by = plan.bom.merge(plan.products[["product", "program"]], on="product")
@@ -67,21 +73,22 @@ def rd_impact(plan: PlanData, base: Results, solve: Callable[[PlanData], Results
         for tag, shift in (("earlier", -1), ("later", +1)):
             r = solve(shift_program(plan, prog, shift))
             if r.summary["objective"] is None:
-                rec[f"margin_{tag}"] = np.nan
-                rec[f"fill_{tag}"] = np.nan
+                rec[f"margin_{tag}"] = rec[f"objective_{tag}"] = rec[f"fill_{tag}"] = np.nan
                 rec[f"detail_{tag}"] = f"plan {r.summary['status']}"
                 continue
-            rec[f"margin_{tag}"] = r.summary["objective"] - base_obj
+            rec[f"margin_{tag}"] = r.summary["margin"] - base_margin
+            rec[f"objective_{tag}"] = r.summary["objective"] - base_obj
             rec[f"fill_{tag}"] = (r.summary["fill_rate"] or 0.0) - base_fill
             plat = r.service.groupby("platform")["served"].sum()
             diffs = (plat.reindex(base_plat.index).fillna(0) - base_plat["served"])
             moved = [f"{p} {'+' if d > 0 else ''}{units(d)} units" for p, d in diffs.items() if abs(d) > 0.5]
             rec[f"detail_{tag}"] = "; ".join(moved) if moved else "no change in service"
-        e, lt = rec.get("margin_earlier", np.nan), rec.get("margin_later", np.nan)
-        rec["verdict"] = (f"One quarter earlier is worth {money(e, cur)}; one quarter later costs "
-                          f"{money(-lt, cur)}." if np.isfinite(e) and np.isfinite(lt) else "")
+        vals = [rec.get(k, np.nan) for k in ("margin_earlier", "objective_earlier", "margin_later", "objective_later")]
+        rec["verdict"] = (f"One quarter earlier: margin {signed_money(vals[0], cur)}, objective "
+                          f"{signed_money(vals[1], cur)}; one quarter later: margin {signed_money(vals[2], cur)}, "
+                          f"objective {signed_money(vals[3], cur)}." if np.isfinite(vals).all() else "")
         rows.append(rec)
-    cols = ["program", "ready", "platforms", "margin_earlier", "fill_earlier", "detail_earlier", "margin_later",
-            "fill_later", "detail_later", "verdict"]
+    cols = ["program", "ready", "platforms", "margin_earlier", "objective_earlier", "fill_earlier", "detail_earlier",
+            "margin_later", "objective_later", "fill_later", "detail_later", "verdict"]
     df = pd.DataFrame(rows, columns=cols)
-    return df.sort_values("margin_earlier", ascending=False, na_position="last").reset_index(drop=True)
+    return df.sort_values("objective_earlier", ascending=False, na_position="last").reset_index(drop=True)

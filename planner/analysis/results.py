@@ -31,16 +31,80 @@ class Results:
     terms: dict[str, float]
     reconciliation: list[str] = field(default_factory=list)
     stages: list[dict] = field(default_factory=list)
+    periods: list[str] = field(default_factory=list)  # the horizon's quarters, in order
+
+    @property
+    def backlog(self) -> bool:
+        return bool(self.summary.get("backlog"))
+
+    def platform_service(self) -> pd.DataFrame:
+        """Service per platform over the horizon (:func:`platform_service`)."""
+        return platform_service(self.service, self.backlog, self.periods)
 
     def kpis(self) -> dict:
-        """Compact numbers for comparisons and batches."""
-        k = {key: self.summary[key] for key in ("status", "objective", "revenue", "cost", "shortfall_penalty",
-                                                "fill_rate")}
-        svc = self.service.groupby("platform")[["demand", "served", "shortfall"]].sum()
-        for plat, row in svc.iterrows():
-            k[f"fill_rate[{plat}]"] = row["served"] / row["demand"] if row["demand"] > 0 else np.nan
-            k[f"shortfall[{plat}]"] = row["shortfall"]
+        """Compact numbers for comparisons and batches.
+
+        Per platform: ``fill_rate[p]``, ``unserved[p]`` (demand never served within the horizon) and, with
+        backlog, ``backlog_unit_quarters[p]`` — never the backlog levels added up as units.
+        """
+        k = {key: self.summary[key] for key in ("status", "objective", "margin", "revenue", "cost",
+                                                "shortfall_penalty", "fill_rate")}
+        for r in self.platform_service().itertuples(index=False):
+            k[f"fill_rate[{r.platform}]"] = r.fill_rate
+            k[f"unserved[{r.platform}]"] = r.unserved
+            if self.backlog:
+                k[f"backlog_unit_quarters[{r.platform}]"] = r.backlog_unit_quarters
         return k
+
+
+def platform_service(service: pd.DataFrame, backlog: bool, periods: list[str] | None = None) -> pd.DataFrame:
+    """Service per platform over the horizon, counting every unit of demand once.
+
+    Columns ``platform, demand, served, unserved, fill_rate``; ``unserved`` is demand never served within the
+    horizon: the lost sales (``backlog = false``) or the last quarter's backlog (``backlog = true``; it equals
+    demand − served, since backlog carries every unserved unit forward). With backlog also:
+
+    - ``backlog_unit_quarters`` = Σ_t backlog[t]: one unit waiting at the end of one quarter is one unit-quarter
+      (the quantity the backlog penalty is charged on; the contract's per-quarter ``shortfall`` column summed);
+    - ``served_late`` and ``avg_delay_quarters``, with the oldest orders served first: in quarter t the first
+      ``min(served[t], backlog[t-1])`` units served are late. The units never served are then the newest, each
+      waiting from its quarter to the horizon end, and the late units waited the rest of the unit-quarters.
+
+    The Service table's per-quarter ``shortfall`` under backlog is a *level*; adding levels over quarters counts
+    a unit once for every quarter it waits, which is why no total here does that.
+    """
+    cols = ["platform", "demand", "served", "unserved", "fill_rate"]
+    if backlog:
+        cols += ["served_late", "avg_delay_quarters", "backlog_unit_quarters"]
+    if service.empty:
+        return pd.DataFrame(columns=cols)
+    periods = list(periods) if periods else sorted(service["period"].unique())
+    plats = pd.unique(service["platform"])
+    p = pd.Categorical(service["platform"], categories=plats).codes
+    t = service["period"].map({q: i for i, q in enumerate(periods)}).to_numpy()
+    P, T = len(plats), len(periods)
+    D, S, B = (np.zeros((P, T)) for _ in range(3))
+    for arr, col in ((D, "demand"), (S, "served"), (B, "shortfall")):
+        np.add.at(arr, (p, t), service[col].to_numpy(dtype=float))
+    out = pd.DataFrame({"platform": plats, "demand": D.sum(axis=1), "served": S.sum(axis=1)})
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["fill_rate"] = np.where(out["demand"] > 0, out["served"] / out["demand"], np.nan)
+    if not backlog:
+        out["unserved"] = B.sum(axis=1)
+        return out[cols]
+    before = np.hstack([np.zeros((P, 1)), B[:, :-1]])
+    late = np.minimum(S, before).sum(axis=1)
+    unserved = B[:, -1]
+    # the never-served units are the newest demand: quarter t holds min(D_t, what is left after later quarters)
+    after = np.cumsum(D[:, ::-1], axis=1)[:, ::-1] - D
+    take = np.minimum(D, np.maximum(unserved[:, None] - after, 0.0))
+    waiting = (take * (T - np.arange(T))[None, :]).sum(axis=1)
+    unit_quarters = B.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        delay = np.where(late > EPS, (unit_quarters - waiting) / late, 0.0)
+    out = out.assign(unserved=unserved, served_late=late, avg_delay_quarters=delay,
+                     backlog_unit_quarters=unit_quarters)
+    return out[cols]
 
 
 def _clean(v: np.ndarray) -> np.ndarray:
@@ -182,6 +246,7 @@ def extract(model: Model, sol: Solution) -> Results:
     summary = {
         "status": sol.status,
         "objective": revenue - cost - penalty if sol.x is not None else None,
+        "margin": revenue - cost if sol.x is not None else None,  # the profit; the objective also counts penalties
         "revenue": revenue, "cost": cost, "shortfall_penalty": penalty,
         "fill_rate": float(served.sum() / total_demand) if total_demand > 0 else None,
         "wafer_cost": terms.get("wafer_cost", 0.0), "unit_cost": terms.get("unit_cost", 0.0),
@@ -193,7 +258,8 @@ def extract(model: Model, sol: Solution) -> Results:
         "currency": currency, "input_sha256": model.input_sha256, "message": sol.message,
     }
     res = Results(summary=summary, allocation=allocation, service=svc, wafer_starts=wafer_starts, supply=supply,
-                  capacity=capacity, expansions=expansions, terms=terms, stages=sol.stages)
+                  capacity=capacity, expansions=expansions, terms=terms, stages=sol.stages,
+                  periods=list(periods))
     if sol.x is not None:
         res.reconciliation = reconcile(res, model.settings.backlog) + [f"LP residual: {v}" for v in
                                                                         sol.violations]

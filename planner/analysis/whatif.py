@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from planner.analysis.cases import Case, CaseResult, unique_names
 from planner.io.problems import Problem, ValidationFailed
-from planner.io.scenarios import Edit, edits_from_sheet, parse_override
+from planner.io.scenarios import Edit, apply_edits, cell_values, edits_from_sheet, parse_override
 from planner.io.uncertainty import check_uncertainty, draw, fit_draw
 from planner.io.validate import PlanData
-from planner.report.fmt import money
+from planner.report.fmt import cell, money
 
 BASE = "base"
 
@@ -66,22 +67,112 @@ def parse_values(values: str | None, rng: str | None) -> list:
     raise ValueError("give --values or --range")
 
 
-def sweep_cases(param: Edit, values: list, op: str, param2: Edit | None = None, values2: list | None = None,
-                op2: str = "set") -> list[Case]:
-    def edit(p: Edit, v, o: str) -> Edit:
-        return Edit(p.sheet, p.key, p.column, o, v, source=f"sweep {p.describe().split(' ')[0]}")
+@dataclass(frozen=True)
+class SweepAxis:
+    """One swept parameter and how its points are labelled, so that a label is always the value solved.
 
-    label1 = param.describe().split(" ")[0]
-    cases = []
+    When the parameter is one cell (or ``op`` is ``set``), a point's label is the cell's value in the plan that
+    point solves — ``add``/``scale`` results included, read back after the edit — and the amount or factor
+    given is kept beside it. When a wildcard key matches many cells that ``add`` or ``scale`` move by one
+    amount, no single value was solved: the label is the factor (``× 1.05 of base``) or the amount, said so.
+    """
+
+    param: str  # Sheet[key].column as the user typed it
+    op: str  # set | add | scale
+    cells: int  # cells the parameter matches in the base plan
+
+    @property
+    def per_cell(self) -> bool:
+        """Labels are cell values (one cell, or every matched cell set to the same value)."""
+        return self.cells <= 1 or self.op == "set"
+
+    @property
+    def column(self) -> str:
+        if self.per_cell:
+            return self.param
+        return f"{self.param} (× base)" if self.op == "scale" else f"{self.param} (+ on each cell)"
+
+    @property
+    def given_column(self) -> str | None:
+        """Where the factor or amount given sits beside a cell-value label (None: the label is what was given)."""
+        if not self.per_cell or self.op == "set":
+            return None
+        return f"{self.param} × factor" if self.op == "scale" else f"{self.param} + amount"
+
+    def value_text(self, v) -> str:
+        if self.per_cell:
+            return cell(v) + (f" in each of {self.cells} cells" if self.cells > 1 else "")
+        return f"× {cell(v)} of base" if self.op == "scale" else f"{'+' if v >= 0 else ''}{cell(v)} on each cell"
+
+    def text(self, v, given=None) -> str:
+        """A point's name: ``Programs[HBM4].qualification_quarters=4``, ``Demand[X|*].units × 1.05 of base``;
+        a point whose edit cannot apply (label None) names what was asked: ``… *= 0.5 (not applied)``."""
+        if v is None:
+            return f"{self.param} {dict(set='=', add='+=', scale='*=')[self.op]} {cell(given)} (not applied)"
+        if self.per_cell:
+            return f"{self.param}={self.value_text(v)}"
+        return f"{self.param} {self.value_text(v)}"
+
+    def between(self, a, b) -> str:
+        """The two points around a break: ``… = 2 and 3``, ``… × 0.9 and × 1 of base``."""
+        if self.per_cell:
+            return f"{self.param} = {cell(a)} and {cell(b)}"
+        if self.op == "scale":
+            return f"{self.param} × {cell(a)} and × {cell(b)} of base"
+        return f"{self.param} {'+' if a >= 0 else ''}{cell(a)} and {'+' if b >= 0 else ''}{cell(b)} on each cell"
+
+
+def sweep_axis(plan: PlanData, param: Edit, op: str) -> SweepAxis:
+    return SweepAxis(param.target, op, len(cell_values(plan, param)))
+
+
+def _labels(plan: PlanData, axis: SweepAxis, param: Edit, values: list) -> list:
+    """Each value's label: the cell's value after the edit (None when the edit cannot apply: that point fails)."""
+    if not axis.per_cell:
+        return list(values)
+    out = []
     for v in values:
+        e = Edit(param.sheet, param.key, param.column, axis.op, v)
+        try:
+            got = cell_values(apply_edits(plan, [e]), e)
+        except ValidationFailed:
+            got = []
+        out.append(got[0] if got else None)
+    return out
+
+
+def sweep_cases(plan: PlanData, param: Edit, values: list, op: str, param2: Edit | None = None,
+                values2: list | None = None, op2: str = "set") -> tuple[list[Case], list[SweepAxis]]:
+    """Cases of a sweep (one parameter, or a grid of two) and their axes; each case's ``params`` hold its labels
+    (:class:`SweepAxis`) and, beside a cell-value label, the factor or amount given."""
+    def edit(p: Edit, v, o: str) -> Edit:
+        return Edit(p.sheet, p.key, p.column, o, v, source=f"sweep {p.target}")
+
+    axes = [sweep_axis(plan, param, op)]
+    points = [list(zip(values, _labels(plan, axes[0], param, values), strict=True))]
+    if param2 is not None:
+        axes.append(sweep_axis(plan, param2, op2))
+        points.append(list(zip(values2 or [], _labels(plan, axes[1], param2, values2 or []), strict=True)))
+
+    def params(axis: SweepAxis, given, lab) -> dict:
+        out = {axis.column: lab}
+        if axis.given_column:
+            out[axis.given_column] = given
+        return out
+
+    cases = []
+    for v, lab in points[0]:
         if param2 is None:
-            cases.append(Case(f"{label1}={v}", [edit(param, v, op)], params={label1: v}))
-        else:
-            label2 = param2.describe().split(" ")[0]
-            for v2 in values2 or []:
-                cases.append(Case(f"{label1}={v}, {label2}={v2}", [edit(param, v, op), edit(param2, v2, op2)],
-                                  params={label1: v, label2: v2}))
-    return cases
+            cases.append(Case(axes[0].text(lab, v), [edit(param, v, op)], params=params(axes[0], v, lab)))
+            continue
+        for v2, lab2 in points[1]:
+            cases.append(Case(f"{axes[0].text(lab, v)}, {axes[1].text(lab2, v2)}",
+                              [edit(param, v, op), edit(param2, v2, op2)],
+                              params={**params(axes[0], v, lab), **params(axes[1], v2, lab2)}))
+    names = unique_names(c.name for c in cases)
+    for c, n in zip(cases, names, strict=True):
+        c.name = n
+    return cases, axes
 
 
 def montecarlo_cases(plan: PlanData, samples: int, seed: int) -> list[Case]:
@@ -151,15 +242,20 @@ def binding_changes(base: CaseResult, other: CaseResult) -> pd.DataFrame:
 
 
 def montecarlo_stats(results: list[CaseResult], threshold: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """P10/P50/P90 and mean of margin (revenue − cost), objective (margin less shortfall penalties), fill rate
+    and each platform's fill rate; the histogram is of margin."""
     ok = [r for r in results if r.ok]
     rows = []
-    margin = np.array([r.kpis["objective"] for r in ok])
+    margin = np.array([r.kpis["margin"] for r in ok])
+    objective = np.array([r.kpis["objective"] for r in ok])
     fill = np.array([r.kpis["fill_rate"] for r in ok])
 
     def pct(a: np.ndarray) -> dict:
         return dict(zip(("P10", "P50", "P90"), np.percentile(a, [10, 50, 90]), strict=True)) if len(a) else {}
 
     rows.append({"metric": "margin", **pct(margin), "mean": margin.mean() if len(ok) else None,
+                 "P(fill rate < threshold)": None})
+    rows.append({"metric": "objective", **pct(objective), "mean": objective.mean() if len(ok) else None,
                  "P(fill rate < threshold)": None})
     rows.append({"metric": "fill_rate (all platforms)", **pct(fill), "mean": fill.mean() if len(ok) else None,
                  "P(fill rate < threshold)": float((fill < threshold).mean()) if len(ok) else None})

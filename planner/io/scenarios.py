@@ -47,10 +47,14 @@ class Edit:
     value: Any
     source: str = ""  # where the edit came from, for messages ("Scenarios row 4", "--set ...")
 
+    @property
+    def target(self) -> str:
+        """The cells it edits, as typed: ``Demand[Vera Rubin|*].units``, ``Settings.policy``."""
+        return f"Settings.{self.key}" if self.sheet == "Settings" else f"{self.sheet}[{self.key}].{self.column}"
+
     def describe(self) -> str:
         sym = {"set": "=", "add": "+=", "scale": "*="}[self.op]
-        target = f"Settings.{self.key}" if self.sheet == "Settings" else f"{self.sheet}[{self.key}].{self.column}"
-        return f"{target} {sym} {self.value}"
+        return f"{self.target} {sym} {self.value}"
 
 
 def parse_override(text: str) -> Edit:
@@ -315,3 +319,28 @@ def _isnull(v: Any) -> bool:
         return v is None or bool(pd.isna(v))
     except (TypeError, ValueError):
         return False
+
+
+def cell_values(plan: PlanData, edit: Edit) -> list[Any]:
+    """The values of the cells an edit targets in ``plan`` (one per matched row; a setting's value for Settings).
+
+    A sweep labels its points with these, read from the plan each point solves, so a label is the value solved
+    whatever ``op`` produced it. A Demand pair with no row reads as one cell holding 0 (missing pairs mean 0).
+    """
+    sheet = _resolve_sheet(edit)
+    if sheet is None:
+        return []
+    if sheet == "Settings":
+        spec = C.SETTINGS_KEYS.get(edit.key.strip().casefold())
+        return [getattr(plan.settings, spec.name)] if spec is not None else []
+    col = next((c for c in C.SHEETS_BY_NAME[sheet].columns if c.name.casefold() == edit.column.strip().casefold()),
+               None)
+    df = plan.frame(sheet)
+    parts = [p.strip() for p in edit.key.split("|")]
+    keys = EDIT_KEYS[sheet]
+    if col is None or len(parts) != len(keys):
+        return []
+    mask, parts = _match_rows(df, keys, edit.key)
+    if not mask.any() and sheet == "Demand" and "*" not in parts:
+        return [0.0]
+    return list(df.loc[mask, col.name])

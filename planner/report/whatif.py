@@ -11,6 +11,7 @@ import pandas as pd
 
 from planner.analysis.cases import Case, CaseResult
 from planner.analysis.whatif import (
+    SweepAxis,
     binding_changes,
     break_points,
     kpi_table,
@@ -23,7 +24,7 @@ from planner.io.problems import ValidationFailed
 from planner.io.scenarios import changed_cells
 from planner.io.validate import PlanData
 from planner.report.atomic import atomic_write
-from planner.report.fmt import money, units
+from planner.report.fmt import cell, money, signed_money, signed_units
 from planner.report.xlsx import Book
 
 
@@ -48,16 +49,6 @@ def _failures(book: Book, results: list[CaseResult]) -> None:
                    widths={"reason": 120, "case": 40})
 
 
-def _fmt(v) -> str:
-    """A cell value as a person would write it: 5,940,000 not 5940000.000000001, 0.78 not 0.7800000001."""
-    if isinstance(v, bool) or not isinstance(v, int | float | np.number):
-        return str(v)
-    v = float(v)
-    if abs(v - round(v)) < 1e-6 * max(1.0, abs(v)):
-        return f"{round(v):,}"
-    return f"{v:,.6g}"
-
-
 def _because(plan: PlanData, case: Case | None, moves: pd.DataFrame | None, name: str) -> str:
     """'because <input changes> → <cause moves>' for one scenario, when both are known."""
     parts = []
@@ -68,7 +59,7 @@ def _because(plan: PlanData, case: Case | None, moves: pd.DataFrame | None, name
             cc = pd.DataFrame()
         if len(cc):
             head = cc.head(2)
-            desc = [f"{r.sheet} {r.row_id} {r.column} {_fmt(r.before)} → {_fmt(r.after)}" for r in head.itertuples()]
+            desc = [f"{r.sheet} {r.row_id} {r.column} {cell(r.before)} → {cell(r.after)}" for r in head.itertuples()]
             if len(cc) > 2:
                 desc.append(f"{len(cc) - 2} more cell{'s' if len(cc) > 3 else ''}")
             parts.append(", ".join(desc))
@@ -92,23 +83,36 @@ def compare_sentences(plan: PlanData, results: list[CaseResult], cases: list[Cas
         if not r.ok:
             lines.append(f"{r.name}: {r.status} — {r.error}")
             continue
-        dm = r.kpis["objective"] - base.kpis["objective"]
-        pct = dm / abs(base.kpis["objective"]) if base.kpis["objective"] else float("nan")
+        money_part = []
+        for key in ("margin", "objective"):
+            d = r.kpis[key] - base.kpis[key]
+            rel = f" ({d / abs(base.kpis[key]):+.1%})" if base.kpis[key] else ""
+            money_part.append(f"{key} {signed_money(d, cur)}{rel}")
         df = (r.kpis["fill_rate"] or 0) - (base.kpis["fill_rate"] or 0)
         served = (r.service.groupby("platform")["served"].sum() - base.service.groupby("platform")["served"].sum())
         served = served.fillna(0)
         movers = served[served.abs() > 0.5].sort_values()
-        who = "; ".join(f"{p} {'+' if d > 0 else ''}{units(d)} units" for p, d in movers.items()) or "none"
-        short = (r.service.groupby("platform")["shortfall"].sum()
-                 - base.service.groupby("platform")["shortfall"].sum()).fillna(0)
-        short = short[short.abs() > 0.5].sort_values(ascending=False)
-        line = (f"{r.name}: margin {'+' if dm >= 0 else ''}{money(dm, cur)} ({pct:+.1%}), fill rate {df * 100:+.1f} "
-                f"pts; served: {who}")
-        if len(short):
-            line += "; shortfall: " + "; ".join(f"{p} {'+' if d > 0 else ''}{units(d)}" for p, d in short.items())
+        who = "; ".join(f"{p} {signed_units(d)} units" for p, d in movers.items()) or "none"
+        line = f"{r.name}: {', '.join(money_part)}, fill rate {df * 100:+.1f} pts; served: {who}"
+        backlog = base.backlog or r.backlog
+        for prefix, word, label in (("unserved", "units", "never served" if backlog else "shortfall"),
+                                    ("backlog_unit_quarters", "unit-quarters", "backlog")):
+            change = _platform_change(base, r, prefix)
+            if len(change):
+                line += f"; {label}: " + "; ".join(f"{p} {signed_units(d)} {word}" for p, d in change.items())
         line += "." + _because(plan, case_of.get(r.name), moves, r.name)
         lines.append(line)
     return lines
+
+
+def _platform_change(base: CaseResult, other: CaseResult, prefix: str) -> pd.Series:
+    """Per-platform change of a KPI ``prefix[platform]`` (a platform without the key counts 0), largest first."""
+    def of(r: CaseResult) -> pd.Series:
+        return pd.Series({k[len(prefix) + 1:-1]: v for k, v in r.kpis.items() if k.startswith(prefix + "[")},
+                         dtype=float)
+
+    d = of(other).sub(of(base), fill_value=0.0)
+    return d[d.abs() > 0.5].sort_values(ascending=False)
 
 
 def write_compare(path: Path, plan: PlanData, outcome: BatchOutcome, cases: list[Case],
@@ -142,7 +146,8 @@ def write_compare(path: Path, plan: PlanData, outcome: BatchOutcome, cases: list
         money_fmt = book.money(cur)
         for i, m in enumerate(metrics, start=2):
             fmt = (book.fmt["pct"] if m.startswith(("fill_rate", "utilisation")) else
-                   money_fmt if m in ("objective", "revenue", "cost", "shortfall_penalty") else book.fmt["int"])
+                   money_fmt if m in ("objective", "margin", "revenue", "cost", "shortfall_penalty")
+                   else book.fmt["int"])
             ws.set_row(i, None, fmt)
         # Service per platform and quarter
         svc = None
@@ -217,8 +222,10 @@ def write_compare(path: Path, plan: PlanData, outcome: BatchOutcome, cases: list
                        freeze=False)
             ok = [r for r in results if r.ok]
             m0 = len(fills) + 3
-            margins = pd.DataFrame({"case": [r.name for r in ok], "margin": [r.kpis["objective"] for r in ok]})
-            book.table(data, margins, first_row=m0, formats={"margin": "money"}, autofilter=False, freeze=False)
+            margins = pd.DataFrame({"case": [r.name for r in ok], "margin": [r.kpis["margin"] for r in ok],
+                                    "objective": [r.kpis["objective"] for r in ok]})
+            book.table(data, margins, first_row=m0, formats={"margin": "money", "objective": "money"},
+                       autofilter=False, freeze=False)
             charts = book.sheet("Charts")
             ch1 = book.wb.add_chart({"type": "column"})
             for j in range(1, len(fills.columns)):
@@ -230,13 +237,16 @@ def write_compare(path: Path, plan: PlanData, outcome: BatchOutcome, cases: list
             ch1.set_size({"width": 900, "height": 380})
             charts.insert_chart(1, 0, ch1)
             ch2 = book.wb.add_chart({"type": "bar"})
-            ch2.add_series({"name": "margin", "categories": ["ChartData", m0 + 1, 0, m0 + len(ok), 0],
-                            "values": ["ChartData", m0 + 1, 1, m0 + len(ok), 1], "fill": {"color": "#2F5597"},
-                            "data_labels": {"value": True, "num_format": "#,##0,,,\"B\""}})
-            ch2.set_title({"name": f"Margin by scenario ({cur})"})
+            for j, (name, colour) in enumerate((("margin (revenue − cost)", "#2F5597"),
+                                                ("objective (margin less shortfall penalties)", "#C55A11")),
+                                               start=1):
+                ch2.add_series({"name": name, "categories": ["ChartData", m0 + 1, 0, m0 + len(ok), 0],
+                                "values": ["ChartData", m0 + 1, j, m0 + len(ok), j], "fill": {"color": colour},
+                                "data_labels": {"value": True, "num_format": "#,##0.0,,,\"B\""}})
+            ch2.set_title({"name": f"Margin and objective by scenario ({cur})"})
             ch2.set_x_axis({"num_format": "#,##0,,,\"B\""})
-            ch2.set_legend({"none": True})
-            ch2.set_size({"width": 900, "height": 60 + 40 * len(ok)})
+            ch2.set_legend({"position": "bottom"})
+            ch2.set_size({"width": 900, "height": 100 + 60 * len(ok)})
             charts.insert_chart(21, 0, ch2)
         _failures(book, results)
         book.close()
@@ -244,45 +254,58 @@ def write_compare(path: Path, plan: PlanData, outcome: BatchOutcome, cases: list
     return atomic_write(path, write, inputs)
 
 
-def write_sweep(path: Path, plan: PlanData, outcome: BatchOutcome, param: str, param2: str | None = None,
+def write_sweep(path: Path, plan: PlanData, outcome: BatchOutcome, axes: list[SweepAxis],
                 inputs: tuple[Path, ...] = ()) -> Path:
+    """Points table, chart and break points of a sweep (grids for two axes); every label is the value solved or
+    the factor given, as the :class:`~planner.analysis.whatif.SweepAxis` says."""
     results = outcome.results
+    ax = axes[0]
+    ax2 = axes[1] if len(axes) > 1 else None
 
     def write(tmp: Path) -> None:
         book = Book(tmp)
         kp = kpi_table(results)
-        bp = break_points(results, param) if param2 is None else pd.DataFrame()
-        lines = [f"Sweep of {param}" + (f" × {param2}" if param2 else "") + f": {len(results)} points, "
-                 f"{sum(r.ok for r in results)} solved."]
+        bp = break_points(results, ax.column) if ax2 is None else pd.DataFrame()
+        lines = [f"Sweep of {ax.column}" + (f" × {ax2.column}" if ax2 else "") + f": {len(results)} points, "
+                 f"{sum(r.ok for r in results)} solved. Margin is revenue − cost; objective is margin less shortfall "
+                 "penalties."]
         if outcome.interrupted:
             lines.insert(0, "INTERRUPTED: points not run are marked 'interrupted'.")
         for b in bp.itertuples():
-            lines.append(f"Between {param} = {b._1} and {b.to}: {b.change}.")
+            lines.append(f"Between {ax.between(b._1, b.to)}: {b.change}.")
         ov = book.sheet("Overview")
         _notice(book, ov, f"Sweep: {Path(plan.source).name}", plan, lines)
         ws = book.sheet("Points")
+        labels = {c for a in axes for c in (a.column, a.given_column) if c}
         fmts = {c: ("pct" if c.startswith(("fill_rate", "utilisation")) else "money" if c in (
-            "objective", "revenue", "cost", "shortfall_penalty") else "float") for c in kp.columns
-            if c not in ("case", "status", "error")}
+            "objective", "margin", "revenue", "cost", "shortfall_penalty") else "float") for c in kp.columns
+            if c not in ("case", "status", "error", *labels)}
+        for c in labels & set(kp.columns):  # whole-number labels with thousands separators, others as typed
+            nums = [v for v in kp[c] if isinstance(v, int | float | np.number) and not isinstance(v, bool)]
+            if nums and len(nums) == kp[c].notna().sum() and all(float(v).is_integer() for v in nums):
+                fmts[c] = "int"
         book.table(ws, kp, formats=fmts, widths={"case": 40, "error": 60})
         ok = kp[kp["status"] == "optimal"].reset_index(drop=True)
-        if param2 is None and len(ok):
+        if ax2 is None and len(ok):
             data = book.sheet("ChartData")
-            cols = [param, "objective", "fill_rate"]
+            cols = [ax.column, "margin", "objective", "fill_rate"]
             book.table(data, ok[cols], autofilter=False, freeze=False,
-                       formats={"objective": "money", "fill_rate": "pct"})
+                       formats={"margin": "money", "objective": "money", "fill_rate": "pct",
+                                ax.column: fmts.get(ax.column, "")})
             n = len(ok)
             chart = book.wb.add_chart({"type": "line"})
-            chart.add_series({"name": "margin", "categories": ["ChartData", 1, 0, n, 0],
-                              "values": ["ChartData", 1, 1, n, 1], "marker": {"type": "circle"}})
+            for j, name, marker in ((1, "margin (revenue − cost)", "circle"),
+                                    (2, "objective (margin less shortfall penalties)", "square")):
+                chart.add_series({"name": name, "categories": ["ChartData", 1, 0, n, 0],
+                                  "values": ["ChartData", 1, j, n, j], "marker": {"type": marker}})
             fill = book.wb.add_chart({"type": "line"})
             fill.add_series({"name": "fill rate", "categories": ["ChartData", 1, 0, n, 0],
-                             "values": ["ChartData", 1, 2, n, 2], "y2_axis": True, "marker": {"type": "diamond"},
+                             "values": ["ChartData", 1, 3, n, 3], "y2_axis": True, "marker": {"type": "diamond"},
                              "line": {"dash_type": "dash"}})
             chart.combine(fill)
-            chart.set_title({"name": f"Margin and fill rate vs {param}"})
-            chart.set_x_axis({"name": param})
-            chart.set_y_axis({"name": "margin", "num_format": "#,##0,,,\"B\""})
+            chart.set_title({"name": f"Margin, objective and fill rate vs {ax.column}"})
+            chart.set_x_axis({"name": ax.column, **({"num_format": "#,##0"} if fmts.get(ax.column) == "int" else {})})
+            chart.set_y_axis({"name": "margin and objective", "num_format": "#,##0,,,\"B\""})
             fill.set_y2_axis({"name": "fill rate", "num_format": "0%"})
             chart.set_legend({"position": "bottom"})
             chart.set_size({"width": 900, "height": 400})
@@ -293,11 +316,11 @@ def write_sweep(path: Path, plan: PlanData, outcome: BatchOutcome, param: str, p
                 ws.write_string(0, 0, "The same resources bind at every point of the sweep.")
             else:
                 book.table(ws, bp, widths={"change": 70, "binding_before": 50, "binding_after": 50})
-        if param2 is not None and len(ok):
-            for metric, fmt in (("objective", "money"), ("fill_rate", "pct")):
-                grid = ok.pivot_table(index=param, columns=param2, values=metric, aggfunc="first")
+        if ax2 is not None and len(ok):
+            for metric, fmt in (("margin", "money"), ("objective", "money"), ("fill_rate", "pct")):
+                grid = ok.pivot_table(index=ax.column, columns=ax2.column, values=metric, aggfunc="first")
                 ws = book.sheet(f"Grid {metric}")
-                ws.write_string(0, 0, f"{metric} by {param} (rows) and {param2} (columns)", book.subtitle)
+                ws.write_string(0, 0, f"{metric} by {ax.column} (rows) and {ax2.column} (columns)", book.subtitle)
                 g = grid.reset_index()
                 g.columns = [str(c) for c in g.columns]
                 first, last = book.table(ws, g, first_row=1, formats={c: fmt for c in g.columns[1:]},
@@ -309,7 +332,6 @@ def write_sweep(path: Path, plan: PlanData, outcome: BatchOutcome, param: str, p
         book.close()
 
     return atomic_write(path, write, inputs)
-
 
 
 def write_montecarlo(path: Path, plan: PlanData, outcome: BatchOutcome, samples: int, seed: int, threshold: float,
@@ -326,9 +348,12 @@ def write_montecarlo(path: Path, plan: PlanData, outcome: BatchOutcome, samples:
                  "Uncertain inputs: " + "; ".join(
                      f"{r['name'] or r['column']} ~ {r['distribution']}" for r in plan.uncertainty.to_dict("records"))]
         if len(stats) and stats["P50"].notna().any():
-            m = stats.iloc[0]
-            lines.append(f"Margin P10 {money(m['P10'], cur)}, P50 {money(m['P50'], cur)}, P90 {money(m['P90'], cur)}.")
-            risky = stats.iloc[2:].sort_values("P(fill rate < threshold)", ascending=False)
+            m, o = (stats.set_index("metric").loc[k] for k in ("margin", "objective"))
+            lines.append(f"Margin P10 {money(m['P10'], cur)}, P50 {money(m['P50'], cur)}, P90 {money(m['P90'], cur)} "
+                         f"(revenue − cost); objective P10 {money(o['P10'], cur)}, P50 {money(o['P50'], cur)}, "
+                         f"P90 {money(o['P90'], cur)} (margin less shortfall penalties).")
+            risky = stats[stats["metric"].str.startswith("fill_rate[")].sort_values("P(fill rate < threshold)",
+                                                                                     ascending=False)
             for r in risky.head(4).itertuples():
                 if r._6 and r._6 > 0:
                     lines.append(f"{r.metric[10:-1]}: {r._6:.0%} chance its fill rate falls below {threshold:.0%} "
@@ -341,7 +366,7 @@ def write_montecarlo(path: Path, plan: PlanData, outcome: BatchOutcome, samples:
                    formats={"P(fill rate < threshold)": "pct"})
         money_fmt = book.money(cur)
         for i, metric in enumerate(stats["metric"], start=1):
-            ws.set_row(i, None, money_fmt if metric == "margin" else book.fmt["pct"])
+            ws.set_row(i, None, money_fmt if metric in ("margin", "objective") else book.fmt["pct"])
         ws.write_string(len(stats) + 2, 0, f"threshold = {threshold:.0%}")
         ws = book.sheet("Histogram")
         book.table(ws, hist, formats={"from": "money", "to": "money", "samples": "int"}, autofilter=False)
@@ -349,7 +374,7 @@ def write_montecarlo(path: Path, plan: PlanData, outcome: BatchOutcome, samples:
             chart = book.wb.add_chart({"type": "column"})
             chart.add_series({"name": "samples", "categories": ["Histogram", 1, 0, len(hist), 0],
                               "values": ["Histogram", 1, 3, len(hist), 3], "gap": 5, "fill": {"color": "#2F5597"}})
-            chart.set_title({"name": f"Distribution of margin ({len(hist)} bins, {ok} samples)"})
+            chart.set_title({"name": f"Distribution of margin, revenue − cost ({len(hist)} bins, {ok} samples)"})
             chart.set_x_axis({"num_font": {"rotation": -45, "size": 8}})
             chart.set_legend({"none": True})
             chart.set_size({"width": 900, "height": 400})

@@ -12,7 +12,6 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from planner import __version__
@@ -22,7 +21,7 @@ from planner.analysis.results import Results
 from planner.io import contract as C
 from planner.io.validate import PlanData
 from planner.report.atomic import atomic_write
-from planner.report.fmt import money, units
+from planner.report.fmt import lateness, money, signed_money, units
 from planner.report.planning import (
     expansion_sentences,
     overview_sections,
@@ -64,6 +63,7 @@ def _summary_rows(rep: ReportInput) -> pd.DataFrame:
     rows = [
         ("status", s["status"], ""),
         ("objective", s["objective"], cur),
+        ("margin", s["margin"], cur),
         ("revenue", s["revenue"], cur),
         ("cost", s["cost"], cur),
         ("shortfall_penalty", s["shortfall_penalty"], cur),
@@ -94,13 +94,6 @@ def _summary_rows(rep: ReportInput) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["metric", "value", "unit"])
 
 
-def _platform_table(res: Results) -> pd.DataFrame:
-    svc = res.service.groupby("platform", sort=False)[["demand", "served", "shortfall"]].sum().reset_index()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        svc["fill_rate"] = np.where(svc["demand"] > 0, svc["served"] / svc["demand"], np.nan)
-    return svc
-
-
 def infeasible_sentence(r) -> str:
     """One requirement that cannot hold (a row of ``explain_infeasible``), in a sentence."""
     if getattr(r, "requirement", "min_fill") == "wip_in_flight":
@@ -128,47 +121,55 @@ def headline(rep: ReportInput) -> list[str]:
         if rep.infeasibility is not None and len(rep.infeasibility):
             lines += [infeasible_sentence(r) for r in rep.infeasibility.head(8).itertuples()]
         return lines
-    lines = [f"Margin {money(s['objective'], cur)} on revenue {money(s['revenue'], cur)}; "
-             f"{s['fill_rate']:.1%} of platform demand served ({units(s['served_units'])} of "
+    money_line = (f"Margin {money(s['margin'], cur)} (revenue {money(s['revenue'], cur)} less cost "
+                  f"{money(s['cost'], cur)}); objective {money(s['objective'], cur)} (margin less "
+                  f"{money(s['shortfall_penalty'], cur)} of shortfall penalties)")
+    lines = [f"{money_line}; {s['fill_rate']:.1%} of platform demand served ({units(s['served_units'])} of "
              f"{units(s['demand_units'])} platform units) under the '{s['policy']}' policy."
-             if s["fill_rate"] is not None else f"Margin {money(s['objective'], cur)}; no demand in the plan."]
+             if s["fill_rate"] is not None else f"{money_line}; no demand in the plan."]
     if s["status"] != "optimal":
         lines.insert(0, f"WARNING: solver status is {s['status']}; figures are the best solution found, not an "
                         "optimum.")
-    plat = _platform_table(res)
-    short = plat[plat["shortfall"] > 0.5].sort_values("shortfall", ascending=False)
+    plat = res.platform_service()
+    late = plat["backlog_unit_quarters"] if res.backlog else pd.Series(0.0, index=plat.index)
+    short = plat[(plat["unserved"] > 0.5) | (late > 0.5)].sort_values("unserved", ascending=False)
     if short.empty:
-        lines.append("Every platform's demand is met in full.")
+        lines.append("Every platform's demand is met in full" + (", on time." if res.backlog else "."))
     else:
         if rep.causes is not None and len(rep.causes):
             from planner.analysis.explain import platform_sentences
 
-            lines += platform_sentences(rep.causes, plan)
+            lines += platform_sentences(rep.causes, plan, res.service)
             if rep.fixes is not None and len(rep.fixes):
                 lines += ["What would help: " + s for s in rep.fixes["sentence"]]
+        elif res.backlog:
+            lines += [f"{r.platform}: {lateness(r, res.periods[-1])}; {units(r.backlog_unit_quarters)} unit-quarters "
+                      f"of backlog ({r.fill_rate:.0%} served)." for r in short.itertuples()]
         else:
-            lines.append("Short: " + "; ".join(f"{r.platform} {units(r.shortfall)} units ({r.fill_rate:.0%} served)"
+            lines.append("Short: " + "; ".join(f"{r.platform} {units(r.unserved)} units ({r.fill_rate:.0%} served)"
                                                for r in short.itertuples()) + ".")
     b = rep.bottlenecks
     if b is not None and len(b):
         agg = b.groupby("resource").agg(first=("period", "min"), last=("period", "max"), n=("period", "size"),
                                         top=("shadow_price", "max")).sort_values("top", ascending=False)
-        parts = [f"{r} ({a.n} quarter{'s' if a.n > 1 else ''}, {a.first}–{a.last}, up to "
-                 f"{money(a.top, cur)} per extra {'wafer' if '/' in r else 'unit'})" for r, a in agg.head(4).iterrows()]
+        parts = [f"{r} ({a.n} quarter{'s' if a.n > 1 else ''}, {a.first if a.first == a.last else f'{a.first}–{a.last}'}"
+                 f", up to {money(a.top, cur)} of objective per extra {'wafer' if '/' in r else 'unit'})"
+                 for r, a in agg.head(4).iterrows()]
         lines.append("What binds: " + "; ".join(parts) + ".")
     else:
         lines.append("No capacity constraint binds: supply is limited only by R&D readiness, economics or demand.")
     rd = rep.rd_impact
-    if rd is not None and len(rd) and rd["margin_earlier"].notna().any():
-        best = rd.iloc[0]
-        if best["margin_earlier"] > 0.5:
+    if rd is not None and len(rd) and rd["objective_earlier"].notna().any():
+        best = rd.loc[rd["objective_earlier"].idxmax()]
+        if best["objective_earlier"] > 0.5:
             from planner.periods import label, ordinal
 
-            earlier = label(ordinal(best["ready"]) - 1)
-            lines.append(f"R&D: {best['program']} ready one quarter earlier ({earlier} instead of {best['ready']}) "
-                         f"is worth "
-                         f"{money(best['margin_earlier'], cur)}; one quarter later costs "
-                         f"{money(-best['margin_later'], cur)}.")
+            earlier, later = label(ordinal(best["ready"]) - 1), label(ordinal(best["ready"]) + 1)
+            lines.append(f"R&D: {best['program']} ready one quarter earlier ({earlier} instead of {best['ready']}): "
+                         f"margin {signed_money(best['margin_earlier'], cur)}, objective "
+                         f"{signed_money(best['objective_earlier'], cur)}; one quarter later ({later}): margin "
+                         f"{signed_money(best['margin_later'], cur)}, objective "
+                         f"{signed_money(best['objective_later'], cur)}.")
     ex = res.expansions
     if len(ex):
         lines.append("Expansions: " + "; ".join(
@@ -205,7 +206,8 @@ def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
         ws.set_row(r, 15 * max(1, int(len(line) / 120) + 1))
     r += 2
     ws.write_string(r, 0, "Key figures", book.subtitle)
-    kpis = [("Margin (objective)", s["objective"], money_fmt), ("Revenue", s["revenue"], money_fmt),
+    kpis = [("Objective (margin − shortfall penalties)", s["objective"], money_fmt),
+            ("Margin (revenue − cost)", s["margin"], money_fmt), ("Revenue", s["revenue"], money_fmt),
             ("Cost (wafer + unit + holding + expansion)", s["cost"], money_fmt),
             ("Shortfall penalty", s["shortfall_penalty"], money_fmt),
             ("Fill rate (served / demand)", s["fill_rate"], book.fmt["pct"])]
@@ -215,11 +217,24 @@ def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
         book.write_cell(ws, r, 1, v, f)
     r += 2
     ws.write_string(r, 0, "Service by platform", book.subtitle)
-    plat = _platform_table(res)
-    first, last = book.table(ws, plat, formats={"demand": "int", "served": "int", "shortfall": "int",
-                                                "fill_rate": "pct"}, first_row=r + 1, autofilter=False,
-                             freeze=False, widths={"platform": 26, "demand": 22, "served": 16, "shortfall": 16,
-                                                   "fill_rate": 16})
+    plat = res.platform_service()
+    last_q = res.periods[-1] if res.periods else ""
+    comments = {"demand": "platform units demanded over the horizon",
+                "served": "platform units served over the horizon",
+                "unserved": ("demand never served within the horizon: still in backlog at the end of " + last_q
+                             if res.backlog else "demand never served: lost sales over the horizon"),
+                "fill_rate": "served / demand over the horizon",
+                "served_late": "units served after the quarter they were demanded (oldest orders served first)",
+                "avg_delay_quarters": "average quarters late of the units served late",
+                "backlog_unit_quarters": "the backlog summed over quarters: one unit waiting at the end of one "
+                                         "quarter is one unit-quarter (what the backlog penalty is charged on)"}
+    first, last = book.table(ws, plat, formats={"demand": "int", "served": "int", "unserved": "int",
+                                                "fill_rate": "pct", "served_late": "int",
+                                                "avg_delay_quarters": "float", "backlog_unit_quarters": "int"},
+                             first_row=r + 1, autofilter=False, freeze=False,
+                             widths={"platform": 42, "demand": 22, "served": 16, "unserved": 16, "fill_rate": 16,
+                                     "served_late": 16, "avg_delay_quarters": 18, "backlog_unit_quarters": 22},
+                             header_comments=comments)
     if len(plat):
         ws.conditional_format(first, 4, last, 4, {"type": "3_color_scale", "min_color": "#F8696B",
                                                   "mid_color": "#FFEB84", "max_color": "#63BE7B",
@@ -243,7 +258,8 @@ def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
     ws.write_string(r, 0, "Sheets", book.subtitle)
     guide = [("Charts", "supply vs demand, output by family, wafer starts, utilisation"),
              ("Bottlenecks", "binding capacity ranked by shadow price, in plain words"),
-             ("R&D impact", "margin and service if each program were ready a quarter earlier or later"),
+             ("R&D impact", "margin, objective and service if each program were ready a quarter earlier or "
+                            "later"),
              ("Service / Allocation", "who gets what, when, with which BOM option"),
              ("WaferStarts / Supply / Capacity", "what was started, made, shipped and how full each resource is"),
              ("Inputs", "the data as read, after defaults")]
@@ -264,7 +280,7 @@ def _write_contract_sheets(book: Book, rep: ReportInput, money_fmt: object) -> N
     summ = _summary_rows(rep)
     book.table(ws, summ, widths={"metric": 22, "value": 24, "unit": 16}, autofilter=False)
     for i, (metric, value) in enumerate(zip(summ["metric"], summ["value"], strict=True)):
-        if metric in ("objective", "revenue", "cost", "shortfall_penalty", "wafer_cost", "unit_cost", "holding_cost",
+        if metric in ("objective", "margin", "revenue", "cost", "shortfall_penalty", "wafer_cost", "unit_cost", "holding_cost",
                       "expansion_cost"):
             book.write_cell(ws, i + 1, 1, value, money_fmt)
         elif metric == "fill_rate":
@@ -279,7 +295,9 @@ def _write_contract_sheets(book: Book, rep: ReportInput, money_fmt: object) -> N
     ws = book.sheet("Service")
     first, last = book.table(ws, res.service, formats={"demand": "int", "served": "int", "shortfall": "int",
                                                        "fill_rate": "pct"},
-                             header_comments={"shortfall": "lost sales (or backlog carried, with backlog = true)",
+                             header_comments={"shortfall": "lost sales in the quarter; with backlog = true, the backlog "
+                                                           "level at the end of the quarter (a level: adding it over "
+                                                           "quarters gives unit-quarters, not units)",
                                               "demand": "platform units"})
     if len(res.service):
         ws.conditional_format(first, 5, last, 5, {"type": "3_color_scale", "min_color": "#F8696B",
@@ -300,8 +318,9 @@ def _write_contract_sheets(book: Book, rep: ReportInput, money_fmt: object) -> N
     cap = res.capacity[["resource", "period", "capacity", "used", "utilisation", "shadow_price", "kind", "unit"]]
     first, last = book.table(ws, cap, formats={"capacity": "int", "used": "int", "utilisation": "pct",
                                                "shadow_price": "money2"},
-                             header_comments={"shadow_price": f"{cur} of margin per extra wafer (fab) or unit "
-                                              "(back-end) in that quarter, all else equal",
+                             header_comments={"shadow_price": f"{cur} of objective (margin less shortfall "
+                                              "penalties) per extra wafer (fab) or unit (back-end) in that "
+                                              "quarter, all else equal",
                                               "capacity": "wafers/quarter (fab, incl. expansions) or "
                                               "units/quarter (back-end)"})
     if len(cap):
@@ -317,23 +336,28 @@ def _write_insights(book: Book, rep: ReportInput, money_fmt: object) -> None:
     b = rep.bottlenecks if rep.bottlenecks is not None else pd.DataFrame()
     if b.empty:
         ws.write_string(0, 0, "No capacity constraint binds in this plan: one more wafer or back-end unit would "
-                              "add no margin.")
+                              "not raise the objective.")
     else:
         book.table(ws, b, formats={"shadow_price": "money2", "utilisation": "pct", "capacity": "int", "used": "int"},
                    widths={"explanation": 100, "platforms_short": 30},
-                   header_comments={"shadow_price": f"{cur} of margin per extra unit of capacity in that quarter "
-                                                    "(valid for small changes)"})
+                   header_comments={"shadow_price": f"{cur} of objective (margin less shortfall penalties) per "
+                                                    "extra unit of capacity in that quarter (valid for small "
+                                                    "changes)"})
     ws = book.sheet("R&D impact")
     rd = rep.rd_impact if rep.rd_impact is not None else pd.DataFrame()
     if rd.empty:
         ws.write_string(0, 0, "No R&D programs in this plan.")
     else:
-        book.table(ws, rd, formats={"margin_earlier": "money", "margin_later": "money", "fill_earlier": "pct",
-                                    "fill_later": "pct"},
+        book.table(ws, rd, formats={"margin_earlier": "money", "margin_later": "money", "objective_earlier": "money",
+                                    "objective_later": "money", "fill_earlier": "pct", "fill_later": "pct"},
                    widths={"detail_earlier": 50, "detail_later": 50, "verdict": 80, "platforms": 30},
-                   header_comments={"margin_earlier": f"change of margin ({cur}) if ready one quarter earlier",
-                                    "fill_earlier": "change of overall fill rate (points)",
-                                    "margin_later": f"change of margin ({cur}) if ready one quarter later"})
+                   header_comments={
+                       "margin_earlier": f"change of margin (revenue − cost, {cur}) if ready one quarter earlier",
+                       "objective_earlier": f"change of the objective (margin less shortfall penalties, {cur}) if "
+                                            "ready one quarter earlier",
+                       "fill_earlier": "change of overall fill rate (points)",
+                       "margin_later": f"change of margin (revenue − cost, {cur}) if ready one quarter later",
+                       "objective_later": f"change of the objective ({cur}) if ready one quarter later"})
     if rep.infeasibility is not None and len(rep.infeasibility):
         ws = book.sheet("Infeasibility")
         _, last = book.table(ws, rep.infeasibility, formats={"required": "int", "achievable": "int", "missing": "int"},
@@ -492,18 +516,21 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
     if rep.causes is not None and len(rep.causes):
         piv = rep.causes.pivot_table(index="platform", columns="cause", values="units", aggfunc="sum").fillna(0)
         piv = piv.loc[piv.sum(axis=1).sort_values(ascending=False).index[:MAX_CHART_PLATFORMS * 2]].reset_index()
-        first, last = block(piv, row, "Shortfall by cause per platform (platform units)")
+        # summed over quarters the rows are units short, or with backlog unit-quarters of backlog (levels)
+        what = "unit-quarters of backlog" if res.backlog else "platform units"
+        first, last = block(piv, row, f"{'Backlog' if res.backlog else 'Shortfall'} by cause per platform ({what})")
         chart = book.wb.add_chart({"type": "bar", "subtype": "stacked"})
         for j in range(1, len(piv.columns)):
             series(chart, j, first, last, first - 1, gap=40)
-        style(chart, "Shortfall by cause (platform units)", "")
+        style(chart, f"{'Backlog' if res.backlog else 'Shortfall'} by cause ({what})", "")
         chart.set_y_axis({"name": ""})  # a bar chart's y axis holds the platforms
-        chart.set_x_axis({"name": "platform units short", "num_format": "#,##0",
+        chart.set_x_axis({"name": "unit-quarters of backlog" if res.backlog else "platform units short",
+                          "num_format": "#,##0",
                           "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}}})
         place(chart)
 
 
-def _write_causes(book: Book, causes: pd.DataFrame, fixes: pd.DataFrame | None = None) -> None:
+def _write_causes(book: Book, causes: pd.DataFrame, fixes: pd.DataFrame | None = None, cur: str = "USD") -> None:
     ws = book.sheet("ShortfallCauses")
     if causes.empty:
         ws.write_string(0, 0, "No platform falls short in this plan.")
@@ -516,8 +543,15 @@ def _write_causes(book: Book, causes: pd.DataFrame, fixes: pd.DataFrame | None =
                                          "(method: models/explain.md)"})
     if fixes is not None and len(fixes):
         ws2 = book.sheet("What would help")
-        book.table(ws2, fixes, formats={"units_closed": "int", "share_closed": "pct", "margin_change": "money"},
-                   widths={"sentence": 110, "change": 40})
+        book.table(ws2, fixes, formats={"units_closed": "int", "share_closed": "pct", "unit_quarters_closed": "int",
+                                        "margin_change": "money", "objective_change": "money"},
+                   widths={"sentence": 110, "change": 40},
+                   header_comments={
+                       "units_closed": "more platform units served within the horizon",
+                       "share_closed": "units_closed / the platform's units never served",
+                       "unit_quarters_closed": "fewer unit-quarters of backlog (units served sooner)",
+                       "margin_change": f"change of margin (revenue − cost, {cur}) for the whole plan",
+                       "objective_change": f"change of the objective (margin less shortfall penalties, {cur})"})
 
 
 def write_report(path: Path | str, rep: ReportInput, inputs: tuple[Path, ...] = ()) -> Path:
@@ -532,7 +566,7 @@ def write_report(path: Path | str, rep: ReportInput, inputs: tuple[Path, ...] = 
         write_pnl(book, rep, money_fmt)
         write_since(book, rep)
         if rep.causes is not None:
-            _write_causes(book, rep.causes, rep.fixes)
+            _write_causes(book, rep.causes, rep.fixes, rep.results.summary["currency"])
         _write_insights(book, rep, money_fmt)
         problems = rep.plan.warnings
         if problems:
