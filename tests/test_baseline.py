@@ -262,3 +262,26 @@ def test_margin_and_wafers_before_and_after(tmp_path):
     inputs = rep.since.inputs
     assert inputs[["sheet", "key", "column", "before", "now"]].values.tolist() == [
         ["Demand", "X | 2026Q1", "units", 500.0, 300.0]]
+
+
+def test_frozen_zone_note_is_the_written_wafer_starts(tmp_path):
+    """The headline's "Frozen zone: …" note prints the wafers held; the written WaferStarts of the frozen quarters add
+    up to it (they are held equal to the baseline's). Without a baseline, frozen_quarters says nothing is frozen and
+    the starts are free."""
+    import re
+
+    base = report_of(tmp_path, "base", **BASE)
+    src = tmp_path / "new.xlsx"
+    write_input_workbook(src, frames(**{**BASE, "demand": NEW_DEMAND, "settings": {"frozen_quarters": 1}}))
+    out = tmp_path / "out.xlsx"
+    res = CliRunner().invoke(main, ["solve", str(src), "--baseline", str(base), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    (note,) = [ln for ln in res.output.splitlines() if ln.startswith("Frozen zone:")]
+    m = re.match(r"^Frozen zone: wafer starts in (\S+) are held at the baseline's \(([\d,.]+[kM]?) wafers\)\.$", note)
+    assert m and m[1] == "2026Q1"
+    ws = sheet(out, "WaferStarts")
+    assert units(ws.loc[ws["period"] == "2026Q1", "wafers"].sum()) == m[2] == "50"
+    res = CliRunner().invoke(main, ["solve", str(src), "-o", str(tmp_path / "free.xlsx")])
+    assert res.exit_code == 0 and "nothing is frozen" in res.output
+    ws = sheet(tmp_path / "free.xlsx", "WaferStarts")
+    assert ws.loc[ws["period"] == "2026Q1", "wafers"].sum() == pytest.approx(30)

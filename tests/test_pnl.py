@@ -42,6 +42,7 @@ def test_written_pnl_totals_equal_the_summary(tmp_path):
     out = tmp_path / "r.xlsx"
     assert CliRunner().invoke(main, ["solve", str(src), "-o", str(out), "--no-explain", "--no-insights"]).exit_code == 0
     summary = dict(sheet(out, "Summary")[["metric", "value"]].values)
+    assert summary["margin"] == pytest.approx(summary["revenue"] - summary["cost"], rel=1e-9)
     for name in ("PnL", "PnLByQuarter"):
         df = sheet(out, name)
         assert df["revenue"].sum() == pytest.approx(summary["revenue"], rel=1e-9)
