@@ -18,10 +18,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from planner.analysis.baseline import compare, freeze
 from planner.analysis.bottlenecks import bottlenecks
+from planner.analysis.expansion_timing import expansion_timing
 from planner.analysis.explain import explain_shortfalls, what_would_close
+from planner.analysis.pnl import pnl
 from planner.analysis.rd_impact import rd_impact
 from planner.analysis.results import Results, extract
+from planner.io.baseline import Baseline, read_baseline
 from planner.io.load import load_plan, plan_from_frames
 from planner.io.reader import Limits
 from planner.io.validate import PlanData
@@ -32,7 +36,8 @@ from planner.report.writer import write_report as _write_report
 from planner.solve.policy import Solution, solve_model
 
 __all__ = ["PlanData", "Model", "Solution", "Results", "Run", "ReportInput", "load_workbook", "plan_from_frames",
-           "build", "solve", "results", "run", "finish_run", "analyse", "write_report", "AUTO_ANALYSIS_MAX_COLS"]
+           "build", "solve", "results", "run", "finish_run", "analyse", "write_report", "AUTO_ANALYSIS_MAX_COLS",
+           "read_baseline", "Baseline"]
 
 
 def load_workbook(path: str | Path, limits: Limits | None = None) -> PlanData:
@@ -61,16 +66,27 @@ def run(plan: PlanData, solver: str | None = None, time_limit: float | None = No
 
 def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None = None, method: str | None = None,
             insights: bool | None = None, explain: bool | None = None,
-            progress: Callable[[str], None] | None = None, scenario: str = "") -> tuple[Run, ReportInput]:
+            progress: Callable[[str], None] | None = None, scenario: str = "",
+            baseline: Baseline | None = None) -> tuple[Run, ReportInput]:
     """Solve one plan and run the analyses its report shows; returns the run and the :class:`ReportInput`.
 
-    ``insights`` (R&D impact) and ``explain`` (shortfall causes, "what would help"): ``None`` means auto — on
-    for plans below ``AUTO_ANALYSIS_MAX_COLS`` LP columns, where the extra re-solves cost a fraction of a
-    second; off above, and the report says how to turn them on. Bottlenecks come from the duals: always on.
+    ``insights`` (R&D impact, when to decide each expansion) and ``explain`` (shortfall causes, "what would
+    help"): ``None`` means auto — on for plans below ``AUTO_ANALYSIS_MAX_COLS`` LP columns, where the extra
+    re-solves cost a fraction of a second; off above, and the report says how to turn them on. Bottlenecks come
+    from the duals and the P&L from the solution: always on. With a ``baseline`` (a previous report, read by
+    :func:`planner.io.baseline.read_baseline`) the plan's first ``frozen_quarters`` quarters of wafer starts are
+    held at the baseline's, and the report compares the two plans.
     """
     say = progress or (lambda _msg: None)
+    notes: list[str] = []
+    if baseline is not None:
+        plan, notes = freeze(plan, baseline)
+    elif plan.settings.frozen_quarters > 0:
+        notes.append(f"Settings.frozen_quarters is {plan.settings.frozen_quarters}, but no baseline report was given "
+                     "(planner solve --baseline LAST-REPORT.xlsx): nothing is frozen.")
     r = run_plan(plan, solver=solver, time_limit=time_limit, method=method, progress=progress)
     rep = ReportInput(plan=plan, results=r.results, infeasibility=r.infeasibility, iis=r.iis, scenario=scenario)
+    rep.notes += notes
     n_cols = r.model.lp.n_cols
     small = n_cols < AUTO_ANALYSIS_MAX_COLS
     skipped = []
@@ -84,6 +100,7 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
             skipped.append("shortfall causes (--explain)")
     if not r.solution.has_solution:
         return r, rep
+    rep.pnl = pnl(plan, r.results)
     if skipped:
         rep.notes.append(f"Skipped on this {n_cols:,}-column plan because each re-solves it many times: "
                          + ", ".join(skipped) + ". Add the flags to include them.")
@@ -96,11 +113,16 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
     if insights and len(plan.programs):
         say("R&D impact: re-solving with each program a quarter earlier and later")
         rep.rd_impact = rd_impact(plan, r.results, resolve)
+    if insights and len(r.results.expansions):
+        say("expansions: re-solving with each decision a quarter later")
+        rep.expansion_timing = expansion_timing(plan, r.results, resolve)
     if explain:
         say("explaining shortfalls")
         rep.causes = explain_shortfalls(r)
         say("looking for the change that would close each shortfall")
         rep.fixes = what_would_close(r, rep.causes, resolve)
+    if baseline is not None:
+        rep.since = compare(plan, r.results, rep.pnl.by_quarter, rep.causes, baseline)
     return r, rep
 
 

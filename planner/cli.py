@@ -139,7 +139,7 @@ def _load(path: Path, as_json: bool = False):
         _fail_input(exc, as_json)
 
 
-INPUT = click.argument("input_path", metavar="INPUT.xlsx", type=click.Path(path_type=Path, dir_okay=False))
+INPUT = click.argument("input_path", metavar="INPUT.xlsx|DIR", type=click.Path(path_type=Path, dir_okay=True))
 SCENARIO = click.option("--scenario", "scenarios", multiple=True, metavar="NAME",
                         help="Apply a scenario from the Scenarios sheet (repeatable: applied in order).")
 SET = click.option("--set", "sets", multiple=True, metavar="EXPR",
@@ -157,14 +157,16 @@ FORCE_INPUT = click.option("--force", is_flag=True,
                            help="Replace an existing file at the output path (default: never; it may be a plan).")
 
 
-def _target(path: Path, kind: str, force: bool, input_path: Path | None = None, option: str = "-o") -> Path:
+def _target(path: Path, kind: str, force: bool, input_path: Path | None = None, option: str = "-o",
+            baseline: Path | None = None) -> Path:
     """Apply the output policy (planner.report.outputs.check_output): a wrong extension is a usage error
     (exit 2), anything that would lose work a user error (exit 1). Called before any work, and again just
     before writing."""
     from planner.report.outputs import OutputUsageError, check_output
 
     try:
-        check_output(path, kind, force=force, inputs=(input_path,) if input_path else (), option=option)
+        inputs = tuple(p for p in (input_path, baseline) if p is not None)  # never written over, even with --force
+        check_output(path, kind, force=force, inputs=inputs, option=option)
     except OutputUsageError as exc:
         raise click.UsageError(str(exc)) from exc
     except OutputError as exc:
@@ -242,6 +244,10 @@ def example(output: Path, force: bool) -> None:
 
 
 def default_report_path(input_path: Path, suffix: str = "report") -> Path:
+    """``plan.xlsx`` → ``plan-report.xlsx`` beside it; a CSV folder ``q3/`` → ``q3-report.xlsx`` beside the folder."""
+    input_path = Path(input_path)
+    if input_path.is_dir():
+        input_path = input_path.resolve()
     return input_path.with_name(f"{input_path.stem}-{suffix}.xlsx")
 
 
@@ -288,21 +294,27 @@ def _echo_summary(rep, out_path: Path | None) -> None:
 @click.option("--explain/--no-explain", "explain_", default=None,
               help="Shortfall causes and fixes (default: on below 20,000 LP columns, off above).")
 @FORCE_REPORT
+@click.option("--baseline", type=click.Path(path_type=Path, dir_okay=False), metavar="LAST-REPORT.xlsx",
+              help="A previous report of planner solve: compare with it (SinceBaseline sheets, the Overview's first "
+                   "sentence) and hold its wafer starts in the first Settings.frozen_quarters quarters.")
 def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple[str, ...], sets: tuple[str, ...],
           all_scenarios: bool, solver: str | None, method: str | None, time_limit: float | None,
-          insights: bool | None, explain_: bool | None, force: bool) -> None:
+          insights: bool | None, explain_: bool | None, force: bool, baseline: Path | None) -> None:
     """Solve a plan and write the Excel report.
 
-    Reads INPUT.xlsx, allocates wafers, back-end capacity and finished memory across platforms and
-    quarters under the plan's policy, and writes a report with Overview, charts, bottlenecks, shortfall
-    causes, R&D impact and the contract sheets. Example: `planner solve inputs/example.xlsx -o plan.xlsx`,
-    or with a what-if: `planner solve inputs/example.xlsx --scenario "HBM4 slips 1Q"`.
-    Exit 0 when optimal; 1 when the input is invalid, the plan infeasible or the solve stopped early.
+    Reads INPUT.xlsx (or a folder of CSV files, one per sheet), allocates wafers, back-end capacity and
+    finished memory across platforms and quarters under the plan's policy, and writes a report with
+    Overview, charts, bottlenecks, shortfall causes, R&D impact, P&L per platform and the contract sheets.
+    Example: `planner solve inputs/example.xlsx -o plan.xlsx`, with a what-if: `planner solve
+    inputs/example.xlsx --scenario "HBM4 slips 1Q"`, or against last quarter's report: `planner solve
+    erp-export/ --baseline plan-2026Q1-report.xlsx`. Exit 0 when optimal; 1 when the input is invalid,
+    the plan infeasible or the solve stopped early.
     """
     out_path = output or default_report_path(input_path, _variant_suffix(scenarios, sets))
-    _target(out_path, "report", force, input_path)
+    _target(out_path, "report", force, input_path, baseline=baseline)
     _lock(out_path)
     plan = _load(input_path, as_json)
+    base = _load_baseline(baseline, as_json) if baseline is not None else None
     if not as_json:
         _print_problems(plan.warnings)
     edits = _edits_for(plan, scenarios, sets, as_json)
@@ -322,7 +334,7 @@ def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple
     summaries = []
     for name, p, target in runs:
         code, summary = _solve_and_report(p, name, target, input_path, as_json, solver, method, time_limit,
-                                          insights, explain_, quiet=len(runs) > 1, force=force)
+                                          insights, explain_, quiet=len(runs) > 1, force=force, baseline=base)
         worst = max(worst, code)
         summaries.append(summary)
         if len(runs) > 1 and not as_json:
@@ -337,9 +349,18 @@ def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple
     sys.exit(worst)
 
 
+def _load_baseline(path: Path, as_json: bool):
+    from planner.io.baseline import read_baseline
+
+    try:
+        return read_baseline(path)
+    except ReadError as exc:
+        _fail_input(exc, as_json)
+
+
 def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_json: bool, solver, method,
                       time_limit, insights: bool | None, explain: bool | None, quiet: bool = False,
-                      force: bool = False) -> tuple[int, dict]:
+                      force: bool = False, baseline=None) -> tuple[int, dict]:
     from planner import api
     from planner.report.writer import write_report
     from planner.solve.sessions import SolverError
@@ -347,11 +368,12 @@ def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_
     try:
         say = _progress(not as_json)
         run, rep = api.analyse(plan, solver=solver, time_limit=time_limit, method=method, insights=insights,
-                               explain=explain, progress=say, scenario=scenario)
+                               explain=explain, progress=say, scenario=scenario, baseline=baseline)
         if say:
             say(f"writing {out_path}")
-        _target(out_path, "report", force, input_path)  # a file may have appeared there during the solve
-        written = write_report(out_path, rep, inputs=(input_path,))
+        # a file may have appeared there during the solve
+        _target(out_path, "report", force, input_path, baseline=baseline.path if baseline else None)
+        written = write_report(out_path, rep, inputs=(input_path,) + ((baseline.path,) if baseline else ()))
     except SolverError as exc:
         click.echo(f"error: {exc}", err=True)
         return EXIT_USER, {"status": "error", "message": str(exc)}
@@ -786,9 +808,10 @@ def explain(input_path: Path, platforms: tuple[str, ...], periods: tuple[str, ..
     if not run.solution.has_solution:
         click.echo(f"error: the plan is {run.results.summary['status']}; nothing to explain", err=True)
         if run.infeasibility is not None:
+            from planner.report.writer import infeasible_sentence
+
             for r in run.infeasibility.itertuples():
-                click.echo(f"  {r.platform} {r.period}: min_fill needs {r.required:,.0f}, at most {r.achievable:,.0f} "
-                           f"possible. {r.reason}", err=True)
+                click.echo(f"  {infeasible_sentence(r)}", err=True)
         sys.exit(EXIT_USER)
     causes, fixes = rep.causes, rep.fixes
     sel = causes
@@ -821,15 +844,60 @@ def explain(input_path: Path, platforms: tuple[str, ...], periods: tuple[str, ..
 
 
 @main.command()
+@click.argument("source", metavar="SRC", type=click.Path(path_type=Path, exists=True, dir_okay=True))
+@click.argument("target", metavar="DST", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace DST (the workbook, or the folder's CSV files) if it exists.")
+def convert(source: Path, target: Path, force: bool) -> None:
+    """Turn a folder of CSV files into an input workbook, or a workbook into a folder.
+
+    A folder holds one CSV per sheet (Products.csv, BOM.csv, ...: the workbook's headers, UTF-8 with or
+    without BOM, comma or semicolon separated). Cells are copied as written (numbers as numbers), not
+    validated or filled in, so an ERP export can be fixed in Excel; the result is then validated and the
+    outcome printed. Existing files are never replaced without --force. Examples: `planner convert
+    erp-export/ plan.xlsx`, `planner convert inputs/example.xlsx example-csv/`.
+    """
+    from planner.io.load import load_plan
+    from planner.report.csvdir import folder_to_workbook, workbook_to_folder
+
+    try:
+        done = (folder_to_workbook(source, target, force) if source.is_dir()
+                else workbook_to_folder(source, target, force))
+    except OutputError as exc:
+        raise UserError(str(exc)) from exc
+    except ReadError as exc:
+        _fail_input(exc, False)
+    if not done.written:  # files the reader could not read: nothing was written
+        _print_problems(done.problems)
+        click.echo("nothing written: fix the files above and run again", err=True)
+        sys.exit(EXIT_USER)
+    for p in done.problems:
+        click.echo(p.render(), err=True)
+    what = f"{target}" if source.is_dir() else f"{len(done.written)} CSV files in {target}"
+    click.echo(f"wrote {what} ({', '.join(done.sheets)})")
+    if done.skipped:
+        click.echo(f"not converted (not planner sheets): {', '.join(done.skipped)}")
+    try:
+        plan = load_plan(target)
+        click.echo(f"the converted plan is valid ({len(plan.warnings)} warning(s)).")
+    except (ReadError, ValidationFailed) as exc:
+        errors = exc.problems if isinstance(exc, ValidationFailed) else [exc.problem]
+        n = sum(p.severity == "error" for p in errors)
+        click.echo(f"the converted plan has {n} error(s): `planner validate {target}` lists them.")
+
+
+@main.command()
 @click.option("--platforms", type=click.IntRange(1), default=50, show_default=True, help="Number of platforms.")
 @click.option("--products", type=click.IntRange(1), default=40, show_default=True, help="Number of memory products.")
 @click.option("--fabs", type=click.IntRange(1), default=6, show_default=True, help="Number of fabs.")
 @click.option("--quarters", type=click.IntRange(1, 200), default=12, show_default=True, help="Horizon in quarters.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Random seed (same seed, same plan).")
+@click.option("--wip", is_flag=True, help="Add a WIP sheet: lots in flight from the quarter before the horizon "
+              "and starts committed in its first quarter.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="Workbook to write (.xlsx; an existing file is kept unless --force).")
 @FORCE_INPUT
-def generate(platforms: int, products: int, fabs: int, quarters: int, seed: int, output: Path, force: bool) -> None:
+def generate(platforms: int, products: int, fabs: int, quarters: int, seed: int, wip: bool, output: Path,
+             force: bool) -> None:
     """Write a synthetic, contract-conformant plan of any size (for scale tests and benchmarks).
 
     Every feature is used (programs, ramps, capacity overrides, expansions, back-end lines, BOM options,
@@ -840,7 +908,7 @@ def generate(platforms: int, products: int, fabs: int, quarters: int, seed: int,
 
     _target(output, "generated", force)
     try:
-        write_generated(output, platforms, products, fabs, quarters, seed)
+        write_generated(output, platforms, products, fabs, quarters, seed, wip=wip)
     except OutputError as exc:
         raise UserError(str(exc)) from exc
     click.echo(f"wrote {output}")

@@ -56,3 +56,14 @@ def horizon_labels(first_period: str, quarters: int) -> list[str]:
 
 def index_label(index: int, first_period: str) -> str:
     return label(ordinal(first_period) + index)
+
+
+def ready_quarters(programs, first_period: str):
+    """Ready quarter index of each program (Semantics, "Ready quarter"): start + development + qualification,
+    counted from ``first_period`` = 0; may be negative. The one place this rule is written (input checks and the
+    model both ask here; ``planner.model.sets`` re-exports it)."""
+    import numpy as np
+
+    return np.array([period_index(p, first_period) + int(d) + int(q) for p, d, q in
+                     zip(programs["start_period"], programs["development_quarters"],
+                         programs["qualification_quarters"], strict=True)], dtype=int)

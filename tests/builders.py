@@ -27,6 +27,7 @@ def frames(
     bom: list[dict] | None = None,
     demand: list[dict] | None = None,
     scenarios: list[dict] | None = None,
+    wip: list[dict] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Frames for a tiny plan. Default product P: 10 good units per wafer (100 dies × 1 × 1 / 10), no cycle."""
     s = {"first_period": first, "horizon_quarters": quarters}
@@ -47,7 +48,8 @@ def frames(
         "Demand": pd.DataFrame(demand or [{"platform": "X", "period": first, "units": 2000}]),
     }
     for sheet, rows in (("YieldRamp", ramp), ("FabCapacity", fab_capacity), ("Expansions", expansions),
-                        ("Backend", backend), ("BackendCapacity", backend_capacity), ("Scenarios", scenarios)):
+                        ("Backend", backend), ("BackendCapacity", backend_capacity), ("Scenarios", scenarios),
+                        ("WIP", wip)):
         if rows:
             out[sheet] = pd.DataFrame(rows)
     return out

@@ -323,30 +323,33 @@ def test_economics_states_price_penalty_and_cost():
     assert_true(run, c)
 
 
-def test_unprofitable_platform_under_priority_is_short_of_capacity_not_economics():
-    """priority: tier-1 H earns $1 per P (costs $2) and wants 1500; the fab makes 1000. The priority stage
-    serves H all 1000 regardless of margin, so with free capacity H would be served in full: its 500 short are
-    fab_capacity (lifting the policy instead would make it 1500 short — economics is not why it is short)."""
+def test_unprofitable_platform_under_priority_is_short_for_economics():
+    """priority with one tier is the margin policy (formulation.md, "priority"): tier-1 H earns $1 per P
+    (costs $2), has no shortfall penalty and wants 1500; the fab makes 1000. Serving H loses $1 a unit even with
+    free capacity, so the plan serves none and all 1500 short are economics ($1 + $0 < $2)."""
     p = plan(quarters=1, settings={"policy": "priority"}, products=[{"price": 1}],
              platforms=[{"platform": "H", "priority": 1, "shortfall_penalty": 0}],
              bom=[{"platform": "H", "option": "o", "product": "P", "units_per_platform": 1}],
              demand=[{"platform": "H", "period": "2026Q1", "units": 1500}])
     run, c = causes_of(p)
-    assert by(c, "cause", "resource") == pytest.approx({("fab_capacity", "F/n1"): 500})
+    assert by(c, "cause", "resource") == pytest.approx({("economics", ""): 1500})
     assert_true(run, c)
 
 
 # ---- bullet 2: causes add up, on every plan -------------------------------------------------------------------
 def test_all_negative_shapley_values_still_add_up():
-    """Same H as above, but the Shapley game: S(∅) = 500, S(fab) = 0, S(policy) = 1500, S(both) = 1500, so
-    φ_fab = ½(500 + 0) = 250, φ_policy = ½(−1000 − 1500) = −1250, and with every family lifted 1500 remain
-    (more than the shortfall). The old split lost all 500 units; now they are all fab_capacity."""
-    p = plan(quarters=1, settings={"policy": "priority"}, products=[{"price": 1}],
-             platforms=[{"platform": "H", "priority": 1, "shortfall_penalty": 0}],
+    """margin policy, H earns $1 per P (costs $2), no penalty, min_fill 0.6 of 1500 = 900; the fab makes 1000.
+    The plan serves the 900 it must. The Shapley game: S(∅) = 600, S(fab) = 600 (min_fill still serves 900),
+    S(policy) = 1500 (nothing served), S(both) = 1500, so φ_fab = 0 and φ_policy = ½(−900 − 900) = −900: no share
+    is positive. The old split lost all 600 units; now they are all economics ($1 + $0 < $2 a unit)."""
+    p = plan(quarters=1, products=[{"price": 1}],
+             platforms=[{"platform": "H", "priority": 1, "shortfall_penalty": 0, "min_fill": 0.6}],
              bom=[{"platform": "H", "option": "o", "product": "P", "units_per_platform": 1}],
              demand=[{"platform": "H", "period": "2026Q1", "units": 1500}])
     run, c = causes_of(p)
-    assert c["units"].sum() == pytest.approx(500)
+    assert c["units"].sum() == pytest.approx(600)
+    assert by(c, "cause", "resource") == pytest.approx({("economics", ""): 600})
+    assert_true(run, c)
 
 
 SETTINGS = [dict(policy=pol, backlog=bl, risk_starts=rs, min_fill=mf, path=path)
@@ -417,7 +420,8 @@ def test_every_row_true_and_adding_up_on_generated_plans(generated):
         problems += [f"{s}: {b}" for b in violations(run, c)]
     assert n >= 200
     assert not problems, "\n".join(problems[:30])
-    missing = [k for k in CAUSES if seen[k] == 0]
+    # frozen_zone needs a --baseline; tests/test_baseline.py exercises it
+    missing = [k for k in CAUSES if seen[k] == 0 and k != "frozen_zone"]
     assert not missing, f"no row of {missing} in {n} plans"
 
 
@@ -560,12 +564,17 @@ def test_initial_inventory_goes_to_the_better_platform_and_it_is_named():
 
 
 def test_example_horizon_start_everywhere(tmp_path):
-    """The example's Blackwell Ultra shortfall in 2026Q1 (HBM3E takes a quarter from wafer start) is
-    horizon_start in ShortfallCauses, its chart data, the Overview and `planner explain` alike."""
+    """The example without its WIP sheet: Blackwell Ultra's 2026Q1 shortfall (HBM3E takes a quarter from wafer
+    start, and nothing is in the fab) is horizon_start in ShortfallCauses, its chart data, the Overview and
+    `planner explain` alike. (With the example's WIP the quarter is covered: no horizon_start there.)"""
     import openpyxl
 
+    src = tmp_path / "no-wip.xlsx"
+    wb = openpyxl.load_workbook(EXAMPLE)
+    del wb["WIP"]
+    wb.save(src)
     out = tmp_path / "r.xlsx"
-    res = CliRunner().invoke(main, ["solve", str(EXAMPLE), "-o", str(out), "--no-insights"])
+    res = CliRunner().invoke(main, ["solve", str(src), "-o", str(out), "--no-insights"])
     assert res.exit_code == 0, res.output
     wb = openpyxl.load_workbook(out)
     rows = list(wb["ShortfallCauses"].iter_rows(values_only=True))
@@ -574,10 +583,10 @@ def test_example_horizon_start_everywhere(tmp_path):
     assert {(r["cause"], r["resource"] or "") for r in bu} == {("horizon_start", "")}
     assert not any((r[head.index("resource")] or "") == "initial inventory" for r in rows[1:])
     overview = " ".join(str(c.value) for row in wb["Overview"].iter_rows() for c in row if c.value)
-    assert "Blackwell Ultra: 10k units short over 2026Q1; 100% horizon start" in overview
+    assert re.search(r"Blackwell Ultra: [\d.,]+k? units short over 2026Q1; 100% horizon start", overview), overview
     charts = [str(c.value) for row in wb["ChartData"].iter_rows() for c in row if c.value is not None]
     assert "horizon_start" in charts and "fab_capacity" not in charts
-    ex = CliRunner().invoke(main, ["explain", str(EXAMPLE), "--platform", "Blackwell Ultra"])
+    ex = CliRunner().invoke(main, ["explain", str(src), "--platform", "Blackwell Ultra"])
     assert ex.exit_code == 0 and "horizon_start" in ex.output and "initial inventory" in ex.output
 
 

@@ -321,6 +321,36 @@ def check_expansions(t: Truth, line: str) -> None:
         same(m["c"], r.cost, "expansion cost")
 
 
+def check_decide_by(t: Truth, line: str) -> None:
+    """"Decide by:" (issue 19): the option's row of the Expansions sheet — wafers, needed_from, decide_by = needed_from −
+    lead, the quarter after it, and the re-solve's change of objective and of service."""
+    from planner.periods import label, ordinal
+
+    m = re.match(rf"^Decide by: (?P<fn>\S+) expansion \(Expansions row (?P<row>\d+), (?P<w>{UNITS}) wafers/quarter, lead "
+                 rf"(?P<lead>\d+) quarters?\): (?P<when>.+?); decide by (?P<by>\S+?)(?:; deciding in (?P<next>\S+) "
+                 rf"instead changes the objective by (?P<d>{MONEY}) \((?P<svc>.+)\))?\.$", line)
+    assert m, line
+    ex = t.s["Expansions"]
+    rows = ex[ex["row"] == int(m["row"])]
+    first = rows.iloc[0]
+    assert m["fn"] == f"{first['fab']}/{first['node']}"
+    same(m["w"], rows["wafers_per_quarter"].sum(), "expansion wafers")
+    assert m["by"] == first["decide_by"]
+    if first["needed_from"]:
+        assert m["when"] == f"needed from {first['needed_from']}"
+        assert ordinal(first["needed_from"]) - ordinal(first["decide_by"]) == int(m["lead"])
+    if m["d"] is not None:
+        assert m["next"] == label(ordinal(first["decide_by"]) + 1)
+        same(m["d"], first["objective_if_later"], "objective if decided later")
+        if m["svc"] == "service unchanged":
+            assert abs(first["served_if_later"]) < 0.5
+        else:
+            sm = re.match(rf"^(?P<sign>[+−])(?P<u>{UNITS}) platform units served$", m["svc"])
+            assert sm, m["svc"]
+            same(sm["u"], abs(first["served_if_later"]), "served if decided later")
+            assert (sm["sign"] == "+") == (first["served_if_later"] > 0)
+
+
 def check_report(path: Path, fr: dict, backlog: bool) -> dict[str, int]:
     sheets = read(path)
     t = Truth(sheets, fr, backlog)
@@ -341,6 +371,8 @@ def check_report(path: Path, fr: dict, backlog: bool) -> dict[str, int]:
         elif line.startswith("Expansions: "):
             if "no expansion option" not in line:
                 check_expansions(t, line)
+        elif line.startswith("Decide by: "):
+            check_decide_by(t, line)
         elif line.startswith("No capacity constraint binds"):
             cap = t.s["Capacity"]  # one more unit adds nothing anywhere, one less costs nothing anywhere
             assert (cap["value_of_one_more"].astype(float).fillna(0) <= TOL).all()

@@ -36,8 +36,9 @@ from planner.report.fmt import lateness, money, signed_money, signed_units, span
 from planner.solve.policy import run_policy
 from planner.solve.sessions import HighsSession
 
-FAMILIES = ("rd_gate", "yield_ramp", "fab_capacity", "backend_capacity", "policy")  # players of the game
-CAUSES = ("rd_gate", "yield_ramp", "fab_capacity", "backend_capacity", "horizon_start", "economics", "policy")
+FAMILIES = ("rd_gate", "yield_ramp", "fab_capacity", "backend_capacity", "policy", "frozen_zone")  # players
+CAUSES = ("rd_gate", "yield_ramp", "fab_capacity", "backend_capacity", "frozen_zone", "horizon_start", "economics",
+          "policy")
 CAPACITY = ("fab_capacity", "backend_capacity")
 COLUMNS = ["platform", "period", "shortfall", "cause", "resource", "units", "competitors", "explanation"]
 TOL = 1e-6
@@ -69,6 +70,7 @@ class Lifter:
         self.fab_rows = lp.rows("fab_capacity")
         self.be_rows = lp.rows("backend_capacity")
         self.min_fill_rows = lp.rows("min_fill")
+        self.frozen_rows = lp.rows("frozen_zone")  # --baseline: starts held at the previous plan's
         _, _, rl, ru = lp.bounds()
         self.rl, self.ru = rl, ru
         sname = "backlog" if self.plan.settings.backlog else "shortfall"
@@ -94,6 +96,8 @@ class Lifter:
             out.append("backend_capacity")
         if self.policy != "margin" or len(self.min_fill_rows):
             out.append("policy")
+        if len(self.frozen_rows):
+            out.append("frozen_zone")
         return out
 
     def toggle(self, family: str, on: bool) -> None:
@@ -123,6 +127,11 @@ class Lifter:
             rows = self.fab_rows if family == "fab_capacity" else self.be_rows
             up = np.full(len(rows), np.inf) if on else self.ru[rows]
             h.changeRowsBounds(len(rows), i32(rows), self.rl[rows], up)
+        elif family == "frozen_zone":
+            rows = self.frozen_rows
+            lo = np.full(len(rows), -np.inf) if on else self.rl[rows]
+            up = np.full(len(rows), np.inf) if on else self.ru[rows]
+            h.changeRowsBounds(len(rows), i32(rows), lo, up)
         elif family == "policy":
             rows = self.min_fill_rows
             lo = np.full(len(rows), -np.inf) if on else self.rl[rows]
@@ -429,6 +438,19 @@ class Situation:
     def candidates(self, cause: str) -> list[Candidate]:
         return getattr(self, "_" + cause)()
 
+    def _frozen_zone(self) -> list[Candidate]:
+        """frozen_zone for (p, t): the baseline's starts are held in a quarter whose output feeds t for one of the
+        products p can use (lifting the hold alone is what the Shapley share measured)."""
+        f, t = self.f, self.t
+        zone = list(getattr(f.ms, "frozen_quarters", []) or [])
+        feeding = sorted({f.product[m] for m in self.viable_products if any(s + f.c[m] <= t for s in zone)})
+        if not feeding:
+            return []
+        span = f.periods[min(zone)] + (f"–{f.periods[max(zone)]}" if len(zone) > 1 else "")
+        return [Candidate("", 1.0, f"The frozen zone holds the baseline's wafer starts in {span}: had they been free, "
+                                   f"more of {', '.join(feeding)} could have been started for {self.plat} by "
+                                   f"{self.period}.")]
+
     def _rd_gate(self) -> list[Candidate]:
         f, t = self.f, self.t
         by_prog: dict[str, list[tuple[int, int]]] = {}
@@ -640,8 +662,8 @@ def explain_shortfalls(run) -> pd.DataFrame:
     return attribute(run, Facts(run, counter["sets"]), base_S, base_Y, dict(zip(fams, phi, strict=True)), counter)
 
 
-FALLBACK_ORDER = ("fab_capacity", "backend_capacity", "rd_gate", "yield_ramp", "policy", "horizon_start",
-                  "economics")
+FALLBACK_ORDER = ("fab_capacity", "backend_capacity", "rd_gate", "yield_ramp", "frozen_zone", "policy",
+                  "horizon_start", "economics")
 
 
 def attribute(run, facts: Facts, base_S: np.ndarray, base_Y: np.ndarray, phi: dict[str, np.ndarray],
@@ -715,7 +737,8 @@ def attribute(run, facts: Facts, base_S: np.ndarray, base_Y: np.ndarray, phi: di
 CAUSE_LABELS = {"rd_gate": "{r} qualification (ready {ready})", "yield_ramp": "{r} yield ramp",
                 "fab_capacity": "{r} wafers", "backend_capacity": "{r} line",
                 "horizon_start": "horizon start (nothing started inside the horizon lands in time)",
-                "economics": "economics (serving does not pay)", "policy": "allocation policy"}
+                "economics": "economics (serving does not pay)", "policy": "allocation policy",
+                "frozen_zone": "the frozen zone (baseline's starts)"}
 
 
 def cause_label(cause: str, resource: str, ready: dict[str, str]) -> str:

@@ -203,13 +203,26 @@ def extract(model: Model, sol: Solution) -> Results:
     ws = w[w["wafers"] > 0].copy()
     ws["period"] = [periods[s] for s in ws["s"]]
     ws["lands"] = [periods[t] for t in ws["land"]]
-    wafer_starts = ws[["fab", "node", "product", "period", "wafers", "output_units", "lands"]].rename(
+    com = ms.wip_committed
+    if len(com):  # the WIP commitment behind each start (`wip_committed`), 0 where none
+        ws = ws.merge(com[["fn", "m", "s", "wafers"]].rename(columns={"wafers": "committed"}), on=["fn", "m", "s"],
+                      how="left")
+    else:
+        ws = ws.assign(committed=np.nan)
+    ws["committed"] = ws["committed"].fillna(0.0)
+    wafer_starts = ws[["fab", "node", "product", "period", "wafers", "output_units", "lands", "committed"]].rename(
         columns={"output_units": "good_units"}).reset_index(drop=True)
 
     # Supply
     M = len(ms.products)
     output = np.zeros((M, T))
     np.add.at(output, (w["m"].to_numpy(), w["land"].to_numpy()), w["output_units"].to_numpy())
+    wip_out = np.zeros((M, T))  # in-flight WIP landing (`wip_in_flight`): part of the output
+    fly = model.wip if model.wip is not None else pd.DataFrame(columns=["m", "land", "col", "r", "backend_use"])
+    if len(fly):
+        np.add.at(wip_out, (fly["m"].to_numpy(dtype=np.int64), fly["land"].to_numpy(dtype=np.int64)),
+                  x[fly["col"].to_numpy(dtype=np.int64)])
+    output += wip_out
     shipped = np.zeros((M, T))
     use = y[["po", "t", "platform_units"]].merge(ms.bom[["po", "m", "units_per_platform"]], on="po")
     np.add.at(shipped, (use["m"].to_numpy(), use["t"].to_numpy()),
@@ -217,7 +230,8 @@ def extract(model: Model, sol: Solution) -> Results:
     inv = _clean(x[lp.cols("inventory")]).reshape(M, T)
     supply = pd.DataFrame({"product": np.repeat(ms.products["product"].to_numpy(), T),
                            "period": periods * M, "output_units": _clean(output.ravel()),
-                           "shipped_units": _clean(shipped.ravel()), "inventory_end": inv.ravel()})
+                           "shipped_units": _clean(shipped.ravel()), "inventory_end": inv.ravel(),
+                           "wip_units": _clean(wip_out.ravel())})
     supply.insert(1, "family", np.repeat(ms.products["family"].to_numpy(), T))
 
     # Expansions decided
@@ -234,6 +248,7 @@ def extract(model: Model, sol: Solution) -> Results:
                                                                                           strict=True)],
         "wafers_per_quarter": xe["wafers"].to_numpy(),
         "cost": xe["wafers"].to_numpy() * (e["cost_per_wafer"].to_numpy()[xe["e"].to_numpy()] if len(xe) else 0),
+        "row": e["_row"].to_numpy()[xe["e"].to_numpy()] if len(xe) else [],  # the option's Expansions row
     })
 
     # Capacity: fab/node (base + expansions in effect) and back-end lines
@@ -255,6 +270,10 @@ def extract(model: Model, sol: Solution) -> Results:
     on = w[w["r"] >= 0]
     np.add.at(be_used, (on["r"].to_numpy(), on["land"].to_numpy()),
               (on["output_units"] * on["backend_use"]).to_numpy())
+    fly_be = fly[fly["r"] >= 0] if len(fly) else fly
+    if len(fly_be):
+        np.add.at(be_used, (fly_be["r"].to_numpy(dtype=np.int64), fly_be["land"].to_numpy(dtype=np.int64)),
+                  x[fly_be["col"].to_numpy(dtype=np.int64)] * fly_be["backend_use"].to_numpy(dtype=float))
     be_cap = pd.DataFrame({"resource": be_rows.index["resource"].to_numpy(), "kind": "backend", "unit": "units",
                            "period": [periods[t] for t in be_rows.index["t"]],
                            "capacity": ms.backend_cap.ravel(), "used": be_used.ravel(),

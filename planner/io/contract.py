@@ -110,6 +110,9 @@ SETTINGS_KEYS: dict[str, Column] = {
         Column("currency", "str", default="USD", required=False, description="Currency label for money"),
         Column("highs_method", "choice", choices=("auto", "simplex", "ipm"), default="auto", required=False,
                description="HiGHS algorithm (planner extension): auto picks by size"),
+        Column("frozen_quarters", "int", unit="quarters", default=0, required=False, min=0, max=200,
+               description="With planner solve --baseline: the first N quarters' wafer starts are fixed to the "
+                           "baseline report's (the committed zone)"),
     )
 }
 
@@ -225,6 +228,25 @@ EXPANSIONS = Sheet(
     description="Capacity that can be added after a lead time; each row is its own option",
 )
 
+WIP = Sheet(
+    "WIP",
+    (
+        Column("fab", "str", description="Fab id"),
+        Column("node", "str", description="Process node (the product's node)"),
+        Column("product", "str", description="Product the wafers are for"),
+        Column("start_period", "period",
+               description="Quarter the wafers started: before first_period = in flight (output lands at start + "
+                           "cycle_quarters, no wafer cost, no fab capacity); inside the horizon = committed (the "
+                           "plan starts at least this many)"),
+        Column("wafers", "float", unit="wafers", min=0, description="Wafers started (rows with the same fab, node, "
+                                                                    "product and start are added: one row per lot "
+                                                                    "is fine)"),
+    ),
+    keys=(),
+    required=False,
+    description="Work in progress: wafers in the fab before the horizon, and starts already committed inside it",
+)
+
 BACKEND = Sheet(
     "Backend",
     (
@@ -331,7 +353,7 @@ UNCERTAINTY = Sheet(
 )
 
 SHEETS: tuple[Sheet, ...] = (
-    SETTINGS, PROGRAMS, PRODUCTS, YIELD_RAMP, FABS, FAB_CAPACITY, EXPANSIONS, BACKEND, BACKEND_CAPACITY,
+    SETTINGS, PROGRAMS, PRODUCTS, YIELD_RAMP, FABS, FAB_CAPACITY, EXPANSIONS, WIP, BACKEND, BACKEND_CAPACITY,
     PLATFORMS, BOM, DEMAND, SCENARIOS, UNCERTAINTY,
 )
 SHEETS_BY_NAME: dict[str, Sheet] = {s.name: s for s in SHEETS}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from planner.io.csvdir import located, read_csv_folder
 from planner.io.problems import Problem, ValidationFailed
 from planner.io.reader import Limits, read_workbook
 from planner.io.scenarios import check_scenarios
@@ -31,7 +32,16 @@ def check_edits(plan: PlanData) -> PlanData:
 
 
 def load_plan(path: str | Path, limits: Limits | None = None) -> PlanData:
-    """Read and validate a workbook: the library's front door (raises ReadError / ValidationFailed)."""
+    """Read and validate a workbook, or a folder of CSV files (one per sheet): the library's front door (raises
+    ReadError / ValidationFailed). A folder's problems name the file and line instead of the sheet and cell."""
+    if Path(path).is_dir():
+        raw = read_csv_folder(path, limits)
+        try:
+            plan = check_edits(validate(raw))
+        except ValidationFailed as exc:
+            raise ValidationFailed(located(exc.problems, raw)) from None
+        plan.warnings = located(plan.warnings, raw)
+        return plan
     return check_edits(validate(read_workbook(path, limits)))
 
 

@@ -25,7 +25,9 @@ class Code(StrEnum):
 
     BAD_BOOL = "bad_bool"
     BAD_CHOICE = "bad_choice"
+    BAD_DELIMITER = "bad_delimiter"
     BAD_DISTRIBUTION = "bad_distribution"
+    BAD_ENCODING = "bad_encoding"
     BAD_KEY = "bad_key"
     BAD_OVERRIDE = "bad_override"
     AMBIGUOUS_NUMBER = "ambiguous_number"
@@ -52,6 +54,7 @@ class Code(StrEnum):
     NODE_WITHOUT_FAB = "node_without_fab"
     NOT_A_FILE = "not_a_file"
     NOT_A_NUMBER = "not_a_number"
+    NOT_A_REPORT = "not_a_report"
     NOT_AN_INTEGER = "not_an_integer"
     NOT_FINITE = "not_finite"
     NOT_NUMERIC_COLUMN = "not_numeric_column"
@@ -61,6 +64,7 @@ class Code(StrEnum):
     PERIOD_OUT_OF_RANGE = "period_out_of_range"
     PERIOD_OUTSIDE_HORIZON = "period_outside_horizon"
     PLATFORM_WITHOUT_BOM = "platform_without_bom"
+    RAGGED_ROW = "ragged_row"
     RAMP_FOR_MATURE_PRODUCT = "ramp_for_mature_product"
     STRICT_OOXML = "strict_ooxml"
     TEXT_TOO_LONG = "text_too_long"
@@ -77,6 +81,11 @@ class Code(StrEnum):
     UNKNOWN_SHEET = "unknown_sheet"
     UNSAFE_XML = "unsafe_xml"
     UNZIPPED_TOO_LARGE = "unzipped_too_large"
+    WIP_ABOVE_BACKEND = "wip_above_backend"
+    WIP_ABOVE_CAPACITY = "wip_above_capacity"
+    WIP_BEFORE_READY = "wip_before_ready"
+    WIP_LANDS_BEFORE_HORIZON = "wip_lands_before_horizon"
+    WIP_WRONG_NODE = "wip_wrong_node"
     YIELD_OUT_OF_RANGE = "yield_out_of_range"
 
 
@@ -92,12 +101,15 @@ class Problem:
     found: str = ""
     hint: str = ""
     severity: Severity = "error"
+    file: str = ""  # a CSV folder's file (``Products.csv``): then ``row`` is its line and ``where`` says so
 
     def __post_init__(self) -> None:
         self.code = Code(self.code)  # an unlisted code is a bug here, not a new kind of problem
 
     @property
     def where(self) -> str:
+        if self.file:
+            return f"{self.file} line {self.row}" if self.row else self.file
         if self.cell:
             return f"{self.sheet}!{self.cell}"
         if self.sheet and self.row:

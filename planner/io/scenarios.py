@@ -32,6 +32,7 @@ from planner.io.validate import PlanData, parse_value, plan_frames, validate_fra
 OPS = {"=": "set", "+=": "add", "*=": "scale", "-=": "add"}
 EDIT_KEYS: dict[str, tuple[str, ...]] = {s.name: s.keys for s in C.SHEETS}
 EDIT_KEYS["Expansions"] = ("fab", "node")
+EDIT_KEYS["WIP"] = ("fab", "node", "product", "start_period")
 EDITABLE = [s.name for s in C.SHEETS if s.name not in ("Scenarios", "Settings", "Uncertainty")]
 
 _SET_RE = re.compile(r"^\s*(?P<sheet>[A-Za-z_]+)\s*(?:\[(?P<key>[^\]]*)\])?\s*\.\s*(?P<column>[A-Za-z_0-9]+)\s*"
@@ -262,6 +263,7 @@ def apply_edits(plan: PlanData, edits: list[Edit], label: str = "", revalidate: 
     new_plan.source = plan.source
     new_plan.sha256 = plan.sha256
     new_plan.decimal_comma = plan.decimal_comma
+    new_plan.frozen = plan.frozen  # the frozen zone comes from --baseline, not from a sheet: it stays
     return new_plan
 
 

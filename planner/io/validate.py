@@ -20,6 +20,7 @@ from planner.io import contract as C
 from planner.io.problems import Problem, ValidationFailed, did_you_mean, show
 from planner.io.reader import RawSheet, RawWorkbook
 from planner.io.text import hidden_chars, look_alike_difference, nfc, number_style, parse_number, skeleton
+from planner.io.wip import FrozenZone, check_wip
 from planner.periods import (
     FIRST_YEAR,
     LAST_YEAR,
@@ -42,6 +43,7 @@ class Settings:
     time_limit_s: float | None = None
     currency: str = "USD"
     highs_method: str = "auto"
+    frozen_quarters: int = 0
 
 
 @dataclass
@@ -65,6 +67,9 @@ class PlanData:
     demand: pd.DataFrame
     scenarios: pd.DataFrame
     uncertainty: pd.DataFrame = field(default_factory=lambda: _empty(C.UNCERTAINTY))
+    wip: pd.DataFrame = field(default_factory=lambda: _empty(C.WIP))
+    # the baseline's wafer starts held fixed (`frozen_zone`), set from --baseline (planner.analysis.baseline.freeze)
+    frozen: FrozenZone | None = None
     source: str = ""
     sha256: str = ""
     warnings: list[Problem] = field(default_factory=list)
@@ -93,7 +98,7 @@ _ATTR = {
     "Programs": "programs", "Products": "products", "YieldRamp": "yield_ramp", "Fabs": "fabs",
     "FabCapacity": "fab_capacity", "Expansions": "expansions", "Backend": "backend",
     "BackendCapacity": "backend_capacity", "Platforms": "platforms", "BOM": "bom", "Demand": "demand",
-    "Scenarios": "scenarios", "Uncertainty": "uncertainty",
+    "Scenarios": "scenarios", "Uncertainty": "uncertainty", "WIP": "wip",
 }
 
 _MIN_ROWS = {"Products", "Fabs", "Platforms", "BOM", "Demand"}
@@ -646,6 +651,12 @@ def _cross_checks(settings: Settings, t: dict[str, pd.DataFrame], out: _Collecto
                          f"ends ({last}); it can never be used", sheet="Expansions", row=row,
                          column="earliest_period", found=repr(p))
 
+    wip = check_wip(settings, t, out)
+    if settings.frozen_quarters > settings.horizon_quarters:
+        out.error("out_of_range", f"setting 'frozen_quarters' is {settings.frozen_quarters}, longer than the "
+                  f"horizon", sheet="Settings", column="value", expected=f"at most horizon_quarters "
+                  f"({settings.horizon_quarters})", found=str(settings.frozen_quarters))
+
     _check_ref(out, bom, "BOM", "platform", platform_ids, "unknown_platform", "platform", "Platforms")
     _check_ref(out, bom, "BOM", "product", product_ids, "unknown_product", "product", "Products")
     _check_ref(out, demand, "Demand", "platform", platform_ids, "unknown_platform", "platform", "Platforms")
@@ -686,6 +697,7 @@ def _cross_checks(settings: Settings, t: dict[str, pd.DataFrame], out: _Collecto
         backend=typed(backend, C.BACKEND), backend_capacity=typed(becap, C.BACKEND_CAPACITY),
         platforms=typed(platforms, C.PLATFORMS), bom=typed(bom, C.BOM), demand=typed(demand, C.DEMAND),
         scenarios=typed(t["Scenarios"], C.SCENARIOS), uncertainty=typed(t["Uncertainty"], C.UNCERTAINTY),
+        wip=typed(wip, C.WIP),
     )
 
 

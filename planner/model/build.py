@@ -28,6 +28,7 @@ class Model:
     inventory_rows: np.ndarray  # (M, T) row of `inventory_balance` for product m in quarter t
     backend_rows: np.ndarray  # (R, T) row of `backend_capacity` for line r in quarter t
     input_sha256: str = ""  # identity of the data it was built from, for the report
+    wip: pd.DataFrame | None = None  # in-flight output columns (`wip_in_flight`): sets.wip_in_flight + col
 
 
 def _wafer_candidates(ms: ModelSets) -> pd.DataFrame:
@@ -66,6 +67,47 @@ def add_wafer_starts(lp: LinearProgram, ms: ModelSets, gates_as_bounds: bool = F
     lp.add_term("wafer_cost", w["col"].to_numpy(), w["wafer_cost"].to_numpy(), -1.0)
     lp.add_term("unit_cost", w["col"].to_numpy(), (w["unit_cost"] * w["g"]).to_numpy(), -1.0)
     return w
+
+
+def add_wip_in_flight(lp: LinearProgram, ms: ModelSets) -> pd.DataFrame:
+    """`wip_in_flight`: columns V_{fms} (s < 0) fixed at the good units of wafers already in the fab,
+    V = W^wip g_{ms} (ramp factor of the start quarter), landing in s + c_m; the `unit_cost` term μ_m V (the wafer
+    cost is sunk). They enter `inventory_balance` and `backend_capacity` like output, and no fab row."""
+    f = ms.wip_in_flight.copy()
+    units = f["units"].to_numpy(dtype=float)
+    f["col"] = lp.add_cols("wip_output", f[["fab", "node", "product", "s"]], lower=units, upper=units)
+    lp.add_term("unit_cost", f["col"].to_numpy(), f["unit_cost"].to_numpy(dtype=float), -1.0)
+    return f
+
+
+def add_wip_committed(lp: LinearProgram, ms: ModelSets, w: pd.DataFrame) -> None:
+    """Rows `wip_committed`: w_{fms} ≥ W^wip_{fms} for every start committed inside the horizon (WIP sheet).
+
+    A commitment the model has no column for (a scenario moved the product's gate past it) is a row with no
+    terms and a positive bound: the plan is infeasible, and the diagnosis names the commitment."""
+    c = ms.wip_committed
+    idx = c[["fab", "node", "product", "s"]].rename(columns={"s": "t"})
+    hit = c.reset_index(drop=True).reset_index().merge(w[["fn", "m", "s", "col"]], on=["fn", "m", "s"])
+    lp.add_rows("wip_committed", idx, hit["index"].to_numpy(), hit["col"].to_numpy(), np.ones(len(hit)),
+                lower=c["wafers"].to_numpy(dtype=float))
+
+
+def add_frozen_zone(lp: LinearProgram, ms: ModelSets, w: pd.DataFrame) -> None:
+    """Rows `frozen_zone`: w_{fms} = w̄_{fms} for s in the frozen quarters — the baseline report's starts, zero
+    where it started nothing. A baseline start the model has no column for (the product is gated now, or its
+    output would land after the horizon) is a row with no terms and a positive bound: infeasible, and named."""
+    if not ms.frozen_quarters:
+        lp.add_rows("frozen_zone", pd.DataFrame(columns=["fab", "node", "product", "t"]), [], [], [])
+        return
+    cols = w.loc[w["s"].isin(ms.frozen_quarters), ["fab", "node", "product", "fn", "m", "s", "col"]]
+    base = ms.frozen[["fab", "node", "product", "fn", "m", "s", "wafers"]]
+    both = cols.merge(base, on=["fab", "node", "product", "fn", "m", "s"], how="outer")
+    both["wafers"] = both["wafers"].fillna(0.0)
+    both = both.sort_values(["s", "fn", "m"]).reset_index(drop=True)
+    has = both["col"].notna().to_numpy()
+    lp.add_rows("frozen_zone", both[["fab", "node", "product", "s"]].rename(columns={"s": "t"}),
+                np.nonzero(has)[0], both.loc[has, "col"].to_numpy(dtype=np.int64), np.ones(int(has.sum())),
+                lower=both["wafers"].to_numpy(dtype=float), upper=both["wafers"].to_numpy(dtype=float))
 
 
 def add_expansions(lp: LinearProgram, ms: ModelSets) -> pd.DataFrame:
@@ -110,8 +152,10 @@ def add_fab_capacity(lp: LinearProgram, ms: ModelSets, w: pd.DataFrame, x: pd.Da
                 np.concatenate([np.ones(len(w)), -np.ones(len(rows_x))]), upper=ms.fab_cap.ravel())
 
 
-def add_backend_capacity(lp: LinearProgram, ms: ModelSets, w: pd.DataFrame) -> np.ndarray:
-    """Rows `backend_capacity`: Σ_{m on r} β_m O_{mt} ≤ B_{rt} (output counted in its landing quarter).
+def add_backend_capacity(lp: LinearProgram, ms: ModelSets, w: pd.DataFrame,
+                         wip: pd.DataFrame | None = None) -> np.ndarray:
+    """Rows `backend_capacity`: Σ_{m on r} β_m (O_{mt} + V_{mt}) ≤ B_{rt} (output, and in-flight WIP output
+    `wip_in_flight`, counted in its landing quarter).
 
     Returns the row positions as an (R, T) array, so analyses never re-derive the block's row order."""
     T = ms.T
@@ -119,8 +163,16 @@ def add_backend_capacity(lp: LinearProgram, ms: ModelSets, w: pd.DataFrame) -> n
     idx = pd.DataFrame({"r": np.repeat(np.arange(nb), T), "t": np.tile(np.arange(T), nb)})
     idx["resource"] = ms.backend["resource"].to_numpy()[idx["r"]] if nb else []
     on = w[w["r"] >= 0]
-    pos = lp.add_rows("backend_capacity", idx[["resource", "t"]], on["r"].to_numpy() * T + on["land"].to_numpy(),
-                      on["col"].to_numpy(), (on["backend_use"] * on["g"]).to_numpy(), upper=ms.backend_cap.ravel())
+    rows = [on["r"].to_numpy() * T + on["land"].to_numpy()]
+    cols = [on["col"].to_numpy()]
+    vals = [(on["backend_use"] * on["g"]).to_numpy()]
+    if wip is not None and len(wip):
+        fly = wip[wip["r"] >= 0]
+        rows.append(fly["r"].to_numpy(dtype=np.int64) * T + fly["land"].to_numpy(dtype=np.int64))
+        cols.append(fly["col"].to_numpy())
+        vals.append(fly["backend_use"].to_numpy(dtype=float))
+    pos = lp.add_rows("backend_capacity", idx[["resource", "t"]], np.concatenate(rows), np.concatenate(cols),
+                      np.concatenate(vals), upper=ms.backend_cap.ravel())
     return pos.reshape(nb, T)
 
 
@@ -154,8 +206,8 @@ def add_platform_flows(lp: LinearProgram, ms: ModelSets, backlog: bool) -> pd.Da
 
 
 def add_inventory_balance(lp: LinearProgram, ms: ModelSets, w: pd.DataFrame, inv: np.ndarray,
-                          y: pd.DataFrame) -> np.ndarray:
-    """Rows `inventory_balance`: I_{mt} − I_{m,t−1} − O_{mt} + Q_{mt} = I⁰_m [t = 0].
+                          y: pd.DataFrame, wip: pd.DataFrame | None = None) -> np.ndarray:
+    """Rows `inventory_balance`: I_{mt} − I_{m,t−1} − O_{mt} − V_{mt} + Q_{mt} = I⁰_m [t = 0] (V: in-flight WIP).
 
     Returns the row positions as an (M, T) array."""
     M, T = inv.shape
@@ -171,6 +223,10 @@ def add_inventory_balance(lp: LinearProgram, ms: ModelSets, w: pd.DataFrame, inv
     rows.append(w["m"].to_numpy() * T + w["land"].to_numpy())
     cols.append(w["col"].to_numpy())
     vals.append(-w["g"].to_numpy())
+    if wip is not None and len(wip):
+        rows.append(wip["m"].to_numpy(dtype=np.int64) * T + wip["land"].to_numpy(dtype=np.int64))
+        cols.append(wip["col"].to_numpy())
+        vals.append(-np.ones(len(wip)))
     # shipped: each y_{pot} uses u_{pom} of every product m in its option
     use = y[["po", "t", "col"]].merge(ms.bom[["po", "m", "units_per_platform"]], on="po")
     rows.append(use["m"].to_numpy() * T + use["t"].to_numpy())
@@ -261,6 +317,44 @@ def check_scale(model: Model) -> list:
                                        "platform unit (price × units_per_platform)",
                                expected=f"at most {COEF_MAX:g}", found=f"{r.revenue:.3g}",
                                hint=f"see Platforms row {prow.get(r.platform)}"))
+    return out + check_wip_fit(model)
+
+
+def check_wip_fit(model: Model) -> list:
+    """WIP that no plan can process: in-flight output (fixed) plus the least output of committed starts landing on
+    a back-end line in one quarter, above that line's capacity. The LP would only say "infeasible"; the data say
+    which WIP rows and which line. Returns Problems (sheet WIP)."""
+    from planner.io.problems import Problem
+
+    ms = model.sets
+    fly, com = ms.wip_in_flight, ms.wip_committed
+    if not len(fly) and not len(com):
+        return []
+    prods = ms.products.set_index("m")
+    parts = []
+    if len(fly):
+        parts.append(fly[["r", "land", "units", "backend_use", "rows"]])
+    if len(com):
+        c = com.merge(model.w[["fn", "m", "s", "g", "land"]], on=["fn", "m", "s"])
+        c["r"] = prods.loc[c["m"], "r"].to_numpy()
+        c["backend_use"] = prods.loc[c["m"], "backend_use"].to_numpy()
+        c["units"] = c["wafers"] * c["g"]
+        parts.append(c[["r", "land", "units", "backend_use", "rows"]])
+    need = pd.concat(parts, ignore_index=True)
+    need = need[need["r"] >= 0]
+    need["use"] = need["units"] * need["backend_use"]
+    out = []
+    for (r, t), g in need.groupby(["r", "land"]):
+        cap = float(ms.backend_cap[int(r), int(t)])
+        used = float(g["use"].sum())
+        if used > cap * (1 + 1e-9) + 1e-6:
+            line = ms.backend["resource"].iloc[int(r)]
+            rows = ", ".join(sorted(set(", ".join(g["rows"]).split(", ")), key=int))
+            out.append(Problem(code="wip_above_backend", sheet="WIP", row=int(rows.split(", ")[0]), column="wafers",
+                               message=f"work in progress (rows {rows}) lands {used:,.0f} units of back-end work on "
+                                       f"{line} in {ms.periods[int(t)]}, more than the line can finish",
+                               expected=f"at most {cap:,.0f} (Backend/BackendCapacity {line})",
+                               found=f"{used:,.0f}", hint="check the WIP rows or the line's capacity that quarter"))
     return out
 
 
@@ -270,17 +364,20 @@ def build_model(plan: PlanData, sets: ModelSets | None = None, gates_as_bounds: 
     backlog = plan.settings.backlog
     lp = LinearProgram()
     w = add_wafer_starts(lp, ms, gates_as_bounds)
+    wip = add_wip_in_flight(lp, ms)
     x = add_expansions(lp, ms)
     add_expansion_limit(lp, ms, x)
     inv = add_inventory(lp, ms)
     y = add_platform_flows(lp, ms, backlog)
     add_demand_balance(lp, ms, y, backlog)
     add_fab_capacity(lp, ms, w, x)
-    be_rows = add_backend_capacity(lp, ms, w)
-    inv_rows = add_inventory_balance(lp, ms, w, inv, y)
+    be_rows = add_backend_capacity(lp, ms, w, wip)
+    inv_rows = add_inventory_balance(lp, ms, w, inv, y, wip)
     add_min_fill(lp, ms, y)
+    add_wip_committed(lp, ms, w)
+    add_frozen_zone(lp, ms, w)
     return Model(lp=lp, sets=ms, w=w, y=y, settings=plan.settings, inventory_rows=inv_rows, backend_rows=be_rows,
-                 input_sha256=plan.sha256)
+                 input_sha256=plan.sha256, wip=wip)
 
 
 __all__ = ["INF", "Model", "build_model"]

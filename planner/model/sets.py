@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from planner.io.validate import PlanData
-from planner.periods import period_index
+from planner.periods import period_index, ready_quarters  # noqa: F401  (the ready-quarter rule, re-exported)
 
 MATURE = -(10**6)  # ready index of a product without a program
 
@@ -31,6 +31,13 @@ class ModelSets:
     expansions: pd.DataFrame  # + fn, e, earliest idx
     programs: pd.DataFrame  # program, ready
     ramp: dict[int, np.ndarray] = field(default_factory=dict)  # product position → factor by quarter since ready
+    # WIP: in flight (start s < 0: fab, node, product, m, s, land, wafers, g, units, r, backend_use, unit_cost, rows)
+    # and committed (0 ≤ s: fab, node, product, fn, m, s, wafers, rows); rows = the WIP sheet rows summed
+    wip_in_flight: pd.DataFrame = field(default_factory=pd.DataFrame)
+    wip_committed: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # frozen zone (--baseline): quarters held, and the baseline's starts in them (fab, node, product, fn, m, s, wafers)
+    frozen_quarters: list[int] = field(default_factory=list)
+    frozen: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def good_units_per_wafer(self, m: np.ndarray, s: np.ndarray) -> np.ndarray:
         """g_{ms}: good units per wafer of product m started in quarter s (ramp taken at the start quarter)."""
@@ -63,14 +70,6 @@ def _ramp_curves(plan: PlanData, product_pos: dict[str, int]) -> dict[int, np.nd
             curve[q] = current
         curves[product_pos[prod]] = curve
     return curves
-
-
-def ready_quarters(programs: pd.DataFrame, first_period: str) -> np.ndarray:
-    """Ready quarter index of each program (Semantics, "Ready quarter"): start + development + qualification,
-    counted from ``first_period`` = 0; may be negative. The one place this rule is written."""
-    return np.array([period_index(p, first_period) + int(d) + int(q) for p, d, q in
-                     zip(programs["start_period"], programs["development_quarters"],
-                         programs["qualification_quarters"], strict=True)], dtype=int)
 
 
 def derive_sets(plan: PlanData) -> ModelSets:
@@ -142,4 +141,59 @@ def derive_sets(plan: PlanData) -> ModelSets:
     ms = ModelSets(T=T, periods=periods, products=prods, fabs=fabs, fab_cap=fab_cap, backend=backend,
                    backend_cap=backend_cap, platforms=plats, bom=bom, options=options, demand=demand,
                    expansions=exps, programs=programs, ramp=_ramp_curves(plan, product_pos))
+    ms.wip_in_flight, ms.wip_committed = _wip(plan, ms, fn_of)
+    ms.frozen_quarters, ms.frozen = _frozen(plan, ms, fn_of)
     return ms
+
+
+_IN_FLIGHT_COLS = ["fab", "node", "product", "m", "s", "land", "wafers", "g", "units", "r", "backend_use",
+                   "unit_cost", "rows"]
+_COMMITTED_COLS = ["fab", "node", "product", "fn", "m", "s", "wafers", "rows"]
+
+
+def _wip(plan: PlanData, ms: ModelSets, fn_of: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """WIP rows summed per fab, node, product and start quarter, split into in flight (s < 0, output landing inside
+    the horizon: its good units are fixed, ramp factor of the start quarter) and committed (0 ≤ s < T)."""
+    wip = plan.wip
+    if wip.empty:
+        return pd.DataFrame(columns=_IN_FLIGHT_COLS), pd.DataFrame(columns=_COMMITTED_COLS)
+    prods = ms.products.set_index("product")
+    df = wip.assign(s=[period_index(p, plan.settings.first_period) for p in wip["start_period"]],
+                    rows=wip["_row"].astype(str))
+    df = (df.groupby(["fab", "node", "product", "s"], as_index=False, sort=True)
+          .agg(wafers=("wafers", "sum"), rows=("rows", ", ".join)))
+    df = df[df["product"].isin(prods.index) & (df["wafers"] > 0)].reset_index(drop=True)
+    df["m"] = prods.loc[df["product"], "m"].to_numpy().astype(int)
+    df["fn"] = [fn_of.get((f, n), -1) for f, n in zip(df["fab"], df["node"], strict=True)]
+    df["land"] = df["s"] + prods.loc[df["product"], "cycle_quarters"].to_numpy().astype(int)
+    inside = (df["land"] >= 0) & (df["land"] <= ms.T - 1)  # validation drops the rest; edits may move cycles
+    fly = df[(df["s"] < 0) & inside].reset_index(drop=True)
+    fly["g"] = ms.good_units_per_wafer(fly["m"].to_numpy(), fly["s"].to_numpy())
+    fly["units"] = fly["wafers"] * fly["g"]
+    for col in ("r", "backend_use", "unit_cost"):
+        fly[col] = prods.loc[fly["product"], col].to_numpy()
+    committed = df[(df["s"] >= 0) & (df["s"] < ms.T)].reset_index(drop=True)
+    return fly[_IN_FLIGHT_COLS], committed[_COMMITTED_COLS]
+
+
+def _frozen(plan: PlanData, ms: ModelSets, fn_of: dict) -> tuple[list[int], pd.DataFrame]:
+    """The frozen zone's quarters (indices) and the baseline's starts in them, for products and fab/nodes of this
+    plan (:func:`planner.analysis.baseline.freeze` names the others)."""
+    cols = ["fab", "node", "product", "fn", "m", "s", "wafers"]
+    zone = plan.frozen
+    if zone is None or plan.settings.frozen_quarters <= 0:
+        return [], pd.DataFrame(columns=cols)
+    first = plan.settings.first_period
+    quarters = sorted({period_index(p, first) for p in zone.periods} & set(range(plan.settings.frozen_quarters)))
+    st = zone.starts
+    if st.empty or not quarters:
+        return quarters, pd.DataFrame(columns=cols)
+    pos = dict(zip(ms.products["product"], ms.products["m"], strict=True))
+    df = st.assign(s=[period_index(p, first) for p in st["period"]])
+    df = df[df["s"].isin(quarters)]
+    df = df.groupby(["fab", "node", "product", "s"], as_index=False, sort=True)["wafers"].sum()
+    df["m"] = df["product"].map(pos)
+    df["fn"] = [fn_of.get((f, n), -1) for f, n in zip(df["fab"], df["node"], strict=True)]
+    df = df[df["m"].notna() & (df["fn"] >= 0)].reset_index(drop=True)
+    df["m"] = df["m"].astype(int)
+    return quarters, df[cols]

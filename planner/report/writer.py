@@ -15,11 +15,21 @@ from pathlib import Path
 import pandas as pd
 
 from planner import __version__
+from planner.analysis.baseline import SinceBaseline
+from planner.analysis.pnl import PnL
 from planner.analysis.results import WHOLE_WAFERS_NOTE, Results, whole_wafers
 from planner.io import contract as C
 from planner.io.validate import PlanData
 from planner.report.atomic import atomic_write
 from planner.report.fmt import lateness, money, signed_money, units
+from planner.report.planning import (
+    expansion_sentences,
+    overview_sections,
+    since_sentence,
+    write_expansions,
+    write_pnl,
+    write_since,
+)
 from planner.report.xlsx import LANDSCAPE_PX, Book, col_px, column_blocks
 
 MAX_CHART_PLATFORMS = 12  # larger plans chart the platforms with the most demand (the tables have all)
@@ -40,6 +50,9 @@ class ReportInput:
     notes: list[str] = field(default_factory=list)
     title: str = ""
     scenario: str = ""
+    pnl: PnL | None = None  # money per platform (analysis.pnl)
+    expansion_timing: pd.DataFrame | None = None  # decide-by dates of bought expansions (analysis.expansion_timing)
+    since: SinceBaseline | None = None  # plan over plan (analysis.baseline), with --baseline
 
 
 def _summary_rows(rep: ReportInput) -> pd.DataFrame:
@@ -79,6 +92,19 @@ def _summary_rows(rep: ReportInput) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["metric", "value", "unit"])
 
 
+def infeasible_sentence(r) -> str:
+    """One requirement that cannot hold (a row of ``explain_infeasible``), in a sentence."""
+    if getattr(r, "requirement", "min_fill") == "wip_in_flight":
+        return (f"{r.period}: {r.reason[0].upper() + r.reason[1:]}; with the other requirements held, at most "
+                f"{units(r.achievable)} units can be finished.")
+    if getattr(r, "requirement", "min_fill") in ("wip_committed", "frozen_zone"):
+        bound = "at most" if r.achievable < r.required else "no fewer than"
+        return (f"{r.period}: {r.reason[0].upper() + r.reason[1:]}; with the other requirements held, {bound} "
+                f"{units(r.achievable)} wafers are possible there.")
+    return (f"{r.platform} {r.period}: min_fill needs {units(r.required)} units, at most "
+            f"{units(r.achievable)} possible. {r.reason}.")
+
+
 def headline(rep: ReportInput) -> list[str]:
     """The plan in a few sentences: margin, service, what binds, what would help."""
     res, plan = rep.results, rep.plan
@@ -91,8 +117,7 @@ def headline(rep: ReportInput) -> list[str]:
                 f"{r.requirement} ({r.sheet}{' row ' + str(r.row) if pd.notna(r.row) else ''})"
                 for r in rep.iis.itertuples()) + ".")
         if rep.infeasibility is not None and len(rep.infeasibility):
-            lines += [f"{r.platform} {r.period}: min_fill needs {units(r.required)} units, at most "
-                      f"{units(r.achievable)} possible. {r.reason}." for r in rep.infeasibility.head(8).itertuples()]
+            lines += [infeasible_sentence(r) for r in rep.infeasibility.head(8).itertuples()]
         return lines
     money_line = (f"Margin {money(s['margin'], cur)} (revenue {money(s['revenue'], cur)} less cost "
                   f"{money(s['cost'], cur)}); objective {money(s['objective'], cur)} (margin less "
@@ -143,20 +168,21 @@ def headline(rep: ReportInput) -> list[str]:
         lines.append("Expansions: " + "; ".join(
             f"{r.fab}/{r.node} +{units(r.wafers_per_quarter)} wafers/quarter decided {r.decided}, usable from "
             f"{r.available_from}, cost {money(r.cost, cur)}" for r in ex.itertuples()) + ".")
+        lines += expansion_sentences(rep)
     elif len(plan.expansions):
         lines.append("Expansions: no expansion option is worth its cost in this plan.")
     if s["feasibility_check"] != "passed":
         lines.append(f"CHECK FAILED: {s['feasibility_check']}")
-    return lines + list(rep.notes)
+    return since_sentence(rep) + lines + list(rep.notes)
 
 
 MONEY_METRICS = ("objective", "margin", "revenue", "cost", "shortfall_penalty", "wafer_cost", "unit_cost", "holding_cost",
                  "expansion_cost")
 SUMMARY_FORMATS = {"fill_rate": "pct", "solve_seconds": "seconds", "demand_units": "units",
                    "served_units": "units", "lp_columns": "int", "lp_rows": "int", "max_violation": "sci"}
-HORIZON_NOTE = ("Output lands cycle_quarters after its wafer start; starts whose output would land after the horizon, "
-                "and work in progress before it, are not modelled (initial inventory stands in for it), so the first "
-                "and last quarters look thin.")
+HORIZON_NOTE = ("Output lands cycle_quarters after its wafer start; starts whose output would land after the horizon "
+                "are not modelled, so the last quarters look thin; the first quarters are served from initial "
+                "inventory and the wafers in flight (WIP sheet).")
 
 
 def _binds(b: pd.DataFrame, cur: str, top: int = 4) -> list[str]:
@@ -238,7 +264,7 @@ def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
                                                   "mid_color": "#FFEB84", "max_color": "#63BE7B",
                                                   "min_type": "num", "min_value": 0.5, "mid_type": "num",
                                                   "mid_value": 0.85, "max_type": "num", "max_value": 1})
-    r = last + 2
+    r = overview_sections(book, ws, rep, last + 2)
     ws.write_string(r, 0, "About this run", book.subtitle)
     book.keep_together(ws, r, r + 13)
     info = [("Input file", Path(plan.source).name), ("Input SHA-256", plan.sha256),
@@ -302,9 +328,11 @@ def _write_contract_sheets(book: Book, rep: ReportInput, money_fmt: object) -> N
                                 "good_units": "finished good units (from the unrounded plan)",
                                 "lands": "quarter the output is finished"})
     ws = book.sheet("Supply", "memory made, shipped and held per product and quarter")
-    sup = res.supply[["product", "period", "output_units", "shipped_units", "inventory_end", "family"]]
-    book.table(ws, sup, formats={"output_units": "units", "shipped_units": "units", "inventory_end": "units"},
-               header_comments={"output_units": "finished units landing this quarter"})
+    sup = res.supply[["product", "period", "output_units", "shipped_units", "inventory_end", "family", "wip_units"]]
+    book.table(ws, sup, formats={"output_units": "units", "shipped_units": "units", "inventory_end": "units",
+                                 "wip_units": "units"},
+               header_comments={"output_units": "finished units landing this quarter (in-flight WIP included)",
+                                "wip_units": "of output_units: wafers in the fab before the horizon (WIP sheet)"})
     ws = book.sheet("Capacity", "how full each fab/node and back-end line is, and what one more unit is worth")
     cap = capacity[["resource", "period", "capacity", "used", "utilisation", "shadow_price",
                     "value_of_one_more", "cost_of_one_less", "price_check", "kind", "unit"]]
@@ -335,8 +363,7 @@ def _write_contract_sheets(book: Book, rep: ReportInput, money_fmt: object) -> N
         ws.conditional_format(first, 4, last, 4, {"type": "cell", "criteria": ">=", "value": 0.95,
                                                   "format": book.bad})
     if len(res.expansions):
-        ws = book.sheet("Expansions", "capacity added, when decided, when usable, at what cost")
-        book.table(ws, res.expansions, formats={"wafers_per_quarter": "wafers", "cost": money_fmt})
+        write_expansions(book, rep)
 
 
 def _write_insights(book: Book, rep: ReportInput, money_fmt: object) -> None:
@@ -580,7 +607,7 @@ def _write_causes(book: Book, causes: pd.DataFrame, fixes: pd.DataFrame | None, 
                wrap={"explanation": 60, "competitors": 22},
                header_comments={"units": "shortfall attributed to this cause and resource; the rows of one platform "
                                          "and period add up to its shortfall",
-                                "cause": "rd_gate, yield_ramp, fab_capacity, backend_capacity, horizon_start, economics, policy "
+                                "cause": "rd_gate, yield_ramp, fab_capacity, backend_capacity, horizon_start, economics, policy, frozen_zone "
                                          "(method: models/explain.md)"})
     if fixes is not None and len(fixes):
         ws2 = book.sheet("What would help", "the single change that closes most of each platform's shortfall")
@@ -606,6 +633,8 @@ def write_report(path: Path | str, rep: ReportInput, inputs: tuple[Path, ...] = 
         if rep.results.summary["objective"] is not None:
             _write_charts(book, rep)
         _write_contract_sheets(book, rep, money_fmt)
+        write_pnl(book, rep, money_fmt)
+        write_since(book, rep)
         if rep.causes is not None:
             _write_causes(book, rep.causes, rep.fixes, money_fmt, rep.results.summary["currency"])
         _write_insights(book, rep, money_fmt)
