@@ -22,7 +22,7 @@ from planner.io.scenarios import apply_edits, edits_from_sheet, parse_override  
 from planner.model.sets import ready_quarters  # noqa: E402
 from planner.report.scenario_sheet import SheetEditError, append_scenario  # noqa: E402
 from planner.serve.engine import Engine  # noqa: E402
-from planner.serve.levers import expressions, lever_set, normalise, readiness_expressions  # noqa: E402
+from planner.serve.levers import expressions, normalise, readiness_expressions  # noqa: E402
 from planner.serve.render import panels  # noqa: E402
 
 

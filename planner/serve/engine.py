@@ -205,10 +205,13 @@ class Engine:
         v.service = run.results.service
         v.platforms = platform_table(run.results.service, plan)
         t = time.perf_counter()
-        v.bottleneck_rows = bottlenecks(plan, run.results)
+        # the binding rows straight from the duals (what `bottlenecks` ranks); the platforms short behind each
+        # (a search per row, ~50 ms on the example) are added with the causes, after the numbers are shown
+        v.bottleneck_rows = binding_rows(run.results.capacity)
         v.binds = binding_summary(v.bottleneck_rows)
         v.seconds["binds"] = time.perf_counter() - t
-        v.lines = headline(self._report_input(v))
+        if not self.auto_explain:  # otherwise the words come with the causes, right after the numbers
+            v.lines = headline(self._report_input(v))
 
     def _report_input(self, v: View) -> ReportInput:
         run = v.run
@@ -233,6 +236,8 @@ class Engine:
                 run = v.run
                 if not v.explained:
                     t = time.perf_counter()
+                    v.bottleneck_rows = bottlenecks(run.plan, run.results)
+                    v.binds = binding_summary(v.bottleneck_rows)
                     v.causes = explain_shortfalls(run)
                     v.cause_sentences = platform_sentences(v.causes, run.plan)
                     v.seconds["causes"] = time.perf_counter() - t
@@ -361,15 +366,34 @@ def platform_table(service: pd.DataFrame, plan: PlanData) -> pd.DataFrame:
     return g
 
 
+def binding_rows(capacity: pd.DataFrame) -> pd.DataFrame:
+    """Capacity rows whose constraint binds (positive shadow price), as :func:`bottlenecks` selects and ranks
+    them, without its per-row search for the platforms short there."""
+    from planner.analysis.bottlenecks import SHADOW_TOL
+
+    b = capacity[capacity["shadow_price"] > SHADOW_TOL]
+    b = b.sort_values(["shadow_price", "period"], ascending=[False, True]).reset_index(drop=True)
+    return b[["resource", "kind", "period", "shadow_price", "utilisation", "capacity", "used"]].assign(
+        platforms_short=None)
+
+
 def binding_summary(b: pd.DataFrame | None) -> pd.DataFrame:
-    """One row per binding resource: quarters binding, first–last, top shadow price (as the headline words it)."""
+    """One row per binding resource: quarters binding, first–last, top shadow price (as the headline words it),
+    and the platforms short behind it (None until :func:`bottlenecks` has searched them)."""
     cols = ["resource", "kind", "quarters", "first", "last", "top_price", "platforms"]
     if b is None or b.empty:
         return pd.DataFrame(columns=cols)
-    d = b.assign(plats=b["platforms_short"].fillna("").astype(str))
-    agg = d.groupby("resource").agg(kind=("kind", "first"), quarters=("period", "size"), first=("period", "min"),
-                                    last=("period", "max"), top_price=("shadow_price", "max"),
-                                    platforms=("plats", lambda s: ", ".join(sorted({x.strip() for v in s
-                                                                                 for x in v.replace(";", ",").split(",")
-                                                                                 if x.strip()}))))
-    return agg.sort_values("top_price", ascending=False).reset_index()[cols]
+    rows = {}
+    known = b["platforms_short"].notna().any()
+    for r, kind, period, price, plats in zip(b["resource"], b["kind"], b["period"], b["shadow_price"],
+                                             b["platforms_short"], strict=True):
+        a = rows.setdefault(r, {"resource": r, "kind": kind, "quarters": 0, "first": period, "last": period,
+                                "top_price": price, "platforms": set()})
+        a["quarters"] += 1
+        a["first"], a["last"] = min(a["first"], period), max(a["last"], period)
+        a["top_price"] = max(a["top_price"], price)
+        if isinstance(plats, str):
+            a["platforms"] |= {x.strip() for x in plats.replace(";", ",").split(",") if x.strip()}
+    out = pd.DataFrame(list(rows.values()), columns=cols)
+    out["platforms"] = [", ".join(sorted(x)) if known else None for x in out["platforms"]]
+    return out.sort_values("top_price", ascending=False, kind="stable").reset_index(drop=True)

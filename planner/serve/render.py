@@ -290,9 +290,13 @@ def binds_panel(engine: Engine, v: View) -> str:
             unit = "wafer" if r.kind == "fab" else "unit"
             new = ' <span class="badge">new</span>' if base is not None and r.resource not in base_set else ""
             span = r.first if r.quarters == 1 else f"{r.first}–{r.last}"
+            if r.platforms is None:  # searched with the causes (automatically below AUTO_ANALYSIS_MAX_COLS)
+                plats = '<span class="wait">…</span>' if engine.auto_explain else "(with the explanation)"
+            else:
+                plats = e(r.platforms)
             rows.append(f'<tr data-resource="{e(r.resource)}"><td>{e(r.resource)}{new}</td><td>{e(r.kind)}</td>'
                         f"<td>{r.quarters} ({e(span)})</td><td class=\"num\" data-value=\"{r.top_price!r}\">"
-                        f"{e(money(r.top_price, cur))} per {unit}</td><td>{e(r.platforms or '')}</td></tr>")
+                        f"{e(money(r.top_price, cur))} per {unit}</td><td>{plats}</td></tr>")
         body = ('<table class="tbl"><thead><tr><th>resource</th><th>kind</th><th>quarters binding</th>'
                 "<th>one more is worth up to</th><th>platforms short there</th></tr></thead><tbody>"
                 + "".join(rows) + "</tbody></table>")
@@ -324,6 +328,8 @@ def words_panel(v: View) -> str:
     if v.fixes is not None and len(v.fixes):
         shown |= {"What would help: " + s for s in v.fixes["sentence"]}
     lines = [ln for ln in v.lines if ln not in shown]
+    if not lines and v.ok and v.pending:
+        return '<p class="wait">…</p>'
     return "".join(f"<p>{e(ln)}</p>" for ln in lines)
 
 

@@ -12,6 +12,7 @@
   let seq = 0; // the latest state sent
   let inFlight = false;
   let queued = false;
+  let lastSent = null; // the state last asked for: a change event that changes nothing asks nothing
   window.plannerTimings = [];
 
   function setStatus(text, cls) {
@@ -81,10 +82,13 @@
 
   async function update() {
     if (inFlight) { queued = true; return; }
+    const state = readState();
+    const key = JSON.stringify(state);
+    if (key === lastSent) return;
+    lastSent = key;
     inFlight = true;
     body.dataset.busy = "1";
     const my = ++seq;
-    const state = readState();
     setStatus(interactive ? "solving…" : "composing…", "busy");
     const t0 = performance.now();
     try {
@@ -98,6 +102,7 @@
       if (p.pending && !queued) explain(state, my, t0);
     } catch (err) {
       body.dataset.seq = String(my);
+      lastSent = null; // let the same state be asked again
       showError(err);
     } finally {
       inFlight = false;
@@ -234,6 +239,7 @@
   let saved = {};
   try { saved = JSON.parse(body.dataset.state || "{}"); } catch (_) { saved = {}; }
   applyState(saved);
+  lastSent = JSON.stringify(readState());
   body.dataset.ready = "1";
   if (interactive && body.dataset.pending && autoExplain) explain(readState(), seq, performance.now());
 })();
