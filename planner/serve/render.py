@@ -380,8 +380,12 @@ def payload(engine: Engine, v: View, seq: int) -> dict:
 
 
 # ---- the page ----------------------------------------------------------------------------------------------------
-def _slider(group: str, name: str, lo: float, hi: float, step: float, value: float, note: str = "") -> str:
-    return (f'<div class="lever" data-group="{group}" data-name="{e(name)}"><label>{e(name)}'
+def _slider(group: str, name: str, lo: float, hi: float, step: float, value: float, note: str = "",
+            ready: str = "") -> str:
+    """One lever: a slider and a number box (which accepts values beyond the slider's range)."""
+    shown = name.replace("|", "/") if group == "fabs" else name  # FAB-A/1b as the report writes it
+    extra = f' data-ready="{e(ready)}"' if ready else ""
+    return (f'<div class="lever" data-group="{group}" data-name="{e(name)}"{extra}><label>{e(shown)}'
             f'{f" <small>{e(note)}</small>" if note else ""}</label>'
             f'<input type="range" min="{lo}" max="{hi}" step="{step}" value="{value}" '
             f'aria-label="{e(name)}">'
@@ -409,7 +413,7 @@ def levers_html(engine: Engine) -> str:
                " Backlog (unmet demand carries to the next quarter)</label></div>")
     if lv.programs:
         out.append(_group("R&D readiness", "quarters later (+) or earlier (−) than planned",
-                          [_slider("programs", p, -READINESS_RANGE, READINESS_RANGE, 1, 0, f"ready {q}")
+                          [_slider("programs", p, -READINESS_RANGE, READINESS_RANGE, 1, 0, f"ready {q}", ready=q)
                            for p, q in lv.programs.items()], True))
     if lv.fabs:
         out.append(_group("Fab/node capacity", "wafer capacity × factor (every quarter, overrides included)",

@@ -45,6 +45,7 @@
       lv.querySelector("input[type=number]").value = v;
       lv.querySelector("input[type=range]").value = v;
       lv.classList.toggle("moved", Number(v) !== neutral);
+      readyLabel(lv);
     }
   }
 
@@ -133,17 +134,31 @@
   }
 
   // ---- controls -------------------------------------------------------------------------------------------
+  // "ready 2026Q4 → 2027Q1" next to a moved program (quarters as year*4 + q)
+  function readyLabel(lv) {
+    const base = lv.dataset.ready;
+    const m = /^(\d{4})Q([1-4])$/.exec(base || "");
+    const small = lv.querySelector("label small");
+    if (!m || !small) return;
+    const k = Math.round(Number(lv.querySelector("input[type=number]").value));
+    if (!Number.isFinite(k) || k === 0) { small.textContent = `ready ${base}`; return; }
+    const o = Number(m[1]) * 4 + Number(m[2]) - 1 + k;
+    small.textContent = `ready ${base} → ${Math.floor(o / 4)}Q${(o % 4 + 4) % 4 + 1}`;
+  }
+
   for (const lv of document.querySelectorAll(".lever")) {
     const range = lv.querySelector("input[type=range]");
     const num = lv.querySelector("input[type=number]");
     const neutral = lv.dataset.group === "programs" ? 0 : 1;
     range.addEventListener("input", () => {
       num.value = range.value;
+      readyLabel(lv);
       lv.classList.toggle("moved", Number(range.value) !== neutral);
       update();
     });
     num.addEventListener("change", () => {
       if (num.value !== "" && !isNaN(Number(num.value))) range.value = num.value;
+      readyLabel(lv);
       lv.classList.toggle("moved", Number(num.value) !== neutral);
       update();
     });
