@@ -119,6 +119,7 @@ class Engine:
                  max_columns: int = INTERACTIVE_MAX_COLS):
         self.path = Path(path)
         self.plan = plan
+        self.input_sha256 = plan.sha256  # the input as read; a save into it checks nothing else changed it
         self.levers: LeverSet = lever_set(plan)
         self.time_limit = time_limit or plan.settings.time_limit_s or DEFAULT_TIME_LIMIT
         t = time.perf_counter()
@@ -305,7 +306,7 @@ class Engine:
             lock = self.path.with_name("~$" + self.path.name)
             if lock.exists():
                 raise SheetEditError(f"{self.path.name} is open in Excel ({lock.name} exists): close it and save again")
-            if file_sha256(self.path) != self.plan.sha256:
+            if file_sha256(self.path) != self.input_sha256:
                 raise SheetEditError(f"{self.path} changed on disk since this page read it; restart `planner serve` "
                                      "so the levers apply to what is there now")
         else:
@@ -314,6 +315,8 @@ class Engine:
         rows = [{"scenario": name, "sheet": e.sheet, "key": e.key, "column": e.column, "op": e.op,
                  "value": _cell_value(e.value)} for e in edits]
         append_scenario(source, target, rows, inputs=() if to_input else (self.path,))
+        if to_input:  # our own write: the sheets the levers refer to are unchanged, later saves may follow it
+            self.input_sha256 = file_sha256(self.path)
         return Saved(path=target, name=name, rows=len(rows),
                      command=command_line(str(target), name, [], "solve"))
 

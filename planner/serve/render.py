@@ -373,7 +373,8 @@ def panels(engine: Engine, v: View) -> dict[str, str]:
 
 def payload(engine: Engine, v: View, seq: int) -> dict:
     """What the page receives for one lever state: panels, exact figures, the --set texts, what is pending."""
-    return {"seq": seq, "status": v.status, "errors": v.errors, "figures": v.figures, "sets": v.sets,
+    figs = {k: (x if x is None or math.isfinite(x) else None) for k, x in v.figures.items()}  # JSON has no NaN
+    return {"seq": seq, "status": v.status, "errors": v.errors, "figures": figs, "sets": v.sets,
             "scenario": v.scenario, "command": engine.command(v), "panels": panels(engine, v),
             "pending": v.pending if (engine.auto_explain or v.explained) else "",
             "seconds": {k: round(x, 4) for k, x in v.seconds.items()}}
