@@ -168,7 +168,7 @@ class Engine:
         return apply_edits(self.plan, edits, label=v.label) if edits else self.plan
 
     def _solve_into(self, v: View, scen) -> None:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.thread_time()
         try:
             plan = self._plan_for(v, scen)
         except ValidationFailed as exc:
@@ -211,6 +211,7 @@ class Engine:
         v.bottleneck_rows = binding_rows(run.results.capacity)
         v.binds = binding_summary(v.bottleneck_rows)
         v.seconds["binds"] = time.perf_counter() - t
+        v.seconds["cpu"] = time.thread_time() - cpu0  # this thread's CPU: what the change costs on an idle core
         if not self.auto_explain:  # otherwise the words come with the causes, right after the numbers
             v.lines = headline(self._report_input(v))
 
