@@ -418,3 +418,31 @@ def test_libreoffice_reads_the_saved_scenario(tmp_path):
     assert [e.describe() for e in edits_from_sheet(plan, "A & <b>")] == [
         "Programs[HBM4].qualification_quarters += 1", "Settings.policy = priority"]
     assert pd.Series(plan.scenarios["scenario"]).nunique() == 7
+
+
+def test_serve_says_when_the_port_is_taken(example_copy):
+    import socket
+
+    from click.testing import CliRunner
+
+    from planner.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        res = CliRunner().invoke(main, ["serve", str(example_copy), "--port", str(port)])
+    assert res.exit_code == 1
+    assert f"127.0.0.1:{port} is in use; choose another with --port" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_serve_refuses_an_invalid_workbook(tmp_path):
+    from click.testing import CliRunner
+
+    from planner.cli import main
+
+    bad = tmp_path / "bad.xlsx"
+    bad.write_text("not a workbook")
+    res = CliRunner().invoke(main, ["serve", str(bad)])
+    assert res.exit_code == 1 and "not_xlsx" in res.output

@@ -357,3 +357,30 @@ def test_host_beyond_loopback_always_prints_a_token():
 
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1") and is_loopback("127.0.0.2")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.10") and not is_loopback("myhost")
+
+
+def test_concurrent_users_get_their_own_answers(server):
+    """Six requests at once, each with other levers: each answer is for its own levers, with the numbers of a
+    cold solve of them (the server's threads share one kept model and cache, never a lever state)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from planner import api
+    from planner.io.load import load_plan
+    from planner.io.scenarios import apply_edits, parse_override
+
+    states = [{"fabs": {"FAB-A|1b": 0.70 + 0.05 * i}, "demand": {"RTX Spark": 1.0 + 0.1 * i}} for i in range(6)]
+    hdr = {"Content-Type": "application/json", "X-Planner": "1"}
+
+    def ask(st):
+        code, text = http(server.base + "api/view", json.dumps({"state": st, "seq": 1}).encode(), hdr)
+        assert code == 200, text
+        return json.loads(text)
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(ask, states))
+    plan = load_plan(server.path)
+    for st, a in zip(states, answers, strict=True):
+        f = st["fabs"]["FAB-A|1b"]
+        assert a["sets"][0] == f"Fabs[FAB-A|1b].wafers_per_quarter*={f:.6g}"
+        ref = api.run(apply_edits(plan, [parse_override(s) for s in a["sets"]])).results.summary
+        assert a["figures"]["objective"] == pytest.approx(ref["objective"], rel=1e-7)
