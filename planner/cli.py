@@ -167,7 +167,7 @@ def serve(input_path: Path, port: int, host: str, time_limit: float | None, max_
                         "pip install -e \".[serve]\"") from exc
     plan = _load(input_path)
     _print_problems(plan.warnings)
-    click.echo(f"solving the base plan of {input_path} …", err=True)
+    click.echo(f"preparing the page for {input_path} (the base plan is solved once) …", err=True)
     try:
         engine = Engine(input_path, plan, time_limit=time_limit, max_columns=max_columns)
         run_server(input_path, engine, host=host, port=port, echo=lambda s: click.echo(s), require_token=require_token)

@@ -384,3 +384,27 @@ def test_concurrent_users_get_their_own_answers(server):
         assert a["sets"][0] == f"Fabs[FAB-A|1b].wafers_per_quarter*={f:.6g}"
         ref = api.run(apply_edits(plan, [parse_override(s) for s in a["sets"]])).results.summary
         assert a["figures"]["objective"] == pytest.approx(ref["objective"], rel=1e-7)
+
+
+def test_a_plan_too_big_composes_commands_instead(browser, workdir):
+    s = Server(workdir / "example.xlsx", "--max-columns", "100")
+    try:
+        assert any("too big to re-solve interactively" in line for line in s.lines)
+        ctx = browser.new_context(bypass_csp=True)
+        pg = ctx.new_page()
+        pg.goto(s.url)
+        pg.wait_for_selector("body[data-ready='1']")
+        assert "283 LP columns" in pg.inner_text("#toobig") and "planner sweep" in pg.inner_text("#results")
+        assert pg.query_selector("#figures") is None and pg.is_disabled("#download")
+        box = ".lever[data-group='demand'][data-name='Vera CPU'] input[type=number]"
+        pg.fill(box, "1.5")
+        pg.dispatch_event(box, "change")
+        wait_update(pg, 1)
+        assert sets_shown(pg) == ["Demand[Vera CPU|*].units*=1.5"]
+        pg.fill(box, "-2")
+        pg.dispatch_event(box, "change")
+        wait_update(pg, 2)  # composing never solves, but the edits are checked as the CLI will check them
+        assert "expected a number >= 0" in pg.inner_text("#messages")
+        ctx.close()
+    finally:
+        s.stop()

@@ -44,8 +44,8 @@ from planner.io.problems import ValidationFailed
 from planner.report.atomic import OutputError
 from planner.report.scenario_sheet import SheetEditError
 from planner.serve.engine import Engine
-from planner.serve.levers import LeverError, normalise
-from planner.serve.render import e, page, payload
+from planner.serve.levers import LeverError
+from planner.serve.render import page, payload
 
 log = logging.getLogger("planner.serve")
 STATIC = Path(__file__).with_name("static")
@@ -214,24 +214,20 @@ def make_app(engine: Engine, token: str | None = None, port: int = 0, loopback: 
             return _error(f"internal error: {type(exc).__name__}: {exc}", 500)
 
     async def api_commands(req: Request) -> Response:
-        """The --set texts for a state without solving (the page on a plan too big to solve interactively)."""
+        """The --set texts for a state, checked but not solved (the page of a plan too big to re-solve)."""
         try:
             state, seq = await _state(req)
-            from planner.serve.levers import expressions
-
-            st = normalise(state, engine.levers)
-            _, sets = await run_in_threadpool(expressions, st, engine.plan, engine.levers)
-            from planner.serve.engine import View
-            from planner.serve.render import command_panel
-
-            v = View(state=st, scenario=st.get("scenario", ""), sets=sets)
-            sessions.put(_sid(req), st)
-            return JSONResponse({"seq": seq, "sets": sets, "command": engine.command(v),
-                                 "panels": {"command": command_panel(engine, v), "messages": ""}, "pending": ""})
-        except (LeverError, ValidationFailed) as exc:
-            msg = str(exc) if isinstance(exc, LeverError) else "; ".join(p.render() for p in exc.problems)
-            return JSONResponse({"seq": 0, "panels": {"messages": f'<div class="msg err">{e(msg)}</div>'},
+            v = await run_in_threadpool(engine.view, state)
+            if not v.malformed:
+                sessions.put(_sid(req), v.state)
+            full = payload(engine, v, seq)
+            return JSONResponse({**full, "panels": {k: full["panels"][k] for k in ("command", "messages")},
                                  "pending": ""})
+        except LeverError as exc:
+            return _error(str(exc))
+        except Exception as exc:
+            log.exception("commands failed")
+            return _error(f"internal error: {type(exc).__name__}: {exc}", 500)
 
     async def api_report(req: Request) -> Response:
         try:

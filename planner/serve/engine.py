@@ -157,6 +157,11 @@ class Engine:
         v = View(state=state, scenario=state.get("scenario", ""), sets=sets)
         if self.interactive:
             self._solve_into(v, scen)
+        else:  # not solved, but checked as the CLI will check it when the command is run
+            try:
+                self._plan_for(v, scen)
+            except ValidationFailed as exc:
+                v.errors = problem_messages(exc)
         with self._lock:
             self._cache[key] = v
             while len(self._cache) > CACHE_SIZE:

@@ -447,15 +447,30 @@ def page(engine: Engine, v: View | None, token_note: str = "", state: dict | Non
         body = f'<div class="msg warn" id="toobig">{status}</div>'
     else:
         body = ""
-    p = panels(engine, v) if v is not None else {}
-    if v is not None:
+    if v is None:  # the page that composes commands: only the command panel has something to show
+        from planner.serve.engine import View as _View
+
+        p = {"command": command_panel(engine, _View(state={}, scenario="", sets=[]))}
+    else:
+        p = panels(engine, v)
         p["_pending"] = v.pending if (engine.auto_explain or v.explained) else ""
     batch = ""
+    results = ""
+    if engine.interactive:
+        results = f"""<section><h2>Served vs demand per platform</h2><div id="served">{p.get("served", "")}</div></section>
+<section><h2>Shortfall by cause</h2><div id="causes">{p.get("causes", "")}</div></section>
+<section><h2>What binds</h2><div id="binds">{p.get("binds", "")}</div></section>
+<section><h2>What would help</h2><div id="help">{p.get("help", "")}</div></section>
+<section><h2>In words</h2><div id="words" class="words">{p.get("words", "")}</div></section>"""
     if not engine.interactive:
-        q = e(name)
+        q = e(engine.path)
+        lv = engine.levers
+        param = (f"Programs[{next(iter(lv.programs))}].qualification_quarters" if lv.programs else
+                 f"Demand[{lv.platforms[0]}|*].units" if lv.platforms else "Settings.horizon_quarters")
+        values = "--values 0,1,2,3" if lv.programs else "--range 0.8:1.2:0.1"
         batch = ("<section><h2>Batch commands</h2><ul class=\"sets\">"
                  f"<li><code>planner compare {q} --all-scenarios</code>: every scenario of the sheet side by side</li>"
-                 f"<li><code>planner sweep {q} --param \"Programs[…].qualification_quarters\" --values 0,1,2"
+                 f"<li><code>planner sweep {q} --param {e(repr(param))} {values}"
                  "</code>: one parameter over a range</li>"
                  f"<li><code>planner montecarlo {q} --samples 500</code>: the Uncertainty sheet's spread</li>"
                  "<li>add <code>--scheduler tcp://HOST:8786</code> to run any of them on a Dask cluster</li>"
@@ -468,12 +483,12 @@ def page(engine: Engine, v: View | None, token_note: str = "", state: dict | Non
 <body data-mode="{mode}" data-seq="0" data-busy="0" data-explaining="0" data-auto-explain="{int(engine.auto_explain)}"
  data-pending="{e(p.get("_pending", ""))}" data-state="{e(json.dumps(state or {}))}" data-file="{e(name)}">
 <header><h1>What if … <span class="file">{e(name)}</span></h1>
-<p class="sub">{engine.n_cols:,} LP columns · every change re-solves from the kept model · all data hypothetical
-{e(token_note)}</p><span id="status" class="status" aria-live="polite"></span></header>
+<p class="sub">{engine.n_cols:,} LP columns · {"every change re-solves from the kept model" if engine.interactive
+ else "too big to re-solve on every change: the levers compose commands"} · all data hypothetical{e(token_note)}</p><span id="status" class="status" aria-live="polite"></span></header>
 <main><aside id="levers">{levers_html(engine)}</aside>
 <div id="results">{body}
 <div id="messages">{p.get("messages", "")}</div>
-<section class="cards" id="figures">{p.get("figures", "")}</section>
+{'<section class="cards" id="figures">' + p.get("figures", "") + "</section>" if engine.interactive else ""}
 <section><h2>As a command</h2><div id="command">{p.get("command", "")}</div>
 <div class="actions"><label>Scenario name <input type="text" id="scen-name" maxlength="100" placeholder="my what-if">
 </label><label class="chk"><input type="checkbox" id="to-input"> write into {e(name)} itself</label>
@@ -481,10 +496,6 @@ def page(engine: Engine, v: View | None, token_note: str = "", state: dict | Non
 <button type="button" id="download"{"" if engine.interactive else " disabled"}>Download report</button></div>
 <div id="save-result" aria-live="polite"></div></section>
 {batch}
-<section><h2>Served vs demand per platform</h2><div id="served">{p.get("served", "")}</div></section>
-<section><h2>Shortfall by cause</h2><div id="causes">{p.get("causes", "")}</div></section>
-<section><h2>What binds</h2><div id="binds">{p.get("binds", "")}</div></section>
-<section><h2>What would help</h2><div id="help">{p.get("help", "")}</div></section>
-<section><h2>In words</h2><div id="words" class="words">{p.get("words", "")}</div></section>
+{results}
 </div></main>
 <script src="static/page.js"></script></body></html>"""

@@ -195,7 +195,7 @@
     setTimeout(() => { ev.target.textContent = "copy"; }, 1500);
   });
 
-  $("#causes").addEventListener("click", (ev) => {
+  if ($("#causes")) $("#causes").addEventListener("click", (ev) => {
     if (!ev.target.classList.contains("explain-btn")) return;
     ev.target.disabled = true;
     ev.target.textContent = "explaining… (this re-solves the plan many times)";
