@@ -408,3 +408,36 @@ def test_a_plan_too_big_composes_commands_instead(browser, workdir):
         ctx.close()
     finally:
         s.stop()
+
+
+def test_writing_into_the_input_itself_needs_a_confirmation(browser, tmp_path):
+    shutil.copy(EXAMPLE, tmp_path / "plan.xlsx")
+    s = Server(tmp_path / "plan.xlsx")
+    try:
+        ctx = browser.new_context(bypass_csp=True)
+        pg = ctx.new_page()
+        pg.goto(s.url)
+        pg.wait_for_selector("body[data-ready='1']")
+        pg.select_option("#scenario", "FAB-B 1b loses 25%")
+        wait_update(pg, 1)
+        pg.fill("#scen-name", "FAB-B trouble")
+        pg.check("#to-input")
+        before = sha(s.path)
+        pg.once("dialog", lambda d: d.dismiss())
+        pg.click("#save")
+        pg.wait_for_timeout(500)
+        assert sha(s.path) == before and not pg.query_selector("#saved-cmd")  # declined: nothing written
+        pg.once("dialog", lambda d: d.accept())
+        pg.click("#save")
+        pg.wait_for_selector("#saved-cmd", timeout=60_000)
+        assert pg.inner_text("#saved-cmd") == f"planner solve {s.path} --scenario 'FAB-B trouble'"
+        assert not (tmp_path / "plan-whatif.xlsx").exists()
+        from planner.io.load import load_plan
+        from planner.io.scenarios import edits_from_sheet
+
+        plan = load_plan(s.path)
+        assert [e.describe() for e in edits_from_sheet(plan, "FAB-B trouble")] == [
+            e.describe() for e in edits_from_sheet(plan, "FAB-B 1b loses 25%")]
+        ctx.close()
+    finally:
+        s.stop()
