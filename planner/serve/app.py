@@ -20,6 +20,7 @@ Safety, by default:
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import logging
@@ -44,7 +45,7 @@ from planner.io.problems import ValidationFailed
 from planner.report.atomic import OutputError
 from planner.report.scenario_sheet import SheetEditError
 from planner.serve.engine import Engine
-from planner.serve.levers import LeverError
+from planner.serve.levers import LeverError, normalise
 from planner.serve.render import page, payload
 
 log = logging.getLogger("planner.serve")
@@ -164,6 +165,11 @@ def make_app(engine: Engine, token: str | None = None, port: int = 0, loopback: 
     def _sid(req: Request) -> str | None:
         return req.cookies.get(sid_cookie)
 
+    def remember(req: Request, state: Any) -> None:
+        """This browser's levers as it set them (two forms of one edit share a cached view, not a session)."""
+        with contextlib.suppress(LeverError):  # a malformed state is not remembered
+            sessions.put(_sid(req), normalise(state, engine.levers))
+
     async def index(req: Request) -> Response:
         sid = _sid(req) or secrets.token_urlsafe(18)
         state = sessions.get(sid)
@@ -189,8 +195,7 @@ def make_app(engine: Engine, token: str | None = None, port: int = 0, loopback: 
             if not engine.interactive:
                 return _error("this plan is too big for interactive use: run the command the page shows", 409)
             v = await run_in_threadpool(engine.view, state)
-            if not v.malformed:  # a malformed lever state is not remembered
-                sessions.put(_sid(req), v.state)
+            remember(req, state)
             return JSONResponse(payload(engine, v, seq))
         except LeverError as exc:
             return _error(str(exc))
@@ -218,8 +223,7 @@ def make_app(engine: Engine, token: str | None = None, port: int = 0, loopback: 
         try:
             state, seq = await _state(req)
             v = await run_in_threadpool(engine.view, state)
-            if not v.malformed:
-                sessions.put(_sid(req), v.state)
+            remember(req, state)
             full = payload(engine, v, seq)
             return JSONResponse({**full, "panels": {k: full["panels"][k] for k in ("command", "messages")},
                                  "pending": ""})

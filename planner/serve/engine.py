@@ -71,7 +71,6 @@ class View:
     scenario: str
     sets: list[str]
     errors: list[str] = field(default_factory=list)  # the edits do not apply: the CLI's messages, no solve
-    malformed: bool = False  # the lever state itself was malformed (not remembered for the session)
     status: str = "invalid"
     message: str = ""
     run: Run | None = None
@@ -143,7 +142,7 @@ class Engine:
         try:
             state = normalise(raw_state, self.levers)
         except LeverError as exc:
-            return View(state={}, scenario="", sets=[], errors=[str(exc)], malformed=True)
+            return View(state={}, scenario="", sets=[], errors=[str(exc)])
         try:
             scen, sets = expressions(state, self.plan, self.levers)
         except ValidationFailed as exc:
@@ -162,6 +161,8 @@ class Engine:
                 self._plan_for(v, scen)
             except ValidationFailed as exc:
                 v.errors = problem_messages(exc)
+        if v.status in ("time_limit", "error"):  # may go otherwise next time (a busy machine): not kept
+            return v
         with self._lock:
             self._cache[key] = v
             while len(self._cache) > CACHE_SIZE:
