@@ -334,6 +334,9 @@ def test_nothing_to_save_and_bad_names_are_refused(example_engine):
         example_engine.save_scenario({"programs": {"HBM4": 1}}, "  ")
     with pytest.raises(SheetEditError, match="do not apply"):
         example_engine.save_scenario({"fabs": {"FAB-A|1b": -1}}, "negative")
+    with pytest.raises(SheetEditError, match="control character"):
+        example_engine.save_scenario({"programs": {"HBM4": 1}}, "bell\x07")
+    assert not example_engine.copy_path().exists()
 
 
 ROWS = [{"scenario": "S", "sheet": "Programs", "key": "HBM4", "column": "qualification_quarters", "op": "add",

@@ -38,6 +38,7 @@ WORKSHEET_CT = "application/vnd.openxmlformats-officedocument.spreadsheetml.work
 _ROW_RE = re.compile(r"<(?:\w+:)?row\b[^>]*?(?:/>|>.*?</(?:\w+:)?row>)", re.S)
 _HAS_VALUE = re.compile(r"<(?:\w+:)?(?:v|is)\b[^>]*>(?!\s*</)", re.S)
 _R_ATTR = re.compile(r'\sr="(\d+)"')
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # characters XML 1.0 cannot hold
 
 
 class SheetEditError(Exception):
@@ -321,6 +322,10 @@ def append_scenario(source: Path, target: Path, rows: list[dict[str, Any]], inpu
     if not rows or len({r["scenario"] for r in rows}) != 1:
         raise SheetEditError("append_scenario takes the rows of exactly one scenario")
     name = rows[0]["scenario"]
+    for r in rows:
+        for k, v in r.items():
+            if isinstance(v, str) and _NOT_XML.search(v):
+                raise SheetEditError(f"the {k} {v!r} contains a control character, which a workbook cannot hold")
     source = Path(source)
     try:
         zf = zipfile.ZipFile(source)
