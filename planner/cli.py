@@ -243,6 +243,48 @@ def example(output: Path, force: bool) -> None:
     click.echo(f"wrote {output}")
 
 
+@main.command()
+@INPUT
+@click.option("--port", type=click.IntRange(0, 65535), default=8050, show_default=True,
+              help="Port to listen on (0: any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; any other than loopback requires the token printed at start.")
+@click.option("--time-limit", type=click.FloatRange(0, min_open=True),
+              help="Solver time limit per change in seconds (default: Settings.time_limit_s, else 60).")
+@click.option("--max-columns", type=click.IntRange(1), default=50_000, show_default=True,
+              help="Largest LP re-solved on every change; above, the page composes commands instead.")
+@click.option("--token", "require_token", is_flag=True,
+              help="Require the printed access token on loopback too (a machine shared with other users).")
+def serve(input_path: Path, port: int, host: str, time_limit: float | None, max_columns: int,
+          require_token: bool) -> None:
+    """Open a local what-if page over one plan: move a lever, see the plan re-solve.
+
+    Levers from the plan's own data (program readiness, fab and back-end capacity, platform demand, policy,
+    backlog, a Scenarios-sheet scenario as the start); key figures with deltas against the base, served vs
+    demand, shortfall causes, what binds and what would help update without a reload. The page shows the
+    `--set` expressions the levers amount to, saves them as a scenario and downloads the report
+    `planner solve` would write. Needs `pip install -e ".[serve]"`. Example: `planner serve inputs/example.xlsx`,
+    then open http://127.0.0.1:8050/.
+    """
+    try:
+        from planner.serve.app import ServeError
+        from planner.serve.app import serve as run_server
+        from planner.serve.engine import Engine
+    except ImportError as exc:
+        raise UserError(f"planner serve needs the 'serve' extra ({exc.name} is missing): "
+                        "pip install -e \".[serve]\"") from exc
+    plan = _load(input_path)
+    _print_problems(plan.warnings)
+    click.echo(f"preparing the page for {input_path} (the base plan is solved once) …", err=True)
+    try:
+        engine = Engine(input_path, plan, time_limit=time_limit, max_columns=max_columns)
+        run_server(input_path, engine, host=host, port=port, echo=lambda s: click.echo(s), require_token=require_token)
+    except ServeError as exc:
+        raise UserError(str(exc)) from exc
+    except ValidationFailed as exc:
+        _fail_input(exc, False)
+
+
 def default_report_path(input_path: Path, suffix: str = "report") -> Path:
     """``plan.xlsx`` → ``plan-report.xlsx`` beside it; a CSV folder ``q3/`` → ``q3-report.xlsx`` beside the folder."""
     input_path = Path(input_path)
