@@ -9,6 +9,7 @@ report — an input workbook, some other workbook — is refused with a message 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,9 +79,13 @@ def _inputs_rows(path: Path, limits: Limits) -> list[tuple[int, tuple]] | None:
         wb.close()
 
 
+_BLOCK = re.compile(r"^(?P<name>[A-Za-z]+)(?: \((?P<k>\d+) of (?P<n>\d+)\))?$")
+
+
 def _inputs(rows: list[tuple[int, tuple]] | None) -> dict[str, pd.DataFrame]:
-    """The tables of a report's Inputs sheet: a title cell with the sheet's name, its header below, rows until a
-    blank row (see ``planner.report.writer._write_inputs``)."""
+    """The tables of a report's Inputs sheet: a title cell with the sheet's name (``Products (1 of 2)`` where a
+    wide sheet is split into column blocks that repeat its key columns), its header below, rows until a blank
+    row (see ``planner.report.writer._write_inputs``). The blocks of one sheet are put back side by side."""
     if rows is None:
         return {}
     known = {"Settings", *(s.name for s in C.SHEETS)}
@@ -88,24 +93,30 @@ def _inputs(rows: list[tuple[int, tuple]] | None) -> dict[str, pd.DataFrame]:
     i = 0
     while i < len(rows):
         n, vals = rows[i]
-        title = vals[0] if vals else None
-        if isinstance(title, str) and title in known and all(v is None for v in vals[1:]) and i + 1 < len(rows) \
-                and rows[i + 1][0] == n + 1:
-            header = [str(v) for v in rows[i + 1][1]]
+        filled = [(c, v) for c, v in enumerate(vals) if v is not None]
+        m = _BLOCK.match(filled[0][1]) if len(filled) == 1 and isinstance(filled[0][1], str) else None
+        if m and m["name"] in known and i + 1 < len(rows) and rows[i + 1][0] == n + 1:
+            col = filled[0][0]
+            header = [str(v) for v in rows[i + 1][1][col:]]
             while header and header[-1] == "None":
                 header.pop()
             recs = []
             j, prev = i + 2, n + 1
             while j < len(rows) and rows[j][0] == prev + 1:
-                recs.append(list(rows[j][1][: len(header)]))
+                recs.append(list(rows[j][1][col: col + len(header)]))
                 prev = rows[j][0]
                 j += 1
             df = pd.DataFrame(recs, columns=header)
-            out[title] = df.drop(columns=["row"]) if "row" in df.columns and title != "Settings" else df
+            name = m["name"]
+            if name in out and m["k"] and int(m["k"]) > 1:  # a further block: its own columns beside the first's
+                df = pd.concat([out[name].reset_index(drop=True),
+                                df[[c for c in df.columns if c not in out[name].columns]].reset_index(drop=True)],
+                               axis=1)
+            out[name] = df
             i = j
         else:
             i += 1
-    return out
+    return {k: (v.drop(columns=["row"]) if "row" in v.columns and k != "Settings" else v) for k, v in out.items()}
 
 
 def read_baseline(path: str | os.PathLike[str], limits: Limits | None = None) -> Baseline:
@@ -142,7 +153,10 @@ def read_baseline(path: str | os.PathLike[str], limits: Limits | None = None) ->
         raise _refuse(path, f"the baseline report's plan is {summary.get('status', 'not solved')}: it has no plan "
                       "to compare with or to freeze", hint="use the report of a plan that solved")
     service = _frame(sheets["Service"])[REPORT_SHEETS["Service"]]
-    starts = _frame(sheets["WaferStarts"])[REPORT_SHEETS["WaferStarts"]]
+    ws_frame = _frame(sheets["WaferStarts"])
+    starts = ws_frame[REPORT_SHEETS["WaferStarts"]].copy()
+    if "wafers_lp" in ws_frame.columns:  # the LP's own starts (wafers is rounded for reading): hold exactly those
+        starts["wafers"] = ws_frame["wafers_lp"]
     supply = _frame(sheets["Supply"])
     for df in (service, starts, supply):
         df["period"] = df["period"].map(lambda p: normalise_period(p) if isinstance(p, str) else None)

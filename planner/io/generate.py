@@ -23,7 +23,7 @@ def generate_frames(platforms: int, products: int, fabs: int, quarters: int, see
     rng = np.random.default_rng(seed)
     T = quarters
     periods = horizon_labels(first_period, T)
-    n_nodes = int(min(len(NODES), max(2, fabs // 4 + 1)))
+    n_nodes = int(min(len(NODES), fabs, max(2, fabs // 4 + 1)))  # every node needs a fab to run it
     nodes = NODES[:n_nodes]
 
     # fabs: each runs one or two nodes; every node has at least one fab

@@ -68,6 +68,7 @@ class Code(StrEnum):
     RAMP_FOR_MATURE_PRODUCT = "ramp_for_mature_product"
     STRICT_OOXML = "strict_ooxml"
     TEXT_TOO_LONG = "text_too_long"
+    THOUSANDS_SEPARATOR = "thousands_separator"
     TOO_MANY_ROWS = "too_many_rows"
     UNKNOWN_BACKEND = "unknown_backend"
     UNKNOWN_COLUMN = "unknown_column"

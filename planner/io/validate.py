@@ -418,6 +418,17 @@ def _decimal_commas(matched: dict[str, RawSheet], out: _Collector) -> list[str]:
             if name not in pos:
                 continue
             i = pos[name]
+            grouped = [(r, v) for r, vals in rows if i < len(vals) and isinstance(v := vals[i], str) and "," in v
+                       and number_style(v) in ("grouping", "ambiguous")]
+            if grouped:  # never silently: in a decimal-comma locale "1,000" means 1
+                r, text = grouped[0]
+                value, _ = parse_number(text)
+                more = f" (and {len(grouped) - 1:,} more in this column)" if len(grouped) > 1 else ""
+                out.warn("thousands_separator", f"number typed as text with a comma: {text.strip()!r} read as "
+                         f"{value:g}, the comma grouping thousands{more}", sheet=spec.name, row=r,
+                         cell=f"{_col_letter(i)}{r}", column=name,
+                         hint="type numbers as numbers to silence this; if the comma is a decimal point, "
+                              "write it with a dot")
             hits = [(r, v) for r, vals in rows if i < len(vals) and isinstance(v := vals[i], str)
                     and number_style(v) == "decimal_comma"]
             if not hits:
