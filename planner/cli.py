@@ -51,6 +51,8 @@ def _exhausted(exc: BaseException) -> str | None:
     text = str(exc)
     memory = any(isinstance(e, MemoryError) or isinstance(e, OSError) and e.errno == errno.ENOMEM
                  or isinstance(e, ImportError) and ("failed to map segment" in str(e) or "allocate memory" in str(e))
+                 # a C extension that fails an allocation while importing can leave no exception set
+                 or isinstance(e, SystemError) and "without exception set" in str(e) and soft
                  for e in chain)
     if memory:
         return (f"out of memory{limit}: close other programs, raise the limit, or make the run smaller "
@@ -82,7 +84,7 @@ class _Planner(click.Group):
             return super().invoke(ctx)
         except OutputError as exc:
             raise UserError(str(exc)) from exc
-        except (MemoryError, RuntimeError, OSError, ImportError) as exc:
+        except (MemoryError, RuntimeError, OSError, ImportError, SystemError) as exc:
             message = _exhausted(exc)
             if message is None:
                 raise

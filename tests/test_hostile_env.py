@@ -98,7 +98,8 @@ def test_full_disk_is_one_error_naming_the_path(tmp_path, command, limit):
     At 1 kB even the batch's journal cannot be written."""
     out = tmp_path / "r.xlsx"
     out.write_bytes(b"the previous report")
-    proc = subprocess.run([PY, "-m", "planner", command[0], str(EXAMPLE), *command[1:], "-o", str(out)],
+    # --force: the file at the path is not a planner report (issue 17 would refuse it before any work)
+    proc = subprocess.run([PY, "-m", "planner", command[0], str(EXAMPLE), *command[1:], "-o", str(out), "--force"],
                           capture_output=True, text=True, env=ENV, timeout=180, preexec_fn=_fsize_limit(limit))
     assert proc.returncode == 1, proc.stderr
     line = one_error_line(proc.stderr)
@@ -170,7 +171,7 @@ def test_sigterm_during_the_write_cleans_the_temporary_file(tmp_path):
     out = tmp_path / "r.xlsx"
     out.write_bytes(b"the previous report")
     proc = subprocess.Popen([PY, "-c", SLOW_WRITE, "solve", str(EXAMPLE), "-o", str(out), "--no-insights",
-                             "--no-explain"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                             "--no-explain", "--force"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
                             start_new_session=True)
     try:
         started = any(line.strip() == "writing" for line in proc.stdout)
@@ -226,10 +227,14 @@ def test_monte_carlo_workers_die_with_their_parent(slow_plan, tmp_path, sig):
                             text=True, env=ENV, start_new_session=True)
     try:
         deadline = time.time() + 60
-        while len(kids := children(proc.pid)) < 2 and time.time() < deadline:
+        # the batch is running once its workers exist and its journal holds a finished sample (before that the
+        # parent may still be importing, where the signal's default action is all there is)
+        def journaled() -> bool:
+            return any(p.stat().st_size > 0 for p in tmp_path.glob("*journal*"))
+
+        while not ((len(kids := children(proc.pid)) >= 2) and journaled()) and time.time() < deadline:
             time.sleep(0.2)
-        assert len(kids) >= 2, "the workers did not start"
-        time.sleep(1.0)
+        assert len(kids) >= 2 and journaled(), "the batch did not start"
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)  # a caller capturing the output must not hang
         deadline = time.time() + 5

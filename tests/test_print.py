@@ -61,9 +61,11 @@ def books(tmp_path_factory) -> dict[str, Path]:
     _cli("solve", src)
     _cli("solve", gen, "--explain")
     _cli("compare", src, "--all-scenarios", "--workers", "1", "-o", out["compare"])
-    _cli("sweep", src, "--param", "Backend[TSV-1].units_per_quarter", "--range", "0.8:1.2:0.05", "--workers", "1",
+    _cli("sweep", src, "--param", "Backend[TSV-1].units_per_quarter", "--range", "0.8:1.2:0.05", "--op", "scale",
+         "--workers", "1",
          "-o", out["sweep"])
-    _cli("sweep", src, "--param", "Backend[TSV-1].units_per_quarter", "--range", "0.8:1.2:0.1", "--param2",
+    _cli("sweep", src, "--param", "Backend[TSV-1].units_per_quarter", "--range", "0.8:1.2:0.1", "--op", "scale",
+         "--param2",
          "Programs[HBM4].qualification_quarters", "--values2", "2,3,4", "--workers", "1", "-o", out["grid"])
     _cli("montecarlo", src, "--samples", "30", "--workers", "1", "-o", out["montecarlo"])
     _cli("template", out["template"])

@@ -26,6 +26,7 @@ and number formats (:func:`literal_format`: a currency label is shown, never int
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -90,7 +91,8 @@ def padded(num_format: str) -> str:
     right-aligned number never runs into the left-aligned text of the next column."""
     if num_format in ("@", "General"):
         return num_format
-    return ";".join(sec if sec.endswith("_)") else sec + "_)" for sec in num_format.split(";"))
+    sections = re.split(r"(?<!\\);", num_format)  # an escaped \; is a literal (a currency label), not a section
+    return ";".join(sec if sec.endswith("_)") else sec + "_)" for sec in sections)
 
 
 def wrap_lines(text: str, width: float, bold: bool = False) -> int:
