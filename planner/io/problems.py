@@ -63,6 +63,7 @@ class Code(StrEnum):
     PLATFORM_WITHOUT_BOM = "platform_without_bom"
     RAMP_FOR_MATURE_PRODUCT = "ramp_for_mature_product"
     STRICT_OOXML = "strict_ooxml"
+    STRUCTURAL_UNCERTAINTY = "structural_uncertainty"
     TEXT_TOO_LONG = "text_too_long"
     TOO_MANY_ROWS = "too_many_rows"
     UNKNOWN_BACKEND = "unknown_backend"

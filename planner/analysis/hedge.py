@@ -1,0 +1,671 @@
+"""The hedged plan (issue 21, ``models/hedge.md``): one plan to commit now that is good across the outcomes of the
+Uncertainty sheet, what it is expected to earn, and what planning for the uncertainty (VSS) and better forecasts
+(EVPI) are worth.
+
+The stages, each handing plain data to the next:
+
+1. :func:`scenario_set` turns the Uncertainty sheet into scenarios with probabilities: the cartesian product of the
+   rows when every row is ``discrete`` and the product is small (exact), else ``samples`` draws with equal weights
+   (identical draws merged); and the average scenario (each input at its expected value).
+2. :func:`solve_hedge` builds each scenario's model (:mod:`planner.model.hedge`), stacks them into the extensive
+   form, solves it (the hedged plan, "RP"), solves the average scenario's deterministic plan ("EV") and evaluates
+   its first stage in every scenario ("EEV"), and solves every scenario with its own first stage ("WS", perfect
+   foresight). VSS = RP − EEV, EVPI = WS − RP.
+3. The tables (:class:`HedgeResult`): Summary, Commit, Expansions, Differences, Statistics, Scenarios,
+   ExpectedStarts — everything :mod:`planner.report.hedge` writes and its sentences are computed from.
+
+When the extensive form would exceed ``ef_max_columns``, the plan is optimised over a subsample of the scenarios
+and every scenario's recourse is evaluated one LP each — as a batch, on local processes or a Dask cluster, through
+the ``evaluate`` callable the caller supplies (analysis never imports the batch engine).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from planner.analysis.cases import Case, CaseResult
+from planner.io.problems import Problem, ValidationFailed
+from planner.io.scenarios import Edit, apply_edits
+from planner.io.uncertainty import check_uncertainty, draw, fit_draw
+from planner.io.validate import PlanData
+from planner.model.build import build_model, check_scale
+from planner.model.hedge import (
+    ScenarioModel,
+    build_extensive_form,
+    build_scenario_model,
+    first_stage_columns,
+    same_first_stage,
+)
+from planner.model.sets import derive_sets
+from planner.solve.policy import check_feasibility, solve_model
+from planner.solve.sessions import HighsSession, make_session
+
+EF_MAX_COLUMNS = 3_000_000  # above this the extensive form is solved over a subsample (benchmarks/results.md)
+TOL = 0.5  # wafers (or wafers/quarter): smaller first-stage differences are round-off, not decisions
+COST_TERMS = ("wafer_cost", "unit_cost", "holding_cost", "expansion_cost")
+# inputs that change which start quarters or expansion decisions exist: one commit plan cannot span them
+STRUCTURAL = {("products", "cycle_quarters"), ("products", "node"), ("expansions", "lead_quarters"),
+              ("expansions", "earliest_period")}
+
+
+class HedgeError(Exception):
+    """The plan cannot be hedged as asked (policy, commit window): the message says what to change."""
+
+
+# ---- 1. scenarios ------------------------------------------------------------------------------------------------
+@dataclass
+class ScenarioSet:
+    cases: list[Case]  # one per scenario: its edits on the base plan; params = the uncertain inputs' values
+    probabilities: np.ndarray
+    mode: str  # exact | sampled
+    inputs: list[str]  # names of the uncertain inputs (Uncertainty rows)
+    average: Case  # every input at its expected value over the scenarios
+    samples: int = 0
+    seed: int | None = None
+    draws: int = 0  # sampled: draws before identical ones were merged
+
+    def describe(self) -> str:
+        n = len(self.cases)
+        if self.mode == "exact":
+            return (f"{n} scenario{'s' if n != 1 else ''}, every combination of the discrete rows with its "
+                    "probability")
+        merged = f", {self.draws - n} identical draws merged" if self.draws > n else ""
+        return f"{n} scenario{'s' if n != 1 else ''} from {self.draws} equally likely draws (seed {self.seed}{merged})"
+
+
+def _name(row: dict) -> str:
+    return row["name"] or f"{row['sheet']}[{row['key']}].{row['column']}"
+
+
+def _value_text(v: float) -> str:
+    return f"{int(v)}" if float(v).is_integer() else f"{v:.4g}"
+
+
+def _int_column(row: dict) -> bool:
+    """Whether the row's target column holds whole numbers (its expected value is rounded, half up)."""
+    return isinstance(fit_draw(row, 0.4), int)
+
+
+def check_hedgeable(plan: PlanData) -> list[Problem]:
+    """Uncertainty rows a hedged plan cannot span: ones that change which start quarters or expansion decisions
+    exist (cycle times, nodes, lead times, earliest periods) or the settings themselves."""
+    out = []
+    for r in plan.uncertainty.to_dict("records"):
+        sheet, col = str(r["sheet"]).strip().casefold(), str(r["column"]).strip().casefold()
+        if sheet == "settings" or (sheet, col) in STRUCTURAL:
+            what = f"Settings.{r['key']}" if sheet == "settings" else f"{r['sheet']}.{r['column']}"
+            out.append(Problem(
+                "structural_uncertainty", f"{_name(r)!r} varies {what}, which changes which wafer starts or expansion "
+                "decisions exist; one plan to commit cannot be shared across such scenarios", sheet="Uncertainty",
+                row=r["_row"], column="column", expected="an uncertain yield, readiness, demand, capacity, cost or "
+                "price", found=what, hint="use planner montecarlo for the spread of outcomes over this input"))
+    return out
+
+
+def scenario_set(plan: PlanData, samples: int = 200, seed: int = 1) -> ScenarioSet:
+    """The scenarios of the Uncertainty sheet (see the module docstring), checked first."""
+    if plan.uncertainty.empty:
+        raise ValidationFailed([Problem("missing_sheet", "planner hedge needs an 'Uncertainty' sheet with at least "
+                                        "one row", sheet="Uncertainty", expected="rows: sheet, key, column, "
+                                        "distribution, op, p1..p3 / values, probabilities", found="none")])
+    problems = check_uncertainty(plan) + check_hedgeable(plan)
+    if problems:
+        raise ValidationFailed(problems)
+    rows = plan.uncertainty.to_dict("records")
+    names = [_name(r) for r in rows]
+    discrete = all(r["distribution"] == "discrete" for r in rows)
+    if discrete:
+        opts = [(np.array([float(v) for v in str(r["values"]).split(",")]),
+                 np.array([float(p) for p in str(r["probabilities"]).split(",")])) for r in rows]
+        size = math.prod(len(v) for v, _ in opts)
+    if discrete and size <= samples:
+        mode, draws_n = "exact", size
+        combos = np.array(list(itertools.product(*[range(len(v)) for v, _ in opts])), dtype=int).reshape(size, -1)
+        values = np.column_stack([opts[j][0][combos[:, j]] for j in range(len(rows))])
+        weights = np.prod(np.column_stack([opts[j][1][combos[:, j]] / opts[j][1].sum() for j in range(len(rows))]),
+                          axis=1)
+    else:
+        mode, draws_n = "sampled", samples
+        rng = np.random.default_rng(seed)
+        values = np.column_stack([draw(r, samples, rng) for r in rows])
+        weights = np.full(samples, 1.0 / samples)
+    fitted = np.array([[fit_draw(r, v) for r, v in zip(rows, vals, strict=True)] for vals in values], dtype=float)
+    # identical scenarios (the same cell values) are one scenario with their weights summed
+    frame = pd.DataFrame(fitted, columns=range(len(rows)))
+    frame["w"] = weights
+    grouped = frame.groupby(list(range(len(rows))), sort=False, as_index=False)["w"].sum()
+    grouped = grouped[grouped["w"] > 0].reset_index(drop=True)
+    cases = []
+    for i, rec in enumerate(grouped.itertuples(index=False)):
+        vals = list(rec)[:-1]
+        edits = [Edit(r["sheet"], str(r["key"]), r["column"], r["op"], fit_draw(r, v),
+                      source=f"Uncertainty row {r['_row']} ({names[j]})") for j, (r, v) in enumerate(zip(rows, vals,
+                                                                                                     strict=True))]
+        label = ("; ".join(f"{n}={_value_text(v)}" for n, v in zip(names, vals, strict=True)) if mode == "exact"
+                 else f"sample {i + 1}")
+        cases.append(Case(label, edits, params=dict(zip(names, map(float, vals), strict=True))))
+    probs = grouped["w"].to_numpy() / grouped["w"].sum()
+    avg_vals = []
+    for j, r in enumerate(rows):
+        mean = float(np.dot(probs, grouped[j].to_numpy()))
+        avg_vals.append(fit_draw(r, math.floor(mean + 0.5) if _int_column(r) else mean))
+    average = Case("average scenario", [Edit(r["sheet"], str(r["key"]), r["column"], r["op"], v,
+                                             source=f"Uncertainty row {r['_row']} ({names[j]})")
+                                        for j, (r, v) in enumerate(zip(rows, avg_vals, strict=True))],
+                   params=dict(zip(names, map(float, avg_vals), strict=True)))
+    return ScenarioSet(cases, probs, mode, names, average, samples=samples, seed=None if mode == "exact" else seed,
+                       draws=draws_n)
+
+
+def default_commit_quarters(plan: PlanData) -> int:
+    """K: the longest cycle time (a start made now lands no later than that), at least 1, at most the horizon."""
+    c = int(plan.products["cycle_quarters"].max()) if len(plan.products) else 0
+    return max(1, min(c, plan.settings.horizon_quarters))
+
+
+# ---- 2. solving --------------------------------------------------------------------------------------------------
+@dataclass
+class SolveOptions:
+    solver: str = "highs"
+    method: str = "auto"
+    time_limit: float | None = None
+
+
+def _readiness(plan: PlanData) -> tuple[np.ndarray, np.ndarray]:
+    ms = derive_sets(plan)
+    return ms.products["start_lo"].to_numpy().astype(int), ms.products["ready"].to_numpy().astype(int)
+
+
+def readiness_by_scenario(base: PlanData, cases: Sequence[Case]) -> tuple[np.ndarray, np.ndarray]:
+    """(start_lo, ready) per scenario and product. Only edits of Programs and Products.program move readiness, so
+    scenarios that share those edits share the answer (computed once each)."""
+    cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+    lo, ready = [], []
+    for case in cases:
+        rel = [e for e in case.edits if e.sheet.strip().casefold() == "programs"
+               or (e.sheet.strip().casefold() == "products" and e.column.strip().casefold() == "program")]
+        key = tuple((e.sheet, e.key, e.column, e.op, str(e.value)) for e in rel)
+        if key not in cache:
+            cache[key] = _readiness(apply_edits(base, rel, label=case.name) if rel else base)
+        lo.append(cache[key][0])
+        ready.append(cache[key][1])
+    return np.array(lo), np.array(ready)
+
+
+def _run(lp, opts: SolveOptions):
+    session = make_session(lp, opts.solver, opts.time_limit, opts.method)
+    session.set_objective(lp.objective())
+    return session, session.run()
+
+
+def scenario_kpis(sm: ScenarioModel, x: np.ndarray) -> dict:
+    """One scenario's figures under a solution of its columns: objective, margin (revenue − cost), the terms, and
+    fill rates (overall and per platform, served / demanded over the horizon)."""
+    ms = sm.model.sets
+    terms = sm.model.lp.term_values(x)
+    revenue = terms.get("revenue", 0.0)
+    cost = sum(terms.get(k, 0.0) for k in COST_TERMS)
+    penalty = terms.get("shortfall_penalty", 0.0)
+    y = sm.model.y
+    served = np.bincount(y["p"].to_numpy(), weights=x[y["col"].to_numpy()], minlength=len(ms.platforms))
+    demand = ms.demand.sum(axis=1)
+    out = {"objective": revenue - cost - penalty, "margin": revenue - cost, "revenue": revenue, "cost": cost,
+           "shortfall_penalty": penalty,
+           "fill_rate": float(served.sum() / demand.sum()) if demand.sum() > 0 else np.nan}
+    for p, s, d in zip(ms.platforms["platform"], served, demand, strict=True):
+        out[f"fill_rate[{p}]"] = float(s / d) if d > 0 else np.nan
+    return out
+
+
+def scenario_starts(sm: ScenarioModel, x: np.ndarray) -> pd.DataFrame:
+    w = sm.model.w
+    v = x[w["col"].to_numpy()]
+    keep = v > 1e-6
+    return pd.DataFrame({"fab": w["fab"].to_numpy()[keep], "node": w["node"].to_numpy()[keep],
+                         "product": w["product"].to_numpy()[keep], "t": w["s"].to_numpy()[keep], "wafers": v[keep]})
+
+
+@dataclass
+class HedgeCaseResult(CaseResult):
+    """A scenario's recourse under each first stage: ``kpis`` holds the hedged plan's figures and
+    ``average_plan_objective`` / ``perfect_foresight_objective`` (with their statuses); ``starts`` the hedged plan's
+    wafer starts in this scenario."""
+
+    starts: pd.DataFrame | None = None
+
+
+def evaluate_scenario(sm: ScenarioModel, fixed: dict[str, np.ndarray | None], opts: SolveOptions) -> dict:
+    """Solve one scenario's model once per entry of ``fixed``: its first stage fixed at the given values, or free
+    (``None``: perfect foresight). Returns per entry (status, column vector or None).
+
+    HiGHS keeps the model between the entries and only the first stage's bounds change, so each re-solve starts
+    from the previous basis; other solvers get the model again with the bounds in it."""
+    ef = build_extensive_form([sm], weights=np.ones(1))
+    cl, cu, _, _ = ef.lp.bounds()
+    first = ef.first
+    session = None
+    out = {}
+    for name, values in fixed.items():
+        lo, hi = (cl[first], cu[first]) if values is None else (values, values)
+        if isinstance(session, HighsSession):
+            session.use_simplex()
+            session.h.changeColsBounds(len(first), first.astype(np.int32), np.asarray(lo, float),
+                                       np.asarray(hi, float))
+            res = session.run()
+        else:
+            lp = ef.lp if values is None else build_extensive_form([sm], fixed=values, weights=np.ones(1)).lp
+            session, res = _run(lp, opts)
+        ok = res.status == "optimal" or (res.status == "time_limit" and res.x is not None)
+        out[name] = (res.status, ef.scenario_x(0, res.x) if ok else None)
+    return out
+
+
+def run_hedge_case(base: PlanData, case: Case, *, probability: float, commit_lo: np.ndarray, commit_quarters: int,
+                   keys: pd.DataFrame, fixed: dict[str, np.ndarray | None], opts: SolveOptions,
+                   excess: bool = True) -> HedgeCaseResult:
+    """A batch task (:func:`planner.batch.run_batch` with ``runner=run_hedge_case``): one scenario's recourse under
+    the hedged and the average plan's first stages, and with its own (perfect foresight). Never raises for a
+    problem of the scenario itself."""
+    t0 = time.perf_counter()
+    try:
+        plan = apply_edits(base, case.edits, label=case.name)
+        sm = build_scenario_model(plan, case.name, probability, commit_lo, commit_quarters, excess)
+        if not same_first_stage(sm.keys, keys):
+            raise ValueError("its first-stage decisions differ from the base plan's")
+        got = evaluate_scenario(sm, fixed, opts)
+    except ValidationFailed as exc:
+        msg = "; ".join(p.render() for p in exc.problems if p.severity == "error")
+        return HedgeCaseResult(case.name, "failed", error=f"invalid: {msg}", params=case.params,
+                               seconds=time.perf_counter() - t0)
+    except Exception as exc:  # one scenario's failure must not stop the batch
+        return HedgeCaseResult(case.name, "failed", error=f"{type(exc).__name__}: {exc}", params=case.params,
+                               seconds=time.perf_counter() - t0)
+    return _case_result(sm, case, got, time.perf_counter() - t0)
+
+
+def _case_result(sm: ScenarioModel, case: Case, got: dict, seconds: float) -> HedgeCaseResult:
+    kpis: dict = {}
+    starts = None
+    status = "optimal"
+    errors = []
+    for name, (st, x) in got.items():
+        if name == "hedged":
+            status = st
+            if x is not None:
+                kpis.update(scenario_kpis(sm, x))
+                starts = scenario_starts(sm, x)
+            else:
+                errors.append(f"the hedged plan is {st} in this scenario")
+        else:
+            kpis[f"{name}_status"] = st
+            kpis[f"{name}_objective"] = scenario_kpis(sm, x)["objective"] if x is not None else None
+    return HedgeCaseResult(case.name, status, error="; ".join(errors), params=case.params, kpis=kpis,
+                           seconds=seconds, starts=starts)
+
+
+Evaluate = Callable[[list[Case], dict], list[CaseResult]]
+
+
+@dataclass
+class HedgeResult:
+    """Everything the hedge report shows, as tables (:mod:`planner.report.hedge` writes them)."""
+
+    plan: PlanData
+    scenarios: ScenarioSet
+    commit_quarters: int
+    summary: dict
+    commit: pd.DataFrame  # fab, node, product, period, wafers, lands, risk_probability
+    expansions: pd.DataFrame  # fab, node, option, decided, available_from, wafers_per_quarter, cost
+    differences: pd.DataFrame  # kind, item, period, hedged, average_plan, difference, unit, ..., sentence
+    statistics: pd.DataFrame  # metric, expected, P10, P50, P90, min, max, P(below threshold)
+    table: pd.DataFrame  # one row per scenario: probability, inputs, status, figures under each plan
+    expected_starts: pd.DataFrame  # fab, node, product, period, expected_wafers, min_wafers, max_wafers, committed
+    threshold: float = 0.9
+    notes: list[str] = field(default_factory=list)
+    failed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["scenario", "status", "reason"]))
+
+    @property
+    def ok(self) -> bool:
+        return self.summary["status"] in ("optimal", "time_limit") and self.summary["expected_objective"] is not None
+
+
+def _first_values(model, keys: pd.DataFrame, x: np.ndarray, commit_quarters: int) -> np.ndarray:
+    """A deterministic solution's first stage in the canonical order of ``keys`` (missing columns are 0)."""
+    cols, own = first_stage_columns(model, commit_quarters)
+    own = own.assign(v=x[cols])
+    merged = keys.merge(own, on=["kind", "fab", "node", "product", "e", "t"], how="left")
+    if len(own) and merged["v"].notna().sum() != len(own):
+        raise ValueError("the average-scenario plan starts where no scenario allows it")
+    return merged["v"].fillna(0.0).to_numpy()
+
+
+def solve_hedge(base: PlanData, scen: ScenarioSet, commit_quarters: int | None = None,
+                opts: SolveOptions | None = None, threshold: float = 0.9, ef_max_columns: int = EF_MAX_COLUMNS,
+                evaluate: Evaluate | None = None, progress: Callable[[str], None] | None = None) -> HedgeResult:
+    """The hedged plan and its evaluation (module docstring); ``evaluate`` runs per-scenario recourse as a batch
+    (default: one after another in this process)."""
+    say = progress or (lambda _m: None)
+    s = base.settings
+    if s.policy != "margin":
+        raise HedgeError(f"planner hedge maximises the expected objective of the 'margin' policy; this plan's "
+                         f"Settings policy is {s.policy!r}. Set policy to margin to hedge it (planner montecarlo "
+                         f"shows the spread of outcomes under {s.policy!r}).")
+    K = default_commit_quarters(base) if commit_quarters is None else int(commit_quarters)
+    if not 1 <= K <= s.horizon_quarters:
+        raise HedgeError(f"--commit-quarters must be between 1 and the horizon ({s.horizon_quarters} quarters); "
+                         f"got {K}")
+    opts = opts or SolveOptions(s.solver, s.highs_method, s.time_limit_s)
+    t0 = time.perf_counter()
+    cases, probs = scen.cases, scen.probabilities
+    say(f"readiness of {len(cases)} scenarios")
+    start_lo, ready = readiness_by_scenario(base, cases)
+    commit_lo = start_lo.min(axis=0)
+    notes: list[str] = []
+
+    # the average scenario's deterministic plan (EV) and its first stage
+    say("the plan for the average scenario")
+    avg_plan = apply_edits(base, scen.average.edits, label="the average scenario")
+    avg_model = build_model(avg_plan)
+    if check_scale(avg_model):
+        raise ValidationFailed(check_scale(avg_model))
+    avg_sol = solve_model(avg_model, solver=opts.solver, time_limit=opts.time_limit, method=opts.method,
+                          policy="margin")
+
+    # the extensive form, over every scenario or (too large) a subsample
+    excess = len(cases) > 1  # one scenario: exactly the deterministic model (models/hedge.md)
+    ref = build_scenario_model(base, "base", 1.0, commit_lo, K, excess)
+    per = ref.model.lp.n_cols
+    fits = max(1, ef_max_columns // max(per, 1))
+    if len(cases) <= fits:
+        chosen = np.arange(len(cases))
+    else:
+        order = np.argsort(-probs, kind="stable") if scen.mode == "exact" else np.arange(len(cases))
+        chosen = np.sort(order[:max(2, fits)])
+        notes.append(f"The extensive form over all {len(cases)} scenarios would have about {per * len(cases):,} "
+                     f"columns (limit {ef_max_columns:,}): the plan was optimised over {len(chosen)} of them "
+                     f"({'the most likely' if scen.mode == 'exact' else 'the first draws'}, re-weighted) and "
+                     "evaluated in every scenario, one LP each.")
+    say(f"building {len(chosen)} scenario models")
+    sub_p = probs[chosen] / probs[chosen].sum()
+    models: list[ScenarioModel] = []
+    for i, p in zip(chosen, sub_p, strict=True):
+        plan_k = apply_edits(base, cases[i].edits, label=cases[i].name)
+        sm = build_scenario_model(plan_k, cases[i].name, float(p), commit_lo, K, excess)
+        if check_scale(sm.model):
+            raise ValidationFailed(check_scale(sm.model))
+        if not same_first_stage(sm.keys, ref.keys):
+            raise ValidationFailed([Problem("structural_uncertainty", f"scenario {cases[i].name!r} has other "
+                                            "first-stage decisions than the base plan", sheet="Uncertainty",
+                                            expected="uncertain yields, readiness, demand, capacity, costs, prices",
+                                            found="an input that changes which starts or expansions exist")])
+        models.append(sm)
+    ef = build_extensive_form(models)
+    size = ef.lp.size
+    say(f"solving the extensive form: {size['columns']:,} columns, {size['rows']:,} rows")
+    ts = time.perf_counter()
+    session, res = _run(ef.lp, opts)
+    solve_seconds = time.perf_counter() - ts
+    have = res.x is not None
+    worst, violations = check_feasibility(ef.lp, res.x) if have else (0.0, [])
+    hedged_first = np.where(np.abs(res.x[ef.first]) < 1e-9, 0.0, res.x[ef.first]) if have else None
+    avg_first = None
+    if avg_sol.x is not None:
+        avg_first = _first_values(avg_model, ref.keys, avg_sol.x, K)
+
+    # per-scenario recourse: the hedged plan (from the extensive form when it covered every scenario), the average
+    # plan's first stage fixed (EEV), and each scenario free (WS)
+    full_ef = len(chosen) == len(cases)
+    fixed: dict[str, np.ndarray | None] = {"perfect_foresight": None}
+    if avg_first is not None:
+        fixed["average_plan"] = avg_first
+    if have and not full_ef:
+        fixed["hedged"] = hedged_first
+    say(f"evaluating {len(cases)} scenarios")
+    if full_ef:
+        results = []
+        for k, sm in enumerate(models):
+            got = evaluate_scenario(sm, fixed, opts)
+            if have:
+                got["hedged"] = (res.status, ef.scenario_x(k, res.x))
+            else:
+                got["hedged"] = (res.status, None)
+            results.append(_case_result(sm, cases[k], got, 0.0))
+    else:
+        kw = {"commit_lo": commit_lo, "commit_quarters": K, "keys": ref.keys, "fixed": fixed, "opts": opts,
+              "excess": excess}
+        if evaluate is None:
+            results = [run_hedge_case(base, c, probability=float(p), **kw) for c, p in zip(cases, probs, strict=True)]
+        else:
+            results = evaluate(cases, {**kw, "probability": 1.0})
+        if not have:
+            for r in results:
+                r.status, r.kpis = res.status, {k: v for k, v in r.kpis.items() if k.endswith(("_status",
+                                                                                                "_objective"))}
+    return _tables(base, scen, K, opts, res.status, res.message, results, hedged_first, avg_first, avg_sol, ref,
+                   start_lo, ready, threshold, notes, {"solve_seconds": solve_seconds,
+                                                       "seconds": time.perf_counter() - t0, "lp_columns":
+                                                       size["columns"], "lp_rows": size["rows"],
+                                                       "max_violation": worst, "violations": violations,
+                                                       "method": getattr(session, "method", ""),
+                                                       "ef_scenarios": len(chosen)})
+
+
+# ---- 3. tables ---------------------------------------------------------------------------------------------------
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """The smallest value with at least ``q`` of the probability at or below it (inverse distribution function)."""
+    v, w = np.asarray(values, dtype=float), np.asarray(weights, dtype=float)
+    ok = ~np.isnan(v)
+    v, w = v[ok], w[ok]
+    if not len(v):
+        return np.nan
+    order = np.argsort(v, kind="stable")
+    cw = np.cumsum(w[order]) / w.sum()
+    return float(v[order][min(int(np.searchsorted(cw, q - 1e-12, side="left")), len(v) - 1)])
+
+
+def _stat_row(metric: str, values: np.ndarray, probs: np.ndarray, threshold: float | None) -> dict:
+    v = np.asarray(values, dtype=float)
+    ok = ~np.isnan(v)
+    if not ok.any():
+        return {"metric": metric}
+    w = probs[ok] / probs[ok].sum()
+    row = {"metric": metric, "expected": float(np.dot(w, v[ok])), "P10": weighted_quantile(v, probs, 0.1),
+           "P50": weighted_quantile(v, probs, 0.5), "P90": weighted_quantile(v, probs, 0.9),
+           "min": float(v[ok].min()), "max": float(v[ok].max())}
+    if threshold is not None:
+        row["P(below threshold)"] = float(np.dot(w, v[ok] < threshold - 1e-12))
+    return row
+
+
+DIFF_COLUMNS = ["kind", "item", "period", "average_period", "hedged", "average_plan", "difference", "unit",
+                "risk_probability", "available_from", "average_available_from", "cost_difference"]
+STAT_COLUMNS = ["metric", "expected", "P10", "P50", "P90", "min", "max", "P(below threshold)"]
+
+
+def _tables(base: PlanData, scen: ScenarioSet, K: int, opts: SolveOptions, status: str, message: str,
+            results: list[CaseResult], hedged_first, avg_first, avg_sol, ref: ScenarioModel, start_lo: np.ndarray,
+            ready: np.ndarray, threshold: float, notes: list[str], info: dict) -> HedgeResult:
+    periods = base.periods
+    probs = scen.probabilities
+    plats = list(base.platforms["platform"])
+    rows = []
+    for case, p, r in zip(scen.cases, probs, results, strict=True):
+        k = r.kpis
+        row = {"scenario": case.name, "probability": float(p), **case.params, "status": r.status}
+        for col in ("objective", "margin", "revenue", "cost", "shortfall_penalty", "fill_rate"):
+            row[col] = k.get(col)
+        for pl in plats:
+            row[f"fill_rate[{pl}]"] = k.get(f"fill_rate[{pl}]")
+        row["average_plan_objective"] = k.get("average_plan_objective")
+        row["average_plan_status"] = k.get("average_plan_status", "not run")
+        row["perfect_foresight_objective"] = k.get("perfect_foresight_objective")
+        row["perfect_foresight_status"] = k.get("perfect_foresight_status")
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    failed = pd.DataFrame([{"scenario": r.name, "status": r.status, "reason": r.error} for r in results
+                           if r.status not in ("optimal", "time_limit") or r.error],
+                          columns=["scenario", "status", "reason"])
+    hedged_ok = (table["status"].isin(["optimal", "time_limit"]) & table["objective"].notna()).all()
+
+    def expect(col: str) -> float | None:
+        v = table[col]
+        return float(np.dot(probs, v.astype(float))) if v.notna().all() and len(v) else None
+
+    rp = expect("objective") if hedged_ok else None
+    ws_ok = (table["perfect_foresight_status"] == "optimal").all()
+    ws = expect("perfect_foresight_objective") if ws_ok else None
+    avg_bad = table[table["average_plan_status"] != "optimal"]
+    eev = expect("average_plan_objective") if avg_first is not None and avg_bad.empty else None
+    vss = (rp - eev if eev is not None else (math.inf if avg_first is not None and rp is not None else None)) \
+        if rp is not None else None
+    evpi = ws - rp if ws is not None and rp is not None else None
+    if avg_first is None:
+        notes.append(f"The average scenario on its own is {avg_sol.status}: there is no average-scenario plan to "
+                     "compare with, so VSS is not computed.")
+
+    # the here-and-now plan
+    keys = ref.keys
+    commit = pd.DataFrame(columns=["fab", "node", "product", "period", "wafers", "lands", "risk_probability"])
+    expansions = pd.DataFrame(columns=["fab", "node", "option", "decided", "available_from", "wafers_per_quarter",
+                                       "cost"])
+    differences = pd.DataFrame(columns=DIFF_COLUMNS)
+    prods = ref.model.sets.products
+    m_of = dict(zip(prods["product"], prods["m"], strict=True))
+    cyc = dict(zip(prods["product"], prods["cycle_quarters"], strict=True))
+    exp = ref.model.sets.expansions
+
+    def risk(product: str, t: int) -> float:
+        """Probability that the product's program is not ready when a wafer starts in quarter t."""
+        return float(np.dot(probs, ready[:, m_of[product]] > t))
+
+    if hedged_first is not None:
+        k = keys.assign(v=hedged_first, avg=avg_first if avg_first is not None else np.nan)
+        wk = k[(k["kind"] == "wafers") & (k["v"] > 1e-6)]
+        commit = pd.DataFrame({"fab": wk["fab"], "node": wk["node"], "product": wk["product"],
+                               "period": [periods[t] for t in wk["t"]], "wafers": wk["v"],
+                               "lands": [periods[t + cyc[p]] for t, p in zip(wk["t"], wk["product"], strict=True)],
+                               "risk_probability": [risk(p, t) for p, t in zip(wk["product"], wk["t"],
+                                                                               strict=True)]}).reset_index(drop=True)
+        xk = k[(k["kind"] == "expansion") & (k["v"] > 1e-6)]
+        lead = exp["lead_quarters"].to_numpy() if len(exp) else np.zeros(0, int)
+        expansions = pd.DataFrame({
+            "fab": xk["fab"], "node": xk["node"], "option": [int(exp["_row"].iloc[e]) for e in xk["e"]],
+            "decided": [periods[t] for t in xk["t"]],
+            "available_from": [periods[t + int(lead[e])] for t, e in zip(xk["t"], xk["e"], strict=True)],
+            "wafers_per_quarter": xk["v"],
+            "cost": [v * float(exp["cost_per_wafer"].iloc[e]) for v, e in zip(xk["v"], xk["e"], strict=True)],
+        }).reset_index(drop=True)
+        if avg_first is not None:
+            differences = _differences(k, periods, exp, lead, risk)
+
+    # statistics under the hedged plan (and the objective under the others, to compare)
+    stats = []
+    if rp is not None:
+        stats.append(_stat_row("objective", table["objective"].to_numpy(float), probs, None))
+        stats.append(_stat_row("margin", table["margin"].to_numpy(float), probs, None))
+        stats.append(_stat_row("fill_rate", table["fill_rate"].to_numpy(float), probs, threshold))
+        for pl in plats:
+            col = table[f"fill_rate[{pl}]"].to_numpy(float)
+            if (~np.isnan(col)).any():
+                stats.append(_stat_row(f"fill_rate[{pl}]", col, probs, threshold))
+    if eev is not None:
+        stats.append(_stat_row("objective (average-scenario plan)", table["average_plan_objective"].to_numpy(float),
+                               probs, None))
+    if ws is not None:
+        stats.append(_stat_row("objective (perfect foresight)",
+                               table["perfect_foresight_objective"].to_numpy(float), probs, None))
+    statistics = pd.DataFrame(stats, columns=STAT_COLUMNS)
+
+    # expected wafer starts over the whole horizon under the hedged plan
+    parts = [r.starts.assign(p=p) for r, p in zip(results, probs, strict=True)
+             if isinstance(r, HedgeCaseResult) and r.starts is not None]
+    if parts and hedged_ok:
+        st = pd.concat(parts, ignore_index=True)
+        st["pw"] = st["p"] * st["wafers"]
+        g = st.groupby(["fab", "node", "product", "t"], sort=True)
+        exp_starts = pd.DataFrame({"expected_wafers": g["pw"].sum(),
+                                   "max_wafers": g["wafers"].max(), "scenarios_starting": g["p"].sum()}).reset_index()
+        exp_starts["min_wafers"] = np.where(exp_starts["scenarios_starting"] >= 1 - 1e-9,
+                                            g["wafers"].min().to_numpy(), 0.0)
+        exp_starts["committed"] = exp_starts["t"] < K
+        exp_starts["period"] = [periods[t] for t in exp_starts["t"]]
+        exp_starts = exp_starts.rename(columns={"scenarios_starting": "probability_started"})[
+            ["fab", "node", "product", "period", "expected_wafers", "min_wafers", "max_wafers", "probability_started",
+             "committed"]]
+    else:
+        exp_starts = pd.DataFrame(columns=["fab", "node", "product", "period", "expected_wafers", "min_wafers",
+                                           "max_wafers", "probability_started", "committed"])
+
+    overall = status if status != "optimal" or hedged_ok else "failed"
+    summary = {
+        "status": overall, "expected_objective": rp, "expected_margin": expect("margin") if hedged_ok else None,
+        "expected_revenue": expect("revenue") if hedged_ok else None,
+        "expected_cost": expect("cost") if hedged_ok else None,
+        "expected_shortfall_penalty": expect("shortfall_penalty") if hedged_ok else None,
+        "expected_fill_rate": expect("fill_rate") if hedged_ok and table["fill_rate"].notna().all() else None,
+        "vss": vss, "evpi": evpi, "average_plan_objective": eev, "perfect_foresight_objective": ws,
+        "average_scenario_objective": avg_sol.objective if avg_sol.x is not None else None,
+        "average_plan_infeasible_scenarios": len(avg_bad) if avg_first is not None else None,
+        "scenarios": len(scen.cases), "scenario_mode": scen.mode, "samples": scen.samples if scen.mode == "sampled"
+        else None, "seed": scen.seed, "commit_quarters": K,
+        "commit_window": f"{periods[0]}–{periods[K - 1]}" if K > 1 else periods[0], "threshold": threshold,
+        "solver": opts.solver, "method": info["method"], "solve_seconds": info["solve_seconds"],
+        "seconds": info["seconds"], "lp_columns": info["lp_columns"], "lp_rows": info["lp_rows"],
+        "extensive_form_scenarios": info["ef_scenarios"],
+        "feasibility_check": "passed" if not info["violations"] else "; ".join(info["violations"]),
+        "max_violation": info["max_violation"], "policy": base.settings.policy, "backlog": base.settings.backlog,
+        "risk_starts": base.settings.risk_starts, "currency": base.settings.currency,
+        "input_sha256": base.sha256, "message": message,
+    }
+    return HedgeResult(base, scen, K, summary, commit, expansions, differences, statistics, table, exp_starts,
+                       threshold, notes, failed)
+
+
+def _when(periods: list[str], taus: np.ndarray, amounts: np.ndarray) -> str:
+    """Decision quarters as text: "2026Q2", or "2026Q2 (10,000) and 2026Q3 (12,000)" when there are several."""
+    if len(taus) == 1:
+        return periods[int(taus[0])]
+    return " and ".join(f"{periods[int(t)]} ({a:,.0f})" for t, a in zip(taus, amounts, strict=True))
+
+
+def _differences(k: pd.DataFrame, periods: list[str], exp: pd.DataFrame, lead: np.ndarray, risk) -> pd.DataFrame:
+    """First-stage decisions where the hedged and the average-scenario plan differ by more than round-off: wafer
+    starts per product and quarter (summed over fabs); expansions per option (what each plan orders in the window,
+    and when)."""
+    rows = []
+
+    def differs(h: float, a: float) -> bool:
+        return abs(h - a) > max(TOL, 1e-6 * max(abs(h), abs(a)))
+
+    w = k[k["kind"] == "wafers"].groupby(["product", "t"], sort=True)[["v", "avg"]].sum().reset_index()
+    for r in w.itertuples(index=False):
+        if differs(r.v, r.avg):
+            rows.append({"kind": "wafers", "item": r.product, "period": periods[r.t], "average_period": periods[r.t],
+                         "hedged": r.v, "average_plan": r.avg, "difference": r.v - r.avg, "unit": "wafers",
+                         "risk_probability": risk(r.product, r.t)})
+    x = k[k["kind"] == "expansion"]
+    dup = exp.groupby(["fab", "node"])["e"].transform("size").to_numpy() if len(exp) else np.zeros(0)
+    for e, g in x.groupby("e", sort=True):
+        if not any(differs(h, a) for h, a in zip(g["v"], g["avg"], strict=True)):
+            continue
+        h_on, a_on = g[g["v"] > TOL], g[g["avg"] > TOL]
+        h, a = float(g["v"].sum()), float(g["avg"].sum())
+        r0 = g.iloc[0]
+        item = f"{r0['fab']}/{r0['node']}" + (f" (Expansions row {int(exp['_row'].iloc[e])})" if dup[e] > 1 else "")
+        first_h = int(h_on["t"].min()) if len(h_on) else None
+        first_a = int(a_on["t"].min()) if len(a_on) else None
+        rows.append({"kind": "expansion", "item": item,
+                     "period": _when(periods, h_on["t"].to_numpy(), h_on["v"].to_numpy()) if len(h_on) else "",
+                     "average_period": _when(periods, a_on["t"].to_numpy(), a_on["avg"].to_numpy()) if len(a_on)
+                     else "", "hedged": h, "average_plan": a, "difference": h - a, "unit": "wafers/quarter",
+                     "available_from": periods[first_h + int(lead[e])] if first_h is not None else "",
+                     "average_available_from": periods[first_a + int(lead[e])] if first_a is not None else "",
+                     "cost_difference": (h - a) * float(exp["cost_per_wafer"].iloc[e])})
+    return pd.DataFrame(rows, columns=DIFF_COLUMNS)
