@@ -33,6 +33,7 @@ from planner.io.load import load_plan, plan_from_frames
 from planner.io.problems import Code, ValidationFailed
 from planner.io.scenarios import apply_edits
 from planner.model.hedge import build_extensive_form, build_scenario_model
+from planner.model.sets import derive_sets
 from planner.pipeline import run_plan
 from planner.report.hedge import overview_sentences
 
@@ -81,10 +82,12 @@ def hedge(plan, **kw):
 
 
 # ---- hand-solved -------------------------------------------------------------------------------------------------
-def test_risk_starts_hedged_quantity_in_closed_form():
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_risk_starts_hedged_quantity_in_closed_form(solver):
     """π = 10, μ = 1, ω = 20, D = 600: ½·10·9 = 45 > 20, so w* = 60 wafers; RP = 60·25 = 1,500; EEV = 0 so
-    VSS = 1,500; WS = ½·(600·9 − 20·60) = 2,100, EVPI = 600."""
-    res = hedge(risk_start_plan())
+    VSS = 1,500; WS = ½·(600·9 − 20·60) = 2,100, EVPI = 600. HiGHS and CBC (through PuLP) agree."""
+    res = hedge(risk_start_plan(), opts=SolveOptions(solver))
+    assert res.summary["solver"] == solver
     s = res.summary
     assert s["status"] == "optimal" and s["scenarios"] == 2 and s["scenario_mode"] == "exact"
     assert res.commit[["fab", "product", "period"]].values.tolist() == [["F", "P", "2026Q1"]]
@@ -118,6 +121,33 @@ def test_risk_starts_not_worth_it_below_the_threshold():
     assert res.differences.empty
 
 
+def test_a_scenario_infeasible_on_its_own_is_named(tmp_path):
+    """min_fill = 1 on X: when R is ready only in 2026Q3 nothing can serve X's 2026Q2 demand, so that scenario is
+    infeasible even knowing its outcome, and no plan serves both. The workbook says so; exit 1."""
+    from planner.report.template import write_input_workbook
+
+    f = frames(quarters=3, settings={"risk_starts": True},
+               programs=[{"program": "R", "start_period": "2026Q1", "development_quarters": 1,
+                          "qualification_quarters": 0}],
+               products=[{"program": "R", "cycle_quarters": 1, "price": 10, "unit_cost": 1}],
+               platforms=[{"platform": "X", "priority": 1, "shortfall_penalty": 0, "min_fill": 1.0}],
+               fab_capacity=[{"fab": "F", "node": "n1", "period": "2026Q2", "wafers": 0}],
+               demand=[{"platform": "X", "period": "2026Q2", "units": 600}])
+    f["Uncertainty"] = slip_rows()
+    src = write_input_workbook(tmp_path / "minfill.xlsx", f)
+    out = tmp_path / "minfill-hedge.xlsx"
+    r = CliRunner().invoke(main, ["hedge", str(src), "-o", str(out)])
+    assert r.exit_code == 1, r.output
+    assert "No plan to commit was found (solver status of the hedged problem: infeasible)." in r.output
+    assert "1 of 2 scenarios are infeasible on their own (even knowing the outcome): R slip=1." in r.output
+    got = read_back(out)
+    summary = dict(zip(got["Summary"]["metric"], got["Summary"]["value"], strict=True))
+    assert summary["status"] == "infeasible" and summary["expected_objective"] is None
+    assert got["overview"] == overview_sentences(summary, got["Statistics"], pd.DataFrame(columns=["sentence"]),
+                                                 got["Scenarios"])
+    assert "The average scenario on its own is infeasible" not in r.output  # VSS is moot when nothing is feasible
+
+
 def test_early_output_cannot_ship_before_ready():
     """With the commit-window start fixed at 60 wafers, scenario B (ready 2026Q3) ships nothing in 2026Q2 although
     the output lands there: its inventory at the end of 2026Q2 covers all 600 units or they are left unassembled."""
@@ -125,11 +155,11 @@ def test_early_output_cannot_ship_before_ready():
     scen = scenario_set(plan)
     lo, _ = readiness_by_scenario(plan, scen.cases)
     b = build_scenario_model(apply_edits(plan, scen.cases[1].edits), "B", 0.5, lo.min(axis=0), 1)
-    assert "hold_until_ready" in b.model.lp.row_blocks and len(b.early) == 1
+    assert "hold_until_ready" in b.row_labels and len(b.early) == 1
     got = evaluate_scenario(b, {"fixed": np.array([60.0])}, SolveOptions())
     status, x = got["fixed"]
     assert status == "optimal"
-    shipped = x[b.model.y["col"].to_numpy()].sum()
+    shipped = x[b.y[1]].sum()
     assert shipped == pytest.approx(0, abs=TOL)
 
 
@@ -230,7 +260,7 @@ def test_vss_and_evpi_are_never_negative(seed, K):
         sm = build_scenario_model(apply_edits(plan, case.edits), case.name, p, lo.min(axis=0), K)
         st, x = evaluate_scenario(sm, {"h": first}, SolveOptions())["h"]
         assert st == "optimal"
-        total += p * (sm.model.lp.objective() @ x)
+        total += p * (sm.objective() @ x)
     assert total == pytest.approx(s["expected_objective"], rel=1e-6)
 
 
@@ -241,7 +271,7 @@ def _hedged_first(res, plan, scen, commit_lo, K):
     periods = plan.periods
     c = res.commit.assign(t=[periods.index(p) for p in res.commit["period"]], kind="wafers")
     e = res.expansions.assign(t=[periods.index(p) for p in res.expansions["decided"]], kind="expansion")
-    exp = sm.model.sets.expansions
+    exp = derive_sets(plan).expansions
     e["e"] = [int(exp.index[exp["_row"] == o][0]) for o in e["option"]]
     v = np.zeros(len(keys))
     for i, k in enumerate(keys.itertuples()):
@@ -429,14 +459,16 @@ def test_json_summary(tmp_path):
 def test_subsample_then_batch_evaluation(example):
     """With a column limit that fits 3 of 12 scenarios, the plan is optimised over 3 and evaluated in all 12:
     every scenario has figures under all three plans, EVPI ≥ 0 scenario by scenario, and the note says so."""
-    per = build_scenario_model(example, "b", 1.0, np.zeros(len(example.products), int), 2).model.lp.n_cols
+    per = build_scenario_model(example, "b", 1.0, np.zeros(len(example.products), int), 2).n_cols
     res = hedge(example, samples=12, seed=4, commit_quarters=2, ef_max_columns=3 * per + 10)
     s = res.summary
     assert s["status"] == "optimal" and s["extensive_form_scenarios"] == 3 and s["scenarios"] == 12
     assert res.table["objective"].notna().all() and res.table["average_plan_objective"].notna().all()
     assert (res.table["perfect_foresight_objective"] >= res.table["objective"] - 1e-6 * abs(
         s["expected_objective"])).all()
-    assert any("optimised over 3 of them" in n for n in res.notes)
+    from planner.report.hedge import headline
+
+    assert any("the plan was optimised over 3 of them (the first draws" in n for n in headline(res))
 
 
 def test_batch_on_worker_processes_equals_inline(example):

@@ -208,37 +208,37 @@ def _run(lp, opts: SolveOptions):
 def scenario_kpis(sm: ScenarioModel, x: np.ndarray) -> dict:
     """One scenario's figures under a solution of its columns: objective, margin (revenue − cost), the terms, and
     fill rates (overall and per platform, served / demanded over the horizon)."""
-    ms = sm.model.sets
-    terms = sm.model.lp.term_values(x)
+    terms = sm.term_values(x)
     revenue = terms.get("revenue", 0.0)
     cost = sum(terms.get(k, 0.0) for k in COST_TERMS)
     penalty = terms.get("shortfall_penalty", 0.0)
-    y = sm.model.y
-    served = np.bincount(y["p"].to_numpy(), weights=x[y["col"].to_numpy()], minlength=len(ms.platforms))
-    demand = ms.demand.sum(axis=1)
+    yp, ycol = sm.y
+    served = np.bincount(yp, weights=x[ycol], minlength=len(sm.platforms))
+    demand = sm.demand
     out = {"objective": revenue - cost - penalty, "margin": revenue - cost, "revenue": revenue, "cost": cost,
            "shortfall_penalty": penalty,
            "fill_rate": float(served.sum() / demand.sum()) if demand.sum() > 0 else np.nan}
-    for p, s, d in zip(ms.platforms["platform"], served, demand, strict=True):
+    for p, s, d in zip(sm.platforms, served, demand, strict=True):
         out[f"fill_rate[{p}]"] = float(s / d) if d > 0 else np.nan
     return out
 
 
 def scenario_starts(sm: ScenarioModel, x: np.ndarray) -> pd.DataFrame:
-    w = sm.model.w
-    v = x[w["col"].to_numpy()]
+    w = sm.wafers
+    v = x[w["col"]]
     keep = v > 1e-6
-    return pd.DataFrame({"fab": w["fab"].to_numpy()[keep], "node": w["node"].to_numpy()[keep],
-                         "product": w["product"].to_numpy()[keep], "t": w["s"].to_numpy()[keep], "wafers": v[keep]})
+    return pd.DataFrame({"fab": w["fab"][keep], "node": w["node"][keep], "product": w["product"][keep],
+                         "t": w["s"][keep], "wafers": v[keep]})
 
 
 @dataclass
 class HedgeCaseResult(CaseResult):
     """A scenario's recourse under each first stage: ``kpis`` holds the hedged plan's figures and
     ``average_plan_objective`` / ``perfect_foresight_objective`` (with their statuses); ``starts`` the hedged plan's
-    wafer starts in this scenario."""
+    wafer starts in this scenario; ``model`` the scenario's arrays when the caller stacks them."""
 
     starts: pd.DataFrame | None = None
+    model: ScenarioModel | None = None
 
 
 def evaluate_scenario(sm: ScenarioModel, fixed: dict[str, np.ndarray | None], opts: SolveOptions) -> dict:
@@ -247,6 +247,8 @@ def evaluate_scenario(sm: ScenarioModel, fixed: dict[str, np.ndarray | None], op
 
     HiGHS keeps the model between the entries and only the first stage's bounds change, so each re-solve starts
     from the previous basis; other solvers get the model again with the bounds in it."""
+    if not fixed:
+        return {}
     ef = build_extensive_form([sm], weights=np.ones(1))
     cl, cu, _, _ = ef.lp.bounds()
     first = ef.first
@@ -267,18 +269,20 @@ def evaluate_scenario(sm: ScenarioModel, fixed: dict[str, np.ndarray | None], op
     return out
 
 
-def run_hedge_case(base: PlanData, case: Case, *, probability: float, commit_lo: np.ndarray, commit_quarters: int,
-                   keys: pd.DataFrame, fixed: dict[str, np.ndarray | None], opts: SolveOptions,
-                   excess: bool = True) -> HedgeCaseResult:
-    """A batch task (:func:`planner.batch.run_batch` with ``runner=run_hedge_case``): one scenario's recourse under
-    the hedged and the average plan's first stages, and with its own (perfect foresight). Never raises for a
-    problem of the scenario itself."""
+def run_hedge_case(base: PlanData, case: Case, *, commit_lo: np.ndarray, commit_quarters: int, keys: pd.DataFrame,
+                   fixed: dict[str, np.ndarray | None], opts: SolveOptions, excess: bool = True,
+                   keep_model: bool = False) -> HedgeCaseResult:
+    """A batch task (:func:`planner.batch.run_batch` with ``runner=run_hedge_case``): build one scenario's model and
+    solve it under each entry of ``fixed`` (the hedged or the average plan's first stage, or free: perfect
+    foresight); with ``keep_model`` its arrays come back for the extensive form. Never raises for a problem of the
+    scenario itself: it comes back failed, with the reason."""
     t0 = time.perf_counter()
     try:
         plan = apply_edits(base, case.edits, label=case.name)
-        sm = build_scenario_model(plan, case.name, probability, commit_lo, commit_quarters, excess)
+        sm = build_scenario_model(plan, case.name, 1.0, commit_lo, commit_quarters, excess)
         if not same_first_stage(sm.keys, keys):
-            raise ValueError("its first-stage decisions differ from the base plan's")
+            raise ValueError("its first-stage decisions differ from the base plan's (an Uncertainty row changes which "
+                             "starts or expansions exist)")
         got = evaluate_scenario(sm, fixed, opts)
     except ValidationFailed as exc:
         msg = "; ".join(p.render() for p in exc.problems if p.severity == "error")
@@ -287,30 +291,28 @@ def run_hedge_case(base: PlanData, case: Case, *, probability: float, commit_lo:
     except Exception as exc:  # one scenario's failure must not stop the batch
         return HedgeCaseResult(case.name, "failed", error=f"{type(exc).__name__}: {exc}", params=case.params,
                                seconds=time.perf_counter() - t0)
-    return _case_result(sm, case, got, time.perf_counter() - t0)
-
-
-def _case_result(sm: ScenarioModel, case: Case, got: dict, seconds: float) -> HedgeCaseResult:
-    kpis: dict = {}
-    starts = None
-    status = "optimal"
-    errors = []
+    r = HedgeCaseResult(case.name, "optimal", params=case.params, seconds=time.perf_counter() - t0,
+                        model=sm if keep_model else None)
     for name, (st, x) in got.items():
-        if name == "hedged":
-            status = st
-            if x is not None:
-                kpis.update(scenario_kpis(sm, x))
-                starts = scenario_starts(sm, x)
-            else:
-                errors.append(f"the hedged plan is {st} in this scenario")
+        _record(r, sm, name, st, x)
+    return r
+
+
+def _record(r: HedgeCaseResult, sm: ScenarioModel, name: str, status: str, x: np.ndarray | None) -> None:
+    """One plan's outcome in a scenario into its result: the hedged plan's full figures, the others' objective."""
+    if name == "hedged":
+        r.status = status
+        if x is not None:
+            r.kpis.update(scenario_kpis(sm, x))
+            r.starts = scenario_starts(sm, x)
         else:
-            kpis[f"{name}_status"] = st
-            kpis[f"{name}_objective"] = scenario_kpis(sm, x)["objective"] if x is not None else None
-    return HedgeCaseResult(case.name, status, error="; ".join(errors), params=case.params, kpis=kpis,
-                           seconds=seconds, starts=starts)
+            r.error = f"the hedged plan is {status} in this scenario"
+        return
+    r.kpis[f"{name}_status"] = status
+    r.kpis[f"{name}_objective"] = scenario_kpis(sm, x)["objective"] if x is not None else None
 
 
-Evaluate = Callable[[list[Case], dict], list[CaseResult]]
+Evaluate = Callable[[list[Case], dict], list[HedgeCaseResult]]
 
 
 @dataclass
@@ -328,8 +330,8 @@ class HedgeResult:
     table: pd.DataFrame  # one row per scenario: probability, inputs, status, figures under each plan
     expected_starts: pd.DataFrame  # fab, node, product, period, expected_wafers, min_wafers, max_wafers, committed
     threshold: float = 0.9
-    notes: list[str] = field(default_factory=list)
     failed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["scenario", "status", "reason"]))
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage (benchmarks)
 
     @property
     def ok(self) -> bool:
@@ -349,8 +351,13 @@ def _first_values(model, keys: pd.DataFrame, x: np.ndarray, commit_quarters: int
 def solve_hedge(base: PlanData, scen: ScenarioSet, commit_quarters: int | None = None,
                 opts: SolveOptions | None = None, threshold: float = 0.9, ef_max_columns: int = EF_MAX_COLUMNS,
                 evaluate: Evaluate | None = None, progress: Callable[[str], None] | None = None) -> HedgeResult:
-    """The hedged plan and its evaluation (module docstring); ``evaluate`` runs per-scenario recourse as a batch
-    (default: one after another in this process)."""
+    """The hedged plan and its evaluation (module docstring).
+
+    ``evaluate(cases, keywords)`` runs :func:`run_hedge_case` for each case — as a batch on local processes or a
+    Dask cluster when the caller supplies it (:func:`planner.api.hedge`), one after another in this process
+    otherwise. Each scenario is built once: its model comes back for the extensive form together with its
+    perfect-foresight and average-plan solutions.
+    """
     say = progress or (lambda _m: None)
     s = base.settings
     if s.policy != "margin":
@@ -363,98 +370,104 @@ def solve_hedge(base: PlanData, scen: ScenarioSet, commit_quarters: int | None =
                          f"got {K}")
     opts = opts or SolveOptions(s.solver, s.highs_method, s.time_limit_s)
     t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    mark = [t0]
+
+    def lap(stage: str) -> None:
+        now = time.perf_counter()
+        timings[stage] = timings.get(stage, 0.0) + now - mark[0]
+        mark[0] = now
+
+    def inline(cs: list[Case], kw: dict) -> list[HedgeCaseResult]:
+        return [run_hedge_case(base, c, **kw) for c in cs]
+
+    run = evaluate or inline
     cases, probs = scen.cases, scen.probabilities
     say(f"readiness of {len(cases)} scenarios")
     start_lo, ready = readiness_by_scenario(base, cases)
     commit_lo = start_lo.min(axis=0)
-    notes: list[str] = []
+    lap("readiness")
 
     # the average scenario's deterministic plan (EV) and its first stage
     say("the plan for the average scenario")
-    avg_plan = apply_edits(base, scen.average.edits, label="the average scenario")
-    avg_model = build_model(avg_plan)
-    if check_scale(avg_model):
-        raise ValidationFailed(check_scale(avg_model))
+    avg_model = build_model(apply_edits(base, scen.average.edits, label="the average scenario"))
+    scale = check_scale(avg_model)
+    if scale:
+        raise ValidationFailed(scale)
     avg_sol = solve_model(avg_model, solver=opts.solver, time_limit=opts.time_limit, method=opts.method,
                           policy="margin")
-
-    # the extensive form, over every scenario or (too large) a subsample
     excess = len(cases) > 1  # one scenario: exactly the deterministic model (models/hedge.md)
     ref = build_scenario_model(base, "base", 1.0, commit_lo, K, excess)
-    per = ref.model.lp.n_cols
-    fits = max(1, ef_max_columns // max(per, 1))
-    if len(cases) <= fits:
-        chosen = np.arange(len(cases))
-    else:
-        order = np.argsort(-probs, kind="stable") if scen.mode == "exact" else np.arange(len(cases))
-        chosen = np.sort(order[:max(2, fits)])
-        notes.append(f"The extensive form over all {len(cases)} scenarios would have about {per * len(cases):,} "
-                     f"columns (limit {ef_max_columns:,}): the plan was optimised over {len(chosen)} of them "
-                     f"({'the most likely' if scen.mode == 'exact' else 'the first draws'}, re-weighted) and "
-                     "evaluated in every scenario, one LP each.")
-    say(f"building {len(chosen)} scenario models")
-    sub_p = probs[chosen] / probs[chosen].sum()
-    models: list[ScenarioModel] = []
-    for i, p in zip(chosen, sub_p, strict=True):
-        plan_k = apply_edits(base, cases[i].edits, label=cases[i].name)
-        sm = build_scenario_model(plan_k, cases[i].name, float(p), commit_lo, K, excess)
-        if check_scale(sm.model):
-            raise ValidationFailed(check_scale(sm.model))
-        if not same_first_stage(sm.keys, ref.keys):
-            raise ValidationFailed([Problem("structural_uncertainty", f"scenario {cases[i].name!r} has other "
-                                            "first-stage decisions than the base plan", sheet="Uncertainty",
-                                            expected="uncertain yields, readiness, demand, capacity, costs, prices",
-                                            found="an input that changes which starts or expansions exist")])
-        models.append(sm)
-    ef = build_extensive_form(models)
-    size = ef.lp.size
-    say(f"solving the extensive form: {size['columns']:,} columns, {size['rows']:,} rows")
-    ts = time.perf_counter()
-    session, res = _run(ef.lp, opts)
-    solve_seconds = time.perf_counter() - ts
-    have = res.x is not None
-    worst, violations = check_feasibility(ef.lp, res.x) if have else (0.0, [])
-    hedged_first = np.where(np.abs(res.x[ef.first]) < 1e-9, 0.0, res.x[ef.first]) if have else None
-    avg_first = None
-    if avg_sol.x is not None:
-        avg_first = _first_values(avg_model, ref.keys, avg_sol.x, K)
-
-    # per-scenario recourse: the hedged plan (from the extensive form when it covered every scenario), the average
-    # plan's first stage fixed (EEV), and each scenario free (WS)
-    full_ef = len(chosen) == len(cases)
+    avg_first = _first_values(avg_model, ref.keys, avg_sol.x, K) if avg_sol.x is not None else None
     fixed: dict[str, np.ndarray | None] = {"perfect_foresight": None}
     if avg_first is not None:
         fixed["average_plan"] = avg_first
-    if have and not full_ef:
-        fixed["hedged"] = hedged_first
-    say(f"evaluating {len(cases)} scenarios")
-    if full_ef:
-        results = []
-        for k, sm in enumerate(models):
-            got = evaluate_scenario(sm, fixed, opts)
-            if have:
-                got["hedged"] = (res.status, ef.scenario_x(k, res.x))
-            else:
-                got["hedged"] = (res.status, None)
-            results.append(_case_result(sm, cases[k], got, 0.0))
+    lap("average_plan")
+
+    # every scenario's model (and its EEV and WS), or a subsample's when the extensive form would be too large
+    kw = {"commit_lo": commit_lo, "commit_quarters": K, "keys": ref.keys, "opts": opts, "excess": excess}
+    per = ref.n_cols
+    fits = max(1, ef_max_columns // max(per, 1))
+    full = len(cases) <= fits
+    if full:
+        chosen = np.arange(len(cases))
+        say(f"building {len(cases)} scenario models, each solved with perfect foresight and with the average "
+            "plan's first stage")
+        results = run(cases, {**kw, "fixed": fixed, "keep_model": True})
+        built = results
     else:
-        kw = {"commit_lo": commit_lo, "commit_quarters": K, "keys": ref.keys, "fixed": fixed, "opts": opts,
-              "excess": excess}
-        if evaluate is None:
-            results = [run_hedge_case(base, c, probability=float(p), **kw) for c, p in zip(cases, probs, strict=True)]
-        else:
-            results = evaluate(cases, {**kw, "probability": 1.0})
+        order = np.argsort(-probs, kind="stable") if scen.mode == "exact" else np.arange(len(cases))
+        chosen = np.sort(order[:max(2, fits)])
+        say(f"building {len(chosen)} of {len(cases)} scenario models for the extensive form")
+        built = run([cases[i] for i in chosen], {**kw, "fixed": {}, "keep_model": True})
+    bad = [r for r in built if r.model is None]
+    if bad:
+        raise HedgeError(f"scenario {bad[0].name!r} cannot be built: {bad[0].error}"
+                         + (f" ({len(bad) - 1} more scenarios too)" if len(bad) > 1 else ""))
+    weights = probs[chosen] / probs[chosen].sum()
+    models = [r.model for r in built]
+    for sm, p in zip(models, weights, strict=True):
+        sm.probability = float(p)
+    lap("build_scenarios")
+    ef = build_extensive_form(models)
+    size = ef.lp.size
+    lap("build_extensive_form")
+    say(f"solving the extensive form: {size['columns']:,} columns, {size['rows']:,} rows")
+    # dual simplex unless asked otherwise: on the block-angular extensive form it beat interior point by 3x at
+    # 80k columns (benchmarks/results.md, "Hedged plan"), unlike on one deterministic plan
+    ef_opts = SolveOptions(opts.solver, "simplex" if opts.method == "auto" else opts.method, opts.time_limit)
+    session, res = _run(ef.lp, ef_opts)
+    lap("solve_extensive_form")
+    have = res.x is not None
+    worst, violations = check_feasibility(ef.lp, res.x) if have else (0.0, [])
+    hedged_first = np.where(np.abs(res.x[ef.first]) < 1e-9, 0.0, res.x[ef.first]) if have else None
+
+    if full:  # the hedged plan's recourse is the extensive form's own solution
+        for k, (r, sm) in enumerate(zip(results, models, strict=True)):
+            _record(r, sm, "hedged", res.status, ef.scenario_x(k, res.x) if have else None)
+            if not have:
+                r.error = f"no hedged plan: the extensive form over all scenarios is {res.status}"
+            r.model = None
+    else:
+        for r in built:
+            r.model = None
+        say(f"evaluating the plan in all {len(cases)} scenarios, one LP each")
+        results = run(cases, {**kw, "fixed": {**fixed, **({"hedged": hedged_first} if have else {})},
+                              "keep_model": False})
         if not have:
             for r in results:
-                r.status, r.kpis = res.status, {k: v for k, v in r.kpis.items() if k.endswith(("_status",
-                                                                                                "_objective"))}
-    return _tables(base, scen, K, opts, res.status, res.message, results, hedged_first, avg_first, avg_sol, ref,
-                   start_lo, ready, threshold, notes, {"solve_seconds": solve_seconds,
-                                                       "seconds": time.perf_counter() - t0, "lp_columns":
-                                                       size["columns"], "lp_rows": size["rows"],
-                                                       "max_violation": worst, "violations": violations,
-                                                       "method": getattr(session, "method", ""),
-                                                       "ef_scenarios": len(chosen)})
+                r.status, r.error = res.status, f"no hedged plan: the extensive form is {res.status}"
+    lap("evaluate")
+    out = _tables(base, scen, K, opts, res.status, res.message, results, hedged_first, avg_first, avg_sol,
+                  ref.keys, derive_sets(base), ready, threshold,
+                  {"solve_seconds": timings["solve_extensive_form"], "lp_columns": size["columns"],
+                   "lp_rows": size["rows"], "max_violation": worst, "violations": violations,
+                   "ef_scenarios": len(chosen), "method": getattr(session, "method", ""),
+                   "full_columns": per * len(cases), "max_columns": ef_max_columns})
+    lap("tables")
+    out.timings = timings
+    out.summary["seconds"] = time.perf_counter() - t0
+    return out
 
 
 # ---- 3. tables ---------------------------------------------------------------------------------------------------
@@ -490,8 +503,8 @@ STAT_COLUMNS = ["metric", "expected", "P10", "P50", "P90", "min", "max", "P(belo
 
 
 def _tables(base: PlanData, scen: ScenarioSet, K: int, opts: SolveOptions, status: str, message: str,
-            results: list[CaseResult], hedged_first, avg_first, avg_sol, ref: ScenarioModel, start_lo: np.ndarray,
-            ready: np.ndarray, threshold: float, notes: list[str], info: dict) -> HedgeResult:
+            results: list[HedgeCaseResult], hedged_first, avg_first, avg_sol, keys: pd.DataFrame, sets,
+            ready: np.ndarray, threshold: float, info: dict) -> HedgeResult:
     periods = base.periods
     probs = scen.probabilities
     plats = list(base.platforms["platform"])
@@ -509,9 +522,14 @@ def _tables(base: PlanData, scen: ScenarioSet, K: int, opts: SolveOptions, statu
         row["perfect_foresight_status"] = k.get("perfect_foresight_status")
         rows.append(row)
     table = pd.DataFrame(rows)
-    failed = pd.DataFrame([{"scenario": r.name, "status": r.status, "reason": r.error} for r in results
-                           if r.status not in ("optimal", "time_limit") or r.error],
-                          columns=["scenario", "status", "reason"])
+    failed = [{"scenario": r.name, "status": r.status, "reason": r.error} for r in results
+              if r.status not in ("optimal", "time_limit") or r.error]
+    failed += [{"scenario": r.name, "status": f"{plan}: {r.kpis[f'{plan}_status']}", "reason": why}
+               for r in results for plan, why in (
+                   ("average_plan", "the average-scenario plan's commitments cannot be carried out in this scenario"),
+                   ("perfect_foresight", "the scenario cannot be planned even knowing its outcome"))
+               if r.kpis.get(f"{plan}_status", "optimal") not in ("optimal", "time_limit")]
+    failed = pd.DataFrame(failed, columns=["scenario", "status", "reason"])
     hedged_ok = (table["status"].isin(["optimal", "time_limit"]) & table["objective"].notna()).all()
 
     def expect(col: str) -> float | None:
@@ -526,20 +544,15 @@ def _tables(base: PlanData, scen: ScenarioSet, K: int, opts: SolveOptions, statu
     vss = (rp - eev if eev is not None else (math.inf if avg_first is not None and rp is not None else None)) \
         if rp is not None else None
     evpi = ws - rp if ws is not None and rp is not None else None
-    if avg_first is None:
-        notes.append(f"The average scenario on its own is {avg_sol.status}: there is no average-scenario plan to "
-                     "compare with, so VSS is not computed.")
-
     # the here-and-now plan
-    keys = ref.keys
     commit = pd.DataFrame(columns=["fab", "node", "product", "period", "wafers", "lands", "risk_probability"])
     expansions = pd.DataFrame(columns=["fab", "node", "option", "decided", "available_from", "wafers_per_quarter",
                                        "cost"])
     differences = pd.DataFrame(columns=DIFF_COLUMNS)
-    prods = ref.model.sets.products
+    prods = sets.products
     m_of = dict(zip(prods["product"], prods["m"], strict=True))
     cyc = dict(zip(prods["product"], prods["cycle_quarters"], strict=True))
-    exp = ref.model.sets.expansions
+    exp = sets.expansions
 
     def risk(product: str, t: int) -> float:
         """Probability that the product's program is not ready when a wafer starts in quarter t."""
@@ -617,15 +630,16 @@ def _tables(base: PlanData, scen: ScenarioSet, K: int, opts: SolveOptions, statu
         else None, "seed": scen.seed, "commit_quarters": K,
         "commit_window": f"{periods[0]}–{periods[K - 1]}" if K > 1 else periods[0], "threshold": threshold,
         "solver": opts.solver, "method": info["method"], "solve_seconds": info["solve_seconds"],
-        "seconds": info["seconds"], "lp_columns": info["lp_columns"], "lp_rows": info["lp_rows"],
-        "extensive_form_scenarios": info["ef_scenarios"],
+        "seconds": None, "lp_columns": info["lp_columns"], "lp_rows": info["lp_rows"],
+        "extensive_form_scenarios": info["ef_scenarios"], "max_columns": info["max_columns"],
+        "full_extensive_form_columns": info["full_columns"], "average_scenario_status": avg_sol.status,
         "feasibility_check": "passed" if not info["violations"] else "; ".join(info["violations"]),
         "max_violation": info["max_violation"], "policy": base.settings.policy, "backlog": base.settings.backlog,
         "risk_starts": base.settings.risk_starts, "currency": base.settings.currency,
         "input_sha256": base.sha256, "message": message,
     }
     return HedgeResult(base, scen, K, summary, commit, expansions, differences, statistics, table, exp_starts,
-                       threshold, notes, failed)
+                       threshold, failed)
 
 
 def _when(periods: list[str], taus: np.ndarray, amounts: np.ndarray) -> str:

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from planner.io.problems import ValidationFailed
 from planner.io.validate import PlanData
-from planner.model.build import Model, build_model
+from planner.model.build import Model, build_model, check_scale
 from planner.model.lp import LinearProgram
 from planner.model.sets import ModelSets, derive_sets
 
@@ -33,15 +34,38 @@ FIRST_STAGE_KEYS = ["kind", "fab", "node", "product", "e", "t"]
 
 @dataclass
 class ScenarioModel:
-    """One scenario's LP in the hedged problem, and where its first-stage columns are."""
+    """One scenario's LP in the hedged problem as plain arrays (cheap to ship between processes), where its
+    first-stage columns are, and what its figures need (platform flows, wafer starts, demand).
+
+    The arrays are those of the scenario's :class:`~planner.model.build.Model` after the hedge's families: the COO
+    triplets of its matrix, its bounds and its objective terms, column and row positions unchanged.
+    """
 
     name: str
     probability: float
-    model: Model
-    first: np.ndarray  # positions (in model.lp) of the first-stage columns, in the canonical order of `keys`
+    n_cols: int
+    n_rows: int
+    coo: tuple[np.ndarray, np.ndarray, np.ndarray]  # rows, cols, values of the constraint matrix
+    bounds: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # column lower/upper, row lower/upper
+    terms: dict[str, tuple[np.ndarray, np.ndarray, float]]  # objective term → columns, coefficients, sign
+    row_labels: list[str]  # the row families present, in order (models/formulation.md, models/hedge.md)
+    first: np.ndarray  # positions of the first-stage columns, in the canonical order of `keys`
     keys: pd.DataFrame  # identity of each first-stage column: kind (wafers|expansion), fab, node, product, e, t
     closed: np.ndarray  # positions of widened start columns after the window: not part of this scenario's LP
     early: np.ndarray  # positions of commit-window starts this scenario's own readiness does not allow
+    platforms: np.ndarray  # platform names, in the model's order
+    demand: np.ndarray  # demand per platform over the horizon (platform units)
+    y: tuple[np.ndarray, np.ndarray]  # platform position and column of every y_{pot}
+    wafers: dict[str, np.ndarray]  # fab, node, product, s, col of every wafer column
+
+    def objective(self) -> np.ndarray:
+        c = np.zeros(self.n_cols)
+        for cols, coefs, sign in self.terms.values():
+            np.add.at(c, cols, sign * coefs)
+        return c
+
+    def term_values(self, x: np.ndarray) -> dict[str, float]:
+        return {name: float(np.dot(coefs, x[cols])) for name, (cols, coefs, _) in self.terms.items()}
 
 
 def scenario_start_lo(plan: PlanData) -> np.ndarray:
@@ -173,9 +197,20 @@ def build_scenario_model(plan: PlanData, name: str, probability: float, commit_l
     early = w[widened & in_window]
     z = add_excess_output(model.lp, ms, w[in_window], model.inventory_rows, model.backend_rows) if excess else None
     add_hold_until_ready(model.lp, ms, early, model.lp.cols("inventory").reshape(len(ms.products), ms.T), z)
+    problems = check_scale(model)  # a draw can push a derived coefficient out of what the solver reads
+    if problems:
+        raise ValidationFailed(problems)
     first, keys = first_stage_columns(model, commit_quarters)
-    return ScenarioModel(name=name, probability=float(probability), model=model, first=first, keys=keys,
-                         closed=w["col"].to_numpy()[widened & ~in_window], early=early["col"].to_numpy())
+    lp = model.lp
+    A = lp.matrix().tocoo()
+    terms = {n: (c, v, lp.term_sign[n]) for n, (c, v) in lp.terms.items()}
+    return ScenarioModel(
+        name=name, probability=float(probability), n_cols=lp.n_cols, n_rows=lp.n_rows,
+        coo=(A.row.astype(np.int64), A.col.astype(np.int64), A.data), bounds=lp.bounds(), terms=terms,
+        row_labels=list(lp.row_blocks), first=first, keys=keys, closed=w["col"].to_numpy()[widened & ~in_window],
+        early=early["col"].to_numpy(), platforms=ms.platforms["platform"].to_numpy(), demand=ms.demand.sum(axis=1),
+        y=(model.y["p"].to_numpy(), model.y["col"].to_numpy()),
+        wafers={c: w[c].to_numpy() for c in ("fab", "node", "product", "s", "col")})
 
 
 # ---- the extensive form --------------------------------------------------------------------------------------
@@ -214,7 +249,7 @@ def add_nonanticipativity(scenarios: list[ScenarioModel], link: bool = True) -> 
     for k, sm in enumerate(scenarios):
         if not same_first_stage(sm.keys, ref.keys):
             raise ValueError(f"scenario {sm.name!r} has other first-stage decisions than {ref.name!r}")
-        size = sm.model.lp.n_cols
+        size = sm.n_cols
         cm = np.full(size, -1, dtype=np.int64)
         open_ = np.ones(size, dtype=bool)
         open_[sm.closed] = False
@@ -241,8 +276,8 @@ def build_extensive_form(scenarios: list[ScenarioModel], link: bool = True, fixe
     terms: dict[str, tuple[list, list, float]] = {}
     rowstarts = []
     for k, sm in enumerate(scenarios):
-        lp, cm = sm.model.lp, maps[k]
-        cl, cu, rl, ru = lp.bounds()
+        cm = maps[k]
+        cl, cu, rl, ru = sm.bounds
         mine = cm >= 0  # the columns this scenario adds (its first stage is scenario 0's when linked)
         if k > 0 and link:
             mine[sm.first] = False
@@ -252,16 +287,16 @@ def build_extensive_form(scenarios: list[ScenarioModel], link: bool = True, fixe
         if fixed is not None:
             f = cm[sm.first]
             lower[f] = upper[f] = fixed
-        A = lp.matrix().tocoo()
-        keep = cm[A.col] >= 0
+        r, c, v = sm.coo
+        keep = cm[c] >= 0
         rowstarts.append(ef.n_rows)
-        ef.add_rows(f"s{k}", pd.DataFrame({"scenario": k, "row": np.arange(lp.n_rows)}), A.row[keep],
-                    cm[A.col[keep]], A.data[keep], lower=rl, upper=ru)
-        for name, (cols, coefs) in lp.terms.items():
+        ef.add_rows(f"s{k}", pd.DataFrame({"scenario": k, "row": np.arange(sm.n_rows)}), r[keep], cm[c[keep]],
+                    v[keep], lower=rl, upper=ru)
+        for name, (cols, coefs, sign) in sm.terms.items():
             ok = cm[cols] >= 0
-            c, v, _ = terms.setdefault(name, ([], [], lp.term_sign[name]))
-            c.append(cm[cols[ok]])
-            v.append(p[k] * coefs[ok])
+            tc, tv, _ = terms.setdefault(name, ([], [], sign))
+            tc.append(cm[cols[ok]])
+            tv.append(p[k] * coefs[ok])
     ef.add_cols("columns", pd.DataFrame({"scenario": owner, "col": origin}), lower=lower, upper=upper)
     for name, (c, v, sign) in terms.items():
         ef.add_term(name, np.concatenate(c), np.concatenate(v), sign)

@@ -35,6 +35,7 @@ SUMMARY_ROWS = [
     ("average_scenario_objective", "$"), ("average_plan_infeasible_scenarios", "scenarios"),
     ("scenario_mode", ""), ("samples", "draws"), ("seed", ""), ("commit_quarters", "quarters"),
     ("commit_window", ""), ("threshold", "fraction"), ("extensive_form_scenarios", "scenarios"),
+    ("full_extensive_form_columns", ""), ("max_columns", ""), ("average_scenario_status", ""),
     ("policy", ""), ("backlog", ""), ("risk_starts", ""), ("method", ""), ("solve_seconds", "s"), ("seconds", "s"),
     ("lp_columns", ""), ("lp_rows", ""), ("feasibility_check", ""), ("max_violation", "scaled"), ("currency", ""),
 ]
@@ -141,9 +142,17 @@ def overview_sentences(summary: dict, statistics: pd.DataFrame, differences: pd.
     lines = [f"One plan to commit now, hedged over {n} scenario{'s' if n != 1 else ''} ({how}): the wafer starts of "
              f"{window} and the expansions decided then are the same in every scenario; every later start, and "
              "every shipment, adapts to the scenario."]
+    m = int(_num(summary.get("extensive_form_scenarios")) or n)
+    if m < n:
+        which = "the most likely" if summary["scenario_mode"] == "exact" else "the first draws"
+        lines.append(f"The extensive form over all {n} scenarios would have about "
+                     f"{int(_num(summary['full_extensive_form_columns']) or 0):,} columns (limit "
+                     f"{int(_num(summary['max_columns']) or 0):,}): the plan was optimised over {m} of them ({which}, "
+                     "re-weighted) and evaluated in every scenario, one LP each; the figures below are over all "
+                     f"{n}.")
     eo = _num(summary["expected_objective"])
     if eo is None:
-        lines.append(f"No plan to commit was found: the hedged problem is {status}.")
+        lines.append(f"No plan to commit was found (solver status of the hedged problem: {status}).")
         bad = scenarios[scenarios["perfect_foresight_status"].astype(str) != "optimal"]
         if len(bad):
             lines.append(f"{len(bad)} of {n} scenarios are {bad['perfect_foresight_status'].iloc[0]} on their own "
@@ -174,6 +183,9 @@ def overview_sentences(summary: dict, statistics: pd.DataFrame, differences: pd.
                      f"scenario, with {quarters} committed and the rest adapted, earns {a} in expectation against the "
                      f"hedged plan's {b}"
                      + (f" (in the average scenario itself it promised {money(ev, cur)})." if ev is not None else "."))
+    elif str(summary.get("average_scenario_status")) != "optimal":
+        lines.append(f"The average scenario on its own is {summary['average_scenario_status']}: there is no "
+                     "average-scenario plan to compare with, so VSS is not computed.")
     ws, evpi = _num(summary["perfect_foresight_objective"]), _num(summary["evpi"])
     if ws is not None and evpi is not None:
         lines.append(f"Knowing the outcome before committing would earn {money(ws, cur)} in expectation: better "
@@ -223,8 +235,8 @@ def differences_frame(res: HedgeResult) -> pd.DataFrame:
 
 
 def headline(res: HedgeResult) -> list[str]:
-    """What `planner hedge` prints: the Overview's sentences plus the notes."""
-    return overview_sentences(res.summary, res.statistics, differences_frame(res), res.table) + list(res.notes)
+    """What `planner hedge` prints: the Overview's sentences."""
+    return overview_sentences(res.summary, res.statistics, differences_frame(res), res.table)
 
 
 # ---- the workbook ------------------------------------------------------------------------------------------------
@@ -254,7 +266,7 @@ def write_hedge(path: Path | str, res: HedgeResult, inputs: tuple[Path, ...] = (
     cur = res.summary["currency"]
     summary = summary_frame(res)
     diffs = differences_frame(res)
-    lines = overview_sentences(res.summary, res.statistics, diffs, res.table) + list(res.notes)
+    lines = overview_sentences(res.summary, res.statistics, diffs, res.table)
 
     def write(tmp: Path) -> None:
         book = Book(tmp)
