@@ -35,7 +35,7 @@ from planner.io.scenarios import apply_edits
 from planner.model.hedge import build_extensive_form, build_scenario_model
 from planner.model.sets import derive_sets
 from planner.pipeline import run_plan
-from planner.report.hedge import overview_sentences
+from planner.report.hedge import difference_sentence, overview_sentences
 
 TOL = 1e-6
 
@@ -161,6 +161,36 @@ def test_early_output_cannot_ship_before_ready():
     assert status == "optimal"
     shipped = x[b.y[1]].sum()
     assert shipped == pytest.approx(0, abs=TOL)
+
+
+def test_closest_commitment_picks_the_optimum_nearest_the_average_plan():
+    """Two fabs with the same node and wafer cost are perfect substitutes: 60 wafers at F1 or at F2 (or any split)
+    are all optimal. Whatever split the solver returns, the stage moves to the optimum closest to a target split
+    (the mirror image), keeping the objective: a difference the report names is never a free choice."""
+    from planner.analysis.hedge import _closest_commitment, _run
+
+    f = frames(quarters=3, settings={"risk_starts": True},
+               programs=[{"program": "R", "start_period": "2026Q1", "development_quarters": 1,
+                          "qualification_quarters": 0}],
+               products=[{"program": "R", "cycle_quarters": 1, "price": 10, "unit_cost": 1}],
+               fabs=[{"fab": "F1", "node": "n1", "wafers_per_quarter": 100, "wafer_cost": 20},
+                     {"fab": "F2", "node": "n1", "wafers_per_quarter": 100, "wafer_cost": 20}],
+               fab_capacity=[{"fab": fab, "node": "n1", "period": "2026Q2", "wafers": 0} for fab in ("F1", "F2")],
+               demand=[{"platform": "X", "period": "2026Q2", "units": 600}])
+    f["Uncertainty"] = slip_rows()
+    plan = plan_from_frames(f)
+    scen = scenario_set(plan)
+    lo, _ = readiness_by_scenario(plan, scen.cases)
+    models = [build_scenario_model(apply_edits(plan, c.edits), c.name, p, lo.min(axis=0), 1)
+              for c, p in zip(scen.cases, scen.probabilities, strict=True)]
+    ef = build_extensive_form(models)
+    session, res = _run(ef.lp, SolveOptions(method="simplex"))
+    first = res.x[ef.first]
+    assert list(models[0].keys["fab"]) == ["F1", "F2"] and first.sum() == pytest.approx(60)
+    target = first[::-1].copy() if abs(first[0] - first[1]) > 1 else np.array([45.0, 15.0])
+    tie = _closest_commitment(session, ef, res, target)
+    np.testing.assert_allclose(tie.x[ef.first], target, atol=1e-6)
+    assert tie.objective == pytest.approx(res.objective, rel=1e-9)
 
 
 # ---- no uncertainty, one scenario --------------------------------------------------------------------------------
@@ -398,7 +428,10 @@ def check_workbook(path: Path) -> dict:
             assert float(st.loc[col, "P(below threshold)"]) == pytest.approx((w * (v[ok] < thr - 1e-12)).sum())
     assert float(st.loc["objective", "P50"]) == pytest.approx(weighted_quantile(tab["objective"].to_numpy(float),
                                                                                 p.to_numpy(), 0.5))
-    # the sentences, from the tables only
+    # the sentences, from the tables only: each Differences row's own, then the Overview's
+    first, cur = str(summary["commit_window"]).split("–")[0], str(summary["currency"])
+    for row in diffs.to_dict("records"):
+        assert row["sentence"] == difference_sentence(row, first, cur)
     expected = overview_sentences(summary, stats, diffs, tab)
     assert got["overview"][:len(expected)] == expected
     return got
@@ -486,7 +519,7 @@ def test_batch_on_worker_processes_equals_inline(example):
 def test_every_hedge_label_has_its_builder():
     """Each bold label of models/hedge.md is a `def add_<label>` in planner/model/hedge.py."""
     labels = set(re.findall(r"\*\*`([a-z_]+)`\*\*", (ROOT / "models" / "hedge.md").read_text()))
-    assert {"commit_window", "excess_output", "hold_until_ready", "nonanticipativity"} <= labels
+    assert {"commit_window", "excess_output", "hold_until_ready", "nonanticipativity", "closest_commitment"} <= labels
     source = (ROOT / "planner" / "model" / "hedge.py").read_text()
     missing = sorted(lab for lab in labels if not re.search(rf"^def add_{lab}\(", source, re.M))
     assert not missing, missing

@@ -38,6 +38,7 @@ from planner.io.validate import PlanData
 from planner.model.build import build_model, check_scale
 from planner.model.hedge import (
     ScenarioModel,
+    add_closest_commitment,
     build_extensive_form,
     build_scenario_model,
     first_stage_columns,
@@ -45,7 +46,7 @@ from planner.model.hedge import (
 )
 from planner.model.sets import derive_sets
 from planner.solve.policy import check_feasibility, solve_model
-from planner.solve.sessions import HighsSession, make_session
+from planner.solve.sessions import HighsSession, RunResult, make_session
 
 EF_MAX_COLUMNS = 3_000_000  # above this the extensive form is solved over a subsample (benchmarks/results.md)
 TOL = 0.5  # wafers (or wafers/quarter): smaller first-stage differences are round-off, not decisions
@@ -438,6 +439,9 @@ def solve_hedge(base: PlanData, scen: ScenarioSet, commit_quarters: int | None =
     ef_opts = SolveOptions(opts.solver, "simplex" if opts.method == "auto" else opts.method, opts.time_limit)
     session, res = _run(ef.lp, ef_opts)
     lap("solve_extensive_form")
+    if res.status == "optimal" and avg_first is not None:
+        res = _closest_commitment(session, ef, res, avg_first)
+        lap("closest_commitment")
     have = res.x is not None
     worst, violations = check_feasibility(ef.lp, res.x) if have else (0.0, [])
     hedged_first = np.where(np.abs(res.x[ef.first]) < 1e-9, 0.0, res.x[ef.first]) if have else None
@@ -468,6 +472,29 @@ def solve_hedge(base: PlanData, scen: ScenarioSet, commit_quarters: int | None =
     out.timings = timings
     out.summary["seconds"] = time.perf_counter() - t0
     return out
+
+
+def _closest_commitment(session, ef, res: RunResult, avg_first: np.ndarray) -> RunResult:
+    """Among the extensive form's optima, the one whose first stage is closest to the average-scenario plan's
+    (`closest_commitment`, models/hedge.md); the solution as solved when the two already agree or the stage fails."""
+    first = res.x[ef.first]
+    if np.abs(first - avg_first).max(initial=0.0) <= TOL:
+        return res
+    c = ef.lp.objective()
+    value = float(c @ res.x)
+    n = ef.lp.n_cols
+    if isinstance(session, HighsSession):
+        session.use_simplex()  # restarts from the optimal basis
+    d = add_closest_commitment(session, ef.first, avg_first, c, value - (1e-9 * abs(value) + 1e-6))
+    cost = np.zeros(int(d.max()) + 1)
+    cost[d] = -1.0  # maximise −Σ d: the smallest total move away from the average plan's commitment
+    session.set_objective(cost)
+    tie = session.run()
+    if tie.status != "optimal" or tie.x is None:
+        return res
+    x = tie.x[:n]
+    return RunResult(res.status, float(c @ x), x, None if tie.row_dual is None else tie.row_dual[:ef.lp.n_rows],
+                     res.message)
 
 
 # ---- 3. tables ---------------------------------------------------------------------------------------------------

@@ -213,6 +213,25 @@ def build_scenario_model(plan: PlanData, name: str, probability: float, commit_l
         wafers={c: w[c].to_numpy() for c in ("fab", "node", "product", "s", "col")})
 
 
+def add_closest_commitment(session, first: np.ndarray, target: np.ndarray, objective: np.ndarray,
+                           level: float) -> np.ndarray:
+    """`closest_commitment` (a stage on a solved extensive form's session): hold the expected objective,
+    c·x ≥ level, and give each first-stage column j a column d_j ≥ |x_j − x̄_j| (rows x_j − d_j ≤ x̄_j and
+    −x_j − d_j ≤ −x̄_j) whose sum the stage minimises.
+
+    Among the hedged plan's optima it picks the commitment closest to the average-scenario plan's x̄, so a reported
+    difference between the two is one the hedged optimum needs, not an arbitrary choice between equal optima.
+    Returns the positions of the d columns."""
+    nz = np.nonzero(objective)[0]
+    session.add_row(nz, objective[nz], level, np.inf, name="closest_commitment_hold")
+    d = np.empty(len(first), dtype=np.int64)
+    for i, (j, v) in enumerate(zip(first, target, strict=True)):
+        d[i] = session.add_col(0.0, 0.0, np.inf, np.zeros(0, dtype=np.int64), np.zeros(0), name=f"closest_d_{i}")
+        session.add_row(np.array([j, d[i]]), np.array([1.0, -1.0]), -np.inf, float(v), name=f"closest_hi_{i}")
+        session.add_row(np.array([j, d[i]]), np.array([-1.0, -1.0]), -np.inf, -float(v), name=f"closest_lo_{i}")
+    return d
+
+
 # ---- the extensive form --------------------------------------------------------------------------------------
 @dataclass
 class ExtensiveForm:
@@ -305,4 +324,4 @@ def build_extensive_form(scenarios: list[ScenarioModel], link: bool = True, fixe
 
 
 __all__ = ["ScenarioModel", "ExtensiveForm", "build_scenario_model", "build_extensive_form", "scenario_start_lo",
-           "add_commit_window", "add_excess_output", "add_hold_until_ready", "add_nonanticipativity", "first_stage_columns"]
+           "add_commit_window", "add_excess_output", "add_hold_until_ready", "add_closest_commitment", "add_nonanticipativity", "first_stage_columns"]

@@ -118,9 +118,10 @@ def difference_sentence(row: dict, first_period: str, currency: str) -> str:
         return (f"Order the {item} expansion {_when(hp, first_period)} rather than {_when(ap, first_period)}: the "
                 f"same +{units(h)} wafers/quarter, usable from {row['available_from']} instead of "
                 f"{row['average_available_from']}.")
+    amounts = (f"{units(h)} instead of {units(a)} {_when(hp, first_period)}" if hp == ap else
+               f"{units(h)} {_when(hp, first_period)} instead of {units(a)} {_when(ap, first_period)}")
     return (f"Order {units(abs(d))} wafers/quarter {'more' if d > 0 else 'less'} of the {item} expansion "
-            f"({units(h)} {_when(hp, first_period)} instead of {units(a)} {_when(ap, first_period)}, "
-            f"{'+' if cost > 0 else '−'}{money(abs(cost), currency)}).")
+            f"({amounts}, {'+' if cost > 0 else '−'}{money(abs(cost), currency)}).")
 
 
 def overview_sentences(summary: dict, statistics: pd.DataFrame, differences: pd.DataFrame,
@@ -225,12 +226,12 @@ def differences_frame(res: HedgeResult) -> pd.DataFrame:
     """The Differences table in the order the Overview names them (expansions first, then by size) + sentences."""
     d = res.differences.copy()
     if d.empty:
-        return d.assign(sentence=pd.Series(dtype=str))
+        return d.assign(sentence=pd.Series(dtype=str))[["sentence", *d.columns]]
     d["_k"] = (d["kind"] != "expansion").astype(int)
     d["_s"] = -d["difference"].abs()
     d = d.sort_values(["_k", "_s", "item", "period"]).drop(columns=["_k", "_s"]).reset_index(drop=True)
     first, cur = res.plan.periods[0], res.plan.settings.currency
-    d["sentence"] = [difference_sentence(r, first, cur) for r in d.to_dict("records")]
+    d.insert(0, "sentence", [difference_sentence(r, first, cur) for r in d.to_dict("records")])
     return d
 
 
@@ -330,8 +331,10 @@ def write_hedge(path: Path | str, res: HedgeResult, inputs: tuple[Path, ...] = (
                 book.write_cell(ws, i + 1, 1, v, money_fmt)
             elif u == "fraction":
                 book.write_cell(ws, i + 1, 1, v, book.fmt["pct"])
-            elif m in ("lp_columns", "lp_rows"):
+            elif m in ("lp_columns", "lp_rows", "full_extensive_form_columns", "max_columns"):
                 book.write_cell(ws, i + 1, 1, v, book.fmt["int"])
+            elif u == "s":
+                book.write_cell(ws, i + 1, 1, v, book.fmt["float"])
         # Commit: the here-and-now wafer starts
         ws = book.sheet("Commit")
         if res.commit.empty:
@@ -357,7 +360,7 @@ def write_hedge(path: Path | str, res: HedgeResult, inputs: tuple[Path, ...] = (
         else:
             book.table(ws, diffs, formats={"hedged": "int", "average_plan": "int", "difference": "int",
                                            "risk_probability": "pct", "cost_difference": "money"},
-                       widths={"sentence": 110, "item": 24})
+                       widths={"sentence": 90, "item": 24})
         ws = book.sheet("Statistics")
         st = res.statistics
         book.table(ws, st, widths={"metric": 36, "P(below threshold)": 20},
@@ -375,6 +378,7 @@ def write_hedge(path: Path | str, res: HedgeResult, inputs: tuple[Path, ...] = (
                 if c.startswith("fill_rate") or c in ("objective", "margin", "revenue", "cost", "shortfall_penalty",
                                                       "average_plan_objective", "perfect_foresight_objective")}
         fmts["probability"] = "ratio"
+        fmts.update({c: "ratio" for c in res.scenarios.inputs if c in tab.columns})
         book.table(ws, tab, formats=fmts, widths={"scenario": 30})
         ws = book.sheet("ExpectedStarts")
         if res.expected_starts.empty:
@@ -394,33 +398,39 @@ def write_hedge(path: Path | str, res: HedgeResult, inputs: tuple[Path, ...] = (
 
 
 def _charts(book: Book, res: HedgeResult) -> None:
+    """What hedging and better forecasts are worth (VSS, EVPI: bars from zero) and the distribution of the
+    objective under the hedged and the average-scenario plan; data in visible tables on ChartData."""
     s = res.summary
-    plans = [(n, v) for n, v in (("average-scenario plan, adapted", s["average_plan_objective"]),
-                                 ("hedged plan", s["expected_objective"]),
-                                 ("perfect foresight", s["perfect_foresight_objective"])) if v is not None]
-    if not plans:
-        return
-    data = book.sheet("ChartData")
-    charts = book.sheet("Charts")
-    charts.hide_gridlines(2)
-    charts.write_string(0, 0, "What hedging is worth (data on sheet ChartData; all data hypothetical)", book.title)
-    cmp = pd.DataFrame(plans, columns=["plan", "expected_objective"])
-    data.write_string(0, 0, "Expected objective by plan", book.subtitle)
-    first, last = book.table(data, cmp, first_row=1, formats={"expected_objective": "money"}, autofilter=False,
-                             freeze=False)
-    ch = book.wb.add_chart({"type": "bar"})
-    ch.add_series({"name": "expected objective", "categories": ["ChartData", first, 0, last, 0],
-                   "values": ["ChartData", first, 1, last, 1], "fill": {"color": "#2F5597"},
-                   "data_labels": {"value": True, "num_format": "#,##0,,\"M\""}})
-    ch.set_title({"name": "Expected objective: average-scenario plan, hedged plan, perfect foresight",
-                  "name_font": {"size": 11}})
-    ch.set_x_axis({"num_format": "#,##0,,\"M\""})
-    ch.set_legend({"none": True})
-    ch.set_size({"width": 860, "height": 260})
-    charts.insert_chart(2, 0, ch)
+    worth = [(n, v) for n, v in (("VSS: hedged plan − average-scenario plan", s["vss"]),
+                                 ("EVPI: perfect foresight − hedged plan", s["evpi"]))
+             if v is not None and math.isfinite(v)]
     hist = _histogram(res.table)
-    if len(hist) and hist.shape[1] > 3:
+    if not worth and hist.shape[1] <= 3:
+        return
+    charts = book.sheet("Charts")
+    data = book.sheet("ChartData")
+    charts.hide_gridlines(2)
+    charts.fit_to_pages(1, 1)
+    charts.write_string(0, 0, "What hedging is worth (data on sheet ChartData; all data hypothetical)", book.title)
+    cur = s["currency"]
+    row0 = 0
+    if worth:
+        cmp = pd.DataFrame(worth, columns=["measure", f"value ({cur})"])
+        data.write_string(0, 0, "What hedging and better forecasts are worth", book.subtitle)
+        first, last = book.table(data, cmp, first_row=1, formats={f"value ({cur})": "money"}, autofilter=False,
+                                 freeze=False, widths={"measure": 44})
+        ch = book.wb.add_chart({"type": "bar"})
+        ch.add_series({"name": f"expected value ({cur})", "categories": ["ChartData", first, 0, last, 0],
+                       "values": ["ChartData", first, 1, last, 1], "fill": {"color": "#2F5597"},
+                       "data_labels": {"value": True, "num_format": "#,##0.0,,\"M\""}})
+        ch.set_title({"name": f"What hedging (VSS) and perfect foresight (EVPI) are worth, {cur}",
+                      "name_font": {"size": 11}})
+        ch.set_x_axis({"num_format": "#,##0,,\"M\"", "min": 0})
+        ch.set_legend({"none": True})
+        ch.set_size({"width": 760, "height": 200})
+        charts.insert_chart(2, 0, ch)
         row0 = last + 3
+    if hist.shape[1] > 3:
         data.write_string(row0, 0, "Probability of each objective range", book.subtitle)
         f2, l2 = book.table(data, hist, first_row=row0 + 1, autofilter=False, freeze=False,
                             formats={"from": "money", "to": "money", "hedged plan": "pct",
@@ -433,6 +443,6 @@ def _charts(book: Book, res: HedgeResult) -> None:
         ch2.set_title({"name": "Distribution of the objective over the scenarios", "name_font": {"size": 11}})
         ch2.set_y_axis({"name": "probability", "num_format": "0%"})
         ch2.set_x_axis({"num_font": {"rotation": -45, "size": 8}})
-        ch2.set_legend({"position": "bottom"})
-        ch2.set_size({"width": 860, "height": 380})
-        charts.insert_chart(17, 0, ch2)
+        ch2.set_legend({"position": "top"})
+        ch2.set_size({"width": 760, "height": 340})
+        charts.insert_chart(14 if worth else 2, 0, ch2)
