@@ -525,7 +525,8 @@ def _stat_row(metric: str, values: np.ndarray, probs: np.ndarray, threshold: flo
 
 
 DIFF_COLUMNS = ["kind", "item", "period", "average_period", "hedged", "average_plan", "difference", "unit",
-                "risk_probability", "available_from", "average_available_from", "cost_difference"]
+                "risk_probability", "available_from", "average_available_from", "cost_difference", "hedged_decisions",
+                "average_decisions"]
 STAT_COLUMNS = ["metric", "expected", "P10", "P50", "P90", "min", "max", "P(below threshold)"]
 
 
@@ -669,11 +670,9 @@ def _tables(base: PlanData, scen: ScenarioSet, K: int, opts: SolveOptions, statu
                        threshold, failed)
 
 
-def _when(periods: list[str], taus: np.ndarray, amounts: np.ndarray) -> str:
-    """Decision quarters as text: "2026Q2", or "2026Q2 (10,000) and 2026Q3 (12,000)" when there are several."""
-    if len(taus) == 1:
-        return periods[int(taus[0])]
-    return " and ".join(f"{periods[int(t)]} ({a:,.0f})" for t, a in zip(taus, amounts, strict=True))
+def _decisions(periods: list[str], taus: np.ndarray, amounts: np.ndarray) -> str:
+    """An option's decisions as text: "22,000 in 2026Q2", or "21,486 in 2026Q2 and 360 in 2026Q4"."""
+    return " and ".join(f"{a:,.0f} in {periods[int(t)]}" for t, a in zip(taus, amounts, strict=True))
 
 
 def _differences(k: pd.DataFrame, periods: list[str], exp: pd.DataFrame, lead: np.ndarray, risk) -> pd.DataFrame:
@@ -703,9 +702,11 @@ def _differences(k: pd.DataFrame, periods: list[str], exp: pd.DataFrame, lead: n
         first_h = int(h_on["t"].min()) if len(h_on) else None
         first_a = int(a_on["t"].min()) if len(a_on) else None
         rows.append({"kind": "expansion", "item": item,
-                     "period": _when(periods, h_on["t"].to_numpy(), h_on["v"].to_numpy()) if len(h_on) else "",
-                     "average_period": _when(periods, a_on["t"].to_numpy(), a_on["avg"].to_numpy()) if len(a_on)
-                     else "", "hedged": h, "average_plan": a, "difference": h - a, "unit": "wafers/quarter",
+                     "period": ", ".join(periods[int(t)] for t in h_on["t"]),
+                     "average_period": ", ".join(periods[int(t)] for t in a_on["t"]),
+                     "hedged_decisions": _decisions(periods, h_on["t"].to_numpy(), h_on["v"].to_numpy()),
+                     "average_decisions": _decisions(periods, a_on["t"].to_numpy(), a_on["avg"].to_numpy()),
+                     "hedged": h, "average_plan": a, "difference": h - a, "unit": "wafers/quarter",
                      "available_from": periods[first_h + int(lead[e])] if first_h is not None else "",
                      "average_available_from": periods[first_a + int(lead[e])] if first_a is not None else "",
                      "cost_difference": (h - a) * float(exp["cost_per_wafer"].iloc[e])})

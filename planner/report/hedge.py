@@ -107,21 +107,30 @@ def difference_sentence(row: dict, first_period: str, currency: str) -> str:
         return text + ")."
     cost = _num(row.get("cost_difference")) or 0.0
     item, hp, ap = row["item"], str(row["period"] or ""), str(row["average_period"] or "")
+    single = "," not in hp and "," not in ap
     if a <= 0:
+        none = "(the average-scenario plan orders none in the commit window)"
+        if "," in hp:
+            return (f"Order the {item} expansion: {row['hedged_decisions']} wafers/quarter, for "
+                    f"{money(cost, currency)} {none}.")
         return (f"Order the {item} expansion {_when(hp, first_period)}: +{units(h)} wafers/quarter, usable from "
-                f"{row['available_from']}, for {money(cost, currency)} (the average-scenario plan orders none in the "
-                "commit window).")
+                f"{row['available_from']}, for {money(cost, currency)} {none}.")
     if h <= 0:
-        return (f"Do not order the {item} expansion in the commit window (the average-scenario plan orders "
-                f"+{units(a)} wafers/quarter {_when(ap, first_period)}, for {money(-cost, currency)}).")
-    if abs(d) <= max(TOL, 1e-6 * max(abs(h), abs(a))):  # the same amount, decided at another time
+        what = (f"+{units(a)} wafers/quarter {_when(ap, first_period)}" if "," not in ap
+                else f"{row['average_decisions']} wafers/quarter")
+        return (f"Do not order the {item} expansion in the commit window (the average-scenario plan orders {what}, "
+                f"for {money(-cost, currency)}).")
+    if abs(d) <= max(TOL, 1e-6 * max(abs(h), abs(a))) and single:  # the same amount, decided at another time
         return (f"Order the {item} expansion {_when(hp, first_period)} rather than {_when(ap, first_period)}: the "
                 f"same +{units(h)} wafers/quarter, usable from {row['available_from']} instead of "
                 f"{row['average_available_from']}.")
-    amounts = (f"{units(h)} instead of {units(a)} {_when(hp, first_period)}" if hp == ap else
-               f"{units(h)} {_when(hp, first_period)} instead of {units(a)} {_when(ap, first_period)}")
-    return (f"Order {units(abs(d))} wafers/quarter {'more' if d > 0 else 'less'} of the {item} expansion "
-            f"({amounts}, {'+' if cost > 0 else '−'}{money(abs(cost), currency)}).")
+    change = f"{'+' if cost > 0 else '−'}{money(abs(cost), currency)}"
+    if single and hp == ap:
+        return (f"Order {units(abs(d))} wafers/quarter {'more' if d > 0 else 'less'} of the {item} expansion "
+                f"{_when(hp, first_period)} ({units(h)} instead of {units(a)}, {change}).")
+    return (f"Order {units(abs(d))} wafers/quarter {'more' if d > 0 else 'less'} of the {item} expansion: "
+            f"{row['hedged_decisions']}, against {row['average_decisions']} in the average-scenario plan "
+            f"({change}).")
 
 
 def overview_sentences(summary: dict, statistics: pd.DataFrame, differences: pd.DataFrame,
