@@ -111,9 +111,15 @@ def _sub(args: list[str]) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _key(r: dict) -> tuple:
+    return (r["group"], r["plan"], r.get("kind"), r["samples"], r["K"], str(r.get("method")), r.get("workers"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="the example only")
+    ap.add_argument("--only", help="comma-separated groups to (re)measure: scale, workers, cli, method, limit; the "
+                                   "other groups' rows stay as they are in hedge.json")
     ap.add_argument("--run", nargs=5, help=argparse.SUPPRESS)  # kind path samples K method-or-workers
     a = ap.parse_args()
     if a.run:
@@ -122,8 +128,16 @@ def main() -> None:
                else measure_ef(path, int(n), int(k), method))
         print(json.dumps(out))
         return
+    groups = set(a.only.split(",")) if a.only else {"scale", "workers", "cli", "method"} | (
+        set() if a.quick else {"limit"})
+    raw = HERE / "hedge.json"
+    rows: list[dict] = json.loads(raw.read_text()) if raw.exists() else []
     example = ROOT / "inputs" / "example.xlsx"
-    rows: list[dict] = []
+
+    def keep(r: dict) -> None:  # a point replaces its earlier measurement; saved at once (long runs)
+        rows[:] = [x for x in rows if _key(x) != _key(r)] + [r]
+        raw.write_text(json.dumps(rows, indent=1) + "\n")
+        print(json.dumps(r), file=sys.stderr, flush=True)
 
     def point(group: str, kind: str, path: Path, n: int, k: int, method: str = "auto", plan: str = "example"):
         print(f"[{group}] {plan} {kind} N={n} K={k} {method} …", file=sys.stderr, flush=True)
@@ -131,17 +145,20 @@ def main() -> None:
             "--run", kind, str(path), str(n), str(k), method])}
         if kind == "ef":
             r["method"] = method
-        print(json.dumps(r), file=sys.stderr, flush=True)
-        rows.append(r)
+        keep(r)
 
-    for n in (50, 100, 200, 300, 500):
-        point("scale", "full", example, n, 4, "1")
-    point("workers", "full", example, 300, 4, "2")
-    e2e = cli_end_to_end(example, 300, 4)
-    rows.append({"group": "cli", "plan": "example", "samples": 300, "K": 4, "total": e2e})
-    for method in ("simplex", "ipm"):
-        point("method", "ef", example, 300, 4, method)
-    if not a.quick:
+    if "scale" in groups:
+        for n in (50, 100, 200, 300, 500):
+            point("scale", "full", example, n, 4, "1")
+    if "workers" in groups:
+        point("workers", "full", example, 300, 4, "2")
+    if "cli" in groups:
+        keep({"group": "cli", "plan": "example", "samples": 300, "K": 4, "total": cli_end_to_end(example, 300, 4),
+              "load": os.getloadavg()[0]})
+    if "method" in groups:
+        for method in ("simplex", "ipm"):
+            point("method", "ef", example, 300, 4, method)
+    if "limit" in groups:
         work = Path(tempfile.mkdtemp(prefix="planner-hedge-bench-"))
         for size, (p, m, f, q) in GENERATED.items():
             path = work / f"{size}.xlsx"
@@ -149,10 +166,9 @@ def main() -> None:
                             "--fabs", str(f), "--quarters", str(q), "--seed", "1", "-o", str(path)], check=True,
                            capture_output=True)
             ladder = (10, 25, 50, 100) if size == "10k" else (3, 6, 12)
-            for n in ladder:
-                for method in ("simplex", "ipm"):
+            for n in ladder:  # simplex only where it is still in the running (it loses from the first points on)
+                for method in ("simplex", "ipm") if n == ladder[0] else ("ipm",):
                     point("limit", "ef", path, n, 2, method, plan=size)
-    (HERE / "hedge.json").write_text(json.dumps(rows, indent=1) + "\n")
     write_section(rows)
 
 
@@ -162,8 +178,8 @@ def _fmt(v, digits: int = 2) -> str:
 
 def section(rows: list[dict]) -> str:
     lines = [BEGIN, "## Hedged plan (`planner hedge`)", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} cores, shared with other work while measured (load "
-             f"average {os.getloadavg()[0]:.1f} at the end); "
+             f"Machine: {platform.machine()}, {os.cpu_count()} cores, shared with other work while measured (the "
+             "load average is in the tables: wall times stretch with it); "
              f"{time.strftime('%Y-%m-%d')}. Reproduce: `python benchmarks/hedge.py` (`--quick`: the example only). "
              "Seconds; each point in a fresh process.", "",
              "### Scenarios of the example (`--commit-quarters 4`, sampled)", "",
@@ -183,7 +199,8 @@ def section(rows: list[dict]) -> str:
     for r in rows:
         if r["group"] == "cli":
             lines += ["", f"`planner hedge inputs/example.xlsx --samples {r['samples']} --commit-quarters {r['K']}` "
-                      f"end to end (process start to workbook written): **{r['total']:.1f} s**."]
+                      f"end to end (process start to workbook written, default workers): **{r['total']:.1f} s** "
+                      f"wall at load average {r.get('load', float('nan')):.1f}."]
     lines += ["", "### Which HiGHS method for the extensive form", "",
               "| plan | scenarios | EF columns | method | solve EF | objective |", "|---|---|---|---|---|---|"]
     for r in rows:

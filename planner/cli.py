@@ -768,7 +768,8 @@ def _nothing_short(service, platforms: tuple[str, ...], periods: tuple[str, ...]
 @click.option("--json", "as_json", is_flag=True, help="Also print the Summary as one JSON object on stdout.")
 @click.option("--solver", type=click.Choice(["highs", "cbc"]), help="Override Settings.solver.")
 @click.option("--method", type=click.Choice(["auto", "simplex", "ipm"]),
-              help="HiGHS algorithm (auto: dual simplex for the extensive form, as measured in benchmarks).")
+              help="HiGHS algorithm (auto: by the size of one scenario's LP, simplex below 2,000 columns, "
+                   "interior point above).")
 @click.option("--time-limit", type=float, help="Time limit per LP in seconds (overrides Settings.time_limit_s).")
 @click.option("--max-columns", "max_columns", type=click.IntRange(1_000), default=None, metavar="N",
               help="Largest extensive form solved at once, in LP columns [default: 3,000,000]; above it the plan "
@@ -810,8 +811,10 @@ def hedge(input_path: Path, samples: int, seed: int, commit_quarters: int | None
             say(f"writing {out_path}")
         written = write_hedge(out_path, res, inputs=(input_path,))
     except ValidationFailed as exc:
+        journal.unlink(missing_ok=True)
         _fail_input(exc, as_json)
     except (HedgeError, SolverError, OutputError) as exc:
+        journal.unlink(missing_ok=True)
         raise UserError(str(exc)) from exc
     except KeyboardInterrupt:
         click.echo("interrupted: no workbook written" + (f"; finished scenarios are in {journal}"

@@ -367,9 +367,12 @@ def write_hedge(path: Path | str, res: HedgeResult, inputs: tuple[Path, ...] = (
                                   "plan." if s["average_plan_objective"] is not None else
                             "No average-scenario plan to compare with: see the Overview.")
         else:
-            book.table(ws, diffs, formats={"hedged": "int", "average_plan": "int", "difference": "int",
+            keep = ["sentence", "kind", "item", "period", "hedged", "average_plan", "difference", "unit"]
+            shown = diffs[[c for c in diffs.columns if c in keep or diffs[c].notna().any()
+                           and (diffs[c].astype(str) != "").any()]]  # columns of the kinds present only
+            book.table(ws, shown, formats={"hedged": "int", "average_plan": "int", "difference": "int",
                                            "risk_probability": "pct", "cost_difference": "money"},
-                       widths={"sentence": 90, "item": 24})
+                       widths={"sentence": 90, "item": 22, "period": 16, "average_period": 16})
         ws = book.sheet("Statistics")
         st = res.statistics
         book.table(ws, st, widths={"metric": 36, "P(below threshold)": 20},
