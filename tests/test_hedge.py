@@ -4,6 +4,7 @@ recomputed from the workbook's own tables."""
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 from pathlib import Path
@@ -146,6 +147,39 @@ def test_a_scenario_infeasible_on_its_own_is_named(tmp_path):
     assert got["overview"] == overview_sentences(summary, got["Statistics"], pd.DataFrame(columns=["sentence"]),
                                                  got["Scenarios"])
     assert "The average scenario on its own is infeasible" not in r.output  # VSS is moot when nothing is feasible
+
+
+def test_average_plan_that_cannot_be_carried_out_makes_vss_infinite(tmp_path):
+    """R is ready in 2026Q2 for sure; fab F has 100 or 50 wafers per quarter (probability ½ each). The average
+    scenario (75 wafers) starts D/g = 60 wafers in 2026Q1: more than F has in the 50-wafer scenario, so the
+    average plan cannot be carried out there (EEV = −∞, VSS infinite). The hedged plan starts 50: RP = 50·70 =
+    3,500; perfect foresight 60·70 or 50·70: WS = 3,850, EVPI = 350."""
+    from planner.report.template import write_input_workbook
+
+    f = frames(quarters=3, settings={"risk_starts": True},
+               programs=[{"program": "R", "start_period": "2026Q1", "development_quarters": 1,
+                          "qualification_quarters": 0}],
+               products=[{"program": "R", "cycle_quarters": 1, "price": 10, "unit_cost": 1}],
+               fabs=[{"fab": "F", "node": "n1", "wafers_per_quarter": 100, "wafer_cost": 20}],
+               fab_capacity=[{"fab": "F", "node": "n1", "period": "2026Q2", "wafers": 0}],
+               demand=[{"platform": "X", "period": "2026Q2", "units": 600}])
+    f["Uncertainty"] = pd.DataFrame([{"name": "F capacity", "sheet": "Fabs", "key": "F|n1",
+                                      "column": "wafers_per_quarter", "distribution": "discrete", "op": "scale",
+                                      "values": "1,0.5", "probabilities": "0.5,0.5"}])
+    res = hedge(plan_from_frames(f))
+    s = res.summary
+    assert res.commit["wafers"].sum() == pytest.approx(50)
+    assert s["expected_objective"] == pytest.approx(3500) and s["evpi"] == pytest.approx(350)
+    assert math.isinf(s["vss"]) and s["average_plan_infeasible_scenarios"] == 1
+    assert res.failed["status"].tolist() == ["average_plan: infeasible"]
+    src = write_input_workbook(tmp_path / "cap.xlsx", f)
+    out = tmp_path / "cap-hedge.xlsx"
+    r = CliRunner().invoke(main, ["hedge", str(src), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert ("The plan made for the average scenario cannot be carried out in 1 of 2 scenarios (its committed starts "
+            "or expansions break a capacity or min_fill requirement there)") in r.output
+    got = check_workbook(out)
+    assert "Failed" in got["sheetnames"]
 
 
 def test_early_output_cannot_ship_before_ready():
@@ -413,8 +447,12 @@ def check_workbook(path: Path) -> dict:
     eo = float(summary["expected_objective"])
     assert eo == pytest.approx((p * tab["objective"]).sum(), rel=1e-9)
     assert float(summary["expected_margin"]) == pytest.approx((p * (tab["revenue"] - tab["cost"])).sum(), rel=1e-9)
-    assert float(summary["vss"]) == pytest.approx(eo - (p * tab["average_plan_objective"]).sum(), rel=1e-9,
-                                                  abs=1e-6 * abs(eo))
+    cannot = tab["average_plan_status"] != "optimal"
+    if cannot.any():  # the average plan cannot be carried out in some scenario: EEV = −∞
+        assert math.isinf(float(summary["vss"])) and int(summary["average_plan_infeasible_scenarios"]) == cannot.sum()
+    else:
+        assert float(summary["vss"]) == pytest.approx(eo - (p * tab["average_plan_objective"]).sum(), rel=1e-9,
+                                                      abs=1e-6 * abs(eo))
     assert float(summary["evpi"]) == pytest.approx((p * tab["perfect_foresight_objective"]).sum() - eo, rel=1e-9,
                                                    abs=1e-6 * abs(eo))
     st = stats.set_index("metric")
