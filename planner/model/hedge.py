@@ -168,18 +168,23 @@ def add_hold_until_ready(lp: LinearProgram, ms: ModelSets, w: pd.DataFrame, inve
 
 def first_stage_columns(model: Model, commit_quarters: int) -> tuple[np.ndarray, pd.DataFrame]:
     """The first-stage columns of a model — wafer starts with s < K, expansions decided in τ < K — and their keys."""
-    w = model.w[model.w["s"] < commit_quarters]
+    w = model.w
+    ws = w["s"].to_numpy() < commit_quarters
     xb = model.lp.col_blocks["expansion"]
-    x = xb.index[xb.index["tau"] < commit_quarters] if xb.size else xb.index.iloc[0:0]
+    e_all = xb.index["e"].to_numpy().astype(int) if xb.size else np.zeros(0, int)
+    tau = xb.index["tau"].to_numpy().astype(int) if xb.size else np.zeros(0, int)
+    xs = tau < commit_quarters
     exp = model.sets.expansions
-    keys = pd.concat([
-        pd.DataFrame({"kind": "wafers", "fab": w["fab"].to_numpy(), "node": w["node"].to_numpy(),
-                      "product": w["product"].to_numpy(), "e": -1, "t": w["s"].to_numpy()}),
-        pd.DataFrame({"kind": "expansion", "fab": exp["fab"].to_numpy()[x["e"].to_numpy()] if len(x) else [],
-                      "node": exp["node"].to_numpy()[x["e"].to_numpy()] if len(x) else [], "product": "",
-                      "e": x["e"].to_numpy(), "t": x["tau"].to_numpy()}),
-    ], ignore_index=True)
-    cols = np.concatenate([w["col"].to_numpy(), xb.start + x.index.to_numpy()]).astype(np.int64)
+    e = e_all[xs]
+    nw, nx = int(ws.sum()), int(xs.sum())
+    keys = pd.DataFrame({
+        "kind": np.array(["wafers"] * nw + ["expansion"] * nx, dtype=object),
+        "fab": np.concatenate([w["fab"].to_numpy()[ws], exp["fab"].to_numpy()[e] if nx else []]).astype(object),
+        "node": np.concatenate([w["node"].to_numpy()[ws], exp["node"].to_numpy()[e] if nx else []]).astype(object),
+        "product": np.concatenate([w["product"].to_numpy()[ws], np.full(nx, "", dtype=object)]).astype(object),
+        "e": np.concatenate([np.full(nw, -1), e]).astype(int),
+        "t": np.concatenate([w["s"].to_numpy()[ws], tau[xs]]).astype(int)})
+    cols = np.concatenate([w["col"].to_numpy()[ws], xb.start + np.nonzero(xs)[0]]).astype(np.int64)
     return cols, keys
 
 
