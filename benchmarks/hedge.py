@@ -118,7 +118,8 @@ def _key(r: dict) -> tuple:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="the example only")
-    ap.add_argument("--only", help="comma-separated groups to (re)measure: scale, workers, cli, method, limit; the "
+    ap.add_argument("--only", help="comma-separated groups to (re)measure: scale, workers, cli, method, limit, "
+                                   "limit-100k; the "
                                    "other groups' rows stay as they are in hedge.json")
     ap.add_argument("--run", nargs=5, help=argparse.SUPPRESS)  # kind path samples K method-or-workers
     a = ap.parse_args()
@@ -129,7 +130,7 @@ def main() -> None:
         print(json.dumps(out))
         return
     groups = set(a.only.split(",")) if a.only else {"scale", "workers", "cli", "method"} | (
-        set() if a.quick else {"limit"})
+        set() if a.quick else {"limit", "limit-100k"})
     raw = HERE / "hedge.json"
     rows: list[dict] = json.loads(raw.read_text()) if raw.exists() else []
     example = ROOT / "inputs" / "example.xlsx"
@@ -158,17 +159,19 @@ def main() -> None:
     if "method" in groups:
         for method in ("simplex", "ipm"):
             point("method", "ef", example, 300, 4, method)
-    if "limit" in groups:
-        work = Path(tempfile.mkdtemp(prefix="planner-hedge-bench-"))
-        for size, (p, m, f, q) in GENERATED.items():
-            path = work / f"{size}.xlsx"
-            subprocess.run([sys.executable, "-m", "planner", "generate", "--platforms", str(p), "--products", str(m),
-                            "--fabs", str(f), "--quarters", str(q), "--seed", "1", "-o", str(path)], check=True,
-                           capture_output=True)
-            ladder = (10, 25, 50, 100) if size == "10k" else (3, 6, 12)
-            for n in ladder:  # simplex only where it is still in the running (it loses from the first points on)
-                for method in ("simplex", "ipm") if n == ladder[0] else ("ipm",):
-                    point("limit", "ef", path, n, 2, method, plan=size)
+    work = Path(tempfile.mkdtemp(prefix="planner-hedge-bench-"))
+    for size, (p, m, f, q) in GENERATED.items():
+        group = "limit" if size == "10k" else f"limit-{size}"
+        if group not in groups:
+            continue
+        path = work / f"{size}.xlsx"
+        subprocess.run([sys.executable, "-m", "planner", "generate", "--platforms", str(p), "--products", str(m),
+                        "--fabs", str(f), "--quarters", str(q), "--seed", "1", "-o", str(path)], check=True,
+                       capture_output=True)
+        ladder = (10, 25, 50, 100) if size == "10k" else (3, 6)
+        for n in ladder:  # simplex only where it is still in the running (it loses from the first point on)
+            for method in ("simplex", "ipm") if size == "10k" and n == ladder[0] else ("ipm",):
+                point("limit", "ef", path, n, 2, method, plan=size)
     write_section(rows)
 
 

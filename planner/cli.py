@@ -772,7 +772,7 @@ def _nothing_short(service, platforms: tuple[str, ...], periods: tuple[str, ...]
                    "interior point above).")
 @click.option("--time-limit", type=float, help="Time limit per LP in seconds (overrides Settings.time_limit_s).")
 @click.option("--max-columns", "max_columns", type=click.IntRange(1_000), default=None, metavar="N",
-              help="Largest extensive form solved at once, in LP columns [default: 3,000,000]; above it the plan "
+              help="Largest extensive form solved at once, in LP columns [default: 400,000]; above it the plan "
                    "is optimised over as many scenarios as fit and evaluated in every scenario, one LP each "
                    "(on --workers or --scheduler).")
 @WORKERS

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from planner import __version__
-from planner.analysis.hedge import TOL, HedgeResult
+from planner.analysis.hedge import HedgeResult, differs
 from planner.report.atomic import atomic_write
 from planner.report.fmt import money, units
 from planner.report.writer import _write_inputs
@@ -80,6 +80,20 @@ def money_pair(a: float, b: float, currency: str) -> tuple[str, str]:
     return tuple(f"{'-' if v < 0 else ''}{sym}{abs(v) / 1e6:,.1f}M{suffix}" for v in (a, b))  # type: ignore[return-value]
 
 
+def units_pair(a: float, b: float) -> tuple[str, str]:
+    """Two quantities in words, exact when the short form would print them alike ("36,946 instead of 37,357", not
+    "37k instead of 37k")."""
+    if units(a) != units(b):
+        return units(a), units(b)
+    return f"{a:,.0f}", f"{b:,.0f}"
+
+
+def _per(n: float, unit: str) -> str:
+    """"1 wafer", "2,491 wafers"; "1 wafer/quarter"."""
+    text = units(abs(n))
+    return f"{text} {unit}" if text != "1" else f"1 {unit.replace('wafers', 'wafer')}"
+
+
 def _num(v) -> float | None:
     if v is None or (isinstance(v, str) and v.strip() == ""):
         return None
@@ -100,8 +114,10 @@ def difference_sentence(row: dict, first_period: str, currency: str) -> str:
     if row["kind"] == "wafers":
         when = _when(row["period"], first_period)
         risk = _num(row.get("risk_probability")) or 0.0
-        text = (f"Start {units(abs(d))} {'more' if d > 0 else 'fewer'} {row['item']}{' risk' if risk > 0 else ''} "
-                f"wafers {when} than the average-scenario plan ({units(h)} instead of {units(a)}")
+        hh, aa = units_pair(h, a)
+        more = f"{units(abs(d))} {'more' if d > 0 else 'fewer'} {row['item']}{' risk' if risk > 0 else ''}"
+        text = (f"Start {more} wafer{'' if units(abs(d)) == '1' else 's'} {when} than the average-scenario plan "
+                f"({hh} instead of {aa}")
         if risk > 0:
             text += f"; the program is not ready by then with {_pct(risk)} probability"
         return text + ")."
@@ -120,15 +136,16 @@ def difference_sentence(row: dict, first_period: str, currency: str) -> str:
                 else f"{row['average_decisions']} wafers/quarter")
         return (f"Do not order the {item} expansion in the commit window (the average-scenario plan orders {what}, "
                 f"for {money(-cost, currency)}).")
-    if abs(d) <= max(TOL, 1e-6 * max(abs(h), abs(a))) and single:  # the same amount, decided at another time
+    if not differs(h, a) and single:  # the same amount, decided at another time
         return (f"Order the {item} expansion {_when(hp, first_period)} rather than {_when(ap, first_period)}: the "
                 f"same +{units(h)} wafers/quarter, usable from {row['available_from']} instead of "
                 f"{row['average_available_from']}.")
     change = f"{'+' if cost > 0 else '−'}{money(abs(cost), currency)}"
+    hh, aa = units_pair(h, a)
     if single and hp == ap:
-        return (f"Order {units(abs(d))} wafers/quarter {'more' if d > 0 else 'less'} of the {item} expansion "
-                f"{_when(hp, first_period)} ({units(h)} instead of {units(a)}, {change}).")
-    return (f"Order {units(abs(d))} wafers/quarter {'more' if d > 0 else 'less'} of the {item} expansion: "
+        return (f"Order {_per(d, 'wafers/quarter')} {'more' if d > 0 else 'less'} of the {item} expansion "
+                f"{_when(hp, first_period)} ({hh} instead of {aa}, {change}).")
+    return (f"Order {_per(d, 'wafers/quarter')} {'more' if d > 0 else 'less'} of the {item} expansion: "
             f"{row['hedged_decisions']}, against {row['average_decisions']} in the average-scenario plan "
             f"({change}).")
 
