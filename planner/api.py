@@ -117,8 +117,9 @@ def hedge(plan: PlanData, samples: int = 200, seed: int = 1, commit_quarters: in
     """The hedged plan over the Uncertainty sheet's scenarios (``models/hedge.md``): what ``planner hedge`` writes.
 
     Returns a :class:`planner.analysis.hedge.HedgeResult` (tables as frames); write it with
-    ``planner.report.hedge.write_hedge``. ``executor`` (local processes or Dask, :mod:`planner.batch`) evaluates
-    the scenarios one LP each when the extensive form exceeds ``ef_max_columns``.
+    ``planner.report.hedge.write_hedge``. ``executor`` (:mod:`planner.batch`: local processes by default, or a
+    Dask cluster) builds the scenarios' models and solves their perfect-foresight and average-plan LPs; above
+    ``ef_max_columns`` it also evaluates the hedged plan in every scenario, one LP each.
     """
     from planner.analysis import hedge as H
     from planner.batch import run_batch

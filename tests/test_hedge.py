@@ -369,6 +369,15 @@ def test_exact_scenarios_are_the_cartesian_product():
     assert sampled.mode == "sampled" and sampled.draws == 5
 
 
+def test_triangular_with_low_equal_high_draws_that_value():
+    """Regression: validation allows triangular(1, 1, 1) (a fixed value) but numpy refuses left == right; Monte
+    Carlo and the hedge crashed with a traceback."""
+    from planner.io.uncertainty import draw
+
+    row = {"distribution": "triangular", "p1": 1.0, "p2": 1.0, "p3": 1.0}
+    assert draw(row, 4, np.random.default_rng(0)).tolist() == [1.0] * 4
+
+
 def test_weighted_quantile_is_the_inverse_distribution():
     """Values 1, 2, 3 with probabilities 0.05, 0.5, 0.45: P10 = 2 (0.05 < 0.1 ≤ 0.55), P50 = 2, P90 = 3."""
     v, p = np.array([3.0, 1.0, 2.0]), np.array([0.45, 0.05, 0.5])
