@@ -89,7 +89,7 @@ def measure_ef(path: str, samples: int, commit_quarters: int, method: str, per_s
     return {"scenarios": len(models), "columns": ef.lp.n_cols, "rows": ef.lp.n_rows, "method": method,
             "t_build_scenarios": t_build, "t_assemble": t_assemble, "t_solve": t_solve, "status": res.status,
             "objective": res.objective, "t_one_scenario_lp": t_one, "per_scenario_columns":
-            int(np.mean([sm.n_cols for sm in models])), "peak_rss_mb": _rss_mb()}
+            int(np.mean([sm.n_cols for sm in models])), "peak_rss_mb": _rss_mb(), "load": os.getloadavg()[0]}
 
 
 def cli_end_to_end(path: Path, samples: int, commit_quarters: int) -> float:
@@ -217,7 +217,7 @@ def section(rows: list[dict]) -> str:
               "always are) against the extensive form; \"per-scenario LPs\" = scenarios × one scenario's "
               "build-and-solve time on one process.", "",
               "| plan | scenarios | EF columns | build scenarios | assemble EF | solve EF (best method) | "
-              "per-scenario LPs | peak RSS MB |", "|---|---|---|---|---|---|---|---|"]
+              "per-scenario LPs | load avg | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|"]
     best: dict[tuple, dict] = {}
     for r in rows:
         if r["group"] == "limit" and "t_solve" in r and r["status"] == "optimal":
@@ -227,7 +227,8 @@ def section(rows: list[dict]) -> str:
     for r in best.values():
         lines.append(f"| {r['plan']} | {r['scenarios']} | {r['columns']:,} | {r['t_build_scenarios']:.1f} | "
                      f"{r['t_assemble']:.1f} | {r['t_solve']:.1f} ({r['method']}) | "
-                     f"{r['scenarios'] * r['t_one_scenario_lp']:.1f} | {r['peak_rss_mb']:.0f} |")
+                     f"{r['scenarios'] * r['t_one_scenario_lp']:.1f} | {_fmt(r.get('load'), 1)} | "
+                     f"{r['peak_rss_mb']:.0f} |")
     lines.append(END)
     return "\n".join(lines)
 
