@@ -122,7 +122,7 @@ def hedge(plan: PlanData, samples: int = 200, seed: int = 1, commit_quarters: in
     ``ef_max_columns`` it also evaluates the hedged plan in every scenario, one LP each.
     """
     from planner.analysis import hedge as H
-    from planner.batch import run_batch
+    from planner.batch import Interrupted, run_batch
 
     scen = H.scenario_set(plan, samples, seed)
     s = plan.settings
@@ -131,8 +131,10 @@ def hedge(plan: PlanData, samples: int = 200, seed: int = 1, commit_quarters: in
 
     def evaluate(cases, kw):
         out = run_batch(plan, cases, executor=executor, journal=journal, quiet=quiet, runner=H.run_hedge_case, **kw)
+        if out.interrupted and out.reason:  # the executor stopped (a lost cluster): no expectation over a part
+            raise H.HedgeError(f"the scenarios could not all be run: {out.reason}")
         if out.interrupted:
-            raise KeyboardInterrupt
+            raise Interrupted(out.signal or 2)
         return out.results
 
     return H.solve_hedge(plan, scen, commit_quarters, opts, threshold, ef_max_columns or H.EF_MAX_COLUMNS,

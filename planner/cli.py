@@ -778,9 +778,10 @@ def _nothing_short(service, platforms: tuple[str, ...], periods: tuple[str, ...]
 @WORKERS
 @SCHEDULER
 @QUIET
+@FORCE_REPORT
 def hedge(input_path: Path, samples: int, seed: int, commit_quarters: int | None, threshold: float,
           output: Path | None, as_json: bool, solver: str | None, method: str | None, time_limit: float | None,
-          max_columns: int | None, workers: int | None, scheduler: str | None, quiet: bool) -> None:
+          max_columns: int | None, workers: int | None, scheduler: str | None, quiet: bool, force: bool) -> None:
     """One plan to commit now that is good across the outcomes of the Uncertainty sheet.
 
     A two-stage stochastic LP: the wafer starts of the first K quarters and the expansions decided in them are
@@ -794,32 +795,38 @@ def hedge(input_path: Path, samples: int, seed: int, commit_quarters: int | None
     """
     from planner import api
     from planner.analysis.hedge import HedgeError
+    from planner.distributed import DistributedError
     from planner.report.hedge import headline, write_hedge
     from planner.solve.sessions import SolverError
 
     out_path = output or default_report_path(input_path, "hedge")
-    _check_out(out_path, input_path)
+    _target(out_path, "hedge", force, input_path)
     plan = _load(input_path, as_json)
     say = _progress(not (as_json or quiet))
+    _lock(out_path)
     journal = _journal(out_path)
     executor = _executor(workers, scheduler)
     try:
         res = api.hedge(plan, samples=samples, seed=seed, commit_quarters=commit_quarters, threshold=threshold,
                         solver=solver, method=method, time_limit=time_limit, ef_max_columns=max_columns,
                         executor=executor, journal=journal, quiet=quiet, progress=say)
+        _target(out_path, "hedge", force, input_path)  # a file may have appeared there meanwhile
         if say:
             say(f"writing {out_path}")
         written = write_hedge(out_path, res, inputs=(input_path,))
     except ValidationFailed as exc:
         journal.unlink(missing_ok=True)
         _fail_input(exc, as_json)
-    except (HedgeError, SolverError, OutputError) as exc:
+    except (HedgeError, SolverError, OutputError, DistributedError) as exc:
         journal.unlink(missing_ok=True)
         raise UserError(str(exc)) from exc
-    except KeyboardInterrupt:
+    except UserError:
+        journal.unlink(missing_ok=True)
+        raise
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: an expectation over part of the scenarios is no answer
         click.echo("interrupted: no workbook written" + (f"; finished scenarios are in {journal}"
                                                          if journal.exists() else ""), err=True)
-        sys.exit(130)
+        sys.exit(128 + getattr(exc, "signum", 2))
     finally:
         close = getattr(executor, "close", None)
         if close:

@@ -439,12 +439,12 @@ def solve_hedge(base: PlanData, scen: ScenarioSet, commit_quarters: int | None =
         chosen = np.sort(order[:max(2, fits)])
         say(f"building {len(chosen)} of {len(cases)} scenario models for the extensive form")
         built = run([cases[i] for i in chosen], {**kw, "fixed": {}, "keep_model": True})
-    bad = [r for r in built if r.model is None]
+    bad = [r for r in built if getattr(r, "model", None) is None]  # a dead worker returns a plain CaseResult
     if bad:
         raise HedgeError(f"scenario {bad[0].name!r} cannot be built: {bad[0].error}"
                          + (f" ({len(bad) - 1} more scenarios too)" if len(bad) > 1 else ""))
     weights = probs[chosen] / probs[chosen].sum()
-    models = [r.model for r in built]
+    models = [r.model for r in built]  # type: ignore[attr-defined]
     for sm, p in zip(models, weights, strict=True):
         sm.probability = float(p)
     lap("build_scenarios")

@@ -267,6 +267,15 @@ def headline(res: HedgeResult) -> list[str]:
 
 
 # ---- the workbook ------------------------------------------------------------------------------------------------
+OVERVIEW_WIDTHS = (44, 20, 15, 15, 15, 15)
+SUMMARY_MONEY = {m for m, u in SUMMARY_ROWS if u == "$"}
+SUMMARY_FORMATS = {"expected_fill_rate": "pct", "threshold": "pct", "solve_seconds": "seconds", "seconds": "seconds",
+                   "lp_columns": "int", "lp_rows": "int", "full_extensive_form_columns": "int", "max_columns": "int",
+                   "max_violation": "sci", "scenarios": "count", "samples": "count", "seed": "count",
+                   "commit_quarters": "count", "extensive_form_scenarios": "count",
+                   "average_plan_infeasible_scenarios": "count"}
+
+
 def _histogram(table: pd.DataFrame) -> pd.DataFrame:
     """Probability per objective bin under the hedged and the average-scenario plan (same bins)."""
     cols = [c for c in ("objective", "average_plan_objective") if c in table and table[c].notna().any()]
@@ -288,37 +297,50 @@ def _histogram(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def commit_sheet(res: HedgeResult) -> pd.DataFrame:
+    """The Commit table as written: whole wafers per fab, node and quarter (largest remainder, as the solve report
+    shows them) with the LP's starts beside them (``wafers_lp``)."""
+    from planner.analysis.results import whole_wafers
+
+    if res.commit.empty:
+        return res.commit
+    no_caps = pd.DataFrame(columns=["resource", "kind", "unit", "period", "capacity", "used", "utilisation"])
+    ws, _ = whole_wafers(res.commit, no_caps)
+    return ws
+
+
 def write_hedge(path: Path | str, res: HedgeResult, inputs: tuple[Path, ...] = ()) -> Path:
     """Write the hedge workbook atomically (never over one of ``inputs``)."""
+    from planner.io import contract as C
+
     cur = res.summary["currency"]
     summary = summary_frame(res)
     diffs = differences_frame(res)
     lines = overview_sentences(res.summary, res.statistics, diffs, res.table)
+    name = Path(res.plan.source).name
+    s = res.summary
 
     def write(tmp: Path) -> None:
-        book = Book(tmp)
+        book = Book(tmp, "hedge", title=f"Hedged plan: {name}", source=name)
         money_fmt = book.money(cur)
         plan = res.plan
         # Overview
-        ws = book.sheet("Overview")
+        ws = book.sheet("Overview", "the plan to commit and what hedging is worth, in sentences; key figures; this "
+                                    "index")
         ws.hide_gridlines(2)
-        ws.set_column(0, 0, 44)
-        ws.set_column(1, 1, 24)
-        ws.set_column(2, 7, 14)
-        ws.write_string(0, 0, f"Hedged plan: {Path(plan.source).name}", book.title)
-        from planner.io import contract as C
-
-        ws.merge_range(1, 0, 1, 7, C.HYPOTHETICAL_NOTICE.replace("in this workbook", "in this report"), book.notice)
-        ws.set_row(1, 30)
-        r = 3
-        ws.write_string(r, 0, "The plan in brief", book.subtitle)
+        for col, w in enumerate(OVERVIEW_WIDTHS):
+            book.width(ws, col, w)
+        last_col = len(OVERVIEW_WIDTHS) - 1
+        ws.write_string(0, 0, f"Hedged plan: {name}", book.title)
+        book.row_height(ws, 0, 22)
+        book.paragraph(ws, 1, C.HYPOTHETICAL_NOTICE.replace("in this workbook", "in this report"), 0, last_col,
+                       book.notice)
+        ws.write_string(2, 0, f"Input: {name} (SHA-256 {plan.sha256[:16]}…)")
+        r = 4
         for line in lines:
-            r += 1
-            ws.merge_range(r, 0, r, 7, line, book.wrap)
-            ws.set_row(r, 15 * max(1, int(len(line) / 115) + 1))
-        r += 2
+            r = book.paragraph(ws, r, line, 0, last_col)
+        r += 1
         ws.write_string(r, 0, "Key figures (expected over the scenarios)", book.subtitle)
-        s = res.summary
         figures = [("Hedged plan: objective", s["expected_objective"], money_fmt),
                    ("Hedged plan: margin (revenue − cost)", s["expected_margin"], money_fmt),
                    ("Average-scenario plan, adapted: objective", s["average_plan_objective"], money_fmt),
@@ -326,14 +348,14 @@ def write_hedge(path: Path | str, res: HedgeResult, inputs: tuple[Path, ...] = (
                    ("VSS (value of planning for the uncertainty)", s["vss"], money_fmt),
                    ("EVPI (value of knowing the outcome)", s["evpi"], money_fmt),
                    ("Fill rate (served / demand)", s["expected_fill_rate"], book.fmt["pct"])]
-        for name, v, f in figures:
+        book.keep_together(ws, r, r + len(figures))
+        for label, v, f in figures:
             r += 1
-            ws.write_string(r, 0, name)
+            ws.write_string(r, 0, label)
             book.write_cell(ws, r, 1, v, f)
         r += 2
         ws.write_string(r, 0, "About this run", book.subtitle)
-        info = [("Input file", Path(plan.source).name), ("Input SHA-256", plan.sha256),
-                ("Scenarios", f"{s['scenarios']} ({res.scenarios.describe()})"),
+        info = [("Scenarios", f"{s['scenarios']}: {res.scenarios.describe()}"),
                 ("Uncertain inputs", "; ".join(res.scenarios.inputs)),
                 ("Commit window", f"{s['commit_window']} ({s['commit_quarters']} quarter"
                                   f"{'s' if s['commit_quarters'] != 1 else ''})"),
@@ -343,42 +365,41 @@ def write_hedge(path: Path | str, res: HedgeResult, inputs: tuple[Path, ...] = (
                 ("Total time", f"{s['seconds']:.1f} s"), ("Checks", s["feasibility_check"]),
                 ("planner version", __version__), ("Generated", _dt.datetime.now().strftime("%Y-%m-%d %H:%M")),
                 ("Method", "models/hedge.md")]
+        book.keep_together(ws, r, r + len(info))
         for k, v in info:
             r += 1
             ws.write_string(r, 0, k, book.bold)
-            ws.write_string(r, 1, str(v))
+            r = book.paragraph(ws, r, str(v), 1, last_col) - 1
+        book.sheet_index(ws, r + 2, last_col)
         ws.activate()
         # Summary (contract)
-        ws = book.sheet("Summary")
-        book.table(ws, summary, widths={"metric": 34, "value": 24, "unit": 12, "note": 90}, autofilter=False)
-        for i, (m, u) in enumerate(zip(summary["metric"], summary["unit"], strict=True)):
-            v = summary["value"].iloc[i]
-            if u == cur and isinstance(v, int | float) and not (isinstance(v, float) and math.isinf(v)):
-                book.write_cell(ws, i + 1, 1, v, money_fmt)
-            elif u == "fraction":
-                book.write_cell(ws, i + 1, 1, v, book.fmt["pct"])
-            elif m in ("lp_columns", "lp_rows", "full_extensive_form_columns", "max_columns"):
-                book.write_cell(ws, i + 1, 1, v, book.fmt["int"])
-            elif u == "s":
-                book.write_cell(ws, i + 1, 1, v, book.fmt["float"])
-        # Commit: the here-and-now wafer starts
-        ws = book.sheet("Commit")
-        if res.commit.empty:
+        ws = book.sheet("Summary", "every figure of the run, one per row, with its unit and meaning")
+        fmts = [money_fmt if m in SUMMARY_MONEY and not (isinstance(v, float) and math.isinf(v))
+                else SUMMARY_FORMATS.get(m) for m, v in zip(summary["metric"], summary["value"], strict=True)]
+        book.table(ws, summary, formats={"value": fmts}, widths={"metric": 30}, wrap={"value": 34, "note": 60},
+                   autofilter=False)
+        # the here-and-now plan
+        ws = book.sheet("Commit", "the wafer starts to commit now, the same in every scenario")
+        commit = commit_sheet(res)
+        if commit.empty:
             ws.write_string(0, 0, "No wafer start to commit in the window." if res.ok else
                             "No plan to commit: see the Overview.")
         else:
-            book.table(ws, res.commit, formats={"wafers": "int", "risk_probability": "pct"},
-                       header_comments={"wafers": "wafers to start in 'period' whatever the scenario",
+            book.table(ws, commit, formats={"wafers": "wafers", "wafers_lp": "float", "risk_probability": "pct"},
+                       header_comments={"wafers": "whole wafers to start in 'period' whatever the scenario",
+                                        "wafers_lp": "the LP's starts (costs and the figures come from these)",
                                         "lands": "quarter the output is finished",
                                         "risk_probability": "probability that the product's program is not yet "
                                                             "ready when these wafers start"})
-        ws = book.sheet("Expansions")
+        ws = book.sheet("Expansions", "the expansions to order in the commit window")
         if res.expansions.empty:
             ws.write_string(0, 0, "No expansion is ordered in the commit window.")
         else:
-            book.table(ws, res.expansions, formats={"wafers_per_quarter": "int", "cost": "money"},
+            book.table(ws, res.expansions, formats={"wafers_per_quarter": "wafers", "cost": money_fmt,
+                                                    "option": "count"},
                        header_comments={"option": "row of the Expansions input sheet"})
-        ws = book.sheet("Differences")
+        ws = book.sheet("Differences", "where the hedged plan commits differently from the average-scenario plan, "
+                                       "one sentence each")
         if diffs.empty:
             ws.write_string(0, 0, "The hedged plan commits the same starts and expansions as the average-scenario "
                                   "plan." if s["average_plan_objective"] is not None else
@@ -387,39 +408,43 @@ def write_hedge(path: Path | str, res: HedgeResult, inputs: tuple[Path, ...] = (
             keep = ["sentence", "kind", "item", "period", "hedged", "average_plan", "difference", "unit"]
             shown = diffs[[c for c in diffs.columns if c in keep or diffs[c].notna().any()
                            and (diffs[c].astype(str) != "").any()]]  # columns of the kinds present only
-            book.table(ws, shown, formats={"hedged": "int", "average_plan": "int", "difference": "int",
-                                           "risk_probability": "pct", "cost_difference": "money"},
-                       widths={"sentence": 90, "item": 22, "period": 16, "average_period": 16})
-        ws = book.sheet("Statistics")
+            book.table(ws, shown, formats={"hedged": "wafers", "average_plan": "wafers", "difference": "signed",
+                                           "risk_probability": "pct", "cost_difference": money_fmt},
+                       wrap={"sentence": 60, "hedged_decisions": 30, "average_decisions": 30})
+        ws = book.sheet("Statistics", "expected value, P10/P50/P90 of objective, margin and each platform's fill "
+                                      "rate; the chance each falls below the threshold")
         st = res.statistics
-        book.table(ws, st, widths={"metric": 36, "P(below threshold)": 20},
-                   formats={"P(below threshold)": "pct"},
+        row_fmt = ["pct" if str(m).startswith("fill_rate") else money_fmt for m in st["metric"]]
+        book.table(ws, st, formats={c: row_fmt for c in ("expected", "P10", "P50", "P90", "min", "max")}
+                   | {"P(below threshold)": "pct"}, widths={"metric": 34},
                    header_comments={"expected": "probability-weighted mean over the scenarios",
                                     "P10": "the smallest value with at least 10% probability at or below it",
                                     "P(below threshold)": f"probability that the fill rate is below "
                                                           f"{res.threshold:.0%}"})
-        for i, metric in enumerate(st["metric"], start=1):
-            ws.set_row(i, None, book.fmt["pct"] if str(metric).startswith("fill_rate") else money_fmt)
         ws.write_string(len(st) + 2, 0, f"threshold = {res.threshold:.0%}")
-        ws = book.sheet("Scenarios")
+        ws = book.sheet("Scenarios", "every scenario: its probability, the uncertain inputs' values, and its "
+                                     "objective under the hedged plan, the average-scenario plan and perfect "
+                                     "foresight")
         tab = res.table
-        fmts = {c: ("pct" if c.startswith("fill_rate") else "money") for c in tab.columns
+        fmts = {c: ("pct" if c.startswith("fill_rate") else money_fmt) for c in tab.columns
                 if c.startswith("fill_rate") or c in ("objective", "margin", "revenue", "cost", "shortfall_penalty",
                                                       "average_plan_objective", "perfect_foresight_objective")}
         fmts["probability"] = "ratio"
         fmts.update({c: "ratio" for c in res.scenarios.inputs if c in tab.columns})
-        book.table(ws, tab, formats=fmts, widths={"scenario": 30})
-        ws = book.sheet("ExpectedStarts")
+        book.table(ws, tab, formats=fmts, widths={"scenario": 24})
+        ws = book.sheet("ExpectedStarts", "wafer starts over the whole horizon under the hedged plan, expected and "
+                                          "their range over the scenarios")
         if res.expected_starts.empty:
             ws.write_string(0, 0, "No wafer starts.")
         else:
-            book.table(ws, res.expected_starts, formats={"expected_wafers": "int", "min_wafers": "int",
-                                                         "max_wafers": "int", "probability_started": "pct"},
+            book.table(ws, res.expected_starts, formats={"expected_wafers": "wafers", "min_wafers": "wafers",
+                                                         "max_wafers": "wafers", "probability_started": "pct"},
                        header_comments={"committed": "in the commit window: the same in every scenario",
                                         "expected_wafers": "probability-weighted wafers over the scenarios"})
         _charts(book, res)
         if len(res.failed):
-            book.table(book.sheet("Failed"), res.failed, widths={"reason": 110, "scenario": 30})
+            book.table(book.sheet("Failed", "scenarios a plan could not be carried out in, with the reason"),
+                       res.failed, wrap={"reason": 70, "scenario": 30})
         _write_inputs(book, plan)
         book.close()
 
@@ -436,42 +461,41 @@ def _charts(book: Book, res: HedgeResult) -> None:
     hist = _histogram(res.table)
     if not worth and hist.shape[1] <= 3:
         return
-    charts = book.sheet("Charts")
-    data = book.sheet("ChartData")
-    charts.hide_gridlines(2)
-    charts.fit_to_pages(1, 1)
-    charts.write_string(0, 0, "What hedging is worth (data on sheet ChartData; all data hypothetical)", book.title)
     cur = s["currency"]
+    charts = book.sheet("Charts", "what hedging is worth; the distribution of the objective under both plans")
+    data = book.sheet("ChartData", "the numbers the charts plot")
+    charts.hide_gridlines(2)
+    charts.write_string(0, 0, "What hedging is worth (data on sheet ChartData; all data hypothetical)", book.title)
+    book.row_height(charts, 0, 22)
+    grid = book.chart_grid(charts, 2)
     row0 = 0
     if worth:
         cmp = pd.DataFrame(worth, columns=["measure", f"value ({cur})"])
         data.write_string(0, 0, "What hedging and better forecasts are worth", book.subtitle)
-        first, last = book.table(data, cmp, first_row=1, formats={f"value ({cur})": "money"}, autofilter=False,
-                                 freeze=False, widths={"measure": 44})
-        ch = book.wb.add_chart({"type": "bar"})
+        first, last = book.table(data, cmp, first_row=1, formats={f"value ({cur})": book.money(cur)},
+                                 autofilter=False, freeze=False, repeat_header=False, widths={"measure": 44})
+        ch = book.chart({"type": "bar"})
         ch.add_series({"name": f"expected value ({cur})", "categories": ["ChartData", first, 0, last, 0],
                        "values": ["ChartData", first, 1, last, 1], "fill": {"color": "#2F5597"},
-                       "data_labels": {"value": True, "num_format": "#,##0.0,,\"M\""}})
+                       "data_labels": {"value": True, "num_format": '#,##0.0,,"M"'}})
         ch.set_title({"name": f"What hedging (VSS) and perfect foresight (EVPI) are worth, {cur}",
                       "name_font": {"size": 11}})
-        ch.set_x_axis({"num_format": "#,##0,,\"M\"", "min": 0})
+        ch.set_x_axis({"num_format": '#,##0,,"M"', "min": 0})
         ch.set_legend({"none": True})
-        ch.set_size({"width": 760, "height": 200})
-        charts.insert_chart(2, 0, ch)
+        grid.add(ch, full_width=True, height=220)
         row0 = last + 3
     if hist.shape[1] > 3:
         data.write_string(row0, 0, "Probability of each objective range", book.subtitle)
-        f2, l2 = book.table(data, hist, first_row=row0 + 1, autofilter=False, freeze=False,
-                            formats={"from": "money", "to": "money", "hedged plan": "pct",
+        f2, l2 = book.table(data, hist, first_row=row0 + 1, autofilter=False, freeze=False, repeat_header=False,
+                            formats={"from": book.money(cur), "to": book.money(cur), "hedged plan": "pct",
                                      "average-scenario plan": "pct"})
-        ch2 = book.wb.add_chart({"type": "column"})
+        ch2 = book.chart({"type": "column"})
         colours = {"hedged plan": "#2F5597", "average-scenario plan": "#C55A11"}
-        for j, name in enumerate(hist.columns[3:], start=3):
+        for j, series in enumerate(hist.columns[3:], start=3):
             ch2.add_series({"name": ["ChartData", row0 + 1, j], "categories": ["ChartData", f2, 0, l2, 0],
-                            "values": ["ChartData", f2, j, l2, j], "gap": 30, "fill": {"color": colours[name]}})
+                            "values": ["ChartData", f2, j, l2, j], "gap": 30, "fill": {"color": colours[series]}})
         ch2.set_title({"name": "Distribution of the objective over the scenarios", "name_font": {"size": 11}})
         ch2.set_y_axis({"name": "probability", "num_format": "0%"})
         ch2.set_x_axis({"num_font": {"rotation": -45, "size": 8}})
         ch2.set_legend({"position": "top"})
-        ch2.set_size({"width": 760, "height": 340})
-        charts.insert_chart(14 if worth else 2, 0, ch2)
+        grid.add(ch2, full_width=True, height=380)
