@@ -180,6 +180,9 @@ def _fmt(v, digits: int = 2) -> str:
 
 
 def section(rows: list[dict]) -> str:
+    order = {"example": 0, **{k: i + 1 for i, k in enumerate(GENERATED)}}
+    rows = sorted(rows, key=lambda r: (order.get(r["plan"], 9), r.get("samples", 0), str(r.get("workers")),
+                                       str(r.get("method"))))
     lines = [BEGIN, "## Hedged plan (`planner hedge`)", "",
              f"Machine: {platform.machine()}, {os.cpu_count()} cores, shared with other work while measured (the "
              "load average is in the tables: wall times stretch with it); "

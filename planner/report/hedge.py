@@ -355,7 +355,7 @@ def write_hedge(path: Path | str, res: HedgeResult, inputs: tuple[Path, ...] = (
             book.write_cell(ws, r, 1, v, f)
         r += 2
         ws.write_string(r, 0, "About this run", book.subtitle)
-        info = [("Scenarios", f"{s['scenarios']}: {res.scenarios.describe()}"),
+        info = [("Scenarios", res.scenarios.describe()),
                 ("Uncertain inputs", "; ".join(res.scenarios.inputs)),
                 ("Commit window", f"{s['commit_window']} ({s['commit_quarters']} quarter"
                                   f"{'s' if s['commit_quarters'] != 1 else ''})"),
