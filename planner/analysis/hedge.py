@@ -48,8 +48,9 @@ from planner.model.sets import derive_sets
 from planner.solve.policy import check_feasibility, solve_model
 from planner.solve.sessions import IPM_THRESHOLD_COLS, HighsSession, RunResult, make_session
 
-# above this the extensive form is solved over a subsample: on the 10k generated plan 322k columns took 3 minutes
-# and 644k columns 13 minutes (interior point; one LP per scenario: 0.3 s each), benchmarks/results.md
+# above this the extensive form is solved over a subsample: on the 10k generated plan 322k columns took 54 s and
+# 644k columns 154 s (interior point), ten to fourteen times the same scenarios one LP each, and the gap grows
+# with the scenarios (benchmarks/results.md, "Hedged plan")
 EF_MAX_COLUMNS = 400_000
 TOL = 0.5  # wafers (or wafers/quarter): smaller first-stage differences are round-off, not decisions
 REL_TOL = 1e-3  # nor is a difference below 0.1 % of the quantity: the report names decisions, not solver noise
@@ -211,7 +212,7 @@ def readiness_by_scenario(base: PlanData, cases: Sequence[Case]) -> tuple[np.nda
 def ef_method(method: str, scenario_columns: int) -> str:
     """HiGHS method for the extensive form: 'auto' follows the size of one scenario's model, not of the whole.
     Measured (benchmarks/results.md, "Hedged plan"): with the example's ~300-column scenarios dual simplex solved
-    300 of them stacked 3x faster than interior point; with 6,500-column scenarios interior point was 4x faster
+    300 of them stacked 3.5x faster than interior point; with 6,500-column scenarios interior point was 3x faster
     already at 10 — the same crossover as for one plan (``IPM_THRESHOLD_COLS``)."""
     if method != "auto":
         return method
