@@ -37,7 +37,7 @@ from planner.solve.policy import Solution, solve_model
 
 __all__ = ["PlanData", "Model", "Solution", "Results", "Run", "ReportInput", "load_workbook", "plan_from_frames",
            "build", "solve", "results", "run", "finish_run", "analyse", "write_report", "AUTO_ANALYSIS_MAX_COLS",
-           "read_baseline", "Baseline"]
+           "read_baseline", "Baseline", "hedge"]
 
 
 def load_workbook(path: str | Path, limits: Limits | None = None) -> PlanData:
@@ -129,3 +129,34 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
 def write_report(path: str | Path, report: ReportInput, inputs: tuple[Path, ...] = ()) -> Path:
     """Write the report workbook atomically (never over one of ``inputs``); returns the path written."""
     return _write_report(path, report, inputs=inputs)
+
+
+def hedge(plan: PlanData, samples: int = 200, seed: int = 1, commit_quarters: int | None = None,
+          threshold: float = 0.9, solver: str | None = None, method: str | None = None,
+          time_limit: float | None = None, ef_max_columns: int | None = None, executor=None,
+          journal: Path | None = None, quiet: bool = True, progress: Callable[[str], None] | None = None):
+    """The hedged plan over the Uncertainty sheet's scenarios (``models/hedge.md``): what ``planner hedge`` writes.
+
+    Returns a :class:`planner.analysis.hedge.HedgeResult` (tables as frames); write it with
+    ``planner.report.hedge.write_hedge``. ``executor`` (:mod:`planner.batch`: local processes by default, or a
+    Dask cluster) builds the scenarios' models and solves their perfect-foresight and average-plan LPs; above
+    ``ef_max_columns`` it also evaluates the hedged plan in every scenario, one LP each.
+    """
+    from planner.analysis import hedge as H
+    from planner.batch import Interrupted, run_batch
+
+    scen = H.scenario_set(plan, samples, seed)
+    s = plan.settings
+    opts = H.SolveOptions(solver or s.solver, method or s.highs_method,
+                          time_limit if time_limit is not None else s.time_limit_s)
+
+    def evaluate(cases, kw):
+        out = run_batch(plan, cases, executor=executor, journal=journal, quiet=quiet, runner=H.run_hedge_case, **kw)
+        if out.interrupted and out.reason:  # the executor stopped (a lost cluster): no expectation over a part
+            raise H.HedgeError(f"the scenarios could not all be run: {out.reason}")
+        if out.interrupted:
+            raise Interrupted(out.signal or 2)
+        return out.results
+
+    return H.solve_hedge(plan, scen, commit_quarters, opts, threshold, ef_max_columns or H.EF_MAX_COLUMNS,
+                         evaluate=evaluate, progress=progress)

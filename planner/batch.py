@@ -204,9 +204,18 @@ def _init_worker(base: PlanData, parent: int | None = None) -> None:
     _WORKER_BASE = base
 
 
+def case_runner(kw: dict) -> tuple[Callable[..., CaseResult], dict]:
+    """The per-case function of a batch (``runner=`` in its keywords, default :func:`run_case`) and the rest of the
+    keywords. Another analysis (the hedged plan's recourse, :mod:`planner.analysis.hedge`) passes its own
+    module-level function, so it runs on the same executors, local or Dask."""
+    kw = dict(kw)
+    return kw.pop("runner", None) or run_case, kw
+
+
 def _worker_run(case: Case, kw: dict) -> CaseResult:
     assert _WORKER_BASE is not None
-    return run_case(_WORKER_BASE, case, **kw)
+    runner, kw = case_runner(kw)
+    return runner(_WORKER_BASE, case, **kw)
 
 
 class LocalExecutor:
@@ -217,8 +226,9 @@ class LocalExecutor:
 
     def map_unordered(self, base: PlanData, cases: list[Case], **kw: Any) -> Iterator[CaseResult]:
         if self.workers == 1 or len(cases) <= 1:
+            runner, rest = case_runner(kw)
             for case in cases:
-                yield run_case(base, case, **kw)
+                yield runner(base, case, **rest)
             return
         forks = multiprocessing.get_start_method() == "fork"
         with _deferred():

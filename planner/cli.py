@@ -819,6 +819,106 @@ def _nothing_short(service, platforms: tuple[str, ...], periods: tuple[str, ...]
 
 @main.command()
 @INPUT
+@click.option("--samples", type=click.IntRange(1, 100_000), default=200, show_default=True,
+              help="Scenarios to draw when a row of the Uncertainty sheet is not discrete, or when the discrete "
+                   "rows have more combinations than this (otherwise every combination is used, with its "
+                   "probability).")
+@click.option("--seed", type=int, default=1, show_default=True, help="Random seed: same seed, same scenarios.")
+@click.option("--commit-quarters", type=click.IntRange(1), default=None, metavar="K",
+              help="Quarters whose wafer starts, and the expansions decided in them, are committed now, the same in "
+                   "every scenario [default: the longest cycle_quarters, at least 1].")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.9, show_default=True,
+              help="Fill-rate threshold for the probability that a platform falls below it.")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Hedge workbook (default: INPUT-hedge.xlsx).")
+@click.option("--json", "as_json", is_flag=True, help="Also print the Summary as one JSON object on stdout.")
+@click.option("--solver", type=click.Choice(["highs", "cbc"]), help="Override Settings.solver.")
+@click.option("--method", type=click.Choice(["auto", "simplex", "ipm"]),
+              help="HiGHS algorithm (auto: by the size of one scenario's LP, simplex below 2,000 columns, "
+                   "interior point above).")
+@click.option("--time-limit", type=float, help="Time limit per LP in seconds (overrides Settings.time_limit_s).")
+@click.option("--max-columns", "max_columns", type=click.IntRange(1_000), default=None, metavar="N",
+              help="Largest extensive form solved at once, in LP columns [default: 400,000]; above it the plan "
+                   "is optimised over as many scenarios as fit and evaluated in every scenario, one LP each "
+                   "(on --workers or --scheduler).")
+@WORKERS
+@SCHEDULER
+@QUIET
+@FORCE_REPORT
+def hedge(input_path: Path, samples: int, seed: int, commit_quarters: int | None, threshold: float,
+          output: Path | None, as_json: bool, solver: str | None, method: str | None, time_limit: float | None,
+          max_columns: int | None, workers: int | None, scheduler: str | None, quiet: bool, force: bool) -> None:
+    """One plan to commit now that is good across the outcomes of the Uncertainty sheet.
+
+    A two-stage stochastic LP: the wafer starts of the first K quarters and the expansions decided in them are
+    the same in every scenario; everything later adapts to the scenario; the expected objective is maximised.
+    Reports the plan to commit (sheets Commit and Expansions), its expected margin and objective with
+    P10/P50/P90, each platform's expected fill rate and chance of falling below --threshold, and what hedging
+    is worth: VSS against the plan made for the average scenario, EVPI against perfect foresight, and which
+    commitments differ from the average plan. Example:
+    `planner hedge inputs/example.xlsx --commit-quarters 4 --samples 300 -o hedge.xlsx`.
+    Exit 0 when optimal; 1 when the input is invalid, the plan cannot be hedged or is infeasible.
+    """
+    from planner import api
+    from planner.analysis.hedge import HedgeError
+    from planner.distributed import DistributedError
+    from planner.report.hedge import headline, write_hedge
+    from planner.solve.sessions import SolverError
+
+    out_path = output or default_report_path(input_path, "hedge")
+    _target(out_path, "hedge", force, input_path)
+    plan = _load(input_path, as_json)
+    say = _progress(not (as_json or quiet))
+    _lock(out_path)
+    journal = _journal(out_path)
+    executor = _executor(workers, scheduler)
+    try:
+        res = api.hedge(plan, samples=samples, seed=seed, commit_quarters=commit_quarters, threshold=threshold,
+                        solver=solver, method=method, time_limit=time_limit, ef_max_columns=max_columns,
+                        executor=executor, journal=journal, quiet=quiet, progress=say)
+        _target(out_path, "hedge", force, input_path)  # a file may have appeared there meanwhile
+        if say:
+            say(f"writing {out_path}")
+        written = write_hedge(out_path, res, inputs=(input_path,))
+    except ValidationFailed as exc:
+        journal.unlink(missing_ok=True)
+        _fail_input(exc, as_json)
+    except (HedgeError, SolverError, OutputError, DistributedError) as exc:
+        journal.unlink(missing_ok=True)
+        raise UserError(str(exc)) from exc
+    except UserError:
+        journal.unlink(missing_ok=True)
+        raise
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: an expectation over part of the scenarios is no answer
+        click.echo("interrupted: no workbook written" + (f"; finished scenarios are in {journal}"
+                                                         if journal.exists() else ""), err=True)
+        sys.exit(128 + getattr(exc, "signum", 2))
+    finally:
+        close = getattr(executor, "close", None)
+        if close:
+            close()
+    journal.unlink(missing_ok=True)
+    if as_json:
+        import math
+
+        clean = {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v)
+                 for k, v in res.summary.items()}
+        click.echo(json.dumps({**clean, "report": str(written)}, default=str))
+    else:
+        for line in headline(res):
+            click.echo(line)
+        click.echo(f"report: {written}")
+    st = res.summary["status"]
+    if not res.ok or st != "optimal":
+        click.echo(f"error: the hedged plan is {st}; see the workbook's Overview", err=True)
+        sys.exit(EXIT_USER)
+    if res.summary["feasibility_check"] != "passed":
+        click.echo(f"error: the solution failed its feasibility check ({res.summary['feasibility_check']})", err=True)
+        sys.exit(EXIT_USER)
+
+
+@main.command()
+@INPUT
 @click.option("--platform", "platforms", multiple=True, help="Only this platform (repeatable).")
 @click.option("--period", "periods", multiple=True,
               help="Only this quarter, e.g. 2027Q2 (spelled as in the workbook: 2027-Q2, 2027 q2; repeatable).")

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from planner.analysis.cases import Case, CaseResult
-from planner.batch import BatchAborted, run_case
+from planner.batch import BatchAborted, case_runner
 from planner.io.validate import PlanData
 
 CONNECT_TIMEOUT_S = 5
@@ -58,7 +58,8 @@ def quiet_dask_logs() -> None:
 
 
 def _task(base: PlanData, cases: list[Case], kw: dict) -> list[CaseResult]:
-    return [run_case(base, case, **kw) for case in cases]
+    runner, kw = case_runner(kw)
+    return [runner(base, case, **kw) for case in cases]
 
 
 def chunk_size(n_cases: int, n_workers: int) -> int:

@@ -120,3 +120,28 @@ def test_missing_dask_says_how_to_install(tmp_path, monkeypatch):
     res = CliRunner().invoke(main, ["montecarlo", str(EXAMPLE), "--samples", "2", "--scheduler", "tcp://127.0.0.1:1",
                                     "-o", str(tmp_path / "m.xlsx")])
     assert res.exit_code == 1 and "pip install 'planner[distributed]'" in res.output
+
+
+def test_hedge_recourse_on_the_cluster_equals_local(cluster, example, tmp_path):
+    """`planner hedge` above its column limit evaluates each scenario's recourse as a batch: on the cluster the
+    figures are those of a local run, and the CLI's --scheduler takes the same path."""
+    import pandas as pd
+
+    from planner.distributed import DaskExecutor
+
+    address, _ = cluster
+    kw = {"samples": 6, "seed": 9, "commit_quarters": 2, "ef_max_columns": 1_000}
+    ex = DaskExecutor(address)
+    try:
+        remote = api.hedge(example, executor=ex, **kw)
+    finally:
+        ex.close()
+    local = api.hedge(example, executor=LocalExecutor(1), **kw)
+    cols = ["scenario", "objective", "average_plan_objective", "perfect_foresight_objective"]
+    assert remote.summary["extensive_form_scenarios"] < remote.summary["scenarios"]
+    pd.testing.assert_frame_equal(remote.table[cols], local.table[cols])
+    out = tmp_path / "hedge.xlsx"
+    r = CliRunner().invoke(main, ["hedge", str(EXAMPLE), "--samples", "6", "--max-columns", "1000",
+                                  "--scheduler", address, "--quiet", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "evaluated in every scenario" in r.output and out.exists()

@@ -67,6 +67,7 @@ class Code(StrEnum):
     RAGGED_ROW = "ragged_row"
     RAMP_FOR_MATURE_PRODUCT = "ramp_for_mature_product"
     STRICT_OOXML = "strict_ooxml"
+    STRUCTURAL_UNCERTAINTY = "structural_uncertainty"
     TEXT_TOO_LONG = "text_too_long"
     THOUSANDS_SEPARATOR = "thousands_separator"
     TOO_MANY_ROWS = "too_many_rows"

@@ -18,8 +18,8 @@ from planner.io.validate import PlanData
 def draw(row: dict, n: int, rng: np.random.Generator) -> np.ndarray:
     d = row["distribution"]
     p1, p2, p3 = row.get("p1"), row.get("p2"), row.get("p3")
-    if d == "triangular":
-        return rng.triangular(p1, p2, p3, size=n)
+    if d == "triangular":  # numpy refuses low == high, which validation allows (a fixed value)
+        return rng.triangular(p1, p2, p3, size=n) if p1 < p3 else np.full(n, float(p1))
     if d == "normal":
         return rng.normal(p1, p2, size=n)
     if d == "uniform":

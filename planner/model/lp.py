@@ -84,6 +84,16 @@ class LinearProgram:
         self.n_rows += n
         return block.positions
 
+    def add_coefficients(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> None:
+        """Entries of columns in rows that already exist (absolute row positions): a column family added after
+        the rows it enters (the hedged plan's `excess_output`, ``models/hedge.md``)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.n_rows):
+            raise ValueError("add_coefficients: row position out of range")
+        self._rows.append(rows)
+        self._cols.append(np.asarray(cols, dtype=np.int64))
+        self._vals.append(np.asarray(vals, dtype=float))
+
     def add_term(self, name: str, cols: np.ndarray, coefs: np.ndarray, sign: float) -> None:
         """An objective term: ``sign * Σ coefs · x[cols]``; sign +1 for revenue, −1 for costs."""
         if name in self.terms:

@@ -37,7 +37,7 @@ from planner.report.atomic import OutputError, check_output_path
 
 #: workbooks a later run may replace when untouched
 REPORT_KINDS = {"report": "solve report", "compare": "scenario comparison", "sweep": "sweep",
-                "montecarlo": "Monte Carlo report"}
+                "montecarlo": "Monte Carlo report", "hedge": "hedged plan"}
 #: input workbooks: never replaced without --force, whoever wrote them
 INPUT_KINDS = {"template": "input template", "example": "example plan", "generated": "generated plan"}
 KINDS = {**REPORT_KINDS, **INPUT_KINDS}
