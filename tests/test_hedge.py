@@ -110,6 +110,28 @@ def test_risk_starts_hedged_quantity_in_closed_form(solver):
     assert d["difference"].iloc[0] == pytest.approx(60)
 
 
+def test_no_scenario_as_ready_as_the_base():
+    """The same closed form when the base plan's program is ready in Q0 and the Uncertainty row slips it by 1 or
+    2 quarters (the issue's headline case: every outcome later than the data say). Found by review: the first
+    stage was built from the base plan, whose commit window has a start no scenario allows."""
+    fr = frames(quarters=3, settings={"risk_starts": True},
+                programs=[{"program": "R", "start_period": "2026Q1", "development_quarters": 0,
+                           "qualification_quarters": 0}],
+                products=[{"program": "R", "cycle_quarters": 1, "price": 10.0, "unit_cost": 1.0}],
+                fabs=[{"fab": "F", "node": "n1", "wafers_per_quarter": 100, "wafer_cost": 20.0}],
+                fab_capacity=[{"fab": "F", "node": "n1", "period": "2026Q2", "wafers": 0}],
+                demand=[{"platform": "X", "period": "2026Q2", "units": 600.0}])
+    fr["Uncertainty"] = slip_rows("1,2")
+    s = hedge(plan_from_frames(fr)).summary
+    assert s["status"] == "optimal" and s["scenarios"] == 2
+    assert s["expected_objective"] == pytest.approx(1500)
+    assert s["vss"] == pytest.approx(1500) and s["evpi"] == pytest.approx(600)
+    fr["Uncertainty"] = slip_rows("1", "1")  # a certain slip: one scenario, nothing to hedge
+    s = hedge(plan_from_frames(fr)).summary
+    assert s["status"] == "optimal" and s["scenarios"] == 1
+    assert s["vss"] == pytest.approx(0, abs=TOL) and s["evpi"] == pytest.approx(0, abs=TOL)
+
+
 def test_risk_starts_not_worth_it_below_the_threshold():
     """π = 4.5: ½·10·3.5 = 17.5 < ω = 20, so w* = 0 and RP = 0 = EEV (VSS = 0); perfect foresight still starts
     60 wafers when ready in Q1: WS = ½·(600·3.5 − 20·60) = 450 = EVPI."""

@@ -417,7 +417,10 @@ def solve_hedge(base: PlanData, scen: ScenarioSet, commit_quarters: int | None =
     avg_sol = solve_model(avg_model, solver=opts.solver, time_limit=opts.time_limit, method=opts.method,
                           policy="margin")
     excess = len(cases) > 1  # one scenario: exactly the deterministic model (models/hedge.md)
-    ref = build_scenario_model(base, "base", 1.0, commit_lo, K, excess)
+    # the first stage's columns from a scenario, never the base: the base's own readiness may be earlier than
+    # every scenario's (a certain slip), and its commit window would then hold starts no scenario has
+    ref = build_scenario_model(apply_edits(base, cases[0].edits, label=cases[0].name), "reference", 1.0, commit_lo,
+                               K, excess)
     avg_first = _first_values(avg_model, ref.keys, avg_sol.x, K) if avg_sol.x is not None else None
     fixed: dict[str, np.ndarray | None] = {"perfect_foresight": None}
     if avg_first is not None:
