@@ -33,11 +33,13 @@ def expansions_view(rep: Any) -> pd.DataFrame:
 
 def write_expansions(book: Book, rep: Any) -> None:
     view = expansions_view(rep)
-    ws = book.sheet("Expansions")
+    ws = book.sheet("Expansions", "capacity added, when decided and usable, its cost, the last quarter to decide "
+                                  "and what waiting a quarter costs")
     cur = rep.results.summary["currency"]
-    book.table(ws, view, formats={"wafers_per_quarter": "int", "cost": "money", "objective_if_later": "money",
-                                  "margin_if_later": "money", "served_if_later": "int"},
-               widths={"sentence": 100},
+    money = book.money(cur)
+    book.table(ws, view, formats={"wafers_per_quarter": "wafers", "cost": money, "objective_if_later": money,
+                                  "margin_if_later": money, "served_if_later": "units"},
+               wrap={"sentence": 40, "fab": 10, "node": 6},
                header_comments={
                    "row": "the option's row on the input's Expansions sheet",
                    "needed_from": "first quarter the fab/node starts more wafers than it could without this option",

@@ -98,7 +98,9 @@ def write_input_workbook(path: Path | str, data: dict[str, pd.DataFrame] | None 
                     formats[c.name] = "ratio"
                 elif c.unit.startswith("money"):
                     formats[c.name] = "money2"
-            book.table(ws, df, formats=formats, header_comments=comments, autofilter=False)
+            # free text (Settings notes) wraps in a fixed column rather than shrinking the printed page
+            wrap = {"note": 60} if "note" in df.columns else None
+            book.table(ws, df, formats=formats, header_comments=comments, autofilter=False, wrap=wrap)
             for j, name in enumerate(df.columns):
                 if name not in spec.column_names:
                     continue

@@ -370,14 +370,15 @@ def write_sweep(path: Path, plan: PlanData, outcome: BatchOutcome, axes: list[Sw
         ws = book.sheet("Points", "margin, objective, revenue, cost and fill rate at each point")
         # the case names each point as solved (the value, or the factor over many cells); reasons of failures
         # on 'Failed'
-        core = kp[["case", "status", *params, *[c for c in CORE_KPIS if c in kp.columns]]]
+        named = ["case"] if ax2 is None else []  # a grid's points are named by its two parameter columns
+        core = kp[[*named, "status", *params, *[c for c in CORE_KPIS if c in kp.columns]]]
         label_fmts = {}
         for c in params:  # whole-number labels with thousands separators, others as typed
             nums = [v for v in kp[c] if isinstance(v, int | float | np.number) and not isinstance(v, bool)]
             if nums and len(nums) == kp[c].notna().sum() and all(float(v).is_integer() for v in nums):
                 label_fmts[c] = "int"
         book.table(ws, core, formats={**{c: money_fmt for c in MONEY_KPIS}, "fill_rate": "pct", **label_fmts},
-                   wrap={"case": 30})
+                   wrap={"case": 24} if named else None)
         ws = book.sheet("Point detail", "fill rate and shortfall per platform, wafers per fab, utilisation per "
                                         "resource, at each point")
         if any(r.ok for r in results):
