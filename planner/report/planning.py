@@ -71,13 +71,13 @@ def write_pnl(book: Book, rep: Any, money_fmt: Any) -> None:
                 "margin": f"revenue − memory_cost ({cur})",
                 "shortfall_penalty": f"{cur}: shortfall (or backlog) × the platform's shortfall_penalty; adds up to "
                                      "the Summary's shortfall_penalty"}
-    ws = book.sheet("PnL")
+    ws = book.sheet("PnL", "revenue, memory cost, margin and shortfall penalty per platform and year")
     book.table(ws, p.by_year, formats={**money, "year": ""}, header_comments=comments,
                widths={"platform": 26, "revenue": 18, "memory_cost": 18, "margin": 18, "shortfall_penalty": 18})
-    ws = book.sheet("PnLByQuarter")
+    ws = book.sheet("PnLByQuarter", "the same per platform and quarter")
     book.table(ws, p.by_quarter, formats=money, header_comments=comments,
                widths={"platform": 26, "revenue": 18, "memory_cost": 18, "margin": 18, "shortfall_penalty": 18})
-    ws = book.sheet("UnitCost")
+    ws = book.sheet("UnitCost", "each product's average cost per unit shipped, per quarter")
     fm = {c: "money" for c in ("carried_in_value", "wafer_cost", "unit_cost", "expansion_cost", "shipped_cost",
                                "holding_cost", "carried_out_value")}
     fm.update({c: "int" for c in ("carried_in_units", "output_units", "shipped_units", "inventory_end")})
@@ -95,7 +95,7 @@ def write_since(book: Book, rep: Any) -> None:
     s = rep.since
     if s is None:
         return
-    ws = book.sheet("SinceBaseline")
+    ws = book.sheet("SinceBaseline", "served before and now per platform and quarter")
     first, last = book.table(ws, s.service, formats={"served_before": "int", "served_now": "int", "change": "int"},
                              header_comments={"served_before": f"platform units served in the baseline ({s.source})",
                                               "served_now": "platform units served in this plan",
@@ -105,14 +105,14 @@ def write_since(book: Book, rep: Any) -> None:
     if len(s.service):
         ws.conditional_format(first, 4, last, 4, {"type": "3_color_scale", "min_color": RED, "mid_color": WHITE,
                                                   "max_color": GREEN, "mid_type": "num", "mid_value": 0})
-    ws = book.sheet("SinceBaseline margin")
+    ws = book.sheet("SinceBaseline margin", "margin per platform before and now")
     book.table(ws, s.margin, formats={"margin_before": "money", "margin_now": "money", "change": "money"},
                header_comments={"margin_before": "revenue − memory cost over the quarters both plans cover "
                                                  "(baseline's PnLByQuarter)"},
                widths={"platform": 26, "margin_before": 18, "margin_now": 18, "change": 18})
-    ws = book.sheet("SinceBaseline wafers")
+    ws = book.sheet("SinceBaseline wafers", "wafer starts before and now")
     book.table(ws, s.wafers, formats={"wafers_before": "int", "wafers_now": "int", "change": "int"})
-    ws = book.sheet("SinceBaseline inputs")
+    ws = book.sheet("SinceBaseline inputs", "the input cells that changed since the baseline")
     book.table(ws, s.inputs, widths={"before": 40, "now": 40, "key": 30},
                header_comments={"before": "the baseline report's Inputs sheet", "now": "this plan, after defaults"})
 
