@@ -135,8 +135,8 @@ def _mode_for(target: Path) -> tuple[int, tuple[int, int] | None]:
     return stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid)
 
 
-def _os_error(exc: BaseException) -> OSError | None:
-    """The OSError behind ``exc``: itself, its arguments (XlsxWriter wraps it) or its cause."""
+def _chain(exc: BaseException):
+    """``exc`` and every exception behind it: its arguments (XlsxWriter wraps an OSError in one), cause, context."""
     seen: set[int] = set()
     todo: list[object] = [exc]
     while todo:
@@ -144,10 +144,13 @@ def _os_error(exc: BaseException) -> OSError | None:
         if not isinstance(e, BaseException) or id(e) in seen:
             continue
         seen.add(id(e))
-        if isinstance(e, OSError):
-            return e
+        yield e
         todo.extend([*e.args, e.__cause__, e.__context__])
-    return None
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind ``exc``: itself, its arguments or its cause."""
+    return next((e for e in _chain(exc) if isinstance(e, OSError)), None)
 
 
 _ADVICE = {errno.ENOSPC: "free some space or write elsewhere with -o",
@@ -172,16 +175,9 @@ def _release(exc: BaseException) -> None:
     hook = sys.unraisablehook
     sys.unraisablehook = lambda _unraisable: None
     try:
-        seen: set[int] = set()
-        todo: list[object] = [exc]
-        while todo:
-            e = todo.pop()
-            if not isinstance(e, BaseException) or id(e) in seen:
-                continue
-            seen.add(id(e))
+        for e in _chain(exc):
             if e.__traceback__ is not None:
                 traceback.clear_frames(e.__traceback__)
-            todo.extend([*e.args, e.__cause__, e.__context__])
         import gc
 
         gc.collect()

@@ -19,6 +19,7 @@ from planner import __version__
 from planner.analysis.hedge import HedgeResult, differs
 from planner.report.atomic import atomic_write
 from planner.report.fmt import money, units
+from planner.report.whatif import overview_head
 from planner.report.writer import _write_inputs
 from planner.report.xlsx import Book
 
@@ -267,7 +268,6 @@ def headline(res: HedgeResult) -> list[str]:
 
 
 # ---- the workbook ------------------------------------------------------------------------------------------------
-OVERVIEW_WIDTHS = (44, 20, 15, 15, 15, 15)
 SUMMARY_MONEY = {m for m, u in SUMMARY_ROWS if u == "$"}
 SUMMARY_FORMATS = {"expected_fill_rate": "pct", "threshold": "pct", "solve_seconds": "seconds", "seconds": "seconds",
                    "lp_columns": "int", "lp_rows": "int", "full_extensive_form_columns": "int", "max_columns": "int",
@@ -311,7 +311,6 @@ def commit_sheet(res: HedgeResult) -> pd.DataFrame:
 
 def write_hedge(path: Path | str, res: HedgeResult, inputs: tuple[Path, ...] = ()) -> Path:
     """Write the hedge workbook atomically (never over one of ``inputs``)."""
-    from planner.io import contract as C
 
     cur = res.summary["currency"]
     summary = summary_frame(res)
@@ -325,20 +324,9 @@ def write_hedge(path: Path | str, res: HedgeResult, inputs: tuple[Path, ...] = (
         money_fmt = book.money(cur)
         plan = res.plan
         # Overview
-        ws = book.sheet("Overview", "the plan to commit and what hedging is worth, in sentences; key figures; this "
-                                    "index")
-        ws.hide_gridlines(2)
-        for col, w in enumerate(OVERVIEW_WIDTHS):
-            book.width(ws, col, w)
-        last_col = len(OVERVIEW_WIDTHS) - 1
-        ws.write_string(0, 0, f"Hedged plan: {name}", book.title)
-        book.row_height(ws, 0, 22)
-        book.paragraph(ws, 1, C.HYPOTHETICAL_NOTICE.replace("in this workbook", "in this report"), 0, last_col,
-                       book.notice)
-        ws.write_string(2, 0, f"Input: {name} (SHA-256 {plan.sha256[:16]}…)")
-        r = 4
-        for line in lines:
-            r = book.paragraph(ws, r, line, 0, last_col)
+        ws, last_col, r = overview_head(book, f"Hedged plan: {name}", plan, lines,
+                                        "the plan to commit and what hedging is worth, in sentences; key figures; "
+                                        "this index")
         r += 1
         ws.write_string(r, 0, "Key figures (expected over the scenarios)", book.subtitle)
         figures = [("Hedged plan: objective", s["expected_objective"], money_fmt),

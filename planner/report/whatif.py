@@ -32,8 +32,9 @@ MONEY_KPIS = ("objective", "margin", "revenue", "cost", "shortfall_penalty")
 MAX_CASE_COLS = 7  # scenarios per block of the KPIs sheet, so it prints one page wide
 
 
-def _overview(book: Book, title: str, plan: PlanData, lines: list[str], about: str) -> None:
-    """The first sheet of every what-if workbook: title, notice, input, the sentences, the sheet index."""
+def overview_head(book: Book, title: str, plan: PlanData, lines: list[str], about: str):
+    """The head of an Overview sheet: title, notice, input, the sentences. Returns the sheet, its last column
+    and the next free row (the what-if workbooks and the hedge workbook share it)."""
     ws = book.sheet("Overview", about)
     ws.hide_gridlines(2)
     for col, w in enumerate(OVERVIEW_WIDTHS):
@@ -47,6 +48,12 @@ def _overview(book: Book, title: str, plan: PlanData, lines: list[str], about: s
     r = 4
     for line in lines:
         r = book.paragraph(ws, r, line, 0, last_col)
+    return ws, last_col, r
+
+
+def _overview(book: Book, title: str, plan: PlanData, lines: list[str], about: str) -> None:
+    """The first sheet of every what-if workbook: the head, then the sheet index."""
+    ws, last_col, r = overview_head(book, title, plan, lines, about)
     book.sheet_index(ws, r + 1, last_col)
     ws.activate()
 
