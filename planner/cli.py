@@ -88,6 +88,13 @@ class _Planner(click.Group):
             message = _exhausted(exc)
             if message is None:
                 raise
+            if message.startswith("out of memory"):
+                # with the memory gone, the interpreter's own shutdown prints "Exception ignored …" noise while
+                # it finalises objects: say the one line and leave at once (writes clean up before they re-raise,
+                # journals are flushed per line, locks go with the process, workers die with their parent)
+                sys.stderr.write(f"error: {message}\n")
+                sys.stderr.flush()
+                os._exit(EXIT_USER)
             raise UserError(message) from None
 
 
