@@ -6,6 +6,7 @@ output cannot be written; 2 usage errors (click's own). Problems go to stderr, r
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -21,6 +22,7 @@ import click
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from planner import __version__
+from planner.exhaustion import out_of_memory
 from planner.io.problems import Problem, ValidationFailed, capped
 from planner.io.reader import ReadError
 from planner.report.atomic import OutputError
@@ -44,16 +46,8 @@ def _exhausted(exc: BaseException) -> str | None:
     """
     soft = _ADDRESS_SPACE_LIMIT
     limit = f"; this process may use {soft / 2**20:,.0f} MB (ulimit -v)" if soft else ""
-    chain, e = [], exc  # numpy wraps the loader's "failed to map segment" in an ImportError of its own
-    while e is not None and len(chain) < 10:
-        chain.append(e)
-        e = e.__cause__ or e.__context__
     text = str(exc)
-    memory = any(isinstance(e, MemoryError) or isinstance(e, OSError) and e.errno == errno.ENOMEM
-                 or isinstance(e, ImportError) and ("failed to map segment" in str(e) or "allocate memory" in str(e))
-                 # a C extension that fails an allocation while importing can leave no exception set
-                 or isinstance(e, SystemError) and "without exception set" in str(e) and soft
-                 for e in chain)
+    memory = out_of_memory(exc, limited=bool(soft))  # numpy wraps the loader's "failed to map segment" itself
     if memory:
         return (f"out of memory{limit}: close other programs, raise the limit, or make the run smaller "
                 "(--no-explain and --no-insights skip the re-solves, --workers 1 the extra processes)")
@@ -88,14 +82,29 @@ class _Planner(click.Group):
             message = _exhausted(exc)
             if message is None:
                 raise
-            if message.startswith("out of memory"):
-                # with the memory gone, the interpreter's own shutdown prints "Exception ignored …" noise while
-                # it finalises objects: say the one line and leave at once (writes clean up before they re-raise,
-                # journals are flushed per line, locks go with the process, workers die with their parent)
-                sys.stderr.write(f"error: {message}\n")
-                sys.stderr.flush()
-                os._exit(EXIT_USER)
-            raise UserError(message) from None
+            # with the memory or threads gone, the interpreter's own shutdown prints "Exception ignored …" noise
+            # while it finalises objects, and joins worker processes that may have hung in a fork made while a
+            # lock was held (measured: --workers 2 under ulimit -v 188 MB waited forever): kill the workers, say
+            # the one line and leave at once (writes clean up before they re-raise, journals are flushed per
+            # line, locks go with the process)
+            _kill_children()
+            sys.stderr.write(f"error: {message}\n")
+            sys.stderr.flush()
+            os._exit(EXIT_USER)
+
+
+def _kill_children() -> None:
+    """SIGKILL every worker process this process started (no import: the memory may be gone)."""
+    mp = sys.modules.get("multiprocessing")
+    if mp is None:
+        return
+    try:
+        children = mp.active_children()
+    except Exception:  # noqa: BLE001 - nothing left to ask with; the workers' parent-death signal still holds
+        return
+    for child in children:
+        with contextlib.suppress(Exception):  # already gone
+            child.kill()
 
 
 def _seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from planner.analysis.results import Results, platform_service
+from planner.exhaustion import out_of_memory
 from planner.io.validate import PlanData
 from planner.model.build import Model, build_model
 from planner.report.fmt import lateness, money, signed_money, signed_units, span, units
@@ -849,7 +850,9 @@ def what_would_close(run, causes: pd.DataFrame, solve: Callable[[PlanData], Resu
             else:
                 p2 = apply_edits(plan, lever)
             r = solve(p2)
-        except Exception:  # a lever that cannot apply (e.g. shifted before the data) is simply not offered
+        except Exception as exc:  # a lever that cannot apply (e.g. shifted before the data) is simply not offered
+            if out_of_memory(exc):
+                raise
             continue
         if r.summary["objective"] is None:
             continue

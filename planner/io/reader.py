@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from planner.exhaustion import out_of_memory
 from planner.io.problems import Problem
 
 OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -69,8 +70,11 @@ def _fail(code: str, path: Path, message: str, hint: str = "") -> ReadError:
     return ReadError(Problem(code=code, message=message, sheet="", found=str(path.name), hint=hint))
 
 
-def _unreadable(path: Path, exc: Exception) -> ReadError:
-    """Map a parser failure to a problem: unsafe XML (refused on purpose) or a damaged file."""
+def _unreadable(path: Path, exc: Exception) -> Exception:
+    """Map a parser failure to a problem: unsafe XML (refused on purpose) or a damaged file — or, when the process
+    ran out of memory while parsing, to that (the file is not to blame)."""
+    if out_of_memory(exc):
+        return MemoryError(f"while reading {path.name}")
     cause: BaseException | None = exc
     while cause is not None and not type(cause).__module__.startswith("defusedxml"):
         cause = cause.__cause__ or cause.__context__  # openpyxl wraps parser errors in ValueError
@@ -196,7 +200,9 @@ def _transitional(path: Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
-def _strict_refused(path: Path, exc: BaseException | str) -> ReadError:
+def _strict_refused(path: Path, exc: BaseException | str) -> Exception:
+    if isinstance(exc, BaseException) and out_of_memory(exc):
+        return MemoryError(f"while reading {path.name}")
     why = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
     return _fail("strict_ooxml", path, f"{path.name} is saved as Strict Open XML Spreadsheet and could not be "
                  f"read ({why})", hint="save it as 'Excel Workbook (*.xlsx)' instead")

@@ -22,6 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
+from planner.exhaustion import out_of_memory
 from planner.model.lp import LinearProgram
 
 IPM_THRESHOLD_COLS = 2_000  # 'auto': interior point from here up (measured crossover, benchmarks/results.md)
@@ -208,6 +209,8 @@ class HighsSession:
             except RuntimeError as again:
                 raise OSError(errno.EAGAIN, f"HiGHS could not start a thread ({again})") from again
         except Exception as exc:  # a crash inside the solver library: name the way out
+            if out_of_memory(exc):
+                raise
             raise SolverError(f"HiGHS failed ({type(exc).__name__}: {exc}); try --solver cbc") from exc
         st = self.h.getModelStatus()
         S = hs.HighsModelStatus
