@@ -15,7 +15,8 @@ The lower steps stay available one by one (``build``, ``solve``, ``results``) fo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from planner.analysis.baseline import compare, freeze
@@ -24,6 +25,7 @@ from planner.analysis.expansion_timing import expansion_timing
 from planner.analysis.explain import explain_shortfalls, what_would_close
 from planner.analysis.pnl import pnl
 from planner.analysis.rd_impact import rd_impact
+from planner.analysis.resolves import Base, Runner, variant_tasks
 from planner.analysis.results import Results, extract
 from planner.io.baseline import Baseline, read_baseline
 from planner.io.load import load_plan, plan_from_frames
@@ -67,15 +69,19 @@ def run(plan: PlanData, solver: str | None = None, time_limit: float | None = No
 def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None = None, method: str | None = None,
             insights: bool | None = None, explain: bool | None = None,
             progress: Callable[[str], None] | None = None, scenario: str = "",
-            baseline: Baseline | None = None) -> tuple[Run, ReportInput]:
+            baseline: Baseline | None = None, scheduler: str | None = None) -> tuple[Run, ReportInput]:
     """Solve one plan and run the analyses its report shows; returns the run and the :class:`ReportInput`.
 
     ``insights`` (R&D impact, when to decide each expansion) and ``explain`` (shortfall causes, "what would
-    help"): ``None`` means auto — on for plans below ``AUTO_ANALYSIS_MAX_COLS`` LP columns, where the extra
-    re-solves cost a fraction of a second; off above, and the report says how to turn them on. Bottlenecks come
-    from the duals and the P&L from the solution: always on. With a ``baseline`` (a previous report, read by
-    :func:`planner.io.baseline.read_baseline`) the plan's first ``frozen_quarters`` quarters of wafer starts are
-    held at the baseline's, and the report compares the two plans.
+    help"): on unless False, at every size — their re-solves are independent, warm where that pays, and run
+    concurrently (``models/explain.md``, "What it costs"); with ``scheduler`` (a Dask scheduler address) they
+    run on the cluster. Bottlenecks come from the duals and the P&L from the solution: always on. With a
+    ``baseline`` (a previous report, read by :func:`planner.io.baseline.read_baseline`) the plan's first
+    ``frozen_quarters`` quarters of wafer starts are held at the baseline's, and the report compares the two
+    plans.
+
+    Ctrl-C during the analyses keeps the plan: the analysis under way and those after it are reported as "not
+    computed (interrupted)" (``ReportInput.not_computed``), never as a part of a table.
     """
     say = progress or (lambda _msg: None)
     notes: list[str] = []
@@ -87,43 +93,92 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
     r = run_plan(plan, solver=solver, time_limit=time_limit, method=method, progress=progress)
     rep = ReportInput(plan=plan, results=r.results, infeasibility=r.infeasibility, iis=r.iis, scenario=scenario)
     rep.notes += notes
-    n_cols = r.model.lp.n_cols
-    small = n_cols < AUTO_ANALYSIS_MAX_COLS
-    skipped = []
-    if insights is None:
-        insights = small
-        if not small and len(plan.programs):
-            skipped.append("R&D impact (--insights)")
-    if explain is None:
-        explain = small
-        if not small:
-            skipped.append("shortfall causes (--explain)")
+    insights = True if insights is None else insights
+    explain = True if explain is None else explain
+    if not insights:  # the R&D impact sheet is always there: it says why it is empty
+        rep.not_computed["rd_impact"] = NOT_REQUESTED
     if not r.solution.has_solution:
         return r, rep
     rep.pnl = pnl(plan, r.results)
-    if skipped:
-        rep.notes.append(f"Skipped on this {n_cols:,}-column plan because each re-solves it many times: "
-                         + ", ".join(skipped) + ". Add the flags to include them.")
     rep.bottlenecks = bottlenecks(plan, r.results)
+    with _runner(r, scheduler, progress is not None) as runner:
+        base = Base(r)
 
-    def resolve(p: PlanData) -> Results:  # a re-solve is exactly a solve, under the same options
-        # (less the capacity price checks: R&D impact and "what would help" read margins and service only)
-        return run_plan(p, solver=solver, time_limit=time_limit, method=method, prices=False).results
+        def resolve(p: PlanData) -> Results:  # a re-solve is exactly a solve, under the same options
+            # (less the capacity price checks: the expansion timing reads margins and service only)
+            return run_plan(p, solver=solver, time_limit=time_limit, method=method, prices=False).results
 
-    if insights and len(plan.programs):
-        say("R&D impact: re-solving with each program a quarter earlier and later")
-        rep.rd_impact = rd_impact(plan, r.results, resolve)
-    if insights and len(r.results.expansions):
-        say("expansions: re-solving with each decision a quarter later")
-        rep.expansion_timing = expansion_timing(plan, r.results, resolve)
-    if explain:
-        say("explaining shortfalls")
-        rep.causes = explain_shortfalls(r)
-        say("looking for the change that would close each shortfall")
-        rep.fixes = what_would_close(r, rep.causes, resolve)
+        def solve_many(plans: list[PlanData]) -> list[Results | None]:  # R&D shifts and levers: warm, together
+            return runner.map(variant_tasks(base, plans, solver, time_limit, method))
+
+        stages = []
+        if insights and len(plan.programs):
+            stages.append(("rd_impact", "R&D impact: re-solving with each program a quarter earlier and later",
+                           lambda: setattr(rep, "rd_impact", rd_impact(plan, r.results, solve_many=solve_many))))
+        if insights and len(r.results.expansions):
+            stages.append(("expansion_timing", "expansions: re-solving with each decision a quarter later",
+                           lambda: setattr(rep, "expansion_timing", expansion_timing(plan, r.results, resolve))))
+        if explain:
+            stages.append(("causes", "explaining shortfalls",
+                           lambda: setattr(rep, "causes", explain_shortfalls(r, runner))))
+            stages.append(("fixes", "looking for the change that would close each shortfall",
+                           lambda: setattr(rep, "fixes", what_would_close(r, rep.causes, solve_many=solve_many))))
+        for i, (_key, message, stage) in enumerate(stages):
+            say(message)
+            try:
+                stage()
+            except KeyboardInterrupt:  # keep the plan: this analysis and the ones after it are not computed
+                for later, _, _ in stages[i:]:
+                    setattr(rep, later, None)
+                    rep.not_computed[later] = INTERRUPTED
+                say("interrupted: the analyses not finished are marked \"not computed (interrupted)\"")
+                break
     if baseline is not None:
         rep.since = compare(plan, r.results, rep.pnl.by_quarter, rep.causes, baseline)
     return r, rep
+
+
+INTERRUPTED = "not computed (interrupted)"
+NOT_REQUESTED = "not computed; turn on with --insights"
+PROGRESS_MIN_COLS = 2_000  # the re-solve progress bar from here up (below, the analyses take a blink)
+
+
+@contextmanager
+def _runner(run: Run, scheduler: str | None, show: bool) -> Iterator[Runner]:
+    """Where the analyses' re-solves run: the Dask cluster at ``scheduler``, else local threads; with a progress
+    bar (done/total re-solves, ETA) on a terminal for plans large enough to wait for."""
+    from planner.batch import Progress
+
+    bar: list = []
+
+    def tell(done: int, total: int) -> None:
+        if not bar or bar[0].total != total or bar[0].done >= total:
+            if bar:
+                bar[0].close()
+            bar[:] = [Progress(total, "re-solves", enabled=None if show else False)]
+        bar[0].update(_OK)
+        if done >= total:
+            bar[0].close()
+
+    tell_fn = tell if show and run.model.lp.n_cols >= PROGRESS_MIN_COLS else None
+    if scheduler:
+        from planner.distributed import DaskExecutor, DaskRunner, quiet_dask_logs
+
+        quiet_dask_logs()
+        ex = DaskExecutor(scheduler)
+        try:
+            yield DaskRunner(ex, tell_fn)
+        finally:
+            ex.close()
+    else:
+        yield Runner(progress=tell_fn)
+
+
+class _Ok:
+    ok = True
+
+
+_OK = _Ok()
 
 
 def write_report(path: str | Path, report: ReportInput, inputs: tuple[Path, ...] = ()) -> Path:

@@ -350,16 +350,21 @@ def _echo_summary(rep, out_path: Path | None) -> None:
 @click.option("--time-limit", type=float, callback=_seconds, metavar="SECONDS",
               help="Solver time limit in seconds, > 0 (overrides Settings.time_limit_s).")
 @click.option("--insights/--no-insights", default=None,
-              help="R&D impact re-solves (default: on below 20,000 LP columns, off above).")
+              help="R&D impact and expansion timing re-solves (default: on).")
 @click.option("--explain/--no-explain", "explain_", default=None,
-              help="Shortfall causes and fixes (default: on below 20,000 LP columns, off above).")
+              help="Shortfall causes and \"what would help\" (default: on; Ctrl-C while they run keeps the plan "
+                   "and reports them as not computed).")
+@click.option("--scheduler", metavar="tcp://HOST:PORT",
+              help="Run the explanation's and R&D impact's re-solves on an existing Dask cluster "
+                   "(pip install 'planner[distributed]'); the base solve stays here.")
 @FORCE_REPORT
 @click.option("--baseline", type=click.Path(path_type=Path, dir_okay=False), metavar="LAST-REPORT.xlsx",
               help="A previous report of planner solve: compare with it (SinceBaseline sheets, the Overview's first "
                    "sentence) and hold its wafer starts in the first Settings.frozen_quarters quarters.")
 def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple[str, ...], sets: tuple[str, ...],
           all_scenarios: bool, solver: str | None, method: str | None, time_limit: float | None,
-          insights: bool | None, explain_: bool | None, force: bool, baseline: Path | None) -> None:
+          insights: bool | None, explain_: bool | None, scheduler: str | None, force: bool,
+          baseline: Path | None) -> None:
     """Solve a plan and write the Excel report.
 
     Reads INPUT.xlsx (or a folder of CSV files, one per sheet), allocates wafers, back-end capacity and
@@ -373,6 +378,8 @@ def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple
     out_path = output or default_report_path(input_path, _variant_suffix(scenarios, sets))
     _target(out_path, "report", force, input_path, baseline=baseline)
     _lock(out_path)
+    if scheduler:  # a wrong address or a cluster without workers: said now, not after the base solve
+        _executor(None, scheduler).close()
     plan = _load(input_path, as_json)
     base = _load_baseline(baseline, as_json) if baseline is not None else None
     if not as_json:
@@ -394,7 +401,8 @@ def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple
     summaries = []
     for name, p, target in runs:
         code, summary = _solve_and_report(p, name, target, input_path, as_json, solver, method, time_limit,
-                                          insights, explain_, quiet=len(runs) > 1, force=force, baseline=base)
+                                          insights, explain_, quiet=len(runs) > 1, force=force, baseline=base,
+                                          scheduler=scheduler)
         worst = max(worst, code)
         summaries.append(summary)
         if len(runs) > 1 and not as_json:
@@ -420,7 +428,7 @@ def _load_baseline(path: Path, as_json: bool):
 
 def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_json: bool, solver, method,
                       time_limit, insights: bool | None, explain: bool | None, quiet: bool = False,
-                      force: bool = False, baseline=None) -> tuple[int, dict]:
+                      force: bool = False, baseline=None, scheduler: str | None = None) -> tuple[int, dict]:
     from planner import api
     from planner.report.writer import write_report
     from planner.solve.sessions import SolverError
@@ -428,7 +436,8 @@ def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_
     try:
         say = _progress(not as_json)
         run, rep = api.analyse(plan, solver=solver, time_limit=time_limit, method=method, insights=insights,
-                               explain=explain, progress=say, scenario=scenario, baseline=baseline)
+                               explain=explain, progress=say, scenario=scenario, baseline=baseline,
+                               scheduler=scheduler)
         if say:
             say(f"writing {out_path}")
         # a file may have appeared there during the solve
@@ -441,6 +450,13 @@ def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_
         _print_problems(exc.problems)
         return EXIT_USER, {"status": "invalid", "problems": [p.to_dict() for p in exc.problems]}
     except OutputError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_USER, {"status": "error", "message": str(exc)}
+    except Exception as exc:  # the cluster of --scheduler missing, unreachable or lost
+        from planner.distributed import DistributedError
+
+        if not isinstance(exc, DistributedError):
+            raise
         click.echo(f"error: {exc}", err=True)
         return EXIT_USER, {"status": "error", "message": str(exc)}
     except KeyboardInterrupt:

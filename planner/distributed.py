@@ -190,6 +190,53 @@ class DaskExecutor:
             self.client.close(timeout=CONNECT_TIMEOUT_S)
 
 
+class DaskRunner:
+    """Runs the analyses' independent re-solves (:mod:`planner.analysis.resolves`) on a Dask cluster.
+
+    Each task's arguments go as they are, except plans, which are scattered once per distinct plan object (the
+    base plan is an argument of every explanation lift). Results come back in the order of the tasks;
+    ``progress(done, total)`` hears each one finish. An interrupt cancels what has not finished."""
+
+    def __init__(self, executor: DaskExecutor, progress=None):
+        self.executor = executor
+        self.progress = progress
+
+    def map(self, tasks):
+        distributed = _import()
+        client = self.executor.client
+        if not tasks:
+            return []
+        scattered: dict[int, object] = {}
+
+        def ship(a):
+            if isinstance(a, PlanData):
+                if id(a) not in scattered:
+                    scattered[id(a)] = client.scatter(a, broadcast=False, hash=False)
+                return scattered[id(a)]
+            return a
+
+        batch = uuid.uuid4().hex[:8]
+        futures = [client.submit(fn, *[ship(a) for a in args], key=f"planner-resolve-{batch}-{i}", pure=False)
+                   for i, (fn, args) in enumerate(tasks)]
+        index = {f.key: i for i, f in enumerate(futures)}
+        out: list = [None] * len(tasks)
+        try:
+            for done, fut in enumerate(distributed.as_completed(futures, loop=client.loop), 1):
+                try:
+                    out[index[fut.key]] = fut.result()
+                except Exception as exc:
+                    if "connection-lost" in str(exc) or client.status in ("closing", "closed"):
+                        raise ClusterLost(f"lost the connection to the Dask scheduler at "
+                                          f"{self.executor.address}") from None
+                    raise
+                if self.progress is not None:
+                    self.progress(done, len(tasks))
+        finally:
+            with contextlib.suppress(Exception):
+                client.cancel(futures)
+        return out
+
+
 def _free_port() -> int:
     import socket
 

@@ -21,7 +21,7 @@ Gray-code order so each step toggles one family and starts from the previous bas
 from __future__ import annotations
 
 import math
-import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
@@ -29,6 +29,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from planner.analysis.resolves import Runner, tracked, untracked
 from planner.analysis.results import Results, platform_service
 from planner.exhaustion import out_of_memory
 from planner.io.validate import PlanData
@@ -36,6 +37,7 @@ from planner.model.build import Model, build_model
 from planner.report.fmt import lateness, money, signed_money, signed_units, span, units
 from planner.solve.policy import run_policy
 from planner.solve.sessions import HighsSession
+from planner.solve.warm import Basis, gated_basis
 
 FAMILIES = ("rd_gate", "yield_ramp", "fab_capacity", "backend_capacity", "policy", "frozen_zone")  # players
 CAUSES = ("rd_gate", "yield_ramp", "fab_capacity", "backend_capacity", "frozen_zone", "horizon_start", "economics",
@@ -46,17 +48,20 @@ TOL = 1e-6
 EXACT_MAX_COLS = 2_000  # above this (and with more than EXACT_MAX_FAMILIES) the 2n+1-solve estimate is used
 EXACT_MAX_FAMILIES = 3
 MAX_LEVERS = 10
+# lifts solved from the base plan's optimal basis, and how (HiGHS simplex_strategy: 1 dual, 4 primal); measured
+# at 86k columns against interior point from scratch (models/explain.md, "What it costs")
+WARM_LIFTS = {("policy",): 4, ("rd_gate",): 1}
 
 
 class Lifter:
     """One kept HiGHS model of the plan in which each cause family can be lifted and restored."""
 
     def __init__(self, run):
-        self.plan = run.plan
-        self.model: Model = build_model(run.plan, gates_as_bounds=True)
+        self.plan = getattr(run, "plan", run)  # a run, or a plan (a lift solved on a worker)
+        self.model: Model = build_model(self.plan, gates_as_bounds=True)
         self.ms = self.model.sets
         lp = self.model.lp
-        self.session = HighsSession(lp, method="auto")  # first solve: interior point on large plans
+        self._session: HighsSession | None = None
         self.cost = lp.objective()
         self.base_cost = self.cost.copy()
         self.policy = self.plan.settings.policy
@@ -83,6 +88,13 @@ class Lifter:
         y = self.model.y
         self.y_cols, self.y_p, self.y_t = y["col"].to_numpy(), y["p"].to_numpy(), y["t"].to_numpy()
         self.lifted: set[str] = set()
+
+    @property
+    def session(self) -> HighsSession:
+        """The kept session of the exact path (made on first use: the estimate path solves fresh ones)."""
+        if self._session is None:
+            self._session = HighsSession(self.model.lp, method="auto")  # first solve: interior point if large
+        return self._session
 
     # families present in this plan (others are never a cause, so they stay out of the Shapley game)
     def families(self) -> list[str]:
@@ -149,14 +161,30 @@ class Lifter:
         np.add.at(Y, (self.y_p, self.y_t), res.x[self.y_cols])
         return np.where(np.abs(S) < TOL, 0.0, S), np.where(np.abs(Y) < TOL, 0.0, Y)
 
-    def outcome_with(self, families: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
-        """Solve a fresh session with exactly ``families`` lifted (independent of the kept one: thread-safe)."""
-        session = HighsSession(self.model.lp, method="auto")
-        cost = self.base_cost.copy()
-        for f in families:
-            self.apply(session, cost, f, True)
+    def outcome_with(self, families: list[str] | tuple[str, ...],
+                     start: Basis | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """Solve a fresh session with exactly ``families`` lifted (independent of the kept one: thread-safe).
+
+        ``start``, the base plan's optimal basis on this model, is used where it was measured to pay
+        (``models/explain.md``, "What it costs"): the policy lifted alone (its rows relaxed: the base stays
+        feasible, primal simplex) and the gates lifted alone (dual simplex). Every other lift changes the plan
+        too much for a basis to help: interior point from scratch."""
+        how = WARM_LIFTS.get(tuple(families)) if start is not None and self.policy == "margin" else None
         policy = "margin" if "policy" in families else self.policy
-        return self._outcome(run_policy(session, self.model, policy, cost))
+        for attempt in (how, None) if how else (None,):
+            session = tracked(HighsSession(self.model.lp, method="simplex" if attempt else "auto"))
+            try:
+                cost = self.base_cost.copy()
+                for f in families:
+                    self.apply(session, cost, f, True)
+                if attempt:
+                    if not session.set_basis(start):
+                        continue  # HiGHS refused the basis: interior point from scratch
+                    session.h.setOptionValue("simplex_strategy", attempt)
+                return self._outcome(run_policy(session, self.model, policy, cost))
+            finally:
+                untracked(session)
+        return None
 
     def outcome(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Solve with the current lifts (None if not optimal)."""
@@ -189,31 +217,50 @@ def _all_subsets(lifter: Lifter, fams: list[str], base: tuple[np.ndarray, np.nda
     return values
 
 
-def _extreme_orders(lifter: Lifter, fams: list[str], base: tuple[np.ndarray, np.ndarray]) -> Outcomes:
-    """Outcome with each family lifted alone, with all lifted, and with all but one lifted (2n + 1 solves).
-
-    The solves are independent, so they run as separate HiGHS instances on a thread pool (HiGHS releases the
-    GIL: two threads solve two instances in half the time on two cores, measured). Where no thread can be
-    started (a thread or address-space limit), they run one after the other: same numbers, more time.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    n = len(fams)
+def extreme_order_masks(n: int) -> list[int]:
+    """The lifted sets of the estimate: each family alone, all, all but one (2n + 1; fewer when n = 1)."""
     full = (1 << n) - 1
     masks = [1 << f for f in range(n)] + [full] + [full & ~(1 << f) for f in range(n)]
-    masks = list(dict.fromkeys(masks))  # n = 1: 'all' and 'f alone' are the same solve
-    workers = max(1, min(len(masks), os.cpu_count() or 1))
+    return list(dict.fromkeys(masks))  # n = 1: 'all' and 'f alone' are the same solve
 
-    def solve(m: int):
-        return lifter.outcome_with([fams[f] for f in range(n) if m >> f & 1])
 
-    try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(solve, masks))
-    except RuntimeError as exc:  # no thread to be had (a memory limit): one at a time, same answer
-        if "can't start new thread" not in str(exc):
-            raise
-        results = [solve(m) for m in masks]
+_LIFTERS: dict[int, tuple[object, Lifter]] = {}
+_LIFTERS_LOCK = threading.Lock()
+
+
+def _lifter_for(plan: PlanData) -> Lifter:
+    """One Lifter per plan object in this process (the tasks of one explanation share its model arrays)."""
+    with _LIFTERS_LOCK:
+        hit = _LIFTERS.get(id(plan))
+        if hit is None or hit[0] is not plan:
+            _LIFTERS.clear()
+            hit = (plan, Lifter(plan))
+            _LIFTERS[id(plan)] = hit
+        return hit[1]
+
+
+def lift_outcome(plan: PlanData, families: tuple[str, ...],
+                 start: Basis | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """A task (local thread or cluster worker): (shortfall, served) of the plan with ``families`` lifted."""
+    return _lifter_for(plan).outcome_with(families, start)
+
+
+def _extreme_orders(lifter: Lifter, fams: list[str], base: tuple[np.ndarray, np.ndarray],
+                    runner: Runner | None = None, start: Basis | None = None) -> Outcomes:
+    """Outcome with each family lifted alone, with all lifted, and with all but one lifted (2n + 1 solves).
+
+    The solves are independent tasks of the ``runner``: separate HiGHS instances on a thread pool by default
+    (HiGHS releases the GIL: two threads solve two instances in half the time on two cores, measured), or
+    the cluster's workers. Where no thread can be started (a thread or address-space limit), they run one
+    after the other: same numbers, more time.
+    """
+    n = len(fams)
+    masks = extreme_order_masks(n)
+    with _LIFTERS_LOCK:  # the local tasks reuse this lifter's model
+        _LIFTERS.clear()
+        _LIFTERS[id(lifter.plan)] = (lifter.plan, lifter)
+    tasks = [(lift_outcome, (lifter.plan, tuple(fams[f] for f in range(n) if m >> f & 1), start)) for m in masks]
+    results = (runner or Runner()).map(tasks)
     values: Outcomes = {0: base}
     for m, out in zip(masks, results, strict=True):
         values[m] = out if out is not None else base
@@ -624,7 +671,7 @@ def _names(f: Facts, ps: set[int]) -> str:
     return ";".join(sorted(f.plat[p] for p in ps))
 
 
-def family_shares(run) -> tuple[list[str], list[np.ndarray], dict]:
+def family_shares(run, runner: Runner | None = None) -> tuple[list[str], list[np.ndarray], dict]:
     """The Shapley game: the families present, each one's share of every (platform, quarter) shortfall
     (platform × quarter arrays), and the counterfactual outcomes the attribution reads (``base``: shortfall and
     served of the plan; ``all``: shortfall with every family lifted; ``physical``: with every family but the
@@ -642,7 +689,11 @@ def family_shares(run) -> tuple[list[str], list[np.ndarray], dict]:
     fams = lifter.families()
     n = len(fams)
     exact = n <= EXACT_MAX_FAMILIES or lifter.model.lp.n_cols <= EXACT_MAX_COLS
-    outcomes = (_all_subsets if exact else _extreme_orders)(lifter, fams, (base_S, base_Y))
+    if exact:
+        outcomes = _all_subsets(lifter, fams, (base_S, base_Y))
+    else:
+        start = gated_basis(run.model, getattr(run.solution, "basis", None), lifter.model)
+        outcomes = _extreme_orders(lifter, fams, (base_S, base_Y), runner, start)
     S_of = {m: o[0] for m, o in outcomes.items()}
     full = (1 << n) - 1
     phi = shapley(S_of, n) if exact else _extreme_order_estimate(S_of, n)
@@ -652,13 +703,14 @@ def family_shares(run) -> tuple[list[str], list[np.ndarray], dict]:
     return fams, phi, counter
 
 
-def explain_shortfalls(run) -> pd.DataFrame:
+def explain_shortfalls(run, runner: Runner | None = None) -> pd.DataFrame:
     """ShortfallCauses rows (contract: platform, period, shortfall, cause, resource, units, competitors,
-    explanation) for every (platform, quarter) with a shortfall in the run's solution."""
+    explanation) for every (platform, quarter) with a shortfall in the run's solution. ``runner`` runs the
+    estimate's independent re-solves (default: local threads)."""
     svc = run.results.service
     if not run.solution.has_solution or svc.empty or svc["shortfall"].max() <= TOL:
         return pd.DataFrame(columns=COLUMNS)
-    fams, phi, counter = family_shares(run)
+    fams, phi, counter = family_shares(run, runner)
     base_S, base_Y = counter["base"]
     return attribute(run, Facts(run, counter["sets"]), base_S, base_Y, dict(zip(fams, phi, strict=True)), counter)
 
@@ -789,13 +841,15 @@ def platform_sentences(causes: pd.DataFrame, plan, service: pd.DataFrame | None 
     return lines
 
 
-def what_would_close(run, causes: pd.DataFrame, solve: Callable[[PlanData], Results]) -> pd.DataFrame:
+def what_would_close(run, causes: pd.DataFrame, solve: Callable[[PlanData], Results] | None = None,
+                     solve_many: Callable[[list[PlanData]], list[Results | None]] | None = None) -> pd.DataFrame:
     """For each platform with a shortfall, the single change from the data's own levers that closes most of it.
 
     Levers: each program ready one or two quarters earlier; each fab/node and back-end line feeding a short
     platform +10 % capacity; each expansion option allowed twice its maximum and one quarter sooner. Each
     lever is one re-solve of the whole plan through ``solve`` (the caller's pipeline, so this module never
-    imports it), and every platform's effect comes from the same solve.
+    imports it), or all levers at once through ``solve_many`` (independent warm re-solves on threads or a
+    cluster, :mod:`planner.analysis.resolves`), and every platform's effect comes from the same solve.
     """
     from planner.analysis.rd_impact import shift_program
     from planner.io.scenarios import Edit, apply_edits
@@ -843,18 +897,28 @@ def what_would_close(run, causes: pd.DataFrame, solve: Callable[[PlanData], Resu
     rows = []
     base_obj = base.summary["objective"] or 0.0
     base_margin = base.summary["margin"] or 0.0
+    variants: list[tuple[str, PlanData]] = []
     for label, lever in levers[:MAX_LEVERS]:
         try:
-            if isinstance(lever, tuple):
-                p2 = shift_program(plan, lever[1], lever[2])
-            else:
-                p2 = apply_edits(plan, lever)
-            r = solve(p2)
+            p2 = shift_program(plan, lever[1], lever[2]) if isinstance(lever, tuple) else apply_edits(plan, lever)
         except Exception as exc:  # a lever that cannot apply (e.g. shifted before the data) is simply not offered
             if out_of_memory(exc):
                 raise
             continue
-        if r.summary["objective"] is None:
+        variants.append((label, p2))
+    if solve_many is not None:
+        solved = solve_many([p2 for _, p2 in variants])
+    else:
+        solved = []
+        for _, p2 in variants:
+            try:
+                solved.append(solve(p2))
+            except Exception as exc:  # a lever the model refuses is simply not offered
+                if out_of_memory(exc):
+                    raise
+                solved.append(None)
+    for (label, _), r in zip(variants, solved, strict=True):
+        if r is None or r.summary["objective"] is None:
             continue
         after = r.platform_service().set_index("platform")
         for plat in short_plats:

@@ -42,8 +42,9 @@ def shift_program(plan: PlanData, program: str, quarters: int) -> PlanData:
 MAX_PROGRAMS = 8
 
 
-def rd_impact(plan: PlanData, base: Results, solve: Callable[[PlanData], Results],
-              max_programs: int = MAX_PROGRAMS) -> pd.DataFrame:
+def rd_impact(plan: PlanData, base: Results, solve: Callable[[PlanData], Results] | None = None,
+              max_programs: int = MAX_PROGRAMS,
+              solve_many: Callable[[list[PlanData]], list[Results | None]] | None = None) -> pd.DataFrame:
     """Margin, objective and fill-rate change with each program one quarter earlier and one later (re-solves).
 
     ``margin_*`` is the change of revenue − cost (the profit), ``objective_*`` the change of the objective
@@ -51,8 +52,9 @@ def rd_impact(plan: PlanData, base: Results, solve: Callable[[PlanData], Results
     earlier program can never lower the objective (it only adds options), but it can lower the margin, when the
     extra units avoid more penalty than they earn: hence both.
 
-    Two full re-solves per program; on plans with many programs only the ``max_programs`` whose products
-    face the most platform demand are analysed (the sheet says so).
+    Two re-solves per program, through ``solve`` one by one or all at once through ``solve_many`` (warm, on
+    threads or a cluster: :mod:`planner.analysis.resolves`); on plans with many programs only the
+    ``max_programs`` whose products face the most platform demand are analysed (the sheet says so).
     """
     cur = plan.settings.currency
     rows = []
@@ -67,14 +69,17 @@ def rd_impact(plan: PlanData, base: Results, solve: Callable[[PlanData], Results
     programs = plan.programs.assign(w=plan.programs["program"].map(weight).fillna(0)).sort_values(
         "w", ascending=False).head(max_programs)
     readiness = ready_quarters(programs, plan.settings.first_period)
+    shifts = (("earlier", -1), ("later", +1))
+    variants = [shift_program(plan, prog, shift) for prog in programs["program"] for _, shift in shifts]
+    solved = iter(solve_many(variants) if solve_many is not None else [solve(v) for v in variants])
     for prog, ready in zip(programs["program"], readiness, strict=True):
         rec = {"program": prog, "ready": index_label(ready, plan.settings.first_period),
                "platforms": ", ".join(sorted(used_by.loc[used_by["program"] == prog, "platform"].unique()))}
-        for tag, shift in (("earlier", -1), ("later", +1)):
-            r = solve(shift_program(plan, prog, shift))
-            if r.summary["objective"] is None:
+        for tag, _shift in shifts:
+            r = next(solved)
+            if r is None or r.summary["objective"] is None:
                 rec[f"margin_{tag}"] = rec[f"objective_{tag}"] = rec[f"fill_{tag}"] = np.nan
-                rec[f"detail_{tag}"] = f"plan {r.summary['status']}"
+                rec[f"detail_{tag}"] = f"plan {r.summary['status'] if r is not None else 'not solved'}"
                 continue
             rec[f"margin_{tag}"] = r.summary["margin"] - base_margin
             rec[f"objective_{tag}"] = r.summary["objective"] - base_obj

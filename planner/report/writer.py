@@ -53,6 +53,9 @@ class ReportInput:
     pnl: PnL | None = None  # money per platform (analysis.pnl)
     expansion_timing: pd.DataFrame | None = None  # decide-by dates of bought expansions (analysis.expansion_timing)
     since: SinceBaseline | None = None  # plan over plan (analysis.baseline), with --baseline
+    # analyses left out, and why ("not computed (interrupted)", "not computed; turn on with --insights"), by
+    # field name (causes, fixes, rd_impact, expansion_timing): the sheet says so instead of showing nothing
+    not_computed: dict[str, str] = field(default_factory=dict)
 
 
 def _summary_rows(rep: ReportInput) -> pd.DataFrame:
@@ -388,7 +391,10 @@ def _write_insights(book: Book, rep: ReportInput, money_fmt: object) -> None:
     ws = book.sheet("R&D impact", "margin, objective and service if each program were ready a quarter earlier or "
                                   "later")
     rd = rep.rd_impact if rep.rd_impact is not None else pd.DataFrame()
-    if rd.empty:
+    if rep.rd_impact is None and len(rep.plan.programs):
+        why = rep.not_computed.get("rd_impact", "not computed; turn on with --insights")
+        ws.write_string(0, 0, f"R&D impact {why}.")
+    elif rd.empty:
         ws.write_string(0, 0, "No R&D programs in this plan.")
     else:
         book.table(ws, rd, formats={"margin_earlier": money_fmt, "margin_later": money_fmt,
@@ -598,7 +604,7 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
 
 
 def _write_causes(book: Book, causes: pd.DataFrame, fixes: pd.DataFrame | None, money_fmt: object,
-                  cur: str = "USD") -> None:
+                  cur: str = "USD", fixes_missing: str | None = None) -> None:
     ws = book.sheet("ShortfallCauses", "why each platform falls short, unit by unit")
     if causes.empty:
         ws.write_string(0, 0, "No platform falls short in this plan.")
@@ -609,6 +615,9 @@ def _write_causes(book: Book, causes: pd.DataFrame, fixes: pd.DataFrame | None, 
                                          "and period add up to its shortfall",
                                 "cause": "rd_gate, yield_ramp, fab_capacity, backend_capacity, horizon_start, economics, policy, frozen_zone "
                                          "(method: models/explain.md)"})
+    if fixes is None and fixes_missing:
+        ws2 = book.sheet("What would help", "the single change that closes most of each platform's shortfall")
+        ws2.write_string(0, 0, f"What would help: {fixes_missing}.")
     if fixes is not None and len(fixes):
         ws2 = book.sheet("What would help", "the single change that closes most of each platform's shortfall")
         book.table(ws2, fixes, formats={"units_closed": "units", "share_closed": "pct", "unit_quarters_closed": "units",
@@ -636,7 +645,11 @@ def write_report(path: Path | str, rep: ReportInput, inputs: tuple[Path, ...] = 
         write_pnl(book, rep, money_fmt)
         write_since(book, rep)
         if rep.causes is not None:
-            _write_causes(book, rep.causes, rep.fixes, money_fmt, rep.results.summary["currency"])
+            _write_causes(book, rep.causes, rep.fixes, money_fmt, rep.results.summary["currency"],
+                          rep.not_computed.get("fixes"))
+        elif "causes" in rep.not_computed and rep.results.summary["objective"] is not None:
+            ws = book.sheet("ShortfallCauses", "why each platform falls short, unit by unit")
+            ws.write_string(0, 0, f"Shortfall causes {rep.not_computed['causes']}.")
         _write_insights(book, rep, money_fmt)
         problems = rep.plan.warnings
         if problems:

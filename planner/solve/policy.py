@@ -45,6 +45,9 @@ class Solution:
     # capacity is below one unit), from ±1 re-solves of the final stage (:func:`check_prices`); binding rows
     # missing here were not checked
     prices: dict[int, tuple[float, float]] = field(default_factory=dict)
+    # the optimal basis of the margin LP (HiGHS, margin policy), for warm re-solves of variants of the plan
+    # (:mod:`planner.solve.warm`); None otherwise
+    basis: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def has_solution(self) -> bool:
@@ -263,6 +266,8 @@ def solve_model(model: Model, solver: str | None = None, time_limit: float | Non
     margin = lp.objective()
     res = run_policy(session, model, policy, margin, stages)
     sol = finish_solution(lp, res, session, t0, stages)
+    if sol.status == "optimal" and policy == "margin" and hasattr(session, "basis"):
+        sol.basis = session.basis()
     if prices and sol.status == "optimal":
         sol.prices = check_prices(session, model, sol, margin)
     return sol

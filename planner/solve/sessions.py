@@ -189,6 +189,25 @@ class HighsSession:
             self.h.setOptionValue("solver", "ipm" if self.method == "ipm" else "simplex")
             self.h.setOptionValue("simplex_strategy", 1)  # dual (the default)
 
+    def basis(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The current basis as two small int arrays (column, row status; HiGHS's codes), picklable, so that a
+        re-solve of a variant on another thread, process or cluster worker can start from it; None if invalid."""
+        b = self.h.getBasis()
+        if not b.valid:
+            return None
+        return (np.fromiter((int(s) for s in b.col_status), dtype=np.int8, count=len(b.col_status)),
+                np.fromiter((int(s) for s in b.row_status), dtype=np.int8, count=len(b.row_status)))
+
+    def set_basis(self, basis: tuple[np.ndarray, np.ndarray]) -> bool:
+        """Start the next run from ``basis`` (from :meth:`basis`, possibly of a variant); False if HiGHS refuses it."""
+        hs = self._hs
+        codes = list(hs.HighsBasisStatus.__members__.values())
+        b = hs.HighsBasis()
+        b.col_status = [codes[int(c)] for c in basis[0]]
+        b.row_status = [codes[int(c)] for c in basis[1]]
+        b.valid = True
+        return self.h.setBasis(b) == hs.HighsStatus.kOk
+
     def use_simplex(self) -> None:
         """Switch to dual simplex for re-solves: it restarts from the current basis, interior point does not."""
         if self.method != "simplex":

@@ -92,3 +92,35 @@ class WarmStarter:
             res = run_policy(session, model, plan.settings.policy, new.c.copy(), stages)
             self.cold += 1
         return model, finish_solution(lp, res, session, t0, stages)
+
+
+# ---- warm starts for the analyses' re-solves (explanation lifts, R&D shifts, levers) ---------------------------
+Basis = tuple[np.ndarray, np.ndarray]  # HiGHS column and row status codes (HighsSession.basis)
+LOWER = 0  # HighsBasisStatus.kLower
+
+
+def gated_basis(model: Model, basis: Basis | None, gated: Model) -> Basis | None:
+    """The base plan's optimal basis carried over to the same plan's model built with gates as bounds.
+
+    The gated model has the same rows and columns plus one wafer column per gated start (bound 0); those are
+    nonbasic at 0 and every other column and row keeps its status, so the basis stays optimal and the
+    analyses' variants (a program ready sooner or later, a capacity +10 %, a family lifted) start from it. None
+    when the two models do not line up (then the variants are solved cold)."""
+    if basis is None or model.lp.n_rows != gated.lp.n_rows or len(basis[0]) != model.lp.n_cols:
+        return None
+    cols = np.full(gated.lp.n_cols, LOWER, dtype=np.int8)
+    src, dst = model.lp.col_blocks, gated.lp.col_blocks
+    if list(src) != list(dst):
+        return None
+    for label, b in dst.items():
+        a = src[label]
+        if label == "wafers":
+            keep = ~gated.w["gated"].to_numpy()
+            if int(keep.sum()) != a.size:
+                return None
+            cols[gated.w["col"].to_numpy()[keep]] = basis[0][model.w["col"].to_numpy()]
+        elif a.size != b.size:
+            return None
+        else:
+            cols[b.start:b.start + b.size] = basis[0][a.start:a.start + a.size]
+    return cols, basis[1].copy()
