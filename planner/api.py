@@ -108,13 +108,20 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
             # (less the capacity price checks: the expansion timing reads margins and service only)
             return run_plan(p, solver=solver, time_limit=time_limit, method=method, prices=False).results
 
-        def solve_many(plans: list[PlanData]) -> list[Results | None]:  # R&D shifts and levers: warm, together
-            return runner.map(variant_tasks(base, plans, solver, time_limit, method))
+        solved: dict[str, Results | None] = {}  # a lever "program G one quarter earlier" is an R&D shift
+
+        def solve_many(plans: list[PlanData], keys: list[str] | None = None) -> list[Results | None]:
+            """R&D shifts and levers: warm from the base basis, together; each variant (by key) solved once."""
+            keys = keys or [f"#{id(p)}" for p in plans]
+            todo = {k: p for k, p in zip(keys, plans, strict=True) if k not in solved}
+            got = runner.map(variant_tasks(base, list(todo.values()), solver, time_limit, method))
+            solved.update(zip(todo, got, strict=True))
+            return [solved[k] for k in keys]
 
         stages = []
         if insights and len(plan.programs):
             stages.append(("rd_impact", "R&D impact: re-solving with each program a quarter earlier and later",
-                           lambda: setattr(rep, "rd_impact", rd_impact(plan, r.results, solve_many=solve_many))))
+                           lambda: _rd_impact(rep, plan, r.results, solve_many)))
         if insights and len(r.results.expansions):
             stages.append(("expansion_timing", "expansions: re-solving with each decision a quarter later",
                            lambda: setattr(rep, "expansion_timing", expansion_timing(plan, r.results, resolve))))
@@ -136,6 +143,13 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
     if baseline is not None:
         rep.since = compare(plan, r.results, rep.pnl.by_quarter, rep.causes, baseline)
     return r, rep
+
+
+def _rd_impact(rep: ReportInput, plan: PlanData, results: Results, solve_many) -> None:
+    rep.rd_impact = rd_impact(plan, results, solve_many=solve_many)
+    if len(rep.rd_impact) < len(plan.programs):
+        rep.notes.append(f"R&D impact: the {len(rep.rd_impact)} programs whose products face the most platform "
+                         f"demand, of {len(plan.programs)} (each costs two re-solves of the plan).")
 
 
 INTERRUPTED = "not computed (interrupted)"

@@ -842,7 +842,8 @@ def platform_sentences(causes: pd.DataFrame, plan, service: pd.DataFrame | None 
 
 
 def what_would_close(run, causes: pd.DataFrame, solve: Callable[[PlanData], Results] | None = None,
-                     solve_many: Callable[[list[PlanData]], list[Results | None]] | None = None) -> pd.DataFrame:
+                     solve_many: Callable[[list[PlanData], list[str]], list[Results | None]] | None = None
+                     ) -> pd.DataFrame:
     """For each platform with a shortfall, the single change from the data's own levers that closes most of it.
 
     Levers: each program ready one or two quarters earlier; each fab/node and back-end line feeding a short
@@ -851,7 +852,7 @@ def what_would_close(run, causes: pd.DataFrame, solve: Callable[[PlanData], Resu
     imports it), or all levers at once through ``solve_many`` (independent warm re-solves on threads or a
     cluster, :mod:`planner.analysis.resolves`), and every platform's effect comes from the same solve.
     """
-    from planner.analysis.rd_impact import shift_program
+    from planner.analysis.rd_impact import shift_key, shift_program
     from planner.io.scenarios import Edit, apply_edits
 
     backlog = bool(run.plan.settings.backlog)
@@ -898,6 +899,7 @@ def what_would_close(run, causes: pd.DataFrame, solve: Callable[[PlanData], Resu
     base_obj = base.summary["objective"] or 0.0
     base_margin = base.summary["margin"] or 0.0
     variants: list[tuple[str, PlanData]] = []
+    keys: list[str] = []
     for label, lever in levers[:MAX_LEVERS]:
         try:
             p2 = shift_program(plan, lever[1], lever[2]) if isinstance(lever, tuple) else apply_edits(plan, lever)
@@ -906,8 +908,9 @@ def what_would_close(run, causes: pd.DataFrame, solve: Callable[[PlanData], Resu
                 raise
             continue
         variants.append((label, p2))
+        keys.append(shift_key(lever[1], lever[2]) if isinstance(lever, tuple) else f"lever {label}")
     if solve_many is not None:
-        solved = solve_many([p2 for _, p2 in variants])
+        solved = solve_many([p2 for _, p2 in variants], keys)
     else:
         solved = []
         for _, p2 in variants:

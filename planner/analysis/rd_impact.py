@@ -42,9 +42,15 @@ def shift_program(plan: PlanData, program: str, quarters: int) -> PlanData:
 MAX_PROGRAMS = 8
 
 
+def shift_key(program: str, quarters: int) -> str:
+    """Names the variant "program ready ``quarters`` later", so R&D impact and the levers solve it once."""
+    return f"program {program!r} {quarters:+d}"
+
+
 def rd_impact(plan: PlanData, base: Results, solve: Callable[[PlanData], Results] | None = None,
               max_programs: int = MAX_PROGRAMS,
-              solve_many: Callable[[list[PlanData]], list[Results | None]] | None = None) -> pd.DataFrame:
+              solve_many: Callable[[list[PlanData], list[str]], list[Results | None]] | None = None
+              ) -> pd.DataFrame:
     """Margin, objective and fill-rate change with each program one quarter earlier and one later (re-solves).
 
     ``margin_*`` is the change of revenue − cost (the profit), ``objective_*`` the change of the objective
@@ -71,7 +77,8 @@ def rd_impact(plan: PlanData, base: Results, solve: Callable[[PlanData], Results
     readiness = ready_quarters(programs, plan.settings.first_period)
     shifts = (("earlier", -1), ("later", +1))
     variants = [shift_program(plan, prog, shift) for prog in programs["program"] for _, shift in shifts]
-    solved = iter(solve_many(variants) if solve_many is not None else [solve(v) for v in variants])
+    keys = [shift_key(prog, shift) for prog in programs["program"] for _, shift in shifts]
+    solved = iter(solve_many(variants, keys) if solve_many is not None else [solve(v) for v in variants])
     for prog, ready in zip(programs["program"], readiness, strict=True):
         rec = {"program": prog, "ready": index_label(ready, plan.settings.first_period),
                "platforms": ", ".join(sorted(used_by.loc[used_by["program"] == prog, "platform"].unique()))}
