@@ -1,0 +1,188 @@
+"""The "why" at every size (issue 22): explanation, levers and R&D impact on by default; their re-solves warm
+from the base plan's basis and equal to cold solves; Ctrl-C during them keeps the plan and marks them "not
+computed (interrupted)"; a plan whose R&D impact was not computed says how to turn it on.
+
+Speed is measured in benchmarks/explain_scale.py, never here.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import openpyxl
+import pytest
+from click.testing import CliRunner
+from conftest import EXAMPLE, ROOT
+
+from planner import api
+from planner.analysis.rd_impact import shift_program
+from planner.analysis.resolves import Base, Runner, solve_variant
+from planner.cli import main
+from planner.io.generate import generate_frames
+from planner.io.load import plan_from_frames
+from planner.io.scenarios import Edit, apply_edits
+from planner.model.build import build_model
+from planner.solve.sessions import HighsSession
+from planner.solve.warm import gated_basis
+
+# a generated plan above the exact path's 2,000 columns (interior point, 2n + 1-solve estimate)
+MID = (30, 30, 5, 12)
+
+
+@pytest.fixture(scope="module")
+def mid():
+    plan = plan_from_frames(generate_frames(*MID, seed=3))
+    return plan, api.run(plan)
+
+
+def test_base_basis_carries_to_the_gated_model(mid):
+    """The base plan's optimal basis, mapped onto the model with gates as bounds (gated columns nonbasic at 0),
+    is optimal there: simplex stops without a pivot at the same objective."""
+    plan, run = mid
+    assert run.model.lp.n_cols > 2000 and run.solution.basis is not None
+    gated = build_model(plan, gates_as_bounds=True)
+    assert gated.lp.n_cols > run.model.lp.n_cols  # the plan gates some starts
+    start = gated_basis(run.model, run.solution.basis, gated)
+    s = HighsSession(gated.lp, method="simplex")
+    assert s.set_basis(start)
+    res = s.run()
+    assert res.status == "optimal"
+    assert s.h.getInfo().simplex_iteration_count == 0
+    assert res.objective == pytest.approx(run.solution.objective, rel=1e-9)
+
+
+def test_warm_variants_equal_cold_solves(mid):
+    """Each R&D shift and a capacity lever, solved warm from the base basis (compact results), has the objective,
+    margin and fill rate of the same variant solved from scratch by the pipeline (an independent solve)."""
+    plan, run = mid
+    base = Base(run)
+    assert base.start is not None
+    fab, node = plan.fabs["fab"].iloc[0], plan.fabs["node"].iloc[0]
+    variants = [shift_program(plan, g, k) for g in plan.programs["program"].iloc[:3] for k in (-1, 1)]
+    variants.append(apply_edits(plan, [Edit("Fabs", f"{fab}|{node}", "wafers_per_quarter", "scale", 1.1)]))
+    moved = 0
+    for v in variants:
+        warm = solve_variant(v, base.start)
+        cold = api.run(v).results
+        for key in ("objective", "margin", "fill_rate"):
+            assert warm.summary[key] == pytest.approx(cold.summary[key], rel=1e-7, abs=1e-3), key
+        svc_w = warm.service.groupby("platform")["served"].sum()
+        assert svc_w.sum() == pytest.approx(cold.service["served"].sum(), rel=1e-7)
+        moved += abs(cold.summary["objective"] - run.results.summary["objective"]) > 1.0
+    assert moved >= 2, "the variants changed nothing: the comparison checked no re-solve"
+
+
+def test_threads_and_one_thread_give_the_same_analyses(mid):
+    """Concurrency changes nothing: the explanation and R&D impact on two threads equal those on one."""
+    from planner.analysis.explain import explain_shortfalls
+    from planner.analysis.rd_impact import rd_impact
+    from planner.analysis.resolves import variant_tasks
+
+    plan, run = mid
+    base = Base(run)
+    out = []
+    for workers in (1, 2):
+        runner = Runner(workers)
+        causes = explain_shortfalls(run, runner)
+        rd = rd_impact(plan, run.results, max_programs=3,
+                       solve_many=lambda ps, keys=None, r=runner: r.map(variant_tasks(base, ps)))
+        out.append((causes, rd))
+    assert len(out[0][0]) > 0 and len(out[0][1]) == 3
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(out[0][0], out[1][0])
+    pd.testing.assert_frame_equal(out[0][1], out[1][1])
+
+
+def test_defaults_explain_a_large_plan(mid):
+    """No size limit: a plan on the estimate path gets causes, levers and R&D impact without flags."""
+    plan, run = mid
+    _, rep = api.analyse(plan)
+    assert rep.causes is not None and len(rep.causes)
+    assert rep.fixes is not None and len(rep.fixes)
+    assert rep.rd_impact is not None and len(rep.rd_impact) == min(8, len(plan.programs))
+    got = rep.causes.groupby(["platform", "period"])["units"].sum()
+    short = rep.results.service.set_index(["platform", "period"])["shortfall"]
+    assert np.allclose(got.to_numpy(), short.loc[got.index].to_numpy(), rtol=1e-6)
+    assert not rep.not_computed
+
+
+def test_rd_impact_not_computed_says_how_to_turn_it_on(tmp_path):
+    out = tmp_path / "r.xlsx"
+    res = CliRunner().invoke(main, ["solve", str(EXAMPLE), "-o", str(out), "--no-insights"])
+    assert res.exit_code == 0, res.output
+    ws = openpyxl.load_workbook(out, read_only=True)["R&D impact"]
+    assert next(ws.iter_rows(values_only=True))[0] == "R&D impact not computed; turn on with --insights."
+
+
+def test_interrupt_during_explanation_keeps_the_plan(monkeypatch, tmp_path):
+    """Ctrl-C while the causes are computed: the plan and the analyses already done stay, the causes and what
+    comes after are "not computed (interrupted)" — no half table."""
+    import planner.api as A
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(A, "explain_shortfalls", interrupted)
+    plan = api.load_workbook(EXAMPLE)
+    run, rep = api.analyse(plan)
+    assert run.results.summary["status"] == "optimal" and rep.rd_impact is not None and len(rep.rd_impact)
+    assert rep.causes is None and rep.fixes is None
+    assert rep.not_computed == {"causes": "not computed (interrupted)", "fixes": "not computed (interrupted)"}
+    api.write_report(tmp_path / "r.xlsx", rep)
+    wb = openpyxl.load_workbook(tmp_path / "r.xlsx", read_only=True)
+    first = next(wb["ShortfallCauses"].iter_rows(values_only=True))
+    assert first[0] == "Shortfall causes not computed (interrupted)."
+    assert "What would help" not in wb.sheetnames
+    assert [c for c in next(wb["R&D impact"].iter_rows(values_only=True)) if c][0] == "program"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="pty and SIGINT as on a Linux terminal")
+def test_ctrl_c_on_a_terminal_during_the_re_solves(tmp_path):
+    """`planner solve` on a terminal: the progress bar counts the re-solves; SIGINT while they run ends the command
+    at once with the report written, the plan in it and the explanation marked interrupted."""
+    src = tmp_path / "big.xlsx"
+    subprocess.run([sys.executable, "-m", "planner", "generate", "--platforms", "120", "--products", "120", "--fabs",
+                    "20", "--quarters", "20", "-o", str(src)], check=True, capture_output=True)
+    out = tmp_path / "r.xlsx"
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "planner", "solve", str(src), "-o", str(out)], stdout=subprocess.PIPE,
+                         stderr=slave, stdin=subprocess.DEVNULL, cwd=ROOT, env={**os.environ, "COLUMNS": "120"})
+    os.close(slave)
+    seen = b""
+    t0 = time.time()
+    sent = None
+    while time.time() - t0 < 600:
+        r, _, _ = select.select([master], [], [], 0.5)
+        if r:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        if sent is None and b"explaining shortfalls" in seen and b"re-solves" in seen.split(b"explaining")[-1]:
+            p.send_signal(signal.SIGINT)
+            sent = time.time()
+        if p.poll() is not None:
+            break
+    p.wait(timeout=120)
+    os.close(master)
+    text = seen.decode(errors="replace")
+    assert sent is not None, f"never saw the explanation's progress bar:\n{text[-2000:]}"
+    assert p.returncode == 0, text[-2000:]
+    assert "ETA" in text and "/" in text.split("explaining shortfalls")[-1]
+    assert time.time() - sent < 60, "the interrupt waited for the running solves to finish"
+    wb = openpyxl.load_workbook(out, read_only=True)
+    assert next(wb["ShortfallCauses"].iter_rows(values_only=True))[0] == "Shortfall causes not computed (interrupted)."
+    assert "What would help" not in wb.sheetnames
+    svc = list(wb["Service"].iter_rows(values_only=True))
+    assert len(svc) > 100  # the plan itself is all there
