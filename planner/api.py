@@ -119,17 +119,18 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
             return [solved[k] for k in keys]
 
         stages = []
+        if explain:  # first: R&D impact then analyses the programs it names, and the levers reuse those solves
+            stages.append(("causes", "explaining shortfalls",
+                           lambda: setattr(rep, "causes", explain_shortfalls(r, runner))))
         if insights and len(plan.programs):
             stages.append(("rd_impact", "R&D impact: re-solving with each program a quarter earlier and later",
                            lambda: _rd_impact(rep, plan, r.results, solve_many)))
+        if explain:
+            stages.append(("fixes", "looking for the change that would close each shortfall",
+                           lambda: setattr(rep, "fixes", what_would_close(r, rep.causes, solve_many=solve_many))))
         if insights and len(r.results.expansions):
             stages.append(("expansion_timing", "expansions: re-solving with each decision a quarter later",
                            lambda: setattr(rep, "expansion_timing", expansion_timing(plan, r.results, resolve))))
-        if explain:
-            stages.append(("causes", "explaining shortfalls",
-                           lambda: setattr(rep, "causes", explain_shortfalls(r, runner))))
-            stages.append(("fixes", "looking for the change that would close each shortfall",
-                           lambda: setattr(rep, "fixes", what_would_close(r, rep.causes, solve_many=solve_many))))
         for i, (_key, message, stage) in enumerate(stages):
             say(message)
             try:
@@ -146,10 +147,15 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
 
 
 def _rd_impact(rep: ReportInput, plan: PlanData, results: Results, solve_many) -> None:
-    rep.rd_impact = rd_impact(plan, results, solve_many=solve_many)
+    named = []
+    if rep.causes is not None and len(rep.causes):  # the programs the explanation names, most units first
+        gate = rep.causes[rep.causes["cause"] == "rd_gate"]
+        named = list(gate.groupby("resource")["units"].sum().sort_values(ascending=False).index)
+    rep.rd_impact = rd_impact(plan, results, solve_many=solve_many, prefer=named)
     if len(rep.rd_impact) < len(plan.programs):
-        rep.notes.append(f"R&D impact: the {len(rep.rd_impact)} programs whose products face the most platform "
-                         f"demand, of {len(plan.programs)} (each costs two re-solves of the plan).")
+        rep.notes.append(f"R&D impact: {len(rep.rd_impact)} programs of {len(plan.programs)} — those the shortfall "
+                         "causes name, then those whose products face the most platform demand (each costs two "
+                         "re-solves of the plan).")
 
 
 INTERRUPTED = "not computed (interrupted)"

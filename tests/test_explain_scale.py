@@ -122,26 +122,37 @@ def test_rd_impact_not_computed_says_how_to_turn_it_on(tmp_path):
     assert next(ws.iter_rows(values_only=True))[0] == "R&D impact not computed; turn on with --insights."
 
 
-def test_interrupt_during_explanation_keeps_the_plan(monkeypatch, tmp_path):
-    """Ctrl-C while the causes are computed: the plan and the analyses already done stay, the causes and what
-    comes after are "not computed (interrupted)" — no half table."""
+@pytest.mark.parametrize("where", ["explain_shortfalls", "what_would_close"])
+def test_interrupt_during_the_analyses_keeps_the_plan(monkeypatch, tmp_path, where):
+    """Ctrl-C during an analysis: the plan and the analyses already done stay, the one under way and those after
+    it are "not computed (interrupted)" — no half table. The order is causes, R&D impact, levers, expansion
+    timing (R&D impact analyses the programs the causes name)."""
     import planner.api as A
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(A, "explain_shortfalls", interrupted)
+    monkeypatch.setattr(A, where, interrupted)
     plan = api.load_workbook(EXAMPLE)
     run, rep = api.analyse(plan)
-    assert run.results.summary["status"] == "optimal" and rep.rd_impact is not None and len(rep.rd_impact)
-    assert rep.causes is None and rep.fixes is None
-    assert rep.not_computed == {"causes": "not computed (interrupted)", "fixes": "not computed (interrupted)"}
+    assert run.results.summary["status"] == "optimal"
+    later = ["causes", "rd_impact", "fixes", "expansion_timing"]
+    later = later[later.index("causes" if where == "explain_shortfalls" else "fixes"):]
+    assert rep.not_computed == {k: "not computed (interrupted)" for k in later}
+    assert all(getattr(rep, k) is None for k in later)
     api.write_report(tmp_path / "r.xlsx", rep)
     wb = openpyxl.load_workbook(tmp_path / "r.xlsx", read_only=True)
     first = next(wb["ShortfallCauses"].iter_rows(values_only=True))
-    assert first[0] == "Shortfall causes not computed (interrupted)."
-    assert "What would help" not in wb.sheetnames
-    assert [c for c in next(wb["R&D impact"].iter_rows(values_only=True)) if c][0] == "program"
+    rd_first = next(wb["R&D impact"].iter_rows(values_only=True))
+    if where == "explain_shortfalls":
+        assert first[0] == "Shortfall causes not computed (interrupted)."
+        assert "What would help" not in wb.sheetnames
+        assert rd_first[0] == "R&D impact not computed (interrupted)."
+    else:
+        assert first[0] == "platform" and rep.causes is not None and len(rep.causes)
+        assert next(wb["What would help"].iter_rows(values_only=True))[0] == \
+            "What would help: not computed (interrupted)."
+        assert [c for c in rd_first if c][0] == "program" and len(rep.rd_impact)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="pty and SIGINT as on a Linux terminal")
@@ -186,3 +197,28 @@ def test_ctrl_c_on_a_terminal_during_the_re_solves(tmp_path):
     assert "What would help" not in wb.sheetnames
     svc = list(wb["Service"].iter_rows(values_only=True))
     assert len(svc) > 100  # the plan itself is all there
+
+
+def test_re_solves_on_a_dask_cluster_equal_local(mid):
+    """`planner solve --scheduler`: the explanation's lifts, the R&D shifts and the levers run on the cluster's
+    workers (each task a function of the plan and its arguments alone) and give the local run's tables."""
+    pytest.importorskip("distributed", reason="Dask is an optional extra: pip install 'planner[distributed]'")
+    import pandas as pd
+
+    from planner.distributed import LoopbackCluster
+
+    plan, _ = mid
+    _, local = api.analyse(plan)
+    with LoopbackCluster(2) as c:
+        _, remote = api.analyse(plan, scheduler=c.address)
+    for key in ("causes", "fixes", "rd_impact"):
+        assert len(getattr(local, key))
+        pd.testing.assert_frame_equal(getattr(remote, key), getattr(local, key))
+
+
+def test_unreachable_scheduler_is_one_line_before_the_solve(tmp_path):
+    pytest.importorskip("distributed", reason="Dask is an optional extra: pip install 'planner[distributed]'")
+    res = CliRunner().invoke(main, ["solve", str(EXAMPLE), "-o", str(tmp_path / "r.xlsx"), "--scheduler",
+                                    "not-an-address:xx"])
+    assert res.exit_code == 1 and "error:" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "r.xlsx").exists()

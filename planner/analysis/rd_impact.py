@@ -49,8 +49,8 @@ def shift_key(program: str, quarters: int) -> str:
 
 def rd_impact(plan: PlanData, base: Results, solve: Callable[[PlanData], Results] | None = None,
               max_programs: int = MAX_PROGRAMS,
-              solve_many: Callable[[list[PlanData], list[str]], list[Results | None]] | None = None
-              ) -> pd.DataFrame:
+              solve_many: Callable[[list[PlanData], list[str]], list[Results | None]] | None = None,
+              prefer: list[str] | None = None) -> pd.DataFrame:
     """Margin, objective and fill-rate change with each program one quarter earlier and one later (re-solves).
 
     ``margin_*`` is the change of revenue − cost (the profit), ``objective_*`` the change of the objective
@@ -60,7 +60,9 @@ def rd_impact(plan: PlanData, base: Results, solve: Callable[[PlanData], Results
 
     Two re-solves per program, through ``solve`` one by one or all at once through ``solve_many`` (warm, on
     threads or a cluster: :mod:`planner.analysis.resolves`); on plans with many programs only the
-    ``max_programs`` whose products face the most platform demand are analysed (the sheet says so).
+    ``max_programs`` whose products face the most platform demand are analysed (the Overview says so) —
+    after the programs in ``prefer`` (those the shortfall explanation names, whose one-quarter-earlier plan
+    "what would help" then reads from the same solve).
     """
     cur = plan.settings.currency
     rows = []
@@ -72,8 +74,10 @@ def rd_impact(plan: PlanData, base: Results, solve: Callable[[PlanData], Results
     demand_of = plan.demand.groupby("platform")["units"].sum()
     weight = used_by.drop_duplicates(["program", "platform"]).assign(
         d=lambda x: x["platform"].map(demand_of).fillna(0)).groupby("program")["d"].sum()
-    programs = plan.programs.assign(w=plan.programs["program"].map(weight).fillna(0)).sort_values(
-        "w", ascending=False).head(max_programs)
+    first = {g: i for i, g in enumerate(prefer or [])}
+    programs = plan.programs.assign(w=plan.programs["program"].map(weight).fillna(0),
+                                    f=plan.programs["program"].map(first).fillna(len(first))).sort_values(
+        ["f", "w"], ascending=[True, False], kind="stable").head(max_programs)
     readiness = ready_quarters(programs, plan.settings.first_period)
     shifts = (("earlier", -1), ("later", +1))
     variants = [shift_program(plan, prog, shift) for prog in programs["program"] for _, shift in shifts]
