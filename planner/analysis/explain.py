@@ -260,7 +260,11 @@ def _extreme_orders(lifter: Lifter, fams: list[str], base: tuple[np.ndarray, np.
         _LIFTERS.clear()
         _LIFTERS[id(lifter.plan)] = (lifter.plan, lifter)
     tasks = [(lift_outcome, (lifter.plan, tuple(fams[f] for f in range(n) if m >> f & 1), start)) for m in masks]
-    results = (runner or Runner()).map(tasks)
+    try:
+        results = (runner or Runner()).map(tasks)
+    finally:
+        with _LIFTERS_LOCK:  # the model is not kept beyond the explanation
+            _LIFTERS.clear()
     values: Outcomes = {0: base}
     for m, out in zip(masks, results, strict=True):
         values[m] = out if out is not None else base
