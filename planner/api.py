@@ -139,6 +139,9 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
                 for later, _, _ in stages[i:]:
                     setattr(rep, later, None)
                     rep.not_computed[later] = INTERRUPTED
+                rep.notes.append("Interrupted (Ctrl-C) " + message.split(":")[0].lower() + ": "
+                                 + ", ".join(LABELS[k] for k, _, _ in stages[i:]) + " not computed; the plan's "
+                                 "own tables are complete.")
                 say("interrupted: the analyses not finished are marked \"not computed (interrupted)\"")
                 break
     if baseline is not None:
@@ -159,6 +162,8 @@ def _rd_impact(rep: ReportInput, plan: PlanData, results: Results, solve_many) -
 
 
 INTERRUPTED = "not computed (interrupted)"
+LABELS = {"causes": "shortfall causes", "rd_impact": "R&D impact", "fixes": "what would help",
+          "expansion_timing": "expansion timing"}
 NOT_REQUESTED = "not computed; turn on with --insights"
 PROGRESS_MIN_COLS = 2_000  # the re-solve progress bar from here up (below, the analyses take a blink)
 

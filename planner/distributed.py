@@ -201,8 +201,9 @@ class DaskRunner:
         self.executor = executor
         self.progress = progress
 
-    def map(self, tasks):
+    def map(self, tasks, span=None):
         distributed = _import()
+        before, total = span or (0, len(tasks))
         client = self.executor.client
         if not tasks:
             return []
@@ -230,7 +231,7 @@ class DaskRunner:
                                           f"{self.executor.address}") from None
                     raise
                 if self.progress is not None:
-                    self.progress(done, len(tasks))
+                    self.progress(before + done, total)
         finally:
             with contextlib.suppress(Exception):
                 client.cancel(futures)

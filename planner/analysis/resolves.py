@@ -71,11 +71,14 @@ class Runner:
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
         self.progress = progress
 
-    def map(self, tasks: Sequence[Task]) -> list[Any]:
+    def map(self, tasks: Sequence[Task], span: tuple[int, int] | None = None) -> list[Any]:
+        """Run ``tasks``; ``span`` = (tasks done before these, tasks in all) when one job is several maps, so
+        the progress counts the whole job."""
         if not tasks:
             return []
         out: list[Any] = [None] * len(tasks)
         done = 0
+        self._span = span or (0, len(tasks))
         if self.workers <= 1 or len(tasks) == 1:
             for i, (fn, args) in enumerate(tasks):
                 out[i] = fn(*args)
@@ -90,7 +93,7 @@ class Runner:
                 if "can't start new thread" not in str(exc):
                     raise
                 pool.shutdown(wait=False, cancel_futures=True)
-                return Runner(1, self.progress).map(tasks)
+                return Runner(1, self.progress).map(tasks, span)
             pending = set(futures)
             while pending:
                 finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -108,7 +111,7 @@ class Runner:
 
     def _tell(self, done: int, total: int) -> None:
         if self.progress is not None:
-            self.progress(done, total)
+            self.progress(self._span[0] + done, self._span[1])
 
 
 # ---- the base plan's facts every variant task needs -------------------------------------------------------------
