@@ -36,6 +36,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PLANS = {  # planner generate arguments: platforms, products, fabs, quarters
+    "20k": (130, 130, 22, 20),
     "100k": (300, 400, 24, 28),
     "141k": (250, 400, 30, 24),
     "500k": (600, 1050, 40, 40),
@@ -67,12 +68,38 @@ def highs_alone(lp) -> float:
     return time.perf_counter() - t
 
 
-def stages(path: str, cluster: bool) -> dict:
-    """In this process: solve, HiGHS alone, then each analysis (local threads; and on a loopback cluster)."""
+STAGE_OF = {"explaining": "causes", "R&D impact": "rd_impact", "looking for": "fixes", "expansions": "timing",
+            "solving": "solve", "building": "build"}
+
+
+def timed_analyse(plan, scheduler: str | None = None) -> dict:
+    """``api.analyse`` as ``planner solve`` runs it (defaults), timed stage by stage from its progress messages."""
     from planner import api
-    from planner.analysis.explain import explain_shortfalls, what_would_close
-    from planner.analysis.rd_impact import rd_impact
-    from planner.analysis.resolves import Base, Runner, variant_tasks
+
+    marks: list[tuple[str, float]] = []
+
+    def say(msg: str) -> None:
+        key = next((v for k, v in STAGE_OF.items() if msg.startswith(k)), None)
+        if key:
+            marks.append((key, time.perf_counter()))
+
+    t0 = time.perf_counter()
+    run, rep = api.analyse(plan, progress=say, scheduler=scheduler)
+    end = time.perf_counter()
+    out = {"analyse": end - t0}
+    for (k, t), nxt in zip(marks, [m[1] for m in marks[1:]] + [end], strict=True):
+        out[k] = nxt - t
+    out["short_rows"] = len(rep.causes) if rep.causes is not None else 0
+    out["fix_rows"] = len(rep.fixes) if rep.fixes is not None else 0
+    out["rd_rows"] = len(rep.rd_impact) if rep.rd_impact is not None else 0
+    return out
+
+
+def stages(path: str, cluster: bool) -> dict:
+    """In this process: the plain solve, HiGHS alone on the same arrays, then api.analyse with the defaults
+    (local threads; and with a loopback cluster of two workers)."""
+    import planner.analysis.resolves as R
+    from planner import api
     from planner.pipeline import run_plan
 
     out: dict = {"load_before": os.getloadavg()[0]}
@@ -83,40 +110,22 @@ def stages(path: str, cluster: bool) -> dict:
     out.update(r.model.lp.size)
     out["programs"] = len(plan.programs)
     out["highs_alone"] = highs_alone(r.model.lp)
+    count = {"n": 0}
+    orig = R.Runner.map
 
-    def analyses(runner, tag: str) -> None:
-        counts = {"n": 0}
-        base = Base(r)
+    def counting(self, tasks, span=None):
+        count["n"] += len(tasks)
+        return orig(self, tasks, span)
 
-        def solve_many(plans, keys=None):
-            counts["n"] += len(plans)
-            return runner.map(variant_tasks(base, plans))
-
-        t = time.perf_counter()
-        rd = rd_impact(plan, r.results, solve_many=solve_many)
-        out[f"rd_impact{tag}"] = time.perf_counter() - t
-        out["rd_solves"] = counts["n"]
-        t = time.perf_counter()
-        causes = explain_shortfalls(r, runner)
-        out[f"causes{tag}"] = time.perf_counter() - t
-        counts["n"] = 0
-        t = time.perf_counter()
-        what_would_close(r, causes, solve_many=solve_many)
-        out[f"fixes{tag}"] = time.perf_counter() - t
-        out["fix_solves"] = counts["n"]
-        out["short_rows"] = len(causes)
-        out["rd_rows"] = len(rd)
-
-    analyses(Runner(), "")
+    R.Runner.map = counting
+    out.update(timed_analyse(plan))
+    R.Runner.map = orig
+    out["re_solves"] = count["n"]
     if cluster:
-        from planner.distributed import DaskExecutor, DaskRunner, LoopbackCluster
+        from planner.distributed import LoopbackCluster
 
         with LoopbackCluster(2) as c:
-            ex = DaskExecutor(c.address)
-            try:
-                analyses(DaskRunner(ex), "_cluster")
-            finally:
-                ex.close()
+            out.update({f"{k}_cluster": v for k, v in timed_analyse(plan, c.address).items()})
     out["load_after"] = os.getloadavg()[0]
     return out
 
@@ -229,19 +238,22 @@ def write_md(data: dict) -> None:
     lines = [MARK_BEGIN, "## Explanation at scale (issue 22)", "",
              f"Machine: {data['machine']}, shared with other sessions (load average per plan); {data['date']}. "
              "Reproduce: `python benchmarks/explain_scale.py --sizes 100k,141k,500k --cluster`. Seconds; each plan "
-             "in a fresh process. \"analyses\" = causes + fixes + R&D impact on local threads; ratios to the "
-             "solve are to `run_plan`'s build + solve in the same process.", "",
-             "| plan | columns | programs | load | solve | HiGHS alone | causes | fixes | R&D impact | analyses / "
-             "solve | e2e plain | e2e default | default / plain | default / HiGHS alone | cluster: causes, fixes, "
-             "R&D |", "|" + "---|" * 16]
+             "in a fresh process. \"solve\" = `run_plan` (build, solve, price checks, extract); the stages are "
+             "`api.analyse` with the defaults, as `planner solve` runs it, timed from its progress messages; "
+             "\"analyses\" = causes + R&D impact + fixes + expansion timing, on local threads; \"e2e\" = "
+             "`planner solve` as a subprocess, process start to report written.", "",
+             "| plan | columns | programs | re-solves | load | solve | HiGHS alone | causes | R&D impact | fixes | "
+             "timing | analyses / solve | e2e plain | e2e default | default / plain | default / HiGHS alone | "
+             "cluster: causes, R&D, fixes |", "|" + "---|" * 17]
     for size, r in data.get("plans", {}).items():
-        an = r["causes"] + r["fixes"] + r["rd_impact"]
-        cl = (f"{r['causes_cluster']:.1f}, {r['fixes_cluster']:.1f}, {r['rd_impact_cluster']:.1f}"
+        an = sum(r.get(k, 0.0) for k in ("causes", "rd_impact", "fixes", "timing"))
+        cl = (f"{r['causes_cluster']:.1f}, {r.get('rd_impact_cluster', 0):.1f}, {r.get('fixes_cluster', 0):.1f}"
               if "causes_cluster" in r else "–")
         e2e_p, e2e_d = r.get("e2e_plain"), r.get("e2e_default")
-        lines.append(f"| {size} | {r['columns']:,} | {r['programs']} (R&D solves {r['rd_solves']}, fix solves "
-                     f"{r['fix_solves']}) | {r['load_before']:.1f} | {r['solve']:.1f} | {r['highs_alone']:.1f} | "
-                     f"{r['causes']:.1f} | {r['fixes']:.1f} | {r['rd_impact']:.1f} | {an / r['solve']:.1f} | "
+        lines.append(f"| {size} | {r['columns']:,} | {r['programs']} | {r['re_solves']} | {r['load_before']:.1f} | "
+                     f"{r['solve']:.1f} | {r['highs_alone']:.1f} | {r.get('causes', 0):.1f} | "
+                     f"{r.get('rd_impact', 0):.1f} | {r.get('fixes', 0):.1f} | {r.get('timing', 0):.1f} | "
+                     f"{an / r['solve']:.1f} | "
                      + (f"{e2e_p:.1f} | {e2e_d:.1f} | {e2e_d / e2e_p:.2f} | {e2e_d / r['highs_alone']:.2f} | "
                         if e2e_p else "– | – | – | – | ") + f"{cl} |")
     dev = data.get("deviation")

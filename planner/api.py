@@ -104,10 +104,6 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
     with _runner(r, scheduler, progress is not None) as runner:
         base = Base(r)
 
-        def resolve(p: PlanData) -> Results:  # a re-solve is exactly a solve, under the same options
-            # (less the capacity price checks: the expansion timing reads margins and service only)
-            return run_plan(p, solver=solver, time_limit=time_limit, method=method, prices=False).results
-
         solved: dict[str, Results | None] = {}  # a lever "program G one quarter earlier" is an R&D shift
 
         def solve_many(plans: list[PlanData], keys: list[str] | None = None) -> list[Results | None]:
@@ -130,7 +126,8 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
                            lambda: setattr(rep, "fixes", what_would_close(r, rep.causes, solve_many=solve_many))))
         if insights and len(r.results.expansions):
             stages.append(("expansion_timing", "expansions: re-solving with each decision a quarter later",
-                           lambda: setattr(rep, "expansion_timing", expansion_timing(plan, r.results, resolve))))
+                           lambda: setattr(rep, "expansion_timing", expansion_timing(plan, r.results, None,
+                                                                                     solve_many=solve_many))))
         for i, (_key, message, stage) in enumerate(stages):
             say(message)
             try:

@@ -36,8 +36,12 @@ def delay_option(plan: PlanData, row: int, earliest: str) -> PlanData:
 
 
 def expansion_timing(plan: PlanData, res: Results, solve: Callable[[PlanData], Results] | None,
-                     max_options: int = MAX_OPTIONS) -> pd.DataFrame:
-    """One row per expansion option the plan buys (see the module docstring); ``solve=None`` skips the re-solves."""
+                     max_options: int = MAX_OPTIONS,
+                     solve_many: Callable[[list[PlanData], list[str]], list[Results | None]] | None = None
+                     ) -> pd.DataFrame:
+    """One row per expansion option the plan buys (see the module docstring); ``solve=None`` (and no
+    ``solve_many``) skips the re-solves. ``solve_many`` solves all the delayed plans at once (warm, on threads or
+    a cluster: :mod:`planner.analysis.resolves`)."""
     from planner.report.fmt import money, units
 
     ex = res.expansions
@@ -52,6 +56,7 @@ def expansion_timing(plan: PlanData, res: Results, solve: Callable[[PlanData], R
     base_margin = res.summary["revenue"] - res.summary["cost"]
     base_served = float(res.service["served"].sum())
     rows = []
+    later: list[tuple[dict, int, PlanData]] = []  # (row record, quarter after decide-by, the delayed plan)
     for (fab, node, row), g in ex.groupby(["fab", "node", "row"], sort=False):
         lead = int(lead_of[row])
         taus = sorted(period_index(d, first) for d in g["decided"])
@@ -71,24 +76,31 @@ def expansion_timing(plan: PlanData, res: Results, solve: Callable[[PlanData], R
                "cost": float(g["cost"].sum()), "needed_from": index_label(needed, first) if needed is not None else "",
                "decide_by": index_label(decide_by, first), "objective_if_later": np.nan, "margin_if_later": np.nan,
                "served_if_later": np.nan, "sentence": ""}
-        if solve is not None and len(rows) < max_options:
-            r = solve(delay_option(plan, int(row), index_label(decide_by + 1, first)))
-            if r.summary["objective"] is not None:
-                rec["objective_if_later"] = r.summary["objective"] - base_obj
-                rec["margin_if_later"] = (r.summary["revenue"] - r.summary["cost"]) - base_margin
-                rec["served_if_later"] = float(r.service["served"].sum()) - base_served
+        if (solve is not None or solve_many is not None) and len(rows) < max_options:
+            later.append((rec, decide_by + 1, delay_option(plan, int(row), index_label(decide_by + 1, first))))
         when = (f"needed from {rec['needed_from']}" if needed is not None
                 else "its capacity is never used beyond the rest (the plan buys it without needing it)")
-        sentence = (f"{fab}/{node} expansion (Expansions row {int(row)}, {units(rec['wafers_per_quarter'])} "
-                    f"wafers/quarter, lead {lead} quarter{'s' if lead != 1 else ''}): {when}; decide by "
-                    f"{rec['decide_by']}")
+        rec["sentence"] = (f"{fab}/{node} expansion (Expansions row {int(row)}, {units(rec['wafers_per_quarter'])} "
+                           f"wafers/quarter, lead {lead} quarter{'s' if lead != 1 else ''}): {when}; decide by "
+                           f"{rec['decide_by']}")
+        rows.append(rec)
+    plans = [p for _, _, p in later]
+    keys = [f"expansion row {rec['row']} from {q}" for rec, q, _ in later]
+    solved = solve_many(plans, keys) if solve_many is not None else [solve(p) for p in plans]
+    for (rec, q, _), r in zip(later, solved, strict=True):
+        if r is not None and r.summary["objective"] is not None:
+            rec["objective_if_later"] = r.summary["objective"] - base_obj
+            rec["margin_if_later"] = (r.summary["revenue"] - r.summary["cost"]) - base_margin
+            rec["served_if_later"] = float(r.service["served"].sum()) - base_served
+        sentence = rec["sentence"]
         if np.isfinite(rec["objective_if_later"]):
             d = rec["objective_if_later"]
             ds = rec["served_if_later"]
             served = ("service unchanged" if abs(ds) < 0.5 else
                       f"{'+' if ds > 0 else '−'}{units(abs(ds))} platform units served")
-            sentence += (f"; deciding in {index_label(decide_by + 1, first)} instead changes the objective by "
+            sentence += (f"; deciding in {index_label(q, first)} instead changes the objective by "
                          f"{'+' if d >= 0 else ''}{money(d, cur)} ({served})")
-        rec["sentence"] = sentence + "."
-        rows.append(rec)
+        rec["sentence"] = sentence
+    for rec in rows:
+        rec["sentence"] += "."
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -175,8 +175,8 @@ def _solve_variant(plan: PlanData, start: Basis | None, solver: str | None, time
 def compact(model: Model, x: np.ndarray | None, status: str) -> Results:
     """Summary and Service of a solution, computed the way :func:`planner.analysis.results.extract` does."""
     lp, ms = model.lp, model.sets
-    summary: dict = {"status": status, "objective": None, "margin": None, "fill_rate": None,
-                     "backlog": model.settings.backlog}
+    summary: dict = {"status": status, "objective": None, "margin": None, "revenue": None, "cost": None,
+                     "shortfall_penalty": None, "fill_rate": None, "backlog": model.settings.backlog}
     empty = pd.DataFrame()
     svc = pd.DataFrame(columns=["platform", "period", "demand", "served", "shortfall"])
     if x is not None:
@@ -195,8 +195,8 @@ def compact(model: Model, x: np.ndarray | None, status: str) -> Results:
             short[sidx["platform"].map(p_of).to_numpy(), sidx["t"].to_numpy()] = _clean(x[sblock.positions])
         served, short = _below_tolerance(ms.demand, served, short, model.settings.backlog)
         total = float(ms.demand.sum())
-        summary.update(objective=revenue - cost - penalty, margin=revenue - cost,
-                       fill_rate=float(served.sum() / total) if total > 0 else None)
+        summary.update(objective=revenue - cost - penalty, margin=revenue - cost, revenue=revenue, cost=cost,
+                       shortfall_penalty=penalty, fill_rate=float(served.sum() / total) if total > 0 else None)
         P, T = served.shape
         svc = pd.DataFrame({"platform": np.repeat(ms.platforms["platform"].to_numpy(), T),
                             "period": np.tile(np.asarray(ms.periods, dtype=object), P),
