@@ -139,7 +139,6 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
                 rep.notes.append("Interrupted (Ctrl-C) " + message.split(":")[0].lower() + ": "
                                  + ", ".join(LABELS[k] for k, _, _ in stages[i:]) + " not computed; the plan's "
                                  "own tables are complete.")
-                say("interrupted: the analyses not finished are marked \"not computed (interrupted)\"")
                 break
     if baseline is not None:
         rep.since = compare(plan, r.results, rep.pnl.by_quarter, rep.causes, baseline)
@@ -183,17 +182,21 @@ def _runner(run: Run, scheduler: str | None, show: bool) -> Iterator[Runner]:
             bar[0].close()
 
     tell_fn = tell if show and run.model.lp.n_cols >= PROGRESS_MIN_COLS else None
-    if scheduler:
-        from planner.distributed import DaskExecutor, DaskRunner, quiet_dask_logs
+    try:
+        if scheduler:
+            from planner.distributed import DaskExecutor, DaskRunner, quiet_dask_logs
 
-        quiet_dask_logs()
-        ex = DaskExecutor(scheduler)
-        try:
-            yield DaskRunner(ex, tell_fn)
-        finally:
-            ex.close()
-    else:
-        yield Runner(progress=tell_fn)
+            quiet_dask_logs()
+            ex = DaskExecutor(scheduler)
+            try:
+                yield DaskRunner(ex, tell_fn)
+            finally:
+                ex.close()
+        else:
+            yield Runner(progress=tell_fn)
+    finally:
+        if bar and bar[0].done < bar[0].total:  # interrupted: end the bar's line before the next message
+            bar[0].close()
 
 
 class _Ok:

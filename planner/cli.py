@@ -462,6 +462,12 @@ def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_
     except KeyboardInterrupt:
         click.echo("interrupted: no report written (an earlier report, if any, is unchanged)", err=True)
         sys.exit(130)
+    left = [k for k, why in rep.not_computed.items() if why.endswith("(interrupted)")]
+    if left:
+        from planner.api import LABELS
+
+        click.echo("interrupted: " + ", ".join(LABELS[k] for k in left) + f" not computed; the plan is in {written}",
+                   err=True)
     summary = {**run.results.summary, "scenario": scenario or "base", "report": str(written)}
     if not as_json and not quiet:
         _echo_summary(rep, out_path)

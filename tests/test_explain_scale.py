@@ -191,6 +191,7 @@ def test_ctrl_c_on_a_terminal_during_the_re_solves(tmp_path):
     assert sent is not None, f"never saw the explanation's progress bar:\n{text[-2000:]}"
     assert p.returncode == 0, text[-2000:]
     assert "ETA" in text and "/" in text.split("explaining shortfalls")[-1]
+    assert "interrupted: shortfall causes, R&D impact, what would help" in text
     assert time.time() - sent < 60, "the interrupt waited for the running solves to finish"
     wb = openpyxl.load_workbook(out, read_only=True)
     assert next(wb["ShortfallCauses"].iter_rows(values_only=True))[0] == "Shortfall causes not computed (interrupted)."
