@@ -223,3 +223,44 @@ def test_unreachable_scheduler_is_one_line_before_the_solve(tmp_path):
                                     "not-an-address:xx"])
     assert res.exit_code == 1 and "error:" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "r.xlsx").exists()
+
+
+def test_expansion_timing_and_levers_through_the_tasks_equal_pipeline_solves():
+    """The expansion delays and the levers solved as warm concurrent tasks give the numbers of one cold pipeline
+    solve per variant (the earlier way), on a generated plan that buys an expansion."""
+    import pandas as pd
+
+    from planner.analysis.expansion_timing import expansion_timing
+    from planner.analysis.explain import explain_shortfalls, what_would_close
+    from planner.analysis.resolves import variant_tasks
+
+    plan = plan_from_frames(generate_frames(40, 30, 6, 12, seed=5))
+    run = api.run(plan)
+    assert len(run.results.expansions), "the plan buys no expansion: nothing to compare"
+    base = Base(run)
+    runner = Runner(2)
+
+    def many(ps, keys=None):
+        return runner.map(variant_tasks(base, ps))
+
+    def cold(p):
+        return api.run(p).results
+
+    a = expansion_timing(plan, run.results, cold)
+    b = expansion_timing(plan, run.results, None, solve_many=many)
+    assert np.isfinite(a["objective_if_later"]).all() and len(a)
+    pd.testing.assert_frame_equal(a, b, rtol=1e-6)
+    causes = explain_shortfalls(run, runner)
+    fa, fb = what_would_close(run, causes, cold), what_would_close(run, causes, solve_many=many)
+    assert len(fa)
+    pd.testing.assert_frame_equal(fa, fb, rtol=1e-6)
+
+
+def test_rd_impact_analyses_the_programs_the_causes_name_first(mid):
+    from planner.analysis.rd_impact import rd_impact
+
+    plan, run = mid
+    solve = lambda p: api.run(p).results  # noqa: E731
+    top = list(rd_impact(plan, run.results, solve, max_programs=1)["program"])
+    other = next(g for g in plan.programs["program"] if g not in top)
+    assert list(rd_impact(plan, run.results, solve, max_programs=1, prefer=[other])["program"]) == [other]
