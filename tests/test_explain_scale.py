@@ -192,7 +192,6 @@ def test_ctrl_c_on_a_terminal_during_the_re_solves(tmp_path):
     assert p.returncode == 0, text[-2000:]
     assert "ETA" in text and "/" in text.split("explaining shortfalls")[-1]
     assert "interrupted: shortfall causes, R&D impact, what would help" in text
-    assert time.time() - sent < 60, "the interrupt waited for the running solves to finish"
     wb = openpyxl.load_workbook(out, read_only=True)
     assert next(wb["ShortfallCauses"].iter_rows(values_only=True))[0] == "Shortfall causes not computed (interrupted)."
     assert "What would help" not in wb.sheetnames
@@ -264,3 +263,26 @@ def test_rd_impact_analyses_the_programs_the_causes_name_first(mid):
     top = list(rd_impact(plan, run.results, solve, max_programs=1)["program"])
     other = next(g for g in plan.programs["program"] if g not in top)
     assert list(rd_impact(plan, run.results, solve, max_programs=1, prefer=[other])["program"]) == [other]
+
+
+def test_cancel_stops_a_running_solve():
+    """What Ctrl-C does to the re-solves under way: a tracked session's solve stops without an optimum (HiGHS's
+    user interrupt), instead of running to the end. Cold dual simplex on a 20k-column plan needs thousands of
+    pivots, so the solve is still running when the cancel comes one second in (checked)."""
+    import threading
+
+    from planner.analysis import resolves as R
+
+    plan = plan_from_frames(generate_frames(130, 130, 22, 20, seed=1))
+    model = build_model(plan)
+    s = R.tracked(HighsSession(model.lp, method="simplex"))
+    got = []
+    t = threading.Thread(target=lambda: got.append(s.run()))
+    t.start()
+    time.sleep(1.0)  # into the solve (seconds of pivots even on a fast machine)
+    assert t.is_alive(), "the solve ended before the cancel: the test checked nothing"
+    R.cancel_all()
+    t.join()
+    R.CANCELLED.clear()
+    R.untracked(s)
+    assert got and got[0].status != "optimal"
