@@ -245,6 +245,13 @@ def test_expansion_timing_and_levers_through_the_tasks_equal_pipeline_solves():
     def cold(p):
         return api.run(p).results
 
+    from planner.analysis.expansion_timing import delay_option
+    from planner.analysis.resolves import embed
+
+    row = int(run.results.expansions["row"].iloc[0])
+    fit = embed(build_model(plan, gates_as_bounds=True),
+                build_model(delay_option(plan, row, plan.periods[-2]), gates_as_bounds=True))
+    assert fit is not None and fit[0].n_cols > len(fit[1])  # fewer columns, embedded: solved warm
     a = expansion_timing(plan, run.results, cold)
     b = expansion_timing(plan, run.results, None, solve_many=many)
     assert np.isfinite(a["objective_if_later"]).all() and len(a)

@@ -123,11 +123,90 @@ class Base:
         self.start: Basis | None = None
         sol = run.solution
         if getattr(sol, "basis", None) is not None and run.plan.settings.solver == "highs":
-            self.start = gated_basis(run.model, sol.basis, build_model(run.plan, gates_as_bounds=True))
+            gated = build_model(run.plan, gates_as_bounds=True)
+            self.start = gated_basis(run.model, sol.basis, gated)
+            with _BASE_LOCK:  # the local variant tasks embed in this model (expansion delays)
+                _BASE_MODELS.clear()
+                _BASE_MODELS[id(self.plan)] = (self.plan, gated)
+
+
+class _Arrays:
+    """An LP given by its arrays (what :class:`HighsSession` reads of a :class:`LinearProgram`)."""
+
+    def __init__(self, A, cl, cu, rl, ru, c):
+        self.A, self._b, self.c = A, (cl, cu, rl, ru), c
+        self.n_rows, self.n_cols = A.shape
+
+    def matrix(self):
+        return self.A
+
+    def bounds(self):
+        return self._b
+
+    def objective(self) -> np.ndarray:
+        return self.c
+
+
+_BASE_MODELS: dict[int, tuple[PlanData, Model]] = {}
+_BASE_LOCK = threading.Lock()
+
+
+def _base_model(plan: PlanData) -> Model:
+    """The base plan's gated model, built once per plan object in this process (thread or cluster worker)."""
+    with _BASE_LOCK:
+        hit = _BASE_MODELS.get(id(plan))
+        if hit is None or hit[0] is not plan:
+            _BASE_MODELS.clear()
+            hit = (plan, build_model(plan, gates_as_bounds=True))
+            _BASE_MODELS[id(plan)] = hit
+        return hit[1]
+
+
+def embed(base: Model, variant: Model) -> tuple[_Arrays, np.ndarray] | None:
+    """The variant's LP in the base model's columns, when it only lacks some of them (an expansion that cannot
+    be decided before a later quarter has fewer decision columns): every column of the variant at its base
+    position with the variant's own coefficients, bounds and cost, the base's extra columns fixed at 0 — the
+    same LP, with the base's structure, so dual simplex can start from the base basis. Returns the arrays and
+    each variant column's base position; None when the models differ otherwise (rows, or a column the base
+    lacks)."""
+    blp, vlp = base.lp, variant.lp
+    if blp.n_rows != vlp.n_rows or list(blp.col_blocks) != list(vlp.col_blocks) or vlp.n_cols > blp.n_cols:
+        return None
+    pos = np.empty(vlp.n_cols, dtype=np.int64)
+    for label, vb in vlp.col_blocks.items():
+        bb = blp.col_blocks[label]
+        if vb.size == bb.size:
+            pos[vb.start:vb.start + vb.size] = np.arange(bb.start, bb.start + bb.size)
+            continue
+        keys = list(vb.index.columns)
+        if list(bb.index.columns) != keys:
+            return None
+        at = bb.index.reset_index(drop=True).assign(_pos=np.arange(bb.start, bb.start + bb.size))
+        got = vb.index.reset_index(drop=True).merge(at, on=keys, how="left")["_pos"]
+        if got.isna().any() or len(got) != vb.size:
+            return None
+        pos[vb.start:vb.start + vb.size] = got.to_numpy(dtype=np.int64)
+    if len(np.unique(pos)) != len(pos):
+        return None
+    import scipy.sparse as sp
+
+    Ab, Av = blp.matrix().tocsc(), vlp.matrix().tocsc()
+    missing = np.setdiff1d(np.arange(blp.n_cols), pos)
+    # columns in base order: the variant's where it has them, the base's (fixed at 0) elsewhere
+    cols = np.empty(blp.n_cols, dtype=np.int64)
+    cols[pos] = np.arange(vlp.n_cols)
+    cols[missing] = vlp.n_cols + np.arange(len(missing))
+    A = sp.hstack([Av, Ab[:, missing]], format="csc")[:, cols]
+    A.sort_indices()
+    vcl, vcu, rl, ru = vlp.bounds()
+    cl, cu, c = np.zeros(blp.n_cols), np.zeros(blp.n_cols), np.zeros(blp.n_cols)
+    cl[pos], cu[pos], c[pos] = vcl, vcu, vlp.objective()
+    return _Arrays(A, cl, cu, rl, ru, c), pos
 
 
 def solve_variant(plan: PlanData, start: Basis | None, solver: str | None = None,
-                  time_limit: float | None = None, method: str | None = None) -> Results | None:
+                  time_limit: float | None = None, method: str | None = None,
+                  base_plan: PlanData | None = None) -> Results | None:
     """One variant of the base plan (a program shifted, a capacity scaled) re-solved, as compact Results.
 
     Built with gates as bounds, so that a program ready sooner or later changes bounds, not columns; under the
@@ -136,7 +215,7 @@ def solve_variant(plan: PlanData, start: Basis | None, solver: str | None = None
     without the other tables, whose extraction would cost more than the warm solve. None when the variant
     cannot be solved at all (the caller leaves it out)."""
     try:
-        return _solve_variant(plan, start, solver, time_limit, method)
+        return _solve_variant(plan, start, solver, time_limit, method, base_plan)
     except Exception as exc:  # a variant the model or solver refuses is not offered; running out of memory is
         from planner.exhaustion import out_of_memory  # not a variant's fault
 
@@ -146,7 +225,7 @@ def solve_variant(plan: PlanData, start: Basis | None, solver: str | None = None
 
 
 def _solve_variant(plan: PlanData, start: Basis | None, solver: str | None, time_limit: float | None,
-                   method: str | None) -> Results:
+                   method: str | None, base_plan: PlanData | None) -> Results:
     from planner.solve.policy import solve_model
 
     model = build_model(plan, gates_as_bounds=True)
@@ -156,20 +235,27 @@ def _solve_variant(plan: PlanData, start: Basis | None, solver: str | None, time
         sol = solve_model(model, solver=solver, time_limit=time_limit, method=method, prices=False)
         return compact(model, sol.x, sol.status)
     tl = time_limit if time_limit is not None else settings.time_limit_s
-    warm = (settings.policy == "margin" and start is not None and len(start[0]) == lp.n_cols
-            and len(start[1]) == lp.n_rows)
-    session = tracked(HighsSession(lp, time_limit=tl, method="simplex" if warm else (method or
-                                                                                     settings.highs_method)))
-    try:
-        if warm and not session.set_basis(start):
-            session = tracked(HighsSession(lp, time_limit=tl, method=method or settings.highs_method))
+    arrays, pos = lp, None
+    warm = settings.policy == "margin" and start is not None
+    if warm and (len(start[0]) != lp.n_cols or len(start[1]) != lp.n_rows):
+        fit = embed(_base_model(base_plan), model) if base_plan is not None else None
+        if fit is not None and len(start[0]) == fit[0].n_cols:
+            arrays, pos = fit
+        else:
             warm = False
-        res = session.run() if warm else run_policy(session, model, settings.policy, lp.objective())
-    finally:
-        untracked(session)
-    if res.status != "optimal":
-        return compact(model, None, res.status)
-    return compact(model, res.x, res.status)
+    for attempt in (True, False) if warm else (False,):
+        session = tracked(HighsSession(arrays if attempt else lp, time_limit=tl,
+                                       method="simplex" if attempt else (method or settings.highs_method)))
+        try:
+            if attempt and not session.set_basis(start):
+                continue  # HiGHS refused the basis: the variant from scratch
+            res = session.run() if attempt else run_policy(session, model, settings.policy, lp.objective())
+        finally:
+            untracked(session)
+        if res.status != "optimal":
+            return compact(model, None, res.status)
+        return compact(model, res.x if pos is None or not attempt else res.x[pos], res.status)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def compact(model: Model, x: np.ndarray | None, status: str) -> Results:
@@ -208,4 +294,4 @@ def compact(model: Model, x: np.ndarray | None, status: str) -> Results:
 
 def variant_tasks(base: Base, plans: Sequence[PlanData], solver: str | None = None,
                   time_limit: float | None = None, method: str | None = None) -> list[Task]:
-    return [(solve_variant, (p, base.start, solver, time_limit, method)) for p in plans]
+    return [(solve_variant, (p, base.start, solver, time_limit, method, base.plan)) for p in plans]
