@@ -270,14 +270,14 @@ def build(path: str):
     put(stock[prev], Ic[mm[prev] * T + tt[prev] - 1], -1.0)
     put(stock, Pc, -1.0)
     put(stock, Qc, 1.0)
-    for p, k, ts, ycol in ys:
+    for _p, k, ts, ycol in ys:
         for m, u, _ in opts[okeys[k]]:
             put(ship[mt(m, ts)], ycol, -u)
     fab = new_rows(np.full(len(fn) * T, -np.inf), K.ravel())
     put(fab[wf * T + ws], w, 1.0)
     for (e_fn, acol) in As:
         put(fab[e_fn * T + np.arange(T)], acol, -1.0)
-    for (e_fn, L, taus, xcol), (_, acol) in zip(xs, As, strict=True):
+    for (_fn, L, taus, xcol), (_, acol) in zip(xs, As, strict=True):
         grow = new_rows(np.zeros(T), np.zeros(T))
         put(grow, acol, 1.0)
         put(grow[1:], acol[:-1], -1.0)
@@ -290,7 +290,7 @@ def build(path: str):
             put(line[line_of[m] * T + np.arange(T)], Pc[m * T + np.arange(T)], beta[m])
     serve = new_rows(np.zeros(len(ap)), np.zeros(len(ap)))
     put(serve, Yc, 1.0)
-    for p, k, ts, ycol in ys:
+    for p, _k, ts, ycol in ys:
         put(serve[svc_pos[p, ts]], ycol, -1.0)
     dem = new_rows(D[ap, at], D[ap, at])
     put(dem, Yc, 1.0)

@@ -307,9 +307,10 @@ def check_prices(session: Session, model: Model, sol: Solution, margin: np.ndarr
     n = lp.n_cols
     base = float(margin @ sol.x)
     up_ok = down_ok = np.zeros(len(talk), dtype=bool)
-    ranges = session.bound_ranges() if hasattr(session, "bound_ranges") and sol.row_dual is not None else None
-    if ranges is not None:  # each side ranging vouches for is the dual exactly; only the other is re-solved
-        up_ok, down_ok = _vouched(ranges, talk, ru[talk], sol.row_dual[talk], float(sol.objective or 0.0))
+    vouched = (session.one_unit_vouched(talk) if hasattr(session, "one_unit_vouched") and sol.row_dual is not None
+               else None)
+    if vouched is not None:  # each side the basis vouches for is the dual exactly; only the other is re-solved
+        up_ok, down_ok = vouched
         for r in talk[up_ok & down_ok]:
             out[int(r)] = (float(sol.row_dual[r]), float(sol.row_dual[r]))
     todo = [(int(r), bool(u), bool(d)) for r, u, d in zip(talk, up_ok, down_ok, strict=True) if not (u and d)]
@@ -330,24 +331,6 @@ def check_prices(session: Session, model: Model, sol: Solution, margin: np.ndarr
         session.set_row_bounds(r, rl[r], ru[r])
         out[r] = (values[0] - base, base - values[1])
     return out
-
-
-def _vouched(ranges, rows: np.ndarray, bound: np.ndarray, dual: np.ndarray, objective: float):
-    """Per row and side, whether ranging proves that one unit that way changes the objective by exactly the dual.
-
-    The dual y is a supergradient of the optimal value v at the bound b: v(b + d) ≤ v(b) + y·d. Ranging gives a
-    bound b' at least one unit away and the objective of a feasible basic solution there, a lower bound on
-    v(b'). Where that equals v(b) + y·(b' − b), v is squeezed onto the line between b and b', so
-    v(b ± 1) = v(b) ± y. Ranging alone is not enough: at a degenerate optimum HiGHS reports a zero dual with a
-    range reaching 100 wafers down along which the objective falls by $80 a wafer."""
-    lo, hi, obj_lo, obj_hi = (a[rows] for a in ranges)
-    tol = 1e-9 * max(1.0, abs(objective))
-    with np.errstate(invalid="ignore"):
-        up = (hi >= bound + 1.0) & np.isfinite(hi) & np.isfinite(obj_hi) \
-            & (np.abs(obj_hi - (objective + dual * (hi - bound))) <= tol + 1e-9 * np.abs(dual * (hi - bound)))
-        down = (lo <= bound - 1.0) & np.isfinite(lo) & np.isfinite(obj_lo) \
-            & (np.abs(obj_lo - (objective + dual * (lo - bound))) <= tol + 1e-9 * np.abs(dual * (lo - bound)))
-    return up, down
 
 
 def check_feasibility(lp: LinearProgram, x: np.ndarray, rel_tol: float = 1e-6) -> tuple[float, list[str]]:
