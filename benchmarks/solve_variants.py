@@ -10,6 +10,7 @@ Variants of *our* LP (same optimum, checked):
 - ``output_cols``: good units landing per product and quarter as a column O_mt (row O − Σ g·w = 0), used in
   `inventory_balance` and `backend_capacity` instead of every wafer column (shorter balance and back-end rows);
 - ``output_be``: the same, but O_mt enters only `backend_capacity` (the balance rows keep the wafer columns);
+- ``output_bem``: ``output_be`` for starts at mature yield only (starts on the ramp stay in the back-end rows);
 - ``no_presolve``, ``no_crossover``, ``bound_scale`` (user_bound_scale −2, HiGHS's own hint), ``cost_scale``
   (user_cost_scale −4), ``ipm_tol`` (ipm_optimality_tolerance 1e-7), ``simplex_scale`` (simplex_scale_strategy 4):
   option changes on ``base``;
@@ -49,7 +50,7 @@ def _lp_arrays(lp):
     return A, lp.objective(), cl, cu, rl, ru
 
 
-def output_cols(model, inventory: bool = True):
+def output_cols(model, inventory: bool = True, mature_only: bool = False):
     """The planner's LP with O_mt columns: w leaves `backend_capacity` (and `inventory_balance` if ``inventory``),
     O enters them."""
     import scipy.sparse as sp
@@ -60,6 +61,8 @@ def output_cols(model, inventory: bool = True):
     inv_rows = model.inventory_rows.ravel()
     be_rows = model.backend_rows.ravel()
     coo = A.tocoo()
+    if mature_only:  # starts on the yield ramp stay in the back-end rows (the explanation lifts their coefficient)
+        w = w[w["g"] >= w["g_base"] - 1e-12]
     drop = np.isin(coo.col, w["col"].to_numpy()) & ((np.isin(coo.row, inv_rows) & inventory)
                                                      | np.isin(coo.row, be_rows))
     r, k, v = coo.row[~drop], coo.col[~drop], coo.data[~drop]
@@ -114,13 +117,14 @@ def run(lp, options: dict, log: bool = False) -> tuple[str, float | None, float,
     h.setOptionValue("solver", "ipm")
     for k, v in options.items():
         h.setOptionValue(k, v)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     h.passModel(lp)
     h.run()
     sec = time.perf_counter() - t
+    cpu = time.process_time() - cpu
     info = h.getInfo()
     st = h.modelStatusToString(h.getModelStatus())
-    return st, info.objective_function_value, sec, {"ipm_iter": info.ipm_iteration_count,
+    return st, info.objective_function_value, sec, {"cpu_seconds": round(cpu, 2), "ipm_iter": info.ipm_iteration_count,
                                                     "crossover_iter": info.crossover_iteration_count}
 
 
@@ -142,7 +146,7 @@ def main() -> None:
     for name in a.variants.split(","):
         if name.startswith("f2"):
             key, opts = "f2", OPTIONS[name[3:]]
-        elif name in ("base", "output_cols", "output_be", "rev_order"):
+        elif name in ("base", "output_cols", "output_be", "output_bem", "rev_order"):
             key, opts = name, {}
         else:
             key, opts = "base", OPTIONS[name]
@@ -150,6 +154,7 @@ def main() -> None:
             built[key] = (f2.lp if key == "f2" else
                         highs_lp(output_cols(model)) if key == "output_cols" else
                         highs_lp(output_cols(model, inventory=False)) if key == "output_be" else
+                        highs_lp(output_cols(model, False, True)) if key == "output_bem" else
                         highs_lp(reverse(_lp_arrays(model.lp))) if key == "rev_order" else
                         highs_lp(_lp_arrays(model.lp)))
         lps[name] = (built[key], opts)
