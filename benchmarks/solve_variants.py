@@ -6,7 +6,9 @@ records what paid.
     python benchmarks/solve_variants.py PLAN.xlsx --variants base,output_cols,f2 --repeat 2
 
 Variants of *our* LP (same optimum, checked):
-- ``base``: the planner's LP as built, interior point with crossover (the planner's method above 2,000 columns);
+- ``base``: the planner's LP as built now (with `mature_output`), interior point with crossover (the planner's
+  method above 2,000 columns); ``old``: as built before `mature_output` (every start in the back-end rows);
+  the ``output_*`` variants transform ``old``:
 - ``output_cols``: good units landing per product and quarter as a column O_mt (row O − Σ g·w = 0), used in
   `inventory_balance` and `backend_capacity` instead of every wafer column (shorter balance and back-end rows);
 - ``output_be``: the same, but O_mt enters only `backend_capacity` (the balance rows keep the wafer columns);
@@ -137,24 +139,30 @@ def main() -> None:
     a = ap.parse_args()
     import formulation2
 
+    import planner.model.build as build
     from planner import api
     from planner.model.build import build_model
 
-    model = build_model(api.load_workbook(a.plan))
+    plan = api.load_workbook(a.plan)
+    model = build_model(plan)  # as the planner builds it now
+    build.MATURE_OUTPUT = False
+    old = build_model(plan)  # every start in the back-end rows (before `mature_output`)
+    build.MATURE_OUTPUT = True
     f2 = formulation2.build(a.plan)
     built, lps = {}, {}
     for name in a.variants.split(","):
         if name.startswith("f2"):
             key, opts = "f2", OPTIONS[name[3:]]
-        elif name in ("base", "output_cols", "output_be", "output_bem", "rev_order"):
+        elif name in ("base", "old", "output_cols", "output_be", "output_bem", "rev_order"):
             key, opts = name, {}
         else:
             key, opts = "base", OPTIONS[name]
         if key not in built:
             built[key] = (f2.lp if key == "f2" else
-                        highs_lp(output_cols(model)) if key == "output_cols" else
-                        highs_lp(output_cols(model, inventory=False)) if key == "output_be" else
-                        highs_lp(output_cols(model, False, True)) if key == "output_bem" else
+                        highs_lp(_lp_arrays(old.lp)) if key == "old" else
+                        highs_lp(output_cols(old)) if key == "output_cols" else
+                        highs_lp(output_cols(old, inventory=False)) if key == "output_be" else
+                        highs_lp(output_cols(old, False, True)) if key == "output_bem" else
                         highs_lp(reverse(_lp_arrays(model.lp))) if key == "rev_order" else
                         highs_lp(_lp_arrays(model.lp)))
         lps[name] = (built[key], opts)
