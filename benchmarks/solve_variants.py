@@ -6,9 +6,8 @@ records what paid.
     python benchmarks/solve_variants.py PLAN.xlsx --variants base,output_cols,f2 --repeat 2
 
 Variants of *our* LP (same optimum, checked):
-- ``base``: the planner's LP as built now (with `mature_output`), interior point with crossover (the planner's
-  method above 2,000 columns); ``old``: as built before `mature_output` (every start in the back-end rows);
-  the ``output_*`` variants transform ``old``:
+- ``base`` (or ``old``): the planner's LP as built, interior point with crossover (the planner's method above
+  2,000 columns);
 - ``output_cols``: good units landing per product and quarter as a column O_mt (row O − Σ g·w = 0), used in
   `inventory_balance` and `backend_capacity` instead of every wafer column (shorter balance and back-end rows);
 - ``output_be``: the same, but O_mt enters only `backend_capacity` (the balance rows keep the wafer columns);
@@ -139,15 +138,11 @@ def main() -> None:
     a = ap.parse_args()
     import formulation2
 
-    import planner.model.build as build
     from planner import api
     from planner.model.build import build_model
 
     plan = api.load_workbook(a.plan)
-    model = build_model(plan)  # as the planner builds it now
-    build.MATURE_OUTPUT = False
-    old = build_model(plan)  # every start in the back-end rows (before `mature_output`)
-    build.MATURE_OUTPUT = True
+    model = old = build_model(plan)
     f2 = formulation2.build(a.plan)
     built, lps = {}, {}
     for name in a.variants.split(","):

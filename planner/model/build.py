@@ -152,36 +152,10 @@ def add_fab_capacity(lp: LinearProgram, ms: ModelSets, w: pd.DataFrame, x: pd.Da
                 np.concatenate([np.ones(len(w)), -np.ones(len(rows_x))]), upper=ms.fab_cap.ravel())
 
 
-RAMP_EPS = 1e-12  # a start whose good units per wafer are below g_base by more than this is on the yield ramp
-
-
-def add_mature_output(lp: LinearProgram, ms: ModelSets, w: pd.DataFrame) -> pd.DataFrame:
-    """Columns O_{mt} and rows `mature_output`: O_{mt} − Σ_{f, s: s + c_m = t, on-mature} g_{ms} w_{fms} = 0, for
-    products on a back-end line, over the starts at mature yield (ramp factor 1).
-
-    Why: a `backend_capacity` row sums every start landing on its line that quarter — every product on the line
-    times every fab of its node — and those long rows made HiGHS's interior point markedly slower (at 400k
-    columns, ``benchmarks/solve_variants.py``). With O the back-end row has one entry per product. Starts on the
-    ramp stay in the back-end row directly: lifting the ramp (the shortfall explanation) changes their
-    coefficients there, and there are few of them. Returns the (m, t, col) frame of O."""
-    mature = w[(w["r"] >= 0) & (w["g"] >= w["g_base"] - RAMP_EPS)]
-    key = mature["m"].to_numpy() * ms.T + mature["land"].to_numpy()
-    uniq, inverse = np.unique(key, return_inverse=True)
-    o = pd.DataFrame({"m": uniq // ms.T, "t": uniq % ms.T})
-    o["product"] = ms.products["product"].to_numpy()[o["m"]]
-    o["col"] = lp.add_cols("mature_output", o[["product", "t"]])
-    n = len(o)
-    lp.add_rows("mature_output", o[["product", "t"]], np.concatenate([np.arange(n), inverse]),
-                np.concatenate([o["col"].to_numpy(), mature["col"].to_numpy()]),
-                np.concatenate([np.ones(n), -mature["g"].to_numpy()]), lower=0.0, upper=0.0)
-    return o
-
-
 def add_backend_capacity(lp: LinearProgram, ms: ModelSets, w: pd.DataFrame,
-                         wip: pd.DataFrame | None = None, mature: pd.DataFrame | None = None) -> np.ndarray:
-    """Rows `backend_capacity`: Σ_{m on r} β_m (O_{mt} + R_{mt} + V_{mt}) ≤ B_{rt}: mature output (`mature_output`),
-    output of starts on the ramp R_{mt} = Σ g w (directly), and in-flight WIP output `wip_in_flight`, all counted
-    in their landing quarter. Without ``mature`` every start enters directly (the same row).
+                         wip: pd.DataFrame | None = None) -> np.ndarray:
+    """Rows `backend_capacity`: Σ_{m on r} β_m (O_{mt} + V_{mt}) ≤ B_{rt} (output, and in-flight WIP output
+    `wip_in_flight`, counted in its landing quarter).
 
     Returns the row positions as an (R, T) array, so analyses never re-derive the block's row order."""
     T = ms.T
@@ -189,17 +163,9 @@ def add_backend_capacity(lp: LinearProgram, ms: ModelSets, w: pd.DataFrame,
     idx = pd.DataFrame({"r": np.repeat(np.arange(nb), T), "t": np.tile(np.arange(T), nb)})
     idx["resource"] = ms.backend["resource"].to_numpy()[idx["r"]] if nb else []
     on = w[w["r"] >= 0]
-    if mature is not None:
-        on = on[on["g"] < on["g_base"] - RAMP_EPS]
     rows = [on["r"].to_numpy() * T + on["land"].to_numpy()]
     cols = [on["col"].to_numpy()]
     vals = [(on["backend_use"] * on["g"]).to_numpy()]
-    if mature is not None and len(mature):
-        prods = ms.products
-        m = mature["m"].to_numpy()
-        rows.append(prods["r"].to_numpy()[m] * T + mature["t"].to_numpy())
-        cols.append(mature["col"].to_numpy())
-        vals.append(prods["backend_use"].to_numpy(dtype=float)[m])
     if wip is not None and len(wip):
         fly = wip[wip["r"] >= 0]
         rows.append(fly["r"].to_numpy(dtype=np.int64) * T + fly["land"].to_numpy(dtype=np.int64))
@@ -316,8 +282,6 @@ def add_min_fill(lp: LinearProgram, ms: ModelSets, y: pd.DataFrame) -> None:
                 lower=need[p_idx, t_idx])
 
 
-MATURE_OUTPUT = True  # `mature_output` columns feed the back-end rows (models/formulation.md, "Solving fast")
-
 COEF_MAX = 1e13  # |coefficient| above this (or a nonzero one below COEF_MIN) and HiGHS refuses or misreads the LP
 COEF_MIN = 1e-10
 
@@ -407,8 +371,7 @@ def build_model(plan: PlanData, sets: ModelSets | None = None, gates_as_bounds: 
     y = add_platform_flows(lp, ms, backlog)
     add_demand_balance(lp, ms, y, backlog)
     add_fab_capacity(lp, ms, w, x)
-    mature = add_mature_output(lp, ms, w) if MATURE_OUTPUT else None
-    be_rows = add_backend_capacity(lp, ms, w, wip, mature)
+    be_rows = add_backend_capacity(lp, ms, w, wip)
     inv_rows = add_inventory_balance(lp, ms, w, inv, y, wip)
     add_min_fill(lp, ms, y)
     add_wip_committed(lp, ms, w)
