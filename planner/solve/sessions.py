@@ -174,7 +174,7 @@ class HighsSession:
         per unit of the bound, basic rows' activities by −d) and a ratio test on d's nonzeros; a basic row
         moves nothing: one more unit is free, one less is feasible only with a unit of slack. This asks only
         the rows the report talks about, where HiGHS's own ranging (``getRanging``) ranges every column's cost
-        and bound too: 14 s against one interior-point solve's 36 s at 400k columns."""
+        and bound too (at 416k columns, 4,410 rows asked: 3.3 s against getRanging's 4.4 s and a 25 s solve)."""
         hs = self._hs
         h = self.h
         if not h.getBasis().valid:
