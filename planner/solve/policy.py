@@ -76,8 +76,9 @@ class _Stages:
             self._bound(h)
 
     def _bound(self, h: Hold) -> None:
-        tol = HOLD_TOLERANCES[self.level] * h.scale
-        self.session.set_row_bounds(h.row, h.target - tol, np.inf)
+        lower = h.targets - HOLD_TOLERANCES[self.level] * h.scales
+        for row, lo in zip(h.rows, lower, strict=True):
+            self.session.set_row_bounds(int(row), float(lo), np.inf)
 
     def run(self, c: np.ndarray) -> RunResult:
         """Solve with objective ``c``; if the holds make it infeasible (round-off: each was met by the previous
@@ -125,7 +126,8 @@ def run_policy(session: Session, model: Model, policy: str, margin: np.ndarray,
 
 
 def _priority(runner: _Stages, model: Model, margin: np.ndarray) -> RunResult | None:
-    """Stage k (every tier but the lowest): maximise the objective of tiers ≤ k, then hold tier k's value.
+    """Stage k (every tier but the lowest): maximise the objective of tiers ≤ k, then hold the service of each
+    tier-k platform, quarter by quarter (cumulative platform units, by any option).
 
     The lowest tier needs no stage of its own: its stage would be the final margin stage. So one tier is
     exactly the margin policy."""
@@ -135,11 +137,10 @@ def _priority(runner: _Stages, model: Model, margin: np.ndarray) -> RunResult | 
         res = runner.run(priority_objective(model, margin, ts[i + 1:]))
         if res.status != "optimal":
             return res
-        h = add_priority_hold(runner.session, model, tier, margin, res.x)
+        h = add_priority_hold(runner.session, model, tier, res.x)
         runner.hold(h)
         runner.record.append({"stage": f"priority tier {tier.priority}", "platforms": tier.platforms,
-                              "value": None if h is None else h.target,
-                              "rows": [] if h is None else [h.name]})
+                              "value": res.objective, "rows": [] if h is None else h.names})
     return res
 
 
@@ -178,7 +179,7 @@ def _fill_progressively(runner: _Stages, model: Model, warm) -> RunResult | None
                 session.set_row_bounds(stage.rows[p], -np.inf, np.inf)  # p leaves the max-min rows
                 h = add_fair_share_hold(session, model, stage, p, min(z, fills[p]))
                 runner.hold(h)
-                names.append(h.name)
+                names.extend(h.names)
                 free.remove(p)
             runner.record.append({"stage": f"fair_share tier {tier.priority} round {rnd}", "value": z,
                                   "platforms": saturated, "saturation": how,
