@@ -235,12 +235,27 @@ class LocalExecutor:
             pool = ProcessPoolExecutor(max_workers=min(self.workers, len(cases)), initializer=_init_worker,
                                        initargs=(base, os.getpid() if forks else None))
         finished = False
+        died: list[BaseException] = []
+        previous_hook = threading.excepthook
+
+        def pool_thread_died(args: threading.ExceptHookArgs) -> None:
+            """The pool's manager thread can die (it could not start the queue's feeder thread: measured under
+            ulimit -v) and then no future ever completes: keep its exception for the loop below to raise, instead
+            of a traceback on stderr and a run that waits forever."""
+            if args.thread is not None and args.thread is getattr(pool, "_executor_manager_thread", None):
+                died.append(args.exc_value if args.exc_value is not None else RuntimeError("pool thread died"))
+            else:
+                previous_hook(args)
+
+        threading.excepthook = pool_thread_died
         try:
             with _deferred():
                 pending = {pool.submit(_worker_run, c, kw): c for c in cases}
             while pending:
                 with _deferred():  # wakes twice a second, so that a deferred Ctrl-C or SIGTERM is seen
                     done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                if died and not done:
+                    raise died[0]
                 for fut in done:
                     case = pending.pop(fut)
                     try:
@@ -251,6 +266,7 @@ class LocalExecutor:
                     yield res
             finished = True
         finally:
+            threading.excepthook = previous_hook
             with _deferred():
                 workers = list((getattr(pool, "_processes", None) or {}).values())
                 pool.shutdown(wait=False, cancel_futures=True)
