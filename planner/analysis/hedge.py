@@ -156,7 +156,7 @@ def scenario_set(plan: PlanData, samples: int = 200, seed: int = 1) -> ScenarioS
     for i, rec in enumerate(grouped.itertuples(index=False)):
         vals = list(rec)[:-1]
         edits = [Edit(r["sheet"], str(r["key"]), r["column"], r["op"], fit_draw(r, v),
-                      source=f"Uncertainty row {r['_row']} ({names[j]})") for j, (r, v) in enumerate(zip(rows, vals,
+                      source=f"Uncertainty row {r['_row']} ({names[j]})", clip=True) for j, (r, v) in enumerate(zip(rows, vals,
                                                                                                      strict=True))]
         label = ("; ".join(f"{n}={_value_text(v)}" for n, v in zip(names, vals, strict=True)) if mode == "exact"
                  else f"sample {i + 1}")
@@ -167,7 +167,7 @@ def scenario_set(plan: PlanData, samples: int = 200, seed: int = 1) -> ScenarioS
         mean = float(np.dot(probs, grouped[j].to_numpy()))
         avg_vals.append(fit_draw(r, math.floor(mean + 0.5) if _int_column(r) else mean))
     average = Case("average scenario", [Edit(r["sheet"], str(r["key"]), r["column"], r["op"], v,
-                                             source=f"Uncertainty row {r['_row']} ({names[j]})")
+                                             source=f"Uncertainty row {r['_row']} ({names[j]})", clip=True)
                                         for j, (r, v) in enumerate(zip(rows, avg_vals, strict=True))],
                    params=dict(zip(names, map(float, avg_vals), strict=True)))
     return ScenarioSet(cases, probs, mode, names, average, samples=samples, seed=None if mode == "exact" else seed,
