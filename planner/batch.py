@@ -32,6 +32,7 @@ import pandas as pd
 
 from planner.analysis.cases import Case, CaseResult
 from planner.analysis.results import whole_wafers
+from planner.exhaustion import out_of_memory
 from planner.io.problems import ValidationFailed
 from planner.io.scenarios import apply_edits
 from planner.io.validate import PlanData
@@ -121,6 +122,8 @@ def run_case(base: PlanData, case: Case, solver: str | None = None, time_limit: 
     except SolverError as exc:
         return CaseResult(case.name, "failed", error=str(exc), params=case.params, seconds=time.perf_counter() - t0)
     except Exception as exc:  # a bug or a numerical failure in one case must not stop the batch
+        if out_of_memory(exc):  # but no memory stops them all: said once, as everywhere (the CLI's one line)
+            raise
         tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return CaseResult(case.name, "failed", error=f"internal error: {tb}", params=case.params,
                           seconds=time.perf_counter() - t0)
@@ -262,6 +265,8 @@ class LocalExecutor:
                         with _deferred():
                             res = fut.result()
                     except Exception as exc:  # a worker process died (e.g. out of memory)
+                        if out_of_memory(exc):
+                            raise
                         res = CaseResult(case.name, "failed", error=f"worker failed: {exc!r}", params=case.params)
                     yield res
             finished = True

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from planner.analysis.cases import Case, CaseResult
+from planner.exhaustion import out_of_memory
 from planner.io.problems import Problem, ValidationFailed
 from planner.io.scenarios import Edit, apply_edits
 from planner.io.uncertainty import check_uncertainty, draw, fit_draw
@@ -308,7 +309,9 @@ def run_hedge_case(base: PlanData, case: Case, *, commit_lo: np.ndarray, commit_
         msg = "; ".join(p.render() for p in exc.problems if p.severity == "error")
         return HedgeCaseResult(case.name, "failed", error=f"invalid: {msg}", params=case.params,
                                seconds=time.perf_counter() - t0)
-    except Exception as exc:  # one scenario's failure must not stop the batch
+    except Exception as exc:  # one scenario's failure must not stop the batch (no memory stops them all)
+        if out_of_memory(exc):
+            raise
         return HedgeCaseResult(case.name, "failed", error=f"{type(exc).__name__}: {exc}", params=case.params,
                                seconds=time.perf_counter() - t0)
     r = HedgeCaseResult(case.name, "optimal", params=case.params, seconds=time.perf_counter() - t0,
