@@ -3,7 +3,7 @@
 
 The builders add to a *target* — any solver session with ``add_row``/``add_col`` (:mod:`planner.solve.sessions`)
 — so the HiGHS and PuLP/CBC paths get the very same rows under the same names (``priority_hold_<tier>_<i>_<t>``,
-``fair_share_<tier>_<i>``, ``fair_share_hold_<tier>_<i>``, column ``fair_share_level``; ``i`` is the member's
+``priority_tie_<tier>``, ``fair_share_<tier>_<i>``, ``fair_share_hold_<tier>_<i>``, column ``fair_share_level``; ``i`` is the member's
 position in the tier, ``t`` the quarter's index, names stay ``[A-Za-z0-9_]`` for LP files). Which stage runs when, and what is held after
 it, is :mod:`planner.solve.policy`'s job; here is what each stage *is*.
 """
@@ -80,6 +80,20 @@ def priority_objective(model: Model, margin: np.ndarray, lower: list[Tier]) -> n
     if lower:
         c[_service_columns(model, [p for t in lower for p in t.platforms])] = 0.0
     return c
+
+
+def add_priority_tie(target: StageTarget, tier: Tier, c: np.ndarray, x: np.ndarray) -> Hold:
+    """Row `priority_tie`: c_k·x ≥ c_k·x*_k, stage k's objective kept at its optimum while the next tier's
+    objective picks, among stage k's optima, the one whose tier-k service leaves lower tiers the most. Without
+    it the solver's arbitrary pick among tied splits is held (two tier-1 platforms earning the same per unit of
+    the scarce memory, one of which also uses what tier 2 needs) and tier 2 loses supply no tier-1 platform
+    needed. Scale Σ_j|c_kj x*_kj|, for the same relative tolerances as the other holds."""
+    cols = np.flatnonzero(c)
+    value = float(c[cols] @ x[cols])
+    name = f"priority_tie_{tier.priority}"
+    row = target.add_row(cols, c[cols], value, INF, name=name)
+    return Hold(np.array([row]), [name], np.array([value]),
+                np.array([max(1.0, float(np.abs(c[cols] * x[cols]).sum()))]))
 
 
 def add_priority_hold(target: StageTarget, model: Model, tier: Tier, x: np.ndarray) -> Hold | None:

@@ -21,6 +21,7 @@ from planner.model.stages import (
     add_fair_share,
     add_fair_share_hold,
     add_priority_hold,
+    add_priority_tie,
     fair_share_objective,
     priority_objective,
     tiers,
@@ -126,22 +127,51 @@ def run_policy(session: Session, model: Model, policy: str, margin: np.ndarray,
 
 
 def _priority(runner: _Stages, model: Model, margin: np.ndarray) -> RunResult | None:
-    """Stage k (every tier but the lowest): maximise the objective of tiers ≤ k, then hold the service of each
-    tier-k platform, quarter by quarter (cumulative platform units, by any option).
+    """Stage k (every tier but the lowest): maximise the objective of tiers ≤ k, break ties among its optima by
+    the next stage's objective, then hold the service of each tier-k platform, quarter by quarter (cumulative
+    platform units, by any option).
 
     The lowest tier needs no stage of its own: its stage would be the final margin stage. So one tier is
     exactly the margin policy."""
     ts = tiers(model)
     res = None
     for i, tier in enumerate(ts[:-1]):
-        res = runner.run(priority_objective(model, margin, ts[i + 1:]))
+        c = priority_objective(model, margin, ts[i + 1:])
+        res = runner.run(c)
         if res.status != "optimal":
             return res
-        h = add_priority_hold(runner.session, model, tier, res.x)
+        x = _break_tie(runner, model, margin, ts, i, c, res)
+        h = add_priority_hold(runner.session, model, tier, x)
         runner.hold(h)
         runner.record.append({"stage": f"priority tier {tier.priority}", "platforms": tier.platforms,
                               "value": res.objective, "rows": [] if h is None else h.names})
     return res
+
+
+def _break_tie(runner: _Stages, model: Model, margin: np.ndarray, ts: list, i: int, c: np.ndarray,
+               res: RunResult) -> np.ndarray:
+    """Among stage i's optima (its objective held by a `priority_tie` row), the one best for the next tier's
+    objective: its tier-i service is what gets held. The row is then relaxed (the `priority_hold` rows take
+    over, leaving how the tier is served free). Falls back to the stage's own solution if the tie-break LP
+    fails even with the row loosened like a hold (it meets the row, so only round-off can)."""
+    session = runner.session
+    tie = add_priority_tie(session, ts[i], _pad(c, session.n_cols), res.x)
+    c_next = priority_objective(model, margin, ts[i + 2:])
+    warm = getattr(session, "warm_primal", None)
+    if warm is not None:  # the stage's solution meets the new row: primal simplex starts from a feasible basis
+        warm(True)
+    try:
+        nxt = runner.run(c_next)
+    finally:
+        if warm is not None:
+            warm(False)
+    for tol in HOLD_TOLERANCES[1:]:
+        if nxt.status != "infeasible":
+            break
+        session.set_row_bounds(int(tie.rows[0]), float(tie.targets[0] - tol * tie.scales[0]), np.inf)
+        nxt = runner.run(c_next)
+    session.set_row_bounds(int(tie.rows[0]), -np.inf, np.inf)
+    return nxt.x if nxt.status == "optimal" else res.x
 
 
 def _fair_share(runner: _Stages, model: Model) -> RunResult | None:
