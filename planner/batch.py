@@ -32,6 +32,7 @@ import pandas as pd
 
 from planner.analysis.cases import Case, CaseResult
 from planner.analysis.results import whole_wafers
+from planner.exhaustion import out_of_memory
 from planner.io.problems import ValidationFailed
 from planner.io.scenarios import apply_edits
 from planner.io.validate import PlanData
@@ -121,6 +122,8 @@ def run_case(base: PlanData, case: Case, solver: str | None = None, time_limit: 
     except SolverError as exc:
         return CaseResult(case.name, "failed", error=str(exc), params=case.params, seconds=time.perf_counter() - t0)
     except Exception as exc:  # a bug or a numerical failure in one case must not stop the batch
+        if out_of_memory(exc):  # but no memory stops them all: said once, as everywhere (the CLI's one line)
+            raise
         tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return CaseResult(case.name, "failed", error=f"internal error: {tb}", params=case.params,
                           seconds=time.perf_counter() - t0)
@@ -235,22 +238,40 @@ class LocalExecutor:
             pool = ProcessPoolExecutor(max_workers=min(self.workers, len(cases)), initializer=_init_worker,
                                        initargs=(base, os.getpid() if forks else None))
         finished = False
+        died: list[BaseException] = []
+        previous_hook = threading.excepthook
+
+        def pool_thread_died(args: threading.ExceptHookArgs) -> None:
+            """The pool's manager thread can die (it could not start the queue's feeder thread: measured under
+            ulimit -v) and then no future ever completes: keep its exception for the loop below to raise, instead
+            of a traceback on stderr and a run that waits forever."""
+            if args.thread is not None and args.thread is getattr(pool, "_executor_manager_thread", None):
+                died.append(args.exc_value if args.exc_value is not None else RuntimeError("pool thread died"))
+            else:
+                previous_hook(args)
+
+        threading.excepthook = pool_thread_died
         try:
             with _deferred():
                 pending = {pool.submit(_worker_run, c, kw): c for c in cases}
             while pending:
                 with _deferred():  # wakes twice a second, so that a deferred Ctrl-C or SIGTERM is seen
                     done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                if died and not done:
+                    raise died[0]
                 for fut in done:
                     case = pending.pop(fut)
                     try:
                         with _deferred():
                             res = fut.result()
                     except Exception as exc:  # a worker process died (e.g. out of memory)
+                        if out_of_memory(exc):
+                            raise
                         res = CaseResult(case.name, "failed", error=f"worker failed: {exc!r}", params=case.params)
                     yield res
             finished = True
         finally:
+            threading.excepthook = previous_hook
             with _deferred():
                 workers = list((getattr(pool, "_processes", None) or {}).values())
                 pool.shutdown(wait=False, cancel_futures=True)

@@ -53,8 +53,11 @@ def _exhausted(exc: BaseException) -> str | None:
                 "(--no-explain and --no-insights skip the re-solves, --workers 1 the extra processes)")
     if (isinstance(exc, RuntimeError) and "can't start new thread" in text
             or isinstance(exc, OSError) and exc.errno == errno.EAGAIN):  # fork or pthread_create refused
-        return (f"cannot start a thread or process (the system's limit on threads, processes or memory is "
-                f"reached{limit}): close other programs or run with --workers 1")
+        if soft:  # a thread's stack is address space: under ulimit -v this is the memory limit speaking
+            return (f"out of memory{limit}: cannot start a thread or process; close other programs, raise the "
+                    "limit, or run with --workers 1")
+        return ("cannot start a thread or process (the system's limit on threads, processes or memory is "
+                "reached): close other programs or run with --workers 1")
     return None
 
 

@@ -30,4 +30,5 @@ def out_of_memory(exc: BaseException, limited: bool = False) -> bool:
     return any(isinstance(e, MemoryError) or isinstance(e, OSError) and e.errno == errno.ENOMEM
                or isinstance(e, ImportError) and ("failed to map segment" in str(e) or "allocate memory" in str(e))
                or isinstance(e, SystemError) and "without exception set" in str(e) and limited
+               or type(e).__module__ == "zlib" and "Error -4 " in str(e)  # Z_MEM_ERROR while inflating
                for e in chain(exc))

@@ -106,43 +106,53 @@ def fill_rates(run) -> dict[str, float]:
     return (svc["served"] / svc["demand"]).to_dict()
 
 
-def _tier_columns(model) -> dict[int, np.ndarray]:
-    """The y and shortfall/backlog columns of each tier's platforms (the columns a tier's value is made of)."""
-    lp = model.lp
-    ms = model.sets
-    tier_of = dict(zip(ms.platforms["platform"], ms.platforms["priority"], strict=True))
-    sname = "backlog" if model.settings.backlog else "shortfall"
-    sblock = lp.col_blocks[sname]
-    cols = np.concatenate([model.y["col"].to_numpy(), sblock.positions])
-    plats = np.concatenate([model.y["platform"].to_numpy(), sblock.index["platform"].to_numpy()])
-    tiers = np.array([tier_of[p] for p in plats])
-    return {int(k): cols[tiers == k] for k in sorted(set(tiers.tolist()))}
+def _cumulative_rows(model, platform: str) -> np.ndarray:
+    """One row per quarter t over the columns: Σ_{t' ≤ t} Σ_o y_pot' (platform units served by t, any option)."""
+    y = model.y
+    yp = y[y["platform"] == platform]
+    a = np.zeros((model.sets.T, model.lp.n_cols))
+    for t in range(model.sets.T):
+        a[t, yp.loc[yp["t"] <= t, "col"].to_numpy()] = 1.0
+    return a
 
 
 def priority_reference(model) -> dict:
     """The priority policy, stage by stage: for each tier k (but the last) maximise the margin of tiers ≤ k
-    (lower tiers' revenue and penalties left out), then hold tier k's value V_k = Σ margin coefficient × x over
-    its y and shortfall columns; finally maximise margin. Returns the final objective and, per held tier, its
-    stage optimum V_k* and a function x ↦ V_k(x)."""
+    (lower tiers' revenue and penalties left out: their y and shortfall/backlog columns cost nothing in the
+    objective), then hold every tier-k platform's cumulative platform units in every quarter (all T rows, not
+    only the quarters served); finally maximise margin. Returns the final objective and, per held tier, its
+    platforms' cumulative service at the stage optimum (platform → T values)."""
     ref = RefLP(model)
     margin = ref.margin
-    cols = _tier_columns(model)
-    dem = model.sets.demand.sum(axis=1)
-    with_demand = set(model.sets.platforms.loc[dem > 0, "priority"].astype(int))
-    order = [k for k in sorted(cols) if k in with_demand]
+    lp = model.lp
+    ms = model.sets
+    sblock = lp.col_blocks["backlog" if model.settings.backlog else "shortfall"]
+    dem = ms.demand.sum(axis=1)
+    plats = ms.platforms.assign(_d=dem)
+    plats = plats[plats["_d"] > 0]
+    order = sorted(set(plats["priority"].astype(int)))
+    members = {k: plats.loc[plats["priority"] == k, "platform"].tolist() for k in order}
+
+    def service_cols(ps: list[str]) -> np.ndarray:
+        return np.concatenate([model.y.loc[model.y["platform"].isin(ps), "col"].to_numpy(),
+                               sblock.positions[sblock.index["platform"].isin(ps).to_numpy()]])
+
     holds: list[tuple[np.ndarray, float]] = []
     tiers = {}
     for i, k in enumerate(order[:-1]):
         c = margin.copy()
-        for j in order[i + 1:]:
-            c[cols[j]] = 0.0
-        for j in set(cols) - with_demand:
-            c[cols[j]] = 0.0
+        c[service_cols([p for j in order[i + 1:] for p in members[j]])] = 0.0
         x, _ = ref.solve(c, holds)
-        a = np.zeros(ref.n)
-        a[cols[k]] = margin[cols[k]]
-        v = float(a @ x)
-        holds.append((-a, -(v - SLACK * max(1.0, float(np.abs(a) @ np.abs(x))))))
-        tiers[k] = (v, lambda xx, a=a: float(a @ xx[: len(a)]))
-    _, obj = ref.solve(margin, holds)
-    return {"objective": obj, "tiers": tiers}
+        tiers[k] = {}
+        for p in members[k]:
+            rows = _cumulative_rows(model, p)
+            v = rows @ x
+            tiers[k][p] = v
+            holds += [(-a, -(b - SLACK * max(1.0, b))) for a, b in zip(rows, v, strict=True)]
+    x, obj = ref.solve(margin, holds)
+    return {"objective": obj, "tiers": tiers, "x": x}
+
+
+def cumulative_service(model, x: np.ndarray, platform: str) -> np.ndarray:
+    """Σ_{t' ≤ t} Y_pt' at a solution, per quarter t."""
+    return _cumulative_rows(model, platform) @ x[: model.lp.n_cols]

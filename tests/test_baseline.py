@@ -186,7 +186,8 @@ def _expected_sentence_parts(report: Path, baseline: Path) -> dict:
 
     shift = by(now).sub(by(before), fill_value=0.0)
     d = total[plat]
-    key = shift.idxmax() if d < 0 else shift.idxmin()
+    best = shift.max() if d < 0 else shift.min()
+    key = min(k for k, v in shift.items() if abs(v - best) <= 0.5)  # ties (round-off apart): cause, then resource
     return {"platform": plat, "delta": d, "worst": worst, "cause": key, "cause_units": abs(shift[key])}
 
 

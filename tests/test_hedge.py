@@ -132,6 +132,35 @@ def test_no_scenario_as_ready_as_the_base():
     assert s["vss"] == pytest.approx(0, abs=TOL) and s["evpi"] == pytest.approx(0, abs=TOL)
 
 
+def test_a_draw_that_adds_below_the_column_minimum_is_kept_in_range():
+    """A slip of −2 or 0 quarters added to a development of 1 quarter: the −2 draw means 0 quarters (the column's
+    minimum), not an invalid plan that stops the hedge (found by review). Then R is ready in Q0 or Q1; with risk
+    starts a 2026Q1 start lands in 2026Q2 and ships in both, so each scenario starts D/g = 60 wafers and earns
+    60·(10·9 − 20) = 4,200, and so does the hedged plan: VSS = EVPI = 0. Monte Carlo draws are kept in range alike."""
+    fr = frames(quarters=3, settings={"risk_starts": True},
+                programs=[{"program": "R", "start_period": "2026Q1", "development_quarters": 1,
+                           "qualification_quarters": 0}],
+                products=[{"program": "R", "cycle_quarters": 1, "price": 10.0, "unit_cost": 1.0}],
+                fabs=[{"fab": "F", "node": "n1", "wafers_per_quarter": 100, "wafer_cost": 20.0}],
+                fab_capacity=[{"fab": "F", "node": "n1", "period": "2026Q2", "wafers": 0}],
+                demand=[{"platform": "X", "period": "2026Q2", "units": 600.0}])
+    fr["Uncertainty"] = pd.DataFrame([{"name": "R early", "sheet": "Programs", "key": "R",
+                                       "column": "development_quarters", "distribution": "discrete", "op": "add",
+                                       "values": "-2,0", "probabilities": "0.5,0.5"}])
+    plan = plan_from_frames(fr)
+    s = hedge(plan).summary
+    assert s["status"] == "optimal" and s["scenarios"] == 2
+    assert s["expected_objective"] == pytest.approx(4200)
+    assert s["vss"] == pytest.approx(0, abs=TOL) and s["evpi"] == pytest.approx(0, abs=TOL)
+    from planner.analysis.whatif import montecarlo_cases
+
+    cases = montecarlo_cases(plan, 20, seed=1)
+    assert {c.params["R early"] for c in cases} == {-2.0, 0.0}  # the draws themselves are reported as drawn
+    for c in cases:
+        edited = apply_edits(plan, c.edits)
+        assert edited.programs["development_quarters"].iloc[0] == (0 if c.params["R early"] < 0 else 1)
+
+
 def test_risk_starts_not_worth_it_below_the_threshold():
     """π = 4.5: ½·10·3.5 = 17.5 < ω = 20, so w* = 0 and RP = 0 = EEV (VSS = 0); perfect foresight still starts
     60 wafers when ready in Q1: WS = ½·(600·3.5 − 20·60) = 450 = EVPI."""

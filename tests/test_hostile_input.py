@@ -206,13 +206,26 @@ def test_nfc_and_nfd_spellings_are_one_id():
     assert set(plan.bom["platform"]) == set(plan.platforms["platform"]) == {nfc}
 
 
-@pytest.mark.parametrize("twin", ["Vera\u00a0Rubin", "Ｖera Rubin", "Vera\u3000Rubin"])
+@pytest.mark.parametrize("twin", ["Vera\u00a0Rubin", "Ｖera Rubin", "Vera\u3000Rubin", "V\u0435ra Rubin", "Vera Rub\u0456n"])
 def test_look_alike_ids_are_refused(twin):
     with pytest.raises(ValidationFailed) as exc:
         plan_from_frames(_two_platforms("Vera Rubin", twin))
     errs = [p for p in exc.value.problems if p.severity == "error"]
     assert [(p.code, p.sheet) for p in errs] == [("duplicate_id", "Platforms"), ("duplicate_id", "BOM")]
     assert "look-alike" in errs[0].message and "U+" in errs[0].render()  # the differing characters, named
+
+
+def test_a_reference_that_only_looks_like_an_id_names_the_differing_character():
+    """Demand names "Vеra Rubin" with a Cyrillic е (U+0435): "did you mean "Vera Rubin"?" would show two equal
+    words; the hint names the character instead."""
+    f = frames(platforms=[{"platform": "Vera Rubin", "priority": 1, "shortfall_penalty": 0}],
+               bom=[{"platform": "Vera Rubin", "option": "o", "product": "P", "units_per_platform": 1}],
+               demand=[{"platform": "V\u0435ra Rubin", "period": "2026Q1", "units": 5}])
+    with pytest.raises(ValidationFailed) as exc:
+        plan_from_frames(f)
+    errs = [p for p in exc.value.problems if p.severity == "error"]
+    assert [(p.code, p.sheet, p.row) for p in errs] == [("unknown_platform", "Demand", 2)]
+    assert 'looks like "Vera Rubin"' in errs[0].hint and "U+0435 CYRILLIC SMALL LETTER IE" in errs[0].hint
 
 
 # ---- formulas without cached values ----------------------------------------------------------------------------------

@@ -322,7 +322,10 @@ def headline_sentence(since: SinceBaseline, causes_now: pd.DataFrame | None) -> 
             f"{units(abs(worst['change']))})")
     shift = cause_shift(plat, since.overlap, causes_now, since.causes_before)
     if shift is not None and len(shift):
-        key = shift.idxmax() if d < 0 else shift.idxmin()
+        best = shift.max() if d < 0 else shift.min()
+        # causes that moved as much, up to round-off (a tie: TSV-1's shortfall and HBM4's both fell by 190k),
+        # are named in a fixed order — cause, then resource — not by whichever float came out a hair larger
+        key = min(k for k, v in shift.items() if abs(v - best) <= TOL)
         v = float(shift[key])
         if (d < 0 and v > TOL) or (d > 0 and v < -TOL):
             text += (f"; its shortfall from {cause_label(*key)} {'rose' if v > 0 else 'fell'} by {units(abs(v))} "

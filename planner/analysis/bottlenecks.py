@@ -19,21 +19,39 @@ from planner.solve.policy import MAX_PRICE_CHECKS
 SHADOW_TOL = 1e-6
 
 
-def _affected_platforms(plan: PlanData, res: Results, kind: str, resource: str, period: str) -> list[str]:
-    """Platforms short in the quarter(s) this resource feeds: fab wafers land cycle quarters later."""
-    prods = plan.products
-    if kind == "fab":
-        fab, node = resource.split("/", 1)
-        using = prods[prods["node"] == node]
-        t = period_index(period, plan.settings.first_period)
-        lands = {index_label(t + int(c), plan.settings.first_period) for c in using["cycle_quarters"]}
-    else:
-        using = prods[prods["backend"] == resource]
-        lands = {period}
-    plats = set(plan.bom.loc[plan.bom["product"].isin(using["product"]), "platform"])
-    svc = res.service
-    short = svc[svc["platform"].isin(plats) & svc["period"].isin(lands) & (svc["shortfall"] > 1e-6)]
-    return sorted(short["platform"].unique())
+class _Affected:
+    """Platforms short in the quarter(s) a resource feeds: fab wafers land cycle quarters later.
+
+    The lookups (platforms using a node's or line's products, platforms short per period) are built once: a
+    large plan has thousands of binding capacity rows, and filtering the Service table for each took 30 s at
+    400k LP columns."""
+
+    def __init__(self, plan: PlanData, res: Results):
+        self.plan = plan
+        prods = plan.products
+        bom_plats = plan.bom.groupby("product")["platform"].agg(set).to_dict()
+        self.by_node: dict[str, tuple[set, set]] = {}
+        for node, g in prods.groupby("node"):
+            plats = set().union(*(bom_plats.get(p, set()) for p in g["product"]))
+            self.by_node[node] = (plats, {int(c) for c in g["cycle_quarters"]})
+        self.by_line: dict[str, set] = {}
+        for line, g in prods.groupby("backend"):
+            self.by_line[line] = set().union(*(bom_plats.get(p, set()) for p in g["product"]))
+        svc = res.service
+        short = svc[svc["shortfall"] > 1e-6]
+        self.short = short.groupby("period")["platform"].agg(set).to_dict()
+
+    def __call__(self, kind: str, resource: str, period: str) -> list[str]:
+        first = self.plan.settings.first_period
+        if kind == "fab":
+            node = resource.split("/", 1)[1]
+            plats, cycles = self.by_node.get(node, (set(), set()))
+            t = period_index(period, first)
+            lands = {index_label(t + c, first) for c in cycles}
+        else:
+            plats, lands = self.by_line.get(resource, set()), {period}
+        short = set().union(*(self.short.get(q, set()) for q in lands))
+        return sorted(plats & short)
 
 
 def bottlenecks(plan: PlanData, res: Results) -> pd.DataFrame:
@@ -58,7 +76,8 @@ def bottlenecks(plan: PlanData, res: Results) -> pd.DataFrame:
     b = b.sort_values(["_unchecked", "value_of_one_more", "cost_of_one_less", "shadow_price", "period"],
                       ascending=[True, False, False, False, True], na_position="last").reset_index(drop=True)
     b["rank"] = np.arange(1, len(b) + 1)
-    b["platforms_short"] = [", ".join(_affected_platforms(plan, res, k, r, p))
+    affected = _Affected(plan, res)
+    b["platforms_short"] = [", ".join(affected(k, r, p))
                             for k, r, p in zip(b["kind"], b["resource"], b["period"], strict=True)]
     b["explanation"] = [sentence(r, cur, policy) for r in b.itertuples()]
     return b[cols]

@@ -755,7 +755,7 @@ def attribute(run, facts: Facts, base_S: np.ndarray, base_Y: np.ndarray, phi: di
     holds, what remains with every family lifted to horizon_start or economics, rescaled to add up exactly."""
     out = []
     pol = counter["policy_alone"]
-    # what counts as nothing: the policy stages hold earlier optima up to 1e-9·|v| + 1e-6 (formulation.md)
+    # what counts as nothing: policy holds may be loosened to 1e-7 of each row's scale (formulation.md)
     noise = TOL * max(1.0, float(base_S.max()), float(base_Y.max())) + 1e-9 * float(base_Y.sum())
     for p, t in zip(*np.nonzero(base_S > TOL), strict=True):
         S = float(base_S[p, t])

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from planner.analysis.cases import Case, CaseResult
+from planner.exhaustion import out_of_memory
 from planner.io.problems import Problem, ValidationFailed
 from planner.io.scenarios import Edit, apply_edits
 from planner.io.uncertainty import check_uncertainty, draw, fit_draw
@@ -156,7 +157,7 @@ def scenario_set(plan: PlanData, samples: int = 200, seed: int = 1) -> ScenarioS
     for i, rec in enumerate(grouped.itertuples(index=False)):
         vals = list(rec)[:-1]
         edits = [Edit(r["sheet"], str(r["key"]), r["column"], r["op"], fit_draw(r, v),
-                      source=f"Uncertainty row {r['_row']} ({names[j]})") for j, (r, v) in enumerate(zip(rows, vals,
+                      source=f"Uncertainty row {r['_row']} ({names[j]})", clip=True) for j, (r, v) in enumerate(zip(rows, vals,
                                                                                                      strict=True))]
         label = ("; ".join(f"{n}={_value_text(v)}" for n, v in zip(names, vals, strict=True)) if mode == "exact"
                  else f"sample {i + 1}")
@@ -167,7 +168,7 @@ def scenario_set(plan: PlanData, samples: int = 200, seed: int = 1) -> ScenarioS
         mean = float(np.dot(probs, grouped[j].to_numpy()))
         avg_vals.append(fit_draw(r, math.floor(mean + 0.5) if _int_column(r) else mean))
     average = Case("average scenario", [Edit(r["sheet"], str(r["key"]), r["column"], r["op"], v,
-                                             source=f"Uncertainty row {r['_row']} ({names[j]})")
+                                             source=f"Uncertainty row {r['_row']} ({names[j]})", clip=True)
                                         for j, (r, v) in enumerate(zip(rows, avg_vals, strict=True))],
                    params=dict(zip(names, map(float, avg_vals), strict=True)))
     return ScenarioSet(cases, probs, mode, names, average, samples=samples, seed=None if mode == "exact" else seed,
@@ -308,7 +309,9 @@ def run_hedge_case(base: PlanData, case: Case, *, commit_lo: np.ndarray, commit_
         msg = "; ".join(p.render() for p in exc.problems if p.severity == "error")
         return HedgeCaseResult(case.name, "failed", error=f"invalid: {msg}", params=case.params,
                                seconds=time.perf_counter() - t0)
-    except Exception as exc:  # one scenario's failure must not stop the batch
+    except Exception as exc:  # one scenario's failure must not stop the batch (no memory stops them all)
+        if out_of_memory(exc):
+            raise
         return HedgeCaseResult(case.name, "failed", error=f"{type(exc).__name__}: {exc}", params=case.params,
                                seconds=time.perf_counter() - t0)
     r = HedgeCaseResult(case.name, "optimal", params=case.params, seconds=time.perf_counter() - t0,

@@ -191,7 +191,7 @@ def montecarlo_cases(plan: PlanData, samples: int, seed: int) -> list[Case]:
     cases = []
     for i in range(samples):
         edits = [Edit(r["sheet"], str(r["key"]), r["column"], r["op"], fit_draw(r, draws[i, j]),
-                      source=f"Uncertainty row {r['_row']} ({names[j]})") for j, r in enumerate(rows)]
+                      source=f"Uncertainty row {r['_row']} ({names[j]})", clip=True) for j, r in enumerate(rows)]
         cases.append(Case(f"sample {i + 1}", edits, params={n: float(draws[i, j]) for j, n in enumerate(names)}))
     return cases
 

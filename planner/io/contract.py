@@ -40,6 +40,16 @@ class Column:
     free_text: bool = False
     max_chars: int = MAX_ID_CHARS
 
+    def clamp(self, value: float) -> float:
+        """``value`` moved into the column's range (a bound excluded by ``min_exclusive`` becomes 1e-9 inside it),
+        whole for integer columns. For drawn values, which must land in range, never for what a user typed."""
+        v = float(value)
+        if self.min is not None:
+            v = max(v, self.min + 1e-9) if self.min_exclusive else max(v, self.min)
+        if self.max is not None:
+            v = min(v, self.max)
+        return int(round(v)) if self.kind == "int" else v
+
     def expected(self) -> str:
         """Human description of what a cell must hold, used in error messages and the template."""
         if self.kind == "choice":

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
+from planner.io.text import look_alike_difference, skeleton
+
 Severity = Literal["error", "warning"]
 
 
@@ -148,8 +150,14 @@ class ValidationFailed(Exception):
 
 
 def did_you_mean(name: str, candidates: Iterable[str], cutoff: float = 0.75) -> str:
-    """Return 'did you mean "X"?' for the closest candidate (case-insensitive), or ''."""
+    """Return 'did you mean "X"?' for the closest candidate (case-insensitive), or ''. A candidate that looks the
+    same on screen (a Cyrillic "е", a no-break space) is named with the characters that differ: "did you mean
+    Vera Rubin?" next to what reads "Vera Rubin" would leave the analyst staring at two equal words."""
     cands = [str(c) for c in candidates]
+    twin = next((c for c in cands if skeleton(c) == skeleton(str(name))  # same on screen, and not only by
+                 and any(not ch.isascii() for ch in set(c) ^ set(str(name)))), None)  # letter case or spacing
+    if twin is not None:
+        return f'it looks like "{twin}" but differs in {look_alike_difference(str(name), twin)}: retype it'
     lowered = {c.strip().casefold(): c for c in cands}
     match = difflib.get_close_matches(str(name).strip().casefold(), list(lowered), n=1, cutoff=cutoff)
     return f'did you mean "{lowered[match[0]]}"?' if match else ""

@@ -47,6 +47,7 @@ class Edit:
     op: str  # set | add | scale
     value: Any
     source: str = ""  # where the edit came from, for messages ("Scenarios row 4", "--set ...")
+    clip: bool = False  # a drawn value (Uncertainty): the edited cell is kept in its column's range, not refused
 
     @property
     def target(self) -> str:
@@ -138,6 +139,8 @@ def _new_value(col: C.Column, old: Any, edit: Edit, decimal_comma: bool = False)
         return None, err if err == "ambiguous_number" else "not_a_number"
     base = 0.0 if old is None or pd.isna(old) else float(old)
     result = base + amount if edit.op == "add" else base * amount
+    if edit.clip:  # a draw of "add −3 quarters" on a 2-quarter program means 0 quarters, not an invalid plan
+        result = col.clamp(result)
     if col.kind == "int":
         if abs(result - round(result)) > 1e-9:
             return None, "not_an_integer"

@@ -91,10 +91,21 @@ def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+# Cyrillic and Greek letters drawn like Latin ones in the fonts spreadsheets use (after case folding), from
+# Unicode's confusables (UTS #39) for these scripts: "НВМ4" typed on a Russian layout is "HBM4" on screen.
+_LATIN_LOOKALIKES = str.maketrans({
+    "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c", "т": "t",
+    "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ӏ": "l", "ё": "ë",
+    "α": "a", "β": "b", "ε": "e", "ζ": "z", "η": "n", "ι": "i", "κ": "k", "μ": "m", "ν": "v", "ο": "o",
+    "ρ": "p", "τ": "t", "υ": "u", "χ": "x",
+})
+
+
 def skeleton(text: str) -> str:
     """What an id looks like: compatibility-normalised (full-width letters, no-break and ideographic spaces),
-    case-folded, whitespace runs collapsed. Two ids with one skeleton cannot be told apart on screen."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    case-folded, Cyrillic and Greek look-alikes of Latin letters read as Latin, whitespace runs collapsed. Two ids
+    with one skeleton cannot be told apart on screen."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().translate(_LATIN_LOOKALIKES).split())
 
 
 def look_alike_difference(a: str, b: str) -> str:

@@ -64,7 +64,7 @@ def check_uncertainty(plan: PlanData) -> list[Problem]:
         return out
     # each target once, at a value its distribution can take: an unknown sheet, key or column is an input error
     probe = [Edit(r["sheet"], str(r["key"]), r["column"], r["op"], fit_draw(r, _typical(r)),
-                  source=f"Uncertainty row {r['_row']} ({r['name'] or r['column']})")
+                  source=f"Uncertainty row {r['_row']} ({r['name'] or r['column']})", clip=True)
              for r in plan.uncertainty.to_dict("records")]
     try:
         apply_edits(plan, probe)
@@ -83,7 +83,8 @@ def _typical(row: dict) -> float:
 
 def fit_draw(row: dict, value: float) -> float:
     """Keep a draw inside what the target column allows: scale factors ≥ 0, set values within the column's range
-    (a normal draw of a yield above 1 becomes 1), whole numbers for integer columns."""
+    (a normal draw of a yield above 1 becomes 1), whole numbers for integer columns. An ``add`` draw is kept in
+    range where it is applied, against the cell it adds to (``Edit.clip``)."""
     spec = C.SHEETS_BY_NAME.get(str(row["sheet"]).strip().title()) or next(
         (s for s in C.SHEETS if s.name.casefold() == str(row["sheet"]).strip().casefold()), None)
     col = None
@@ -93,11 +94,7 @@ def fit_draw(row: dict, value: float) -> float:
     if row["op"] == "scale":
         v = max(v, 0.0)
     elif row["op"] == "set" and col is not None:
-        lo = col.min if col.min is not None else -math.inf
-        hi = col.max if col.max is not None else math.inf
-        v = min(max(v, lo), hi)
-        if col.min_exclusive and v <= (col.min or 0):
-            v = (col.min or 0) + 1e-9
+        return col.clamp(v)
     if col is not None and col.kind == "int":
         v = int(round(v))
     return v

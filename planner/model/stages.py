@@ -2,9 +2,9 @@
 ``priority`` and ``fair_share`` policies add to the margin LP, one builder per formulation label.
 
 The builders add to a *target* — any solver session with ``add_row``/``add_col`` (:mod:`planner.solve.sessions`)
-— so the HiGHS and PuLP/CBC paths get the very same rows under the same names (``priority_hold_<tier>``,
-``fair_share_<tier>_<i>``, ``fair_share_hold_<tier>_<i>``, column ``fair_share_level``; ``i`` is the member's
-position in the tier, names stay ``[A-Za-z0-9_]`` for LP files). Which stage runs when, and what is held after
+— so the HiGHS and PuLP/CBC paths get the very same rows under the same names (``priority_hold_<tier>_<i>_<t>``,
+``priority_tie_<tier>``, ``fair_share_<tier>_<i>``, ``fair_share_hold_<tier>_<i>``, column ``fair_share_level``; ``i`` is the member's
+position in the tier, ``t`` the quarter's index, names stay ``[A-Za-z0-9_]`` for LP files). Which stage runs when, and what is held after
 it, is :mod:`planner.solve.policy`'s job; here is what each stage *is*.
 """
 
@@ -38,16 +38,17 @@ class Tier:
 
 @dataclass
 class Hold:
-    """A stage result held as a row ``a·x ≥ target − tol·scale``.
+    """Stage results held as rows ``a_i·x ≥ target_i − tol·scale_i``: one row (a fair-share level) or a set (a
+    tier's service, platform by platform and quarter by quarter).
 
-    ``scale`` is the magnitude of the held quantity (Σ|a_j x_j| for a value, the tier's Z for a fill rate held
-    as Z·f), so the tolerance is relative to the stage's own scale, never an absolute number of units or dollars.
-    """
+    ``scales`` are the magnitudes of the held quantities (Σ|a_j x_j| for a sum of units, the tier's Z for a fill
+    rate held as Z·f), so the tolerance is relative to each row's own scale, never an absolute number of units or
+    dollars."""
 
-    row: int
-    name: str
-    target: float
-    scale: float
+    rows: np.ndarray
+    names: list[str]
+    targets: np.ndarray
+    scales: np.ndarray
 
 
 def tiers(model: Model) -> list[Tier]:
@@ -71,15 +72,6 @@ def _service_columns(model: Model, platforms: list[str]) -> np.ndarray:
                            block.positions[block.index["platform"].isin(platforms).to_numpy()]])
 
 
-def tier_value(model: Model, margin: np.ndarray, tier: Tier) -> tuple[np.ndarray, np.ndarray]:
-    """V_k as (columns, coefficients): the tier's revenue minus its shortfall penalties, i.e. its served
-    demand weighted by what a unit of it is worth to the plan (revenue + penalty avoided)."""
-    cols = _service_columns(model, tier.platforms)
-    coefs = margin[cols]
-    keep = coefs != 0
-    return cols[keep], coefs[keep]
-
-
 def priority_objective(model: Model, margin: np.ndarray, lower: list[Tier]) -> np.ndarray:
     """Objective of priority stage k: the margin with the revenue and penalties of the tiers below k left
     out (``lower``), so the stage serves tiers ≤ k exactly as the margin policy would if the lower tiers did
@@ -90,23 +82,48 @@ def priority_objective(model: Model, margin: np.ndarray, lower: list[Tier]) -> n
     return c
 
 
-def add_priority_hold(target: StageTarget, model: Model, tier: Tier, margin: np.ndarray,
-                      x: np.ndarray) -> Hold | None:
-    """Row `priority_hold`: V_k(x) ≥ V_k(x*_k), tier k's value at its stage's optimum x*_k.
+def add_priority_tie(target: StageTarget, tier: Tier, c: np.ndarray, x: np.ndarray) -> Hold:
+    """Row `priority_tie`: c_k·x ≥ c_k·x*_k, stage k's objective kept at its optimum while the next tier's
+    objective picks, among stage k's optima, the one whose tier-k service leaves lower tiers the most. Without
+    it the solver's arbitrary pick among tied splits is held (two tier-1 platforms earning the same per unit of
+    the scarce memory, one of which also uses what tier 2 needs) and tier 2 loses supply no tier-1 platform
+    needed. Scale Σ_j|c_kj x*_kj|, for the same relative tolerances as the other holds."""
+    cols = np.flatnonzero(c)
+    value = float(c[cols] @ x[cols])
+    name = f"priority_tie_{tier.priority}"
+    row = target.add_row(cols, c[cols], value, INF, name=name)
+    return Hold(np.array([row]), [name], np.array([value]),
+                np.array([max(1.0, float(np.abs(c[cols] * x[cols]).sum()))]))
 
-    Σ_{p ∈ tier k} [Σ_{o,t} r_po y_pot − Σ_t φ_p S_pt] ≥ V_k*. Held as a value, not as platform units or per
-    platform: later stages may re-mix the tier (serve a platform more and another less, or by another route)
-    only where the tier loses no value, so a lower tier gets only what tier k can spare without losing value.
-    None when the tier's service is worth nothing (no price, no penalty): there is nothing to hold.
+
+def add_priority_hold(target: StageTarget, model: Model, tier: Tier, x: np.ndarray) -> Hold | None:
+    """Rows `priority_hold`: Σ_{t'≤t} Y_pt'(x) ≥ Σ_{t'≤t} Y_pt'(x*_k) for every platform p of tier k and every
+    quarter t in which stage k served p (Y_pt = Σ_o y_pot, platform units by any option), x*_k the stage's optimum.
+
+    Each platform of the tier keeps, by every quarter, at least the units its stage served it by then: it is never
+    served less or later, so a lower tier gets nothing a tier-k platform had at its stage. What is held counts
+    platform units, whatever BOM option, fab or route serves them, so later stages may still serve tier k more
+    cheaply (a memory-light option, another fab) and give what that frees to lower tiers. A quarter the stage
+    did not serve p in needs no row: its cumulative target is the previous quarter's, already held (y ≥ 0).
+    None when the stage served the tier nothing.
     """
-    cols, coefs = tier_value(model, margin, tier)
-    if not len(cols):
+    y = model.y
+    rows, names, targets = [], [], []
+    for i, p in enumerate(tier.platforms):
+        yp = y.loc[y["platform"] == p, ["col", "t"]]
+        cols, ts = yp["col"].to_numpy(), yp["t"].to_numpy()
+        per_t = np.bincount(ts, weights=x[cols], minlength=model.sets.T)
+        cum = np.cumsum(per_t)
+        for t in np.flatnonzero(per_t > 0):
+            sel = ts <= t
+            name = f"priority_hold_{tier.priority}_{i}_{t}"
+            rows.append(target.add_row(cols[sel], np.ones(int(sel.sum())), float(cum[t]), INF, name=name))
+            names.append(name)
+            targets.append(float(cum[t]))
+    if not rows:
         return None
-    value = float(coefs @ x[cols])
-    scale = float(np.abs(coefs) @ np.abs(x[cols]))
-    name = f"priority_hold_{tier.priority}"
-    row = target.add_row(cols, coefs, value, INF, name=name)
-    return Hold(row, name, value, max(scale, 1.0))
+    targets_a = np.array(targets)
+    return Hold(np.array(rows, dtype=np.int64), names, targets_a, np.maximum(targets_a, 1.0))
 
 
 def fill_rate(model: Model, platform: str, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -174,8 +191,8 @@ def add_fair_share_hold(target: StageTarget, model: Model, stage: FairShare, pla
     vals = vals * stage.scale
     i = stage.tier.platforms.index(platform)
     name = f"fair_share_hold_{stage.tier.priority}_{i}"
-    return Hold(target.add_row(cols, vals, stage.scale * level, INF, name=name), name, stage.scale * level,
-                stage.scale)
+    row = target.add_row(cols, vals, stage.scale * level, INF, name=name)
+    return Hold(np.array([row]), [name], np.array([stage.scale * level]), np.array([stage.scale]))
 
 
 def fair_share_objective(n_cols: int, stage: FairShare) -> np.ndarray:

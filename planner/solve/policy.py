@@ -21,6 +21,7 @@ from planner.model.stages import (
     add_fair_share,
     add_fair_share_hold,
     add_priority_hold,
+    add_priority_tie,
     fair_share_objective,
     priority_objective,
     tiers,
@@ -79,8 +80,9 @@ class _Stages:
             self._bound(h)
 
     def _bound(self, h: Hold) -> None:
-        tol = HOLD_TOLERANCES[self.level] * h.scale
-        self.session.set_row_bounds(h.row, h.target - tol, np.inf)
+        lower = h.targets - HOLD_TOLERANCES[self.level] * h.scales
+        for row, lo in zip(h.rows, lower, strict=True):
+            self.session.set_row_bounds(int(row), float(lo), np.inf)
 
     def run(self, c: np.ndarray) -> RunResult:
         """Solve with objective ``c``; if the holds make it infeasible (round-off: each was met by the previous
@@ -128,22 +130,51 @@ def run_policy(session: Session, model: Model, policy: str, margin: np.ndarray,
 
 
 def _priority(runner: _Stages, model: Model, margin: np.ndarray) -> RunResult | None:
-    """Stage k (every tier but the lowest): maximise the objective of tiers ≤ k, then hold tier k's value.
+    """Stage k (every tier but the lowest): maximise the objective of tiers ≤ k, break ties among its optima by
+    the next stage's objective, then hold the service of each tier-k platform, quarter by quarter (cumulative
+    platform units, by any option).
 
     The lowest tier needs no stage of its own: its stage would be the final margin stage. So one tier is
     exactly the margin policy."""
     ts = tiers(model)
     res = None
     for i, tier in enumerate(ts[:-1]):
-        res = runner.run(priority_objective(model, margin, ts[i + 1:]))
+        c = priority_objective(model, margin, ts[i + 1:])
+        res = runner.run(c)
         if res.status != "optimal":
             return res
-        h = add_priority_hold(runner.session, model, tier, margin, res.x)
+        x = _break_tie(runner, model, margin, ts, i, c, res)
+        h = add_priority_hold(runner.session, model, tier, x)
         runner.hold(h)
         runner.record.append({"stage": f"priority tier {tier.priority}", "platforms": tier.platforms,
-                              "value": None if h is None else h.target,
-                              "rows": [] if h is None else [h.name]})
+                              "value": res.objective, "rows": [] if h is None else h.names})
     return res
+
+
+def _break_tie(runner: _Stages, model: Model, margin: np.ndarray, ts: list, i: int, c: np.ndarray,
+               res: RunResult) -> np.ndarray:
+    """Among stage i's optima (its objective held by a `priority_tie` row), the one best for the next tier's
+    objective: its tier-i service is what gets held. The row is then relaxed (the `priority_hold` rows take
+    over, leaving how the tier is served free). Falls back to the stage's own solution if the tie-break LP
+    fails even with the row loosened like a hold (it meets the row, so only round-off can)."""
+    session = runner.session
+    tie = add_priority_tie(session, ts[i], _pad(c, session.n_cols), res.x)
+    c_next = priority_objective(model, margin, ts[i + 2:])
+    warm = getattr(session, "warm_primal", None)
+    if warm is not None:  # the stage's solution meets the new row: primal simplex starts from a feasible basis
+        warm(True)
+    try:
+        nxt = runner.run(c_next)
+    finally:
+        if warm is not None:
+            warm(False)
+    for tol in HOLD_TOLERANCES[1:]:
+        if nxt.status != "infeasible":
+            break
+        session.set_row_bounds(int(tie.rows[0]), float(tie.targets[0] - tol * tie.scales[0]), np.inf)
+        nxt = runner.run(c_next)
+    session.set_row_bounds(int(tie.rows[0]), -np.inf, np.inf)
+    return nxt.x if nxt.status == "optimal" else res.x
 
 
 def _fair_share(runner: _Stages, model: Model) -> RunResult | None:
@@ -181,7 +212,7 @@ def _fill_progressively(runner: _Stages, model: Model, warm) -> RunResult | None
                 session.set_row_bounds(stage.rows[p], -np.inf, np.inf)  # p leaves the max-min rows
                 h = add_fair_share_hold(session, model, stage, p, min(z, fills[p]))
                 runner.hold(h)
-                names.append(h.name)
+                names.extend(h.names)
                 free.remove(p)
             runner.record.append({"stage": f"fair_share tier {tier.priority} round {rnd}", "value": z,
                                   "platforms": saturated, "saturation": how,
@@ -312,9 +343,10 @@ def check_prices(session: Session, model: Model, sol: Solution, margin: np.ndarr
     n = lp.n_cols
     base = float(margin @ sol.x)
     up_ok = down_ok = np.zeros(len(talk), dtype=bool)
-    ranges = session.bound_ranges() if hasattr(session, "bound_ranges") and sol.row_dual is not None else None
-    if ranges is not None:  # each side ranging vouches for is the dual exactly; only the other is re-solved
-        up_ok, down_ok = _vouched(ranges, talk, ru[talk], sol.row_dual[talk], float(sol.objective or 0.0))
+    vouched = (session.one_unit_vouched(talk) if hasattr(session, "one_unit_vouched") and sol.row_dual is not None
+               else None)
+    if vouched is not None:  # each side the basis vouches for is the dual exactly; only the other is re-solved
+        up_ok, down_ok = vouched
         for r in talk[up_ok & down_ok]:
             out[int(r)] = (float(sol.row_dual[r]), float(sol.row_dual[r]))
     todo = [(int(r), bool(u), bool(d)) for r, u, d in zip(talk, up_ok, down_ok, strict=True) if not (u and d)]
@@ -335,24 +367,6 @@ def check_prices(session: Session, model: Model, sol: Solution, margin: np.ndarr
         session.set_row_bounds(r, rl[r], ru[r])
         out[r] = (values[0] - base, base - values[1])
     return out
-
-
-def _vouched(ranges, rows: np.ndarray, bound: np.ndarray, dual: np.ndarray, objective: float):
-    """Per row and side, whether ranging proves that one unit that way changes the objective by exactly the dual.
-
-    The dual y is a supergradient of the optimal value v at the bound b: v(b + d) ≤ v(b) + y·d. Ranging gives a
-    bound b' at least one unit away and the objective of a feasible basic solution there, a lower bound on
-    v(b'). Where that equals v(b) + y·(b' − b), v is squeezed onto the line between b and b', so
-    v(b ± 1) = v(b) ± y. Ranging alone is not enough: at a degenerate optimum HiGHS reports a zero dual with a
-    range reaching 100 wafers down along which the objective falls by $80 a wafer."""
-    lo, hi, obj_lo, obj_hi = (a[rows] for a in ranges)
-    tol = 1e-9 * max(1.0, abs(objective))
-    with np.errstate(invalid="ignore"):
-        up = (hi >= bound + 1.0) & np.isfinite(hi) & np.isfinite(obj_hi) \
-            & (np.abs(obj_hi - (objective + dual * (hi - bound))) <= tol + 1e-9 * np.abs(dual * (hi - bound)))
-        down = (lo <= bound - 1.0) & np.isfinite(lo) & np.isfinite(obj_lo) \
-            & (np.abs(obj_lo - (objective + dual * (lo - bound))) <= tol + 1e-9 * np.abs(dual * (lo - bound)))
-    return up, down
 
 
 def check_feasibility(lp: LinearProgram, x: np.ndarray, rel_tol: float = 1e-6) -> tuple[float, list[str]]:

@@ -164,16 +164,58 @@ class HighsSession:
             self.h.deleteCols(cols - mark[1], np.arange(mark[1], cols, dtype=np.int32))
             self.n_cols = mark[1]
 
-    def bound_ranges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-        """HiGHS's ranging of every row bound: how far the bound can move down and up with the final basis
-        still primal feasible (``lo``, ``hi``), and the objective of that basic solution there (``obj_lo``,
-        ``obj_hi``); None without a basis."""
-        status, ranging = self.h.getRanging()
-        if status != self._hs.HighsStatus.kOk:
+    def one_unit_vouched(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per row (an upper-bounded capacity row), whether the final basis stays primal feasible with the row's
+        bound one unit higher (``up``) and one unit lower (``down``); None without a basis.
+
+        Where it does, the basis stays optimal (dual feasibility does not depend on bounds), so one unit that way
+        changes the objective by exactly the row's dual (``models/formulation.md``, "When the shadow price is not
+        unique"). A nonbasic row costs one solve with the basis matrix (B d = e_i: the basic variables move by d
+        per unit of the bound, basic rows' activities by −d) and a ratio test on d's nonzeros; a basic row
+        moves nothing: one more unit is free, one less is feasible only with a unit of slack. This asks only
+        the rows the report talks about, where HiGHS's own ranging (``getRanging``) ranges every column's cost
+        and bound too (at 416k columns, 4,410 rows asked: 3.3 s against getRanging's 4.4 s and a 25 s solve)."""
+        hs = self._hs
+        h = self.h
+        if not h.getBasis().valid:
             return None
-        dn, up = ranging.row_bound_dn, ranging.row_bound_up
-        return (np.asarray(dn.value_), np.asarray(up.value_), np.asarray(dn.objective_),
-                np.asarray(up.objective_))
+        n_rows = h.getNumRow()
+        sol = h.getSolution()
+        x, act = np.asarray(sol.col_value), np.asarray(sol.row_value)
+        lp = h.getLp()
+        basic = np.asarray(h.getBasicVariables()[1])
+        is_row = basic < 0
+        pos = np.where(is_row, -basic - 1, basic)
+        val, lo, hi = np.empty(n_rows), np.empty(n_rows), np.empty(n_rows)
+        for sel, v, low, up in ((is_row, act, lp.row_lower_, lp.row_upper_),
+                                (~is_row, x, lp.col_lower_, lp.col_upper_)):
+            val[sel], lo[sel], hi[sel] = v[pos[sel]], np.asarray(low)[pos[sel]], np.asarray(up)[pos[sel]]
+        sign = np.where(is_row, -1.0, 1.0)  # a basic row's activity moves against its logical
+        tol_lo = 1e-9 * np.maximum(1.0, np.abs(np.nan_to_num(lo, neginf=0.0)))
+        tol_hi = 1e-9 * np.maximum(1.0, np.abs(np.nan_to_num(hi, posinf=0.0)))
+        status = h.getBasis().row_status
+        BASIC, UPPER = hs.HighsBasisStatus.kBasic, hs.HighsBasisStatus.kUpper
+        row_up = np.asarray(lp.row_upper_)
+        up = np.zeros(len(rows), dtype=bool)
+        down = np.zeros(len(rows), dtype=bool)
+        e = np.zeros(n_rows)
+        for k, i in enumerate(np.asarray(rows, dtype=np.int64)):
+            st = status[int(i)]
+            if st == BASIC:
+                up[k] = True
+                down[k] = row_up[i] - act[i] >= 1.0
+                continue
+            if st != UPPER:
+                continue
+            e[i] = 1.0
+            d = np.asarray(h.getBasisSolve(e)[1])
+            e[i] = 0.0
+            nz = np.flatnonzero(d)
+            dv = sign[nz] * d[nz]
+            for step, out in ((1.0, up), (-1.0, down)):
+                new = val[nz] + step * dv
+                out[k] = bool(np.all(new >= lo[nz] - tol_lo[nz]) and np.all(new <= hi[nz] + tol_hi[nz]))
+        return up, down
 
     def warm_primal(self, on: bool) -> None:
         """Primal simplex from the current basis (``on``), or back to the session's own method.
