@@ -98,6 +98,8 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
     if not insights:  # the R&D impact sheet is always there: it says why it is empty
         rep.not_computed["rd_impact"] = NOT_REQUESTED
     if not r.solution.has_solution:
+        if insights:
+            rep.not_computed["rd_impact"] = "not computed (the plan has no solution)"
         return r, rep
     rep.pnl = pnl(plan, r.results)
     rep.bottlenecks = bottlenecks(plan, r.results)

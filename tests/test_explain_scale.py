@@ -114,6 +114,15 @@ def test_defaults_explain_a_large_plan(mid):
     assert not rep.not_computed
 
 
+def test_rd_impact_of_a_plan_without_solution_says_so(tmp_path):
+    out = tmp_path / "r.xlsx"
+    res = CliRunner().invoke(main, ["solve", str(EXAMPLE), "-o", str(out), "--set",
+                                    "Platforms[Vera Rubin].min_fill=1"])
+    assert res.exit_code == 1 and "infeasible" in res.output, res.output
+    ws = openpyxl.load_workbook(out, read_only=True)["R&D impact"]
+    assert next(ws.iter_rows(values_only=True))[0] == "R&D impact not computed (the plan has no solution)."
+
+
 def test_rd_impact_not_computed_says_how_to_turn_it_on(tmp_path):
     out = tmp_path / "r.xlsx"
     res = CliRunner().invoke(main, ["solve", str(EXAMPLE), "-o", str(out), "--no-insights"])
