@@ -134,11 +134,17 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
             say(message)
             try:
                 stage()
-            except KeyboardInterrupt:  # keep the plan: this analysis and the ones after it are not computed
+            except (KeyboardInterrupt, Exception) as exc:  # keep the plan: this analysis and those after it
+                from planner.batch import BatchAborted  # are not computed (Ctrl-C, or the cluster went away)
+
+                if not isinstance(exc, KeyboardInterrupt | BatchAborted):
+                    raise
+                why = INTERRUPTED if isinstance(exc, KeyboardInterrupt) else f"not computed ({exc})"
                 for later, _, _ in stages[i:]:
                     setattr(rep, later, None)
-                    rep.not_computed[later] = INTERRUPTED
-                rep.notes.append("Interrupted (Ctrl-C) " + message.split(":")[0].lower() + ": "
+                    rep.not_computed[later] = why
+                head = "Interrupted (Ctrl-C) " if isinstance(exc, KeyboardInterrupt) else f"Stopped ({exc}) "
+                rep.notes.append(head + message.split(":")[0].lower() + ": "
                                  + ", ".join(LABELS[k] for k, _, _ in stages[i:]) + " not computed; the plan's "
                                  "own tables are complete.")
                 break

@@ -465,11 +465,12 @@ def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_
     except KeyboardInterrupt:
         click.echo("interrupted: no report written (an earlier report, if any, is unchanged)", err=True)
         sys.exit(130)
-    left = [k for k, why in rep.not_computed.items() if why.endswith("(interrupted)")]
-    if left:
+    left = [k for k, why in rep.not_computed.items() if why.startswith("not computed (") and "no solution" not in why]
+    if left:  # Ctrl-C or a lost cluster during the analyses: the report has the plan, and says what is missing
         from planner.api import LABELS
 
-        click.echo("interrupted: " + ", ".join(LABELS[k] for k in left) + f" not computed; the plan is in {written}",
+        what = rep.not_computed[left[0]][len("not computed ("):-1]
+        click.echo(f"{what}: " + ", ".join(LABELS[k] for k in left) + f" not computed; the plan is in {written}",
                    err=True)
     summary = {**run.results.summary, "scenario": scenario or "base", "report": str(written)}
     if not as_json and not quiet:

@@ -302,3 +302,24 @@ def test_cancel_stops_a_running_solve():
     R.CANCELLED.clear()
     R.untracked(s)
     assert got and got[0].status != "optimal"
+
+
+def test_a_lost_cluster_during_the_analyses_keeps_the_plan(monkeypatch, tmp_path):
+    """The cluster of --scheduler going away mid-analysis (ClusterLost, a BatchAborted) is handled like Ctrl-C: the
+    report is written with the plan, and the analyses left say why they are missing."""
+    import planner.api as A
+    from planner.batch import BatchAborted
+
+    def lost(*a, **k):
+        raise BatchAborted("lost the connection to the Dask scheduler at tcp://10.0.0.5:8786")
+
+    monkeypatch.setattr(A, "rd_impact", lost)
+    out = tmp_path / "r.xlsx"
+    res = CliRunner().invoke(main, ["solve", str(EXAMPLE), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert ("lost the connection to the Dask scheduler at tcp://10.0.0.5:8786: R&D impact, what would help, "
+            "expansion timing not computed") in res.output
+    wb = openpyxl.load_workbook(out, read_only=True)
+    assert next(wb["R&D impact"].iter_rows(values_only=True))[0] == (
+        "R&D impact not computed (lost the connection to the Dask scheduler at tcp://10.0.0.5:8786).")
+    assert next(wb["ShortfallCauses"].iter_rows(values_only=True))[0] == "platform"  # done before: kept
