@@ -100,7 +100,10 @@ def wrap_lines(text: str, width: float, bold: bool = False) -> int:
     """Lines ``text`` takes when wrapped in a column ``width`` characters wide (conservatively: a few more
     than LibreOffice or Excel need, never fewer)."""
     per_line = max(4, int(width * (CHARS_PER_WIDTH / (1.1 if bold else 1.0))) - 1)
-    return sum(max(1, len(textwrap.wrap(part, per_line, break_long_words=True))) for part in str(text).split("\n"))
+    # a part that fits on one line (and has no tab, which textwrap would expand) is one line: skip textwrap
+    return sum(1 if len(part) <= per_line and "\t" not in part
+               else max(1, len(textwrap.wrap(part, per_line, break_long_words=True)))
+               for part in str(text).split("\n"))
 
 
 def _esc(text: str) -> str:
