@@ -425,9 +425,9 @@ class Book:
         if lines > 1:
             self.row_height(ws, first_row, LINE_PT * lines + 2)
         # Column by column (cell order does not matter to XlsxWriter outside constant_memory): a plain numeric
-        # or text column goes straight to write_number / write_string with its one format, skipping the
-        # per-cell type dispatch of write_cell (a 416k-column plan writes ~700k cells; this halves their cost).
-        # Same cells, same formats: NaN a blank, ±inf the text "inf"/"-inf", anything else through write_cell.
+        # or text column with one format goes through _write_column (see FAST), skipping write_cell's per-cell
+        # type dispatch; per-row formats and wrapped columns go row by row below. Same cells, same formats:
+        # NaN a blank, ±inf the text "inf"/"-inf", anything else through write_cell.
         fast = n and FAST and not self.wb.constant_memory
         slow_cols: list[int] = []
         for j, c in enumerate(cols):
@@ -435,10 +435,11 @@ class Book:
             series = df.iloc[:, j]
             kind = (series.dtype.kind if isinstance(series.dtype, np.dtype)
                     else "O" if pd.api.types.is_string_dtype(series.dtype) else "")
-            if not fast or isinstance(f, list) or c in wrap or kind not in "iufO" or (kind != "O" and f is None):
+            if not fast or isinstance(f, list) or c in wrap or kind not in ("i", "u", "f", "O") or (kind != "O" and f is None):
                 slow_cols.append(j)
                 continue
-            self._write_column(ws, first_row + 1, first_col + j, series.to_numpy(dtype=object if kind == "O" else None).tolist(), f, kind)
+            column = series.to_numpy(dtype=object if kind == "O" else None).tolist()
+            self._write_column(ws, first_row + 1, first_col + j, column, f, kind)
         values = df.iloc[:, slow_cols].to_numpy(dtype=object) if n and slow_cols else []
         wrap_idx = [(k, wrap[cols[j]]) for k, j in enumerate(slow_cols) if cols[j] in wrap]
         for i, rec in enumerate(values):
