@@ -348,6 +348,8 @@ def write_results(rows: list[dict], plot: bool = True) -> None:
         lines += ["", "![time per stage vs LP columns, log-log](scaling.png)"]
         _plot([r for r in rows if r["size"] not in INDEPENDENT], stages)
     old = (HERE / "results.md").read_text() if (HERE / "results.md").exists() else ""
+    if "<!-- notes:begin -->" in old:  # measurements written by hand (one-off comparisons): keep them
+        lines += ["", old[old.index("<!-- notes:begin -->"):old.index("<!-- notes:end -->")] + "<!-- notes:end -->"]
     if "<!-- hedge:begin -->" in old:  # written by benchmarks/hedge.py: keep it
         lines += ["", old[old.index("<!-- hedge:begin -->"):old.index("<!-- hedge:end -->")] + "<!-- hedge:end -->"]
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
