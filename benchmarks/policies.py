@@ -41,7 +41,9 @@ def main(names: list[str]) -> None:
             margin_s = margin_s or solve_s
             rounds = [s.get("saturation") for s in plain.stages if "saturation" in s]
             how = f"{sum(r in ('dual', 'full') for r in rounds)} / {rounds.count('lp')}" if rounds else ""
-            print(f"| {name} | {model.lp.n_cols:,} | {policy} | {len(plain.stages)} | {how} | {solve_s:.1f} | "
+            # each priority stage but the last also solves its tie-break LP (models/formulation.md, "Ties")
+            lps = len(plain.stages) + sum(str(s["stage"]).startswith("priority tier") for s in plain.stages)
+            print(f"| {name} | {model.lp.n_cols:,} | {policy} | {lps} | {how} | {solve_s:.1f} | "
                   f"{solve_s / margin_s:.1f} | {max(0.0, priced_s - solve_s):.1f} | {len(priced.prices):,} |",
                   flush=True)
 

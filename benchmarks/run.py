@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -348,10 +349,11 @@ def write_results(rows: list[dict], plot: bool = True) -> None:
         lines += ["", "![time per stage vs LP columns, log-log](scaling.png)"]
         _plot([r for r in rows if r["size"] not in INDEPENDENT], stages)
     old = (HERE / "results.md").read_text() if (HERE / "results.md").exists() else ""
-    if "<!-- notes:begin -->" in old:  # measurements written by hand (one-off comparisons): keep them
-        lines += ["", old[old.index("<!-- notes:begin -->"):old.index("<!-- notes:end -->")] + "<!-- notes:end -->"]
-    if "<!-- hedge:begin -->" in old:  # written by benchmarks/hedge.py: keep it
-        lines += ["", old[old.index("<!-- hedge:begin -->"):old.index("<!-- hedge:end -->")] + "<!-- hedge:end -->"]
+    # sections other scripts write (hedge.py, policies.py, explain_scale.py …) between <!-- name:begin/end -->
+    for name in re.findall(r"<!-- (\w+):begin -->", old):
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        if end in old:
+            lines += ["", old[old.index(begin):old.index(end)] + end]
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
     print((HERE / "results.md").read_text())
 
