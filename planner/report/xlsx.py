@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xlsxwriter
-from xlsxwriter.worksheet import Worksheet
+from xlsxwriter.utility import xl_rowcol_to_cell_fast
+from xlsxwriter.worksheet import CellNumberTuple, CellStringTuple, Worksheet
 
 from planner import __version__
 from planner.report.outputs import KINDS, set_properties, stamp
@@ -99,12 +100,47 @@ def wrap_lines(text: str, width: float, bold: bool = False) -> int:
     """Lines ``text`` takes when wrapped in a column ``width`` characters wide (conservatively: a few more
     than LibreOffice or Excel need, never fewer)."""
     per_line = max(4, int(width * (CHARS_PER_WIDTH / (1.1 if bold else 1.0))) - 1)
-    return sum(max(1, len(textwrap.wrap(part, per_line, break_long_words=True))) for part in str(text).split("\n"))
+    # a part that fits on one line (and has no tab, which textwrap would expand) is one line: skip textwrap
+    return sum(1 if len(part) <= per_line and "\t" not in part
+               else max(1, len(textwrap.wrap(part, per_line, break_long_words=True)))
+               for part in str(text).split("\n"))
 
 
 def _esc(text: str) -> str:
     """Text for a page header/footer: '&' is a control character there."""
     return str(text).replace("&", "&&")[:80]
+
+
+# Large tables (a 416k-column plan writes ~700k cells) are written through two shortcuts, ``FAST`` switches both off
+# (tests compare the two workbooks cell by cell). Both produce what XlsxWriter's own calls produce, byte for byte
+# in each cell: (1) a plain column (finite numbers, or text under 16,000 characters) is stored straight into the
+# sheet's cell table with its one format, as ``write_number``/``write_string`` store it, without their per-cell
+# argument and bounds checks (done once per column instead); (2) on closing, a number or shared-string cell with a
+# format is serialised by one f-string instead of XlsxWriter's generic attribute loop. They lean on XlsxWriter's
+# cell table (``Worksheet.table``, its cell tuples, ``_write_cell``): ``_FAST_OK`` checks those are there, and
+# without them every cell goes the ordinary way.
+FAST = True
+_FAST_OK = (callable(getattr(Worksheet, "_write_cell", None)) and callable(getattr(Worksheet, "_check_dimensions", None))
+            and CellNumberTuple.__name__ == "Number" and CellStringTuple.__name__ == "String")
+_MAX_FAST_TEXT = 16_000  # longer text may need XlsxWriter's UTF-16 length check and truncation
+
+
+class _FastSheet(Worksheet):
+    """A worksheet that serialises number and shared-string cells with a format in one step (see ``FAST``)."""
+
+    def _write_cell(self, row: int, col: int, cell: Any) -> None:
+        fmt = getattr(cell, "format", None)
+        if fmt is not None and not self.constant_memory:
+            cls = cell.__class__
+            if cls is CellNumberTuple:
+                self.fh.write(f'<c r="{xl_rowcol_to_cell_fast(row, col)}" s="{fmt._get_xf_index()}">'
+                              f"<v>{cell.number:.16G}</v></c>")
+                return
+            if cls is CellStringTuple:
+                self.fh.write(f'<c r="{xl_rowcol_to_cell_fast(row, col)}" s="{fmt._get_xf_index()}" t="s">'
+                              f"<v>{cell.string}</v></c>")
+                return
+        super()._write_cell(row, col, cell)
 
 
 @dataclass
@@ -232,7 +268,7 @@ class Book:
     # ---- sheets --------------------------------------------------------------------------------------------------
     def sheet(self, name: str, about: str = "") -> Worksheet:
         """A new sheet with the page header and footer; ``about`` is its line in the Overview's index."""
-        ws = self.wb.add_worksheet(name[:31])
+        ws = self.wb.add_worksheet(name[:31], worksheet_class=_FastSheet if FAST and _FAST_OK else None)
         ws.set_paper(PAPER_A4)
         ws.set_margins(left=MARGIN_LR, right=MARGIN_LR, top=MARGIN_TB, bottom=MARGIN_TB)
         plan = _esc(self.source) if self.source else "&F"
@@ -286,6 +322,34 @@ class Book:
             self.write_cell(ws, row, col, value.item(), fmt)
         else:
             ws.write_string(row, col, str(value), fmt if fmt is not None else self.text)
+
+    def _write_column(self, ws: Worksheet, first_row: int, col: int, values: list[Any], fmt: Any, kind: str) -> None:
+        """One column of a table: numbers (``kind`` i/u/f, ``fmt`` a cell format) or objects, written as
+        :meth:`write_cell` would write each (a str with ``fmt``, or the house text format), only faster."""
+        text_fmt = fmt if fmt is not None else self.text
+        if (isinstance(ws, _FastSheet) and values and first_row + len(values) <= ws.xls_rowmax
+                and col < ws.xls_colmax and not ws.constant_memory):
+            table, shared, num = ws.table, ws.str_table._get_shared_string_index, kind != "O"
+            for i, v in enumerate(values, start=first_row):
+                t = type(v)
+                if num and ((t is float and v - v == 0.0) or t is int):  # finite (NaN and ±inf fail v - v == 0)
+                    table[i][col] = CellNumberTuple(v, fmt)
+                elif not num and t is str and len(v) <= _MAX_FAST_TEXT:
+                    table[i][col] = CellStringTuple(shared(v), text_fmt)
+                else:
+                    self.write_cell(ws, i, col, v, fmt)
+            ws._check_dimensions(first_row, col)  # what each write_* call records: the used range
+            ws._check_dimensions(first_row + len(values) - 1, col)
+            return
+        write_number, write_string = ws.write_number, ws.write_string
+        for i, v in enumerate(values, start=first_row):
+            t = type(v)
+            if kind != "O" and ((t is float and v - v == 0.0) or t is int):  # finite: NaN, ±inf fail v - v == 0
+                write_number(i, col, v, fmt)
+            elif kind == "O" and t is str:
+                write_string(i, col, v, text_fmt)
+            else:
+                self.write_cell(ws, i, col, v, fmt)
 
     def _auto_fmt(self, values: Sequence[Any]) -> Any:
         nums = [float(v) for v in values if isinstance(v, int | float | np.number) and not isinstance(v, bool)
@@ -360,11 +424,28 @@ class Book:
                 ws.write_comment(first_row, first_col + j, header_comments[c], {"x_scale": 2.2, "y_scale": 1.6})
         if lines > 1:
             self.row_height(ws, first_row, LINE_PT * lines + 2)
-        values = df.to_numpy(dtype=object) if n else []
-        wrap_idx = [(j, wrap[c]) for j, c in enumerate(cols) if c in wrap]
+        # Column by column (cell order does not matter to XlsxWriter outside constant_memory): a plain numeric
+        # or text column with one format goes through _write_column (see FAST), skipping write_cell's per-cell
+        # type dispatch; per-row formats and wrapped columns go row by row below. Same cells, same formats:
+        # NaN a blank, ±inf the text "inf"/"-inf", anything else through write_cell.
+        fast = n and FAST and not self.wb.constant_memory
+        slow_cols: list[int] = []
+        for j, c in enumerate(cols):
+            f = col_fmts[j]
+            series = df.iloc[:, j]
+            kind = (series.dtype.kind if isinstance(series.dtype, np.dtype)
+                    else "O" if pd.api.types.is_string_dtype(series.dtype) else "")
+            if not fast or isinstance(f, list) or c in wrap or kind not in ("i", "u", "f", "O") or (kind != "O" and f is None):
+                slow_cols.append(j)
+                continue
+            column = series.to_numpy(dtype=object if kind == "O" else None).tolist()
+            self._write_column(ws, first_row + 1, first_col + j, column, f, kind)
+        values = df.iloc[:, slow_cols].to_numpy(dtype=object) if n and slow_cols else []
+        wrap_idx = [(k, wrap[cols[j]]) for k, j in enumerate(slow_cols) if cols[j] in wrap]
         for i, rec in enumerate(values):
             r = first_row + 1 + i
-            for j, v in enumerate(rec):
+            for k, v in enumerate(rec):
+                j = slow_cols[k]
                 f = col_fmts[j][i] if isinstance(col_fmts[j], list) else col_fmts[j]
                 if isinstance(v, str) and cols[j] in wrap and (len(v) > wrap[cols[j]] or "\n" in v):
                     f = wrap_fmt
