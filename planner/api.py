@@ -103,51 +103,55 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
         return r, rep
     rep.pnl = pnl(plan, r.results)
     rep.bottlenecks = bottlenecks(plan, r.results)
-    with _runner(r, scheduler, progress is not None) as runner:
-        base = Base(r)
+    solved: dict[str, Results | None] = {}  # a lever "program G one quarter earlier" is an R&D shift
+    live: dict = {}  # the runner and the base plan's basis, once set up (inside the guarded region below)
 
-        solved: dict[str, Results | None] = {}  # a lever "program G one quarter earlier" is an R&D shift
+    def solve_many(plans: list[PlanData], keys: list[str] | None = None) -> list[Results | None]:
+        """R&D shifts and levers: warm from the base basis, together; each variant (by key) solved once."""
+        keys = keys or [f"#{id(p)}" for p in plans]
+        todo = {k: p for k, p in zip(keys, plans, strict=True) if k not in solved}
+        got = live["runner"].map(variant_tasks(live["base"], list(todo.values()), solver, time_limit, method))
+        solved.update(zip(todo, got, strict=True))
+        return [solved[k] for k in keys]
 
-        def solve_many(plans: list[PlanData], keys: list[str] | None = None) -> list[Results | None]:
-            """R&D shifts and levers: warm from the base basis, together; each variant (by key) solved once."""
-            keys = keys or [f"#{id(p)}" for p in plans]
-            todo = {k: p for k, p in zip(keys, plans, strict=True) if k not in solved}
-            got = runner.map(variant_tasks(base, list(todo.values()), solver, time_limit, method))
-            solved.update(zip(todo, got, strict=True))
-            return [solved[k] for k in keys]
+    stages = []
+    if explain:  # first: R&D impact then analyses the programs it names, and the levers reuse those solves
+        stages.append(("causes", "explaining shortfalls",
+                       lambda: setattr(rep, "causes", explain_shortfalls(r, live["runner"]))))
+    if insights and len(plan.programs):
+        stages.append(("rd_impact", "R&D impact: re-solving with each program a quarter earlier and later",
+                       lambda: _rd_impact(rep, plan, r.results, solve_many)))
+    if explain:
+        stages.append(("fixes", "looking for the change that would close each shortfall",
+                       lambda: setattr(rep, "fixes", what_would_close(r, rep.causes, solve_many=solve_many))))
+    if insights and len(r.results.expansions):
+        stages.append(("expansion_timing", "expansions: re-solving with each decision a quarter later",
+                       lambda: setattr(rep, "expansion_timing", expansion_timing(plan, r.results, None,
+                                                                                 solve_many=solve_many))))
+    i = 0
+    try:  # the setup (connecting to the cluster, the base basis on the gated model) is guarded like the stages:
+        if stages:  # Ctrl-C or a cluster gone since the pre-check there must not lose the solved plan either
+            say(stages[0][1])
+            with _runner(r, scheduler, progress is not None) as runner:
+                live["runner"], live["base"] = runner, Base(r)
+                for i, (_key, message, stage) in enumerate(stages):
+                    if i:
+                        say(message)
+                    stage()
+    except (KeyboardInterrupt, Exception) as exc:  # keep the plan: this analysis and those after it
+        from planner.batch import BatchAborted  # are not computed (Ctrl-C, or the cluster went away)
+        from planner.distributed import DistributedError
 
-        stages = []
-        if explain:  # first: R&D impact then analyses the programs it names, and the levers reuse those solves
-            stages.append(("causes", "explaining shortfalls",
-                           lambda: setattr(rep, "causes", explain_shortfalls(r, runner))))
-        if insights and len(plan.programs):
-            stages.append(("rd_impact", "R&D impact: re-solving with each program a quarter earlier and later",
-                           lambda: _rd_impact(rep, plan, r.results, solve_many)))
-        if explain:
-            stages.append(("fixes", "looking for the change that would close each shortfall",
-                           lambda: setattr(rep, "fixes", what_would_close(r, rep.causes, solve_many=solve_many))))
-        if insights and len(r.results.expansions):
-            stages.append(("expansion_timing", "expansions: re-solving with each decision a quarter later",
-                           lambda: setattr(rep, "expansion_timing", expansion_timing(plan, r.results, None,
-                                                                                     solve_many=solve_many))))
-        for i, (_key, message, stage) in enumerate(stages):
-            say(message)
-            try:
-                stage()
-            except (KeyboardInterrupt, Exception) as exc:  # keep the plan: this analysis and those after it
-                from planner.batch import BatchAborted  # are not computed (Ctrl-C, or the cluster went away)
-
-                if not isinstance(exc, KeyboardInterrupt | BatchAborted):
-                    raise
-                why = INTERRUPTED if isinstance(exc, KeyboardInterrupt) else f"not computed ({exc})"
-                for later, _, _ in stages[i:]:
-                    setattr(rep, later, None)
-                    rep.not_computed[later] = why
-                head = "Interrupted (Ctrl-C) " if isinstance(exc, KeyboardInterrupt) else f"Stopped ({exc}) "
-                rep.notes.append(head + message.split(":")[0].lower() + ": "
-                                 + ", ".join(LABELS[k] for k, _, _ in stages[i:]) + " not computed; the plan's "
-                                 "own tables are complete.")
-                break
+        if not isinstance(exc, KeyboardInterrupt | BatchAborted | DistributedError):
+            raise
+        why = INTERRUPTED if isinstance(exc, KeyboardInterrupt) else f"not computed ({exc})"
+        for later, _, _ in stages[i:]:
+            setattr(rep, later, None)
+            rep.not_computed[later] = why
+        head = "Interrupted (Ctrl-C) " if isinstance(exc, KeyboardInterrupt) else f"Stopped ({exc}) "
+        rep.notes.append(head + stages[i][1].split(":")[0].lower() + ": "
+                         + ", ".join(LABELS[k] for k, _, _ in stages[i:]) + " not computed; the plan's "
+                         "own tables are complete.")
     if baseline is not None:
         rep.since = compare(plan, r.results, rep.pnl.by_quarter, rep.causes, baseline)
     return r, rep
