@@ -21,7 +21,6 @@ Gray-code order so each step toggles one family and starts from the previous bas
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
@@ -29,7 +28,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from planner.analysis.resolves import Runner, tracked, untracked
+from planner.analysis.resolves import PlanMemo, Runner, tracked, untracked
 from planner.analysis.results import Results, platform_service
 from planner.exhaustion import out_of_memory
 from planner.io.validate import PlanData
@@ -231,19 +230,12 @@ def extreme_order_masks(n: int) -> list[int]:
     return list(dict.fromkeys(masks))  # n = 1: 'all' and 'f alone' are the same solve
 
 
-_LIFTERS: dict[int, tuple[object, Lifter]] = {}
-_LIFTERS_LOCK = threading.Lock()
+_LIFTERS = PlanMemo()
 
 
 def _lifter_for(plan: PlanData) -> Lifter:
     """One Lifter per plan object in this process (the tasks of one explanation share its model arrays)."""
-    with _LIFTERS_LOCK:
-        hit = _LIFTERS.get(id(plan))
-        if hit is None or hit[0] is not plan:
-            _LIFTERS.clear()
-            hit = (plan, Lifter(plan))
-            _LIFTERS[id(plan)] = hit
-        return hit[1]
+    return _LIFTERS.get(plan, Lifter)
 
 
 def lift_outcome(plan: PlanData, families: tuple[str, ...], start: Basis | None = None, how: int | None = None,
@@ -277,9 +269,7 @@ def _extreme_orders(lifter: Lifter, fams: list[str], base: tuple[np.ndarray, np.
     fab = 1 << fams.index("fab_capacity") if "fab_capacity" in fams else 0
     later = [full & ~(1 << f) for f in range(n) if n > 1 and (1 << f) != fab]
     first = [m for m in masks if m not in later]
-    with _LIFTERS_LOCK:  # the local tasks reuse this lifter's model
-        _LIFTERS.clear()
-        _LIFTERS[id(plan)] = (plan, lifter)
+    _LIFTERS.put(plan, lifter)  # the local tasks reuse this lifter's model
     try:
         tasks = [(lift_outcome, (plan, lifted(m), start, None, m == full)) for m in first]
         got = dict(zip(first, runner.map(tasks, (0, len(masks))), strict=True))
@@ -289,8 +279,7 @@ def _extreme_orders(lifter: Lifter, fams: list[str], base: tuple[np.ndarray, np.
         tasks = [(lift_outcome, (plan, lifted(m), all_basis, 1 if all_basis is not None else None)) for m in later]
         got.update(zip(later, runner.map(tasks, (len(first), len(masks))), strict=True))
     finally:
-        with _LIFTERS_LOCK:  # the model is not kept beyond the explanation
-            _LIFTERS.clear()
+        _LIFTERS.clear()  # the model is not kept beyond the explanation
     values: Outcomes = {0: base}
     for m in masks:
         values[m] = got[m] if got[m] is not None else base

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from planner.analysis.results import Results, _below_tolerance, _clean
+from planner.analysis.results import Results, _clean, service_grid
 from planner.io.validate import PlanData
 from planner.model.build import Model, build_model
 from planner.solve.policy import run_policy
@@ -125,9 +125,7 @@ class Base:
         if getattr(sol, "basis", None) is not None and run.plan.settings.solver == "highs":
             gated = build_model(run.plan, gates_as_bounds=True)
             self.start = gated_basis(run.model, sol.basis, gated)
-            with _BASE_LOCK:  # the local variant tasks embed in this model (expansion delays)
-                _BASE_MODELS.clear()
-                _BASE_MODELS[id(self.plan)] = (self.plan, gated)
+            _BASE_MODELS.put(self.plan, gated)  # the local variant tasks embed in this model (expansion delays)
 
 
 class _Arrays:
@@ -147,19 +145,37 @@ class _Arrays:
         return self.c
 
 
-_BASE_MODELS: dict[int, tuple[PlanData, Model]] = {}
-_BASE_LOCK = threading.Lock()
+class PlanMemo:
+    """One value per plan object in this process, thread-safe: the tasks of one analysis (on threads, or on a
+    cluster worker) share what is built from their plan — its gated model, its lifter — and a task of another
+    plan replaces it (one entry: a worker holds one plan's arrays at a time)."""
+
+    def __init__(self) -> None:
+        self._hit: tuple[PlanData, Any] | None = None
+        self._lock = threading.Lock()
+
+    def get(self, plan: PlanData, make: Callable[[PlanData], Any]) -> Any:
+        with self._lock:
+            if self._hit is None or self._hit[0] is not plan:
+                self._hit = None
+                self._hit = (plan, make(plan))
+            return self._hit[1]
+
+    def put(self, plan: PlanData, value: Any) -> None:
+        with self._lock:
+            self._hit = (plan, value)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._hit = None
+
+
+_BASE_MODELS = PlanMemo()
 
 
 def _base_model(plan: PlanData) -> Model:
     """The base plan's gated model, built once per plan object in this process (thread or cluster worker)."""
-    with _BASE_LOCK:
-        hit = _BASE_MODELS.get(id(plan))
-        if hit is None or hit[0] is not plan:
-            _BASE_MODELS.clear()
-            hit = (plan, build_model(plan, gates_as_bounds=True))
-            _BASE_MODELS[id(plan)] = hit
-        return hit[1]
+    return _BASE_MODELS.get(plan, lambda p: build_model(p, gates_as_bounds=True))
 
 
 def embed(base: Model, variant: Model) -> tuple[_Arrays, np.ndarray] | None:
@@ -270,16 +286,7 @@ def compact(model: Model, x: np.ndarray | None, status: str) -> Results:
         revenue = terms.get("revenue", 0.0)
         cost = sum(terms.get(k, 0.0) for k in ("wafer_cost", "unit_cost", "holding_cost", "expansion_cost"))
         penalty = terms.get("shortfall_penalty", 0.0)
-        served = np.zeros((len(ms.platforms), ms.T))
-        y = model.y
-        np.add.at(served, (y["p"].to_numpy(), y["t"].to_numpy()), _clean(x[y["col"].to_numpy()]))
-        short = np.zeros_like(served)
-        sblock = lp.col_blocks["backlog" if model.settings.backlog else "shortfall"]
-        if sblock.size:
-            sidx = sblock.index
-            p_of = dict(zip(ms.platforms["platform"], ms.platforms["p"], strict=True))
-            short[sidx["platform"].map(p_of).to_numpy(), sidx["t"].to_numpy()] = _clean(x[sblock.positions])
-        served, short = _below_tolerance(ms.demand, served, short, model.settings.backlog)
+        served, short = service_grid(model, x, _clean(x[model.y["col"].to_numpy()]))
         total = float(ms.demand.sum())
         summary.update(objective=revenue - cost - penalty, margin=revenue - cost, revenue=revenue, cost=cost,
                        shortfall_penalty=penalty, fill_rate=float(served.sum() / total) if total > 0 else None)

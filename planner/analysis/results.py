@@ -159,6 +159,22 @@ def _prices(model: Model, sol: Solution, rows: np.ndarray, shadow: np.ndarray):
     return more, less, check
 
 
+def service_grid(model: Model, x: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Served and short platform units per (platform, quarter) of solution ``x``, with differences below the
+    solver's tolerance cleaned (a fully served platform reads fully served). ``units`` are the platform units of
+    the model's served columns (``model.y``'s rows, in order)."""
+    ms, lp = model.sets, model.lp
+    served = np.zeros((len(ms.platforms), ms.T))
+    np.add.at(served, (model.y["p"].to_numpy(), model.y["t"].to_numpy()), units)
+    short = np.zeros_like(served)
+    sblock = lp.col_blocks["backlog" if model.settings.backlog else "shortfall"]
+    if sblock.size:
+        sidx = sblock.index
+        p_of = dict(zip(ms.platforms["platform"], ms.platforms["p"], strict=True))
+        short[sidx["platform"].map(p_of).to_numpy(), sidx["t"].to_numpy()] = _clean(x[sblock.positions])
+    return _below_tolerance(ms.demand, served, short, model.settings.backlog)
+
+
 def extract(model: Model, sol: Solution) -> Results:
     ms = model.sets
     lp = model.lp
@@ -179,15 +195,7 @@ def extract(model: Model, sol: Solution) -> Results:
     allocation = allocation.sort_values(["platform", "period", "option", "product"]).reset_index(drop=True)
 
     # Service
-    served = np.zeros((len(ms.platforms), T))
-    np.add.at(served, (y["p"].to_numpy(), y["t"].to_numpy()), y["platform_units"].to_numpy())
-    short = np.zeros_like(served)
-    sblock = lp.col_blocks["backlog" if model.settings.backlog else "shortfall"]
-    if sblock.size:
-        sidx = sblock.index
-        p_of = dict(zip(ms.platforms["platform"], ms.platforms["p"], strict=True))
-        short[sidx["platform"].map(p_of).to_numpy(), sidx["t"].to_numpy()] = _clean(x[sblock.positions])
-    served, short = _below_tolerance(ms.demand, served, short, model.settings.backlog)
+    served, short = service_grid(model, x, y["platform_units"].to_numpy())
     p_grid, t_grid = np.meshgrid(np.arange(len(ms.platforms)), np.arange(T), indexing="ij")
     svc = pd.DataFrame({"platform": ms.platforms["platform"].to_numpy()[p_grid.ravel()],
                         "period": [periods[t] for t in t_grid.ravel()],
