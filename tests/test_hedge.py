@@ -46,6 +46,18 @@ def slip_rows(values: str = "0,1", probabilities: str = "0.5,0.5") -> pd.DataFra
                           "distribution": "discrete", "op": "add", "values": values, "probabilities": probabilities}])
 
 
+def risk_start_frames(price: float = 10.0, unit_cost: float = 1.0, wafer_cost: float = 20.0, demand: float = 600.0,
+                      development: int = 1) -> dict:
+    """The plan of :func:`risk_start_plan` without its Uncertainty sheet; ``development`` quarters of program R."""
+    return frames(quarters=3, settings={"risk_starts": True},
+                  programs=[{"program": "R", "start_period": "2026Q1", "development_quarters": development,
+                             "qualification_quarters": 0}],
+                  products=[{"program": "R", "cycle_quarters": 1, "price": price, "unit_cost": unit_cost}],
+                  fabs=[{"fab": "F", "node": "n1", "wafers_per_quarter": 100, "wafer_cost": wafer_cost}],
+                  fab_capacity=[{"fab": "F", "node": "n1", "period": "2026Q2", "wafers": 0}],
+                  demand=[{"platform": "X", "period": "2026Q2", "units": demand}])
+
+
 def risk_start_plan(price: float = 10.0, unit_cost: float = 1.0, wafer_cost: float = 20.0, demand: float = 600.0):
     """Program R is ready in quarter 1 (2026Q2) or quarter 2 (2026Q3), probability ½ each; risk starts allowed.
 
@@ -66,13 +78,7 @@ def risk_start_plan(price: float = 10.0, unit_cost: float = 1.0, wafer_cost: flo
     2026Q2 has no capacity, so it starts nothing: EEV = 0, VSS = RP.
     Perfect foresight: A starts D/g wafers (D/g · (g(π − μ) − ω) if positive), B none: WS = ½ max(0, D(π − μ) − ω D/g).
     """
-    f = frames(quarters=3, settings={"risk_starts": True},
-               programs=[{"program": "R", "start_period": "2026Q1", "development_quarters": 1,
-                          "qualification_quarters": 0}],
-               products=[{"program": "R", "cycle_quarters": 1, "price": price, "unit_cost": unit_cost}],
-               fabs=[{"fab": "F", "node": "n1", "wafers_per_quarter": 100, "wafer_cost": wafer_cost}],
-               fab_capacity=[{"fab": "F", "node": "n1", "period": "2026Q2", "wafers": 0}],
-               demand=[{"platform": "X", "period": "2026Q2", "units": demand}])
+    f = risk_start_frames(price, unit_cost, wafer_cost, demand)
     f["Uncertainty"] = slip_rows()
     return plan_from_frames(f)
 
@@ -114,13 +120,7 @@ def test_no_scenario_as_ready_as_the_base():
     """The same closed form when the base plan's program is ready in Q0 and the Uncertainty row slips it by 1 or
     2 quarters (the issue's headline case: every outcome later than the data say). Found by review: the first
     stage was built from the base plan, whose commit window has a start no scenario allows."""
-    fr = frames(quarters=3, settings={"risk_starts": True},
-                programs=[{"program": "R", "start_period": "2026Q1", "development_quarters": 0,
-                           "qualification_quarters": 0}],
-                products=[{"program": "R", "cycle_quarters": 1, "price": 10.0, "unit_cost": 1.0}],
-                fabs=[{"fab": "F", "node": "n1", "wafers_per_quarter": 100, "wafer_cost": 20.0}],
-                fab_capacity=[{"fab": "F", "node": "n1", "period": "2026Q2", "wafers": 0}],
-                demand=[{"platform": "X", "period": "2026Q2", "units": 600.0}])
+    fr = risk_start_frames(development=0)
     fr["Uncertainty"] = slip_rows("1,2")
     s = hedge(plan_from_frames(fr)).summary
     assert s["status"] == "optimal" and s["scenarios"] == 2
@@ -137,13 +137,7 @@ def test_a_draw_that_adds_below_the_column_minimum_is_kept_in_range():
     minimum), not an invalid plan that stops the hedge (found by review). Then R is ready in Q0 or Q1; with risk
     starts a 2026Q1 start lands in 2026Q2 and ships in both, so each scenario starts D/g = 60 wafers and earns
     60·(10·9 − 20) = 4,200, and so does the hedged plan: VSS = EVPI = 0. Monte Carlo draws are kept in range alike."""
-    fr = frames(quarters=3, settings={"risk_starts": True},
-                programs=[{"program": "R", "start_period": "2026Q1", "development_quarters": 1,
-                           "qualification_quarters": 0}],
-                products=[{"program": "R", "cycle_quarters": 1, "price": 10.0, "unit_cost": 1.0}],
-                fabs=[{"fab": "F", "node": "n1", "wafers_per_quarter": 100, "wafer_cost": 20.0}],
-                fab_capacity=[{"fab": "F", "node": "n1", "period": "2026Q2", "wafers": 0}],
-                demand=[{"platform": "X", "period": "2026Q2", "units": 600.0}])
+    fr = risk_start_frames(development=1)
     fr["Uncertainty"] = pd.DataFrame([{"name": "R early", "sheet": "Programs", "key": "R",
                                        "column": "development_quarters", "distribution": "discrete", "op": "add",
                                        "values": "-2,0", "probabilities": "0.5,0.5"}])
@@ -207,13 +201,7 @@ def test_average_plan_that_cannot_be_carried_out_makes_vss_infinite(tmp_path):
     3,500; perfect foresight 60·70 or 50·70: WS = 3,850, EVPI = 350."""
     from planner.report.template import write_input_workbook
 
-    f = frames(quarters=3, settings={"risk_starts": True},
-               programs=[{"program": "R", "start_period": "2026Q1", "development_quarters": 1,
-                          "qualification_quarters": 0}],
-               products=[{"program": "R", "cycle_quarters": 1, "price": 10, "unit_cost": 1}],
-               fabs=[{"fab": "F", "node": "n1", "wafers_per_quarter": 100, "wafer_cost": 20}],
-               fab_capacity=[{"fab": "F", "node": "n1", "period": "2026Q2", "wafers": 0}],
-               demand=[{"platform": "X", "period": "2026Q2", "units": 600}])
+    f = risk_start_frames(development=1)
     f["Uncertainty"] = pd.DataFrame([{"name": "F capacity", "sheet": "Fabs", "key": "F|n1",
                                       "column": "wafers_per_quarter", "distribution": "discrete", "op": "scale",
                                       "values": "1,0.5", "probabilities": "0.5,0.5"}])
