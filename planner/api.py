@@ -69,7 +69,8 @@ def run(plan: PlanData, solver: str | None = None, time_limit: float | None = No
 def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None = None, method: str | None = None,
             insights: bool | None = None, explain: bool | None = None,
             progress: Callable[[str], None] | None = None, scenario: str = "",
-            baseline: Baseline | None = None, scheduler: str | None = None) -> tuple[Run, ReportInput]:
+            baseline: Baseline | None = None, scheduler: str | None = None,
+            prices_later: bool = False) -> tuple[Run, ReportInput]:
     """Solve one plan and run the analyses its report shows; returns the run and the :class:`ReportInput`.
 
     ``insights`` (R&D impact, when to decide each expansion) and ``explain`` (shortfall causes, "what would
@@ -82,6 +83,12 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
 
     Ctrl-C during the analyses keeps the plan: the analysis under way and those after it are reported as "not
     computed (interrupted)" (``ReportInput.not_computed``), never as a part of a table.
+
+    ``prices_later`` (what ``planner solve`` asks): when no analysis re-solves and no baseline follow the solve,
+    the capacity price checks run on a thread of their own and the report is handed over before they end:
+    ``results.capacity``'s price columns and ``bottlenecks`` wait in ``ReportInput.pending``, which
+    :func:`write_report` settles after the sheets that do not need them (``pending.settle()`` does it by hand).
+    Otherwise, and by default, everything is complete on return.
     """
     say = progress or (lambda _msg: None)
     notes: list[str] = []
@@ -90,11 +97,23 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
     elif plan.settings.frozen_quarters > 0:
         notes.append(f"Settings.frozen_quarters is {plan.settings.frozen_quarters}, but no baseline report was given "
                      "(planner solve --baseline LAST-REPORT.xlsx): nothing is frozen.")
-    r = run_plan(plan, solver=solver, time_limit=time_limit, method=method, progress=progress)
-    rep = ReportInput(plan=plan, results=r.results, infeasibility=r.infeasibility, iis=r.iis, scenario=scenario)
-    rep.notes += notes
     insights = True if insights is None else insights
     explain = True if explain is None else explain
+    later = prices_later and baseline is None and not explain and not insights  # nothing re-solves after it
+    r = run_plan(plan, solver=solver, time_limit=time_limit, method=method, progress=progress, prices_later=later)
+    try:
+        return _analyse(r, plan, solver, time_limit, method, insights, explain, say, scenario, notes, baseline,
+                        scheduler, progress)
+    except BaseException:  # Ctrl-C or an error before the report is handed over: stop the price checks
+        r.cancel_prices()
+        raise
+
+
+def _analyse(r: Run, plan: PlanData, solver, time_limit, method, insights: bool, explain: bool, say, scenario: str,
+             notes: list[str], baseline: Baseline | None, scheduler: str | None,
+             progress: Callable[[str], None] | None) -> tuple[Run, ReportInput]:
+    rep = ReportInput(plan=plan, results=r.results, infeasibility=r.infeasibility, iis=r.iis, scenario=scenario)
+    rep.notes += notes
     if not insights:  # the R&D impact sheet is always there: it says why it is empty
         rep.not_computed["rd_impact"] = NOT_REQUESTED
     if not r.solution.has_solution:
@@ -102,6 +121,9 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
             rep.not_computed["rd_impact"] = "not computed (the plan has no solution)"
         return r, rep
     rep.pnl = pnl(plan, r.results)
+    if r.solution.pending_prices is not None:  # the sheets that need the prices are written last
+        rep.pending = _Pending(r, rep)
+        return r, rep
     rep.bottlenecks = bottlenecks(plan, r.results)
     solved: dict[str, Results | None] = {}  # a lever "program G one quarter earlier" is an R&D shift
     live: dict = {}  # the runner and the base plan's basis, once set up (inside the guarded region below)
@@ -155,6 +177,23 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
     if baseline is not None:
         rep.since = compare(plan, r.results, rep.pnl.by_quarter, rep.causes, baseline)
     return r, rep
+
+
+class _Pending:
+    """The report's parts that wait for the capacity price checks running on their own thread."""
+
+    def __init__(self, run: Run, rep: ReportInput):
+        self.run, self.rep = run, rep
+
+    def settle(self) -> None:
+        """Wait for the checks, then complete ``results.capacity`` and the bottlenecks from them."""
+        self.rep.pending = None
+        self.run.settle_prices()
+        self.rep.bottlenecks = bottlenecks(self.rep.plan, self.run.results)
+
+    def cancel(self) -> None:
+        self.rep.pending = None
+        self.run.cancel_prices()
 
 
 def _rd_impact(rep: ReportInput, plan: PlanData, results: Results, solve_many) -> None:

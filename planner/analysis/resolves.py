@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from planner.analysis.results import Results, _clean, service_grid
+from planner.exhaustion import address_space_limited
 from planner.io.validate import PlanData
 from planner.model.build import Model, build_model
 from planner.solve.policy import run_policy
@@ -68,7 +69,7 @@ class Runner:
     limit) the tasks run one after the other on this thread: the same numbers, more time."""
 
     def __init__(self, workers: int | None = None, progress: Callable[[int, int], None] | None = None):
-        self.workers = workers or (1 if _address_space_limited() else max(1, min(4, os.cpu_count() or 1)))
+        self.workers = workers or (1 if address_space_limited() else max(1, min(4, os.cpu_count() or 1)))
         self.progress = progress
 
     def map(self, tasks: Sequence[Task], span: tuple[int, int] | None = None) -> list[Any]:
@@ -143,19 +144,6 @@ class _Arrays:
 
     def objective(self) -> np.ndarray:
         return self.c
-
-
-def _address_space_limited() -> bool:
-    """Whether this process runs under ``ulimit -v``. Then the re-solves stay on the calling thread: a new
-    thread's first HiGHS call makes glibc allocate highspy's thread-local data, and when that allocation fails
-    glibc aborts the whole process ("cannot allocate memory for thread-local data", exit 127, no Python code runs
-    — measured under a 300 MB limit), where on one thread running out of memory is the CLI's one-line error."""
-    try:
-        import resource
-    except ImportError:  # not on Windows
-        return False
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    return soft != resource.RLIM_INFINITY
 
 
 class PlanMemo:
