@@ -220,3 +220,32 @@ def test_real_address_space_limit_never_aborts(tmp_path: Path) -> None:
             assert "out of memory" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
         codes.append(proc.returncode)
     assert 0 in codes, codes  # the window reached a completed run
+
+
+@pytest.mark.parametrize("policy_name", ["priority", "fair_share"])
+def test_same_report_under_policies_with_resolves(tmp_path: Path, monkeypatch, policy_name: str) -> None:
+    """Under the policies the final stage holds the service fixed and the basis vouches for fewer sides, so
+    some are re-solved (warm, on the same session, in the same order): on the thread too the report is the
+    same, cell by cell, and re-solves did run (counted), so this compares their prices, not only the duals."""
+    import dataclasses
+
+    from planner.solve.sessions import HighsSession
+
+    base = _plan(tmp_path, 1)
+    plan = dataclasses.replace(base, settings=dataclasses.replace(base.settings, policy=policy_name))
+    moved = []
+    real = HighsSession.set_row_bounds
+
+    def counting(self, row, lower, upper):
+        moved.append(threading.current_thread().name)
+        return real(self, row, lower, upper)
+
+    monkeypatch.setattr(HighsSession, "set_row_bounds", counting)
+    now, _ = _report(plan, tmp_path / "now.xlsx", later=False)
+    inside = len(moved)
+    later, deferred = _report(plan, tmp_path / "later.xlsx", later=True)
+    on_thread = moved[inside:].count("planner-price-checks")  # the policy's stages move bounds too (main thread)
+    assert deferred and on_thread > 0, "no capacity was re-solved: pick a plan that needs re-solves"
+    assert len(moved) - inside == inside  # the same bound changes, the price checks' now on their thread
+    a, b = _cells(now), _cells(later)
+    assert a["sheets"] == b["sheets"] and a["cells"] == b["cells"]
