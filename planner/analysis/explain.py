@@ -28,7 +28,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from planner.analysis.resolves import PlanMemo, Runner, tracked, untracked
+from planner.analysis.resolves import PlanMemo, Runner, overtime, tracked, untracked
 from planner.analysis.results import Results, platform_service
 from planner.exhaustion import out_of_memory
 from planner.io.validate import PlanData
@@ -52,11 +52,18 @@ MAX_LEVERS = 10
 WARM_LIFTS = {("policy",): 4, ("rd_gate",): 1}
 
 
+class ExplanationFailed(RuntimeError):
+    """A counterfactual re-solve of the explanation ended without an optimum (a time limit, a numerical failure):
+    the Shapley game needs every outcome, so the causes are not computed rather than computed from a stand-in."""
+
+
 class Lifter:
     """One kept HiGHS model of the plan in which each cause family can be lifted and restored."""
 
-    def __init__(self, run):
+    def __init__(self, run, time_limit: float | None = None):
         self.plan = getattr(run, "plan", run)  # a run, or a plan (a lift solved on a worker)
+        # each re-solve obeys the run's time limit (planner solve --time-limit, else Settings.time_limit_s)
+        self.time_limit = time_limit if time_limit is not None else self.plan.settings.time_limit_s
         self.model: Model = build_model(self.plan, gates_as_bounds=True)
         self.ms = self.model.sets
         lp = self.model.lp
@@ -92,7 +99,8 @@ class Lifter:
     def session(self) -> HighsSession:
         """The kept session of the exact path (made on first use: the estimate path solves fresh ones)."""
         if self._session is None:
-            self._session = HighsSession(self.model.lp, method="auto")  # first solve: interior point if large
+            self._session = HighsSession(self.model.lp, method="auto",  # first solve: interior point if large
+                                         time_limit=self.time_limit)
         return self._session
 
     # families present in this plan (others are never a cause, so they stay out of the Shapley game)
@@ -174,7 +182,8 @@ class Lifter:
             how = None  # the policy stages add rows: no basis of the margin LP fits them
         policy = "margin" if "policy" in families else self.policy
         for attempt in (how, None) if how else (None,):
-            session = tracked(HighsSession(self.model.lp, method="simplex" if attempt else "auto"))
+            session = tracked(HighsSession(self.model.lp, method="simplex" if attempt else "auto",
+                                           time_limit=self.time_limit))
             try:
                 cost = self.base_cost.copy()
                 for f in families:
@@ -218,9 +227,17 @@ def _all_subsets(lifter: Lifter, fams: list[str], base: tuple[np.ndarray, np.nda
         f = diff.bit_length() - 1
         lifter.toggle(fams[f], bool(mask & diff))
         out = lifter.outcome()
-        values[mask] = out if out is not None else base
+        if out is None:
+            raise ExplanationFailed(_failed(fams, mask))
+        values[mask] = out
         prev = mask
     return values
+
+
+def _failed(fams: list[str], mask: int) -> str:
+    lifted = ", ".join(f for i, f in enumerate(fams) if mask >> i & 1)
+    return (f"the re-solve with {lifted} lifted ended without an optimum (a time limit or a numerical failure; "
+            "--time-limit, Settings.time_limit_s)")
 
 
 def extreme_order_masks(n: int) -> list[int]:
@@ -233,16 +250,16 @@ def extreme_order_masks(n: int) -> list[int]:
 _LIFTERS = PlanMemo()
 
 
-def _lifter_for(plan: PlanData) -> Lifter:
+def _lifter_for(plan: PlanData, time_limit: float | None = None) -> Lifter:
     """One Lifter per plan object in this process (the tasks of one explanation share its model arrays)."""
-    return _LIFTERS.get(plan, Lifter)
+    return _LIFTERS.get(plan, lambda p: Lifter(p, time_limit))
 
 
 def lift_outcome(plan: PlanData, families: tuple[str, ...], start: Basis | None = None, how: int | None = None,
-                 keep: bool = False):
+                 keep: bool = False, time_limit: float | None = None):
     """A task (local thread or cluster worker): (shortfall, served) of the plan with ``families`` lifted
     (:meth:`Lifter.outcome_with`)."""
-    return _lifter_for(plan).outcome_with(families, start, how, keep)
+    return _lifter_for(plan, time_limit).outcome_with(families, start, how, keep)
 
 
 def _extreme_orders(lifter: Lifter, fams: list[str], base: tuple[np.ndarray, np.ndarray],
@@ -271,18 +288,22 @@ def _extreme_orders(lifter: Lifter, fams: list[str], base: tuple[np.ndarray, np.
     first = [m for m in masks if m not in later]
     _LIFTERS.put(plan, lifter)  # the local tasks reuse this lifter's model
     try:
-        tasks = [(lift_outcome, (plan, lifted(m), start, None, m == full)) for m in first]
+        tl = lifter.time_limit
+        tasks = [(lift_outcome, (plan, lifted(m), start, None, m == full, tl)) for m in first]
         got = dict(zip(first, runner.map(tasks, (0, len(masks))), strict=True))
         all_basis = None
-        if later and full in got:
+        if later and full in got and not overtime(got[full]):
             got[full], all_basis = got[full]
-        tasks = [(lift_outcome, (plan, lifted(m), all_basis, 1 if all_basis is not None else None)) for m in later]
+        tasks = [(lift_outcome, (plan, lifted(m), all_basis, 1 if all_basis is not None else None, False, tl))
+                 for m in later]
         got.update(zip(later, runner.map(tasks, (len(first), len(masks))), strict=True))
     finally:
         _LIFTERS.clear()  # the model is not kept beyond the explanation
     values: Outcomes = {0: base}
     for m in masks:
-        values[m] = got[m] if got[m] is not None else base
+        if got[m] is None or overtime(got[m]):
+            raise ExplanationFailed(_failed(fams, m))
+        values[m] = got[m]
     return values
 
 
@@ -690,12 +711,13 @@ def _names(f: Facts, ps: set[int]) -> str:
     return ";".join(sorted(f.plat[p] for p in ps))
 
 
-def family_shares(run, runner: Runner | None = None) -> tuple[list[str], list[np.ndarray], dict]:
+def family_shares(run, runner: Runner | None = None, time_limit: float | None = None
+                  ) -> tuple[list[str], list[np.ndarray], dict]:
     """The Shapley game: the families present, each one's share of every (platform, quarter) shortfall
     (platform × quarter arrays), and the counterfactual outcomes the attribution reads (``base``: shortfall and
     served of the plan; ``all``: shortfall with every family lifted; ``physical``: with every family but the
     policy lifted; ``policy_alone``: shortfall and served with only the policy lifted, or None)."""
-    lifter = Lifter(run)
+    lifter = Lifter(run, time_limit)
     ms = lifter.ms
     svc = run.results.service
     P, T = len(ms.platforms), ms.T
@@ -722,14 +744,15 @@ def family_shares(run, runner: Runner | None = None) -> tuple[list[str], list[np
     return fams, phi, counter
 
 
-def explain_shortfalls(run, runner: Runner | None = None) -> pd.DataFrame:
+def explain_shortfalls(run, runner: Runner | None = None, time_limit: float | None = None) -> pd.DataFrame:
     """ShortfallCauses rows (contract: platform, period, shortfall, cause, resource, units, competitors,
     explanation) for every (platform, quarter) with a shortfall in the run's solution. ``runner`` runs the
-    estimate's independent re-solves (default: local threads)."""
+    estimate's independent re-solves (default: local threads), each within ``time_limit`` seconds (default:
+    Settings.time_limit_s). Raises :class:`ExplanationFailed` when one of them ends without an optimum."""
     svc = run.results.service
     if not run.solution.has_solution or svc.empty or svc["shortfall"].max() <= TOL:
         return pd.DataFrame(columns=COLUMNS)
-    fams, phi, counter = family_shares(run, runner)
+    fams, phi, counter = family_shares(run, runner, time_limit)
     base_S, base_Y = counter["base"]
     return attribute(run, Facts(run, counter["sets"]), base_S, base_Y, dict(zip(fams, phi, strict=True)), counter)
 
@@ -939,8 +962,10 @@ def what_would_close(run, causes: pd.DataFrame, solve: Callable[[PlanData], Resu
                 if out_of_memory(exc):
                     raise
                 solved.append(None)
+    tried = 0
     for (label, _), r in zip(variants, solved, strict=True):
-        if r is None or r.summary["objective"] is None:
+        tried += not overtime(r)
+        if overtime(r) or r is None or r.summary["objective"] is None:
             continue
         after = r.platform_service().set_index("platform")
         for plat in short_plats:
@@ -955,7 +980,7 @@ def what_would_close(run, causes: pd.DataFrame, solve: Callable[[PlanData], Resu
                              "margin_change": r.summary["margin"] - base_margin,
                              "objective_change": r.summary["objective"] - base_obj})
     if not rows:
-        return pd.DataFrame(columns=cols)
+        return _levers_tried(pd.DataFrame(columns=cols), tried, len(variants))
     df = pd.DataFrame(rows)
     # most units served first, then (backlog) most lateness removed, then the objective; rounded so that float
     # noise between equal levers does not decide
@@ -981,7 +1006,14 @@ def what_would_close(run, causes: pd.DataFrame, solve: Callable[[PlanData], Resu
         return f"{r.change}: {r.platform} {lateness_part}{money_part}"
 
     best["sentence"] = [sentence(r) for r in best.itertuples()]
-    return best[cols].reset_index(drop=True)
+    return _levers_tried(best[cols].reset_index(drop=True), tried, len(variants))
+
+
+def _levers_tried(fixes: pd.DataFrame, tried: int, levers: int) -> pd.DataFrame:
+    """Keeps on the table how many levers were re-solved of those offered: fewer when the analyses' time limit
+    stopped them, and then a platform without a row may still have a lever that helps (the caller says so)."""
+    fixes.attrs["levers"] = (tried, levers)
+    return fixes
 
 
 def cause_moves(results) -> pd.DataFrame:
