@@ -94,7 +94,7 @@ class Runner:
 
     def __init__(self, workers: int | None = None, progress: Callable[[int, int], None] | None = None,
                  deadline: float | None = None):
-        self.workers = workers or (1 if _address_space_limited() else max(1, min(4, os.cpu_count() or 1)))
+        self.workers = workers or (1 if address_space_limited() else max(1, min(4, os.cpu_count() or 1)))
         self.progress = progress
         self.deadline = deadline
 
@@ -185,7 +185,7 @@ class _Arrays:
         return self.c
 
 
-def _address_space_limited() -> bool:
+def address_space_limited() -> bool:
     """Whether this process runs under ``ulimit -v``. Then the re-solves stay on the calling thread: a new
     thread's first HiGHS call makes glibc allocate highspy's thread-local data, and when that allocation fails
     glibc aborts the whole process ("cannot allocate memory for thread-local data", exit 127, no Python code runs
