@@ -99,11 +99,13 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
     Ctrl-C during the analyses keeps the plan: the analysis under way and those after it are reported as "not
     computed (interrupted)" (``ReportInput.not_computed``), never as a part of a table.
 
-    ``analysis_limit`` bounds the wall time of the analyses that follow the shortfall causes (R&D impact, "what
-    would help", expansion timing): seconds, ``"auto"`` (:func:`analysis_limit`: 1.5 × the plan's own build and
-    solve, at least 30 s — what ``planner solve`` uses) or None (no limit). The causes always complete: they are
-    the "why", and a Shapley split cannot be cut short. Re-solves the limit leaves unfinished are said to be
-    "not computed within the analyses' time limit" row by row, and the Overview says how much was computed.
+    ``analysis_limit`` bounds the wall time of the analyses, counted from the end of the base solve: seconds,
+    ``"auto"`` (:func:`analysis_limit_seconds`: 1.5 × the plan's own build and solve, at least 15 s — what
+    ``planner solve`` uses) or None (no limit). The shortfall causes always complete (they are the "why", and a
+    Shapley split cannot be cut short), and so does R&D impact's first program (the one the causes name most);
+    R&D impact's other programs, "what would help" and expansion timing stop at the limit. Re-solves it leaves
+    unfinished are said to be "not computed within the analyses' time limit" row by row, and the Overview says
+    how much was computed.
     """
     say = progress or (lambda _msg: None)
     notes: list[str] = []
@@ -185,7 +187,8 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
                         if i:
                             say(message)
                         live["stage"] = key
-                        live["runner"].deadline = None if key == "causes" else deadline  # the causes always finish
+                        live["runner"].deadline = None if key == "causes" else deadline  # the causes always finish,
+                        live["runner"].at_least = 2 if key == "rd_impact" else 0  # and R&D impact's first program
                         stage()
         except (KeyboardInterrupt, Exception) as exc:  # keep the plan: this analysis and those after it
             from planner.batch import BatchAborted  # are not computed (Ctrl-C, or the cluster went away)
@@ -212,13 +215,13 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
             p.close()
 
 AUTO_LIMIT_FACTOR = 1.5  # the analyses after the causes: at most this × the plan's own build and solve …
-AUTO_LIMIT_FLOOR_S = 30.0  # … and never less than this (plans that solve in seconds get every analysis)
+AUTO_LIMIT_FLOOR_S = 15.0  # … and never less than this (plans that solve in seconds get every analysis)
 
 
 def analysis_limit_seconds(limit: float | str | None, plan_seconds: float) -> float | None:
     """The analyses' time limit in seconds (None: none). ``"auto"`` scales with the plan: 1.5 × its own build and
-    solve, at least 30 s, so that with every analysis on, ``planner solve`` takes about 2.5× the run without
-    them on the largest plans (issue 22) and small plans are never cut."""
+    solve, at least 15 s, so that with every analysis on, ``planner solve`` stays within about 3× the run without
+    them on large plans (issue 22; ``benchmarks/results.md``) while plans solved in seconds get every analysis."""
     if limit is None or limit == "none":
         return None
     if limit == "auto":

@@ -378,9 +378,10 @@ def _echo_summary(rep, out_path: Path | None) -> None:
                    "(pip install 'planner[distributed]'); the base solve stays here.")
 @click.option("--analysis-limit", default="auto", show_default=True, callback=_analysis_limit,
               metavar="auto|none|SECONDS",
-              help="Wall-time limit for R&D impact, \"what would help\" and expansion timing, counted from the "
-                   "end of the base solve (the shortfall causes always finish): auto = 1.5x the plan's own build "
-                   "and solve, at least 30 s; none = no limit. What the limit leaves out is marked in the report.")
+              help="Wall-time limit for the analyses, counted from the end of the base solve: the shortfall "
+                   "causes and R&D impact's first program always finish; R&D impact's other programs, \"what "
+                   "would help\" and expansion timing stop at it. auto = 1.5x the plan's own build and solve, at "
+                   "least 15 s; none = no limit. What the limit leaves out is marked in the report.")
 @FORCE_REPORT
 @click.option("--baseline", type=click.Path(path_type=Path, dir_okay=False), metavar="LAST-REPORT.xlsx",
               help="A previous report of planner solve: compare with it (SinceBaseline sheets, the Overview's first "

@@ -202,6 +202,7 @@ class DaskRunner:
         self.executor = executor
         self.progress = progress
         self.deadline = deadline  # as :class:`planner.analysis.resolves.Runner`'s: unfinished tasks give OVERTIME
+        self.at_least = 0  # … but the first ``at_least`` tasks of a map always run to their end
 
     def map(self, tasks, span=None):
         from planner.analysis.resolves import OVERTIME
@@ -212,7 +213,7 @@ class DaskRunner:
         if not tasks:
             return []
         left = None if self.deadline is None else self.deadline - time.monotonic()
-        if left is not None and left <= 0:
+        if left is not None and left <= 0 and not self.at_least:
             return [OVERTIME] * len(tasks)
         scattered: dict[int, object] = {}
 
@@ -229,6 +230,10 @@ class DaskRunner:
         index = {f.key: i for i, f in enumerate(futures)}
         out: list = [OVERTIME] * len(tasks)
         try:
+            if self.at_least and left is not None:  # those always finish; the deadline holds for the rest
+                for f in futures[:self.at_least]:
+                    f.exception()  # waits for it (its error, if any, is raised below like any other's)
+                left = max(0.05, self.deadline - time.monotonic())
             for done, fut in enumerate(distributed.as_completed(futures, loop=client.loop, timeout=left), 1):
                 try:
                     out[index[fut.key]] = fut.result()

@@ -48,6 +48,10 @@ def test_runner_stops_at_its_deadline_and_keeps_what_finished():
     assert Runner(workers=2, deadline=time.monotonic() - 1).map([(_sleep_then, (1, 0))] * 3) == [OVERTIME] * 3
     assert Runner(workers=1, deadline=time.monotonic() - 1).map([(_sleep_then, (1, 0))] * 2) == [OVERTIME] * 2
     assert Runner(workers=2).map([(_sleep_then, (i, 0)) for i in range(3)]) == [0, 1, 2]  # no deadline: all
+    for workers in (1, 2):  # the first at_least tasks run to their end whatever the deadline
+        r = Runner(workers=workers, deadline=time.monotonic() - 1)
+        r.at_least = 2
+        assert r.map([(_sleep_then, (i, 0.2)) for i in range(4)]) == [0, 1, OVERTIME, OVERTIME]
 
 
 def _lp(n: int, m: int, seed: int = 0) -> LinearProgram:
@@ -94,29 +98,37 @@ def gen():
 
 
 def test_a_limit_passed_leaves_everything_after_the_causes_marked(gen, tmp_path):
-    """A limit of a microsecond: the causes still complete (and add up), R&D impact and "what would help" are
-    'not computed within the analyses' time limit', each bought expansion keeps its decide-by sentence and says the
-    later plan was not computed, and the Overview note's counts are those of the tables."""
+    """A limit of a microsecond: the causes still complete (and add up), and so does R&D impact's first program;
+    the other programs' rows say 'not computed within the analyses' time limit', "what would help" reads only
+    the levers already solved (R&D shifts), each bought expansion keeps its decide-by sentence and says the later
+    plan was not computed, and the Overview note's counts are those of the tables."""
     run, rep = api.analyse(gen, analysis_limit=1e-6)
     assert rep.causes is not None and len(rep.causes)
     per = rep.causes.groupby(["platform", "period"]).agg(units=("units", "sum"), short=("shortfall", "first"))
     assert np.allclose(per["units"], per["short"], rtol=1e-6, atol=1e-3)
-    assert rep.rd_impact is None and rep.not_computed["rd_impact"] == OVERTIME_TEXT
-    assert rep.fixes is None and rep.not_computed["fixes"] == OVERTIME_TEXT
+    rd = rep.rd_impact  # its first program always finishes; the others are marked
+    assert rd is not None and len(rd) == min(len(gen.programs), 8)
+    cut = (rd["detail_earlier"] == OVERTIME_TEXT) & (rd["detail_later"] == OVERTIME_TEXT)
+    assert int((~cut).sum()) == 1 and rd.loc[~cut, ["objective_earlier", "objective_later"]].notna().all().all()
+    assert rd.loc[cut, ["objective_earlier", "objective_later", "margin_earlier", "margin_later"]].isna().all().all()
+    tried, levers = rep.fixes.attrs["levers"] if rep.fixes is not None else (0, None)
+    if rep.fixes is None:  # no lever is an R&D shift already solved
+        assert rep.not_computed["fixes"] == OVERTIME_TEXT
     et = rep.expansion_timing
     assert len(et) and et["objective_if_later"].isna().all()
     assert all(OVERTIME_TEXT in s and "decide by" in s for s in et["sentence"])
     note = next(n for n in rep.notes if n.startswith("The analyses stopped at their time limit"))
-    n_programs = min(len(gen.programs), 8)
-    assert f"R&D impact for 0 of {n_programs} programs" in note
-    m = re.search(r"what would help from 0 of (\d+) levers", note)
-    assert m and int(m.group(1)) > 0
+    assert f"R&D impact for 1 of {len(rd)} programs" in note
+    m = re.search(r"what would help from (\d+) of (\d+) levers", note)
+    assert m and int(m.group(1)) == tried and int(m.group(2)) > int(m.group(1))
     assert f"expansion timing re-solved for 0 of {len(et)} options" in note
     assert "--analysis-limit none" in note
     out = tmp_path / "r.xlsx"
     api.write_report(out, rep)
     wb = openpyxl.load_workbook(out, read_only=True)
-    assert wb["R&D impact"]["A1"].value == f"R&D impact {OVERTIME_TEXT}."
+    ws = wb["R&D impact"]
+    details = [c.value for row in ws.iter_rows() for c in row if c.value == OVERTIME_TEXT]
+    assert len(details) == 2 * int(cut.sum())
     overview = " ".join(str(c.value) for row in wb["Overview"].iter_rows() for c in row if c.value)
     assert "The analyses stopped at their time limit" in overview
 
@@ -128,7 +140,7 @@ def test_no_limit_computes_everything(gen):
     assert not (rep.rd_impact[["detail_earlier", "detail_later"]] == OVERTIME_TEXT).any().any()
     assert rep.expansion_timing["objective_if_later"].notna().all()
     assert not any(n.startswith("The analyses stopped") for n in rep.notes)
-    assert api.analysis_limit_seconds("auto", 0.1) == 30.0 and api.analysis_limit_seconds("auto", 100) == 150.0
+    assert api.analysis_limit_seconds("auto", 0.1) == 15.0 and api.analysis_limit_seconds("auto", 100) == 150.0
     assert api.analysis_limit_seconds(None, 5) is None and api.analysis_limit_seconds(12.5, 5) == 12.5
 
 

@@ -88,8 +88,9 @@ class Runner:
 
     ``deadline`` (a :func:`time.monotonic` instant, settable between maps): from then on no task starts, the
     running solves are cancelled, and every task not finished by then gives :data:`OVERTIME` — the analyses'
-    time limit (``planner solve --analysis-limit``). One after the other, a task under way runs to its end:
-    the deadline is checked between tasks (that path exists for processes that cannot start a thread, where no
+    time limit (``planner solve --analysis-limit``) — except the first ``at_least`` tasks of a map, which always
+    run to their end (R&D impact's first program). One after the other, a task under way runs to its end: the
+    deadline is checked between tasks (that path exists for processes that cannot start a thread, where no
     thread could watch the clock either)."""
 
     def __init__(self, workers: int | None = None, progress: Callable[[int, int], None] | None = None,
@@ -97,9 +98,12 @@ class Runner:
         self.workers = workers or (1 if address_space_limited() else max(1, min(4, os.cpu_count() or 1)))
         self.progress = progress
         self.deadline = deadline
+        self.at_least = 0
 
-    def _left(self) -> float:
-        return float("inf") if self.deadline is None else self.deadline - time.monotonic()
+    def _left(self, first_done: bool = True) -> float:
+        if self.deadline is None or not first_done:
+            return float("inf")
+        return self.deadline - time.monotonic()
 
     def map(self, tasks: Sequence[Task], span: tuple[int, int] | None = None) -> list[Any]:
         """Run ``tasks``; ``span`` = (tasks done before these, tasks in all) when one job is several maps, so
@@ -111,13 +115,13 @@ class Runner:
         self._span = span or (0, len(tasks))
         if self.workers <= 1 or len(tasks) == 1:
             for i, (fn, args) in enumerate(tasks):
-                if self._left() <= 0:
+                if i >= self.at_least and self._left() <= 0:
                     break
                 out[i] = fn(*args)
                 done += 1
                 self._tell(done, len(tasks))
             return out
-        if self._left() <= 0:
+        if self._left(self.at_least == 0) <= 0:
             return out
         pool = ThreadPoolExecutor(max_workers=min(self.workers, len(tasks)))
         try:
@@ -129,8 +133,9 @@ class Runner:
                 pool.shutdown(wait=False, cancel_futures=True)
                 return Runner(1, self.progress).map(tasks, span)
             pending = set(futures)
+            first = {f for f, i in futures.items() if i < self.at_least}
             while pending:
-                left = self._left()
+                left = self._left(not (first & pending))
                 if left <= 0:  # the time limit: stop the running solves, drop the queued; theirs stay OVERTIME
                     cancel_all()
                     pool.shutdown(wait=True, cancel_futures=True)
