@@ -49,11 +49,14 @@ def finish_run(plan: PlanData, model: Model, sol: Solution, timings: dict[str, f
 
 
 def run_plan(plan: PlanData, solver: str | None = None, time_limit: float | None = None,
-             method: str | None = None, progress: Callable[[str], None] | None = None, prices: bool = True) -> Run:
+             method: str | None = None, progress: Callable[[str], None] | None = None, prices: bool = True,
+             before_solve: Callable[[Model], None] | None = None) -> Run:
     """Build, solve, extract and (when infeasible) diagnose one plan; ``progress`` hears each stage.
 
     ``prices``: check the binding capacity rows' shadow prices by ±1 re-solves (the Capacity sheet's
-    ``value_of_one_more`` / ``cost_of_one_less``); re-solves that read only margins and service skip it."""
+    ``value_of_one_more`` / ``cost_of_one_less``); re-solves that read only margins and service skip it.
+    ``before_solve(model)`` is called once the model is built, before the solve (the explanation starts the
+    lifts that need nothing of the solution there: :class:`planner.analysis.explain.Prefetch`)."""
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
     say("building the LP")
@@ -63,6 +66,8 @@ def run_plan(plan: PlanData, solver: str | None = None, time_limit: float | None
         raise ValidationFailed(problems)
     t1 = time.perf_counter()
     size = model.lp.size
+    if before_solve is not None:
+        before_solve(model)
     say(f"solving: {size['columns']:,} columns, {size['rows']:,} rows with {solver or plan.settings.solver}")
     sol = solve_model(model, solver=solver, time_limit=time_limit, method=method, prices=prices)
     t2 = time.perf_counter()
