@@ -73,9 +73,11 @@ STAGE_OF = {"explaining": "causes", "R&D impact": "rd_impact", "looking for": "f
             "solving": "solve", "building": "build"}
 
 
-def timed_analyse(plan, scheduler: str | None = None) -> dict:
-    """``api.analyse`` as ``planner solve`` runs it (defaults), timed stage by stage from its progress messages."""
+def timed_analyse(plan, scheduler: str | None = None, limit="auto") -> dict:
+    """``api.analyse`` as ``planner solve`` runs it (defaults: ``--analysis-limit auto``), timed stage by stage
+    from its progress messages; with what the limit let it compute."""
     from planner import api
+    from planner.analysis.resolves import OVERTIME_TEXT
 
     marks: list[tuple[str, float]] = []
 
@@ -85,9 +87,16 @@ def timed_analyse(plan, scheduler: str | None = None) -> dict:
             marks.append((key, time.perf_counter()))
 
     t0 = time.perf_counter()
-    run, rep = api.analyse(plan, progress=say, scheduler=scheduler)
+    run, rep = api.analyse(plan, progress=say, scheduler=scheduler, analysis_limit=limit)
     end = time.perf_counter()
     out = {"analyse": end - t0}
+    rd = rep.rd_impact
+    out["rd_full"] = (int(((rd["detail_earlier"] != OVERTIME_TEXT) & (rd["detail_later"] != OVERTIME_TEXT)).sum())
+                      if rd is not None else 0)
+    out["rd_asked"] = min(len(plan.programs), 8)
+    out["levers"] = list(rep.fixes.attrs.get("levers", (0, 0))) if rep.fixes is not None else [0, -1]
+    et = rep.expansion_timing
+    out["timing_done"] = [int(et["objective_if_later"].notna().sum()), len(et)] if et is not None else [0, 0]
     for (k, t), nxt in zip(marks, [m[1] for m in marks[1:]] + [end], strict=True):
         out[k] = nxt - t
     out["short_rows"] = len(rep.causes) if rep.causes is not None else 0
@@ -119,6 +128,7 @@ def stages(path: str, cluster: bool) -> dict:
         return orig(self, tasks, span)
 
     R.Runner.map = counting
+    out["limit"] = api.analysis_limit_seconds("auto", out["solve"])
     out.update(timed_analyse(plan))
     R.Runner.map = orig
     out["re_solves"] = count["n"]
@@ -206,6 +216,8 @@ def main() -> None:
     ap.add_argument("--no-e2e", action="store_true")
     ap.add_argument("--no-deviation", action="store_true")
     ap.add_argument("--seeds", type=int, default=12)
+    ap.add_argument("--full", action="store_true", help="also time planner solve --analysis-limit none (every "
+                    "analysis to its end: long on large plans)")
     ap.add_argument("--child", nargs="+")
     a = ap.parse_args()
     if a.child:
@@ -225,6 +237,8 @@ def main() -> None:
             if not a.no_e2e:
                 row["e2e_plain"] = e2e(path, ["--no-explain", "--no-insights"])
                 row["e2e_default"] = e2e(path, [])
+                if a.full:
+                    row["e2e_full"] = e2e(path, ["--analysis-limit", "none"])
                 row["load_e2e"] = os.getloadavg()[0]
             data.setdefault("plans", {})[size] = row
             print(size, json.dumps(row), flush=True)
@@ -261,23 +275,27 @@ def write_md(data: dict) -> None:
              f"Machine: {data['machine']}, shared with other sessions (load average per plan); {data['date']}. "
              "Reproduce: `python benchmarks/explain_scale.py --sizes 100k,issue22,140k,500k --cluster`. Seconds; each plan "
              "in a fresh process. \"solve\" = `run_plan` (build, solve, price checks, extract); the stages are "
-             "`api.analyse` with the defaults, as `planner solve` runs it, timed from its progress messages; "
-             "\"analyses\" = causes + R&D impact + fixes + expansion timing, on local threads; \"e2e\" = "
-             "`planner solve` as a subprocess, process start to report written.", "",
-             "| plan | columns | programs | re-solves | load | solve | HiGHS alone | causes | R&D impact | fixes | "
-             "timing | analyses / solve | e2e plain | e2e default | default / plain | default / HiGHS alone | "
-             "cluster: causes, R&D, fixes |", "|" + "---|" * 17]
+             "`api.analyse` with the defaults, as `planner solve` runs it (`--analysis-limit auto`: \"limit\" "
+             "seconds after the base solve for R&D impact, fixes and expansion timing; the causes always finish), "
+             "timed from its progress messages, on local threads; \"computed\" = what the limit let it finish "
+             "(programs with both shifts / asked, levers re-solved / offered, expansion delays / options); \"e2e\" "
+             "= `planner solve` as a subprocess, process start to report written; \"no limit\" = "
+             "`--analysis-limit none` (with `--full`).", "",
+             "| plan | columns | programs | load | solve | HiGHS alone | limit | causes | R&D impact | fixes | "
+             "timing | computed: R&D programs, levers, expansion delays | e2e plain | e2e default | default / plain | "
+             "default / HiGHS alone | e2e, no limit | cluster: causes, R&D, fixes |", "|" + "---|" * 18]
     for size, r in data.get("plans", {}).items():
-        an = sum(r.get(k, 0.0) for k in ("causes", "rd_impact", "fixes", "timing"))
         cl = (f"{r['causes_cluster']:.1f}, {r.get('rd_impact_cluster', 0):.1f}, {r.get('fixes_cluster', 0):.1f}"
               if "causes_cluster" in r else "–")
-        e2e_p, e2e_d = r.get("e2e_plain"), r.get("e2e_default")
-        lines.append(f"| {size} | {r['columns']:,} | {r['programs']} | {r['re_solves']} | {r['load_before']:.1f} | "
-                     f"{r['solve']:.1f} | {r['highs_alone']:.1f} | {r.get('causes', 0):.1f} | "
-                     f"{r.get('rd_impact', 0):.1f} | {r.get('fixes', 0):.1f} | {r.get('timing', 0):.1f} | "
-                     f"{an / r['solve']:.1f} | "
+        e2e_p, e2e_d, e2e_f = r.get("e2e_plain"), r.get("e2e_default"), r.get("e2e_full")
+        lv, td = r.get("levers", [0, 0]), r.get("timing_done", [0, 0])
+        done = (f"{r.get('rd_full', 0)}/{r.get('rd_asked', 0)}, {lv[0]}/{lv[1] if lv[1] >= 0 else '–'}, "
+                f"{td[0]}/{td[1]}")
+        lines.append(f"| {size} | {r['columns']:,} | {r['programs']} | {r['load_before']:.1f} | "
+                     f"{r['solve']:.1f} | {r['highs_alone']:.1f} | {r.get('limit', 0):.0f} | {r.get('causes', 0):.1f} | "
+                     f"{r.get('rd_impact', 0):.1f} | {r.get('fixes', 0):.1f} | {r.get('timing', 0):.1f} | {done} | "
                      + (f"{e2e_p:.1f} | {e2e_d:.1f} | {e2e_d / e2e_p:.2f} | {e2e_d / r['highs_alone']:.2f} | "
-                        if e2e_p else "– | – | – | – | ") + f"{cl} |")
+                        if e2e_p else "– | – | – | – | ") + (f"{e2e_f:.1f} | " if e2e_f else "– | ") + f"{cl} |")
     dev = data.get("deviation")
     if dev:
         lines += ["", f"Estimate (2n + 1 solves) against the exact Shapley split, row by row (platform, quarter, "

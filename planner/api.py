@@ -15,17 +15,32 @@ The lower steps stay available one by one (``build``, ``solve``, ``results``) fo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from planner.analysis import explain as explain_mod
 from planner.analysis.baseline import compare, freeze
 from planner.analysis.bottlenecks import bottlenecks
 from planner.analysis.expansion_timing import expansion_timing
-from planner.analysis.explain import explain_shortfalls, what_would_close
+from planner.analysis.explain import (
+    EXACT_MAX_COLS,
+    ExplanationFailed,
+    Prefetch,
+    explain_shortfalls,
+    what_would_close,
+)
 from planner.analysis.pnl import pnl
 from planner.analysis.rd_impact import rd_impact
-from planner.analysis.resolves import Base, Runner, variant_tasks
+from planner.analysis.resolves import (
+    OVERTIME_TEXT,
+    Base,
+    Runner,
+    address_space_limited,
+    overtime,
+    variant_tasks,
+)
 from planner.analysis.results import Results, extract
 from planner.io.baseline import Baseline, read_baseline
 from planner.io.load import load_plan, plan_from_frames
@@ -70,7 +85,7 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
             insights: bool | None = None, explain: bool | None = None,
             progress: Callable[[str], None] | None = None, scenario: str = "",
             baseline: Baseline | None = None, scheduler: str | None = None,
-            prices_later: bool = False) -> tuple[Run, ReportInput]:
+            analysis_limit: float | str | None = None, prices_later: bool = False) -> tuple[Run, ReportInput]:
     """Solve one plan and run the analyses its report shows; returns the run and the :class:`ReportInput`.
 
     ``insights`` (R&D impact, when to decide each expansion) and ``explain`` (shortfall causes, "what would
@@ -83,6 +98,14 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
 
     Ctrl-C during the analyses keeps the plan: the analysis under way and those after it are reported as "not
     computed (interrupted)" (``ReportInput.not_computed``), never as a part of a table.
+
+    ``analysis_limit`` bounds the wall time of the analyses, counted from the end of the base solve: seconds,
+    ``"auto"`` (:func:`analysis_limit_seconds`: 1.5 × the plan's own build and solve, at least 15 s — what
+    ``planner solve`` uses) or None (no limit). The shortfall causes always complete (they are the "why", and a
+    Shapley split cannot be cut short), and so does R&D impact's first program (the one the causes name most);
+    R&D impact's other programs, "what would help" and expansion timing stop at the limit. Re-solves it leaves
+    unfinished are said to be "not computed within the analyses' time limit" row by row, and the Overview says
+    how much was computed.
 
     ``prices_later`` (what ``planner solve`` asks): when no analysis re-solves and no baseline follow the solve,
     the capacity price checks run on a thread of their own and the report is handed over before they end:
@@ -99,84 +122,152 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
                      "(planner solve --baseline LAST-REPORT.xlsx): nothing is frozen.")
     insights = True if insights is None else insights
     explain = True if explain is None else explain
-    later = prices_later and baseline is None and not explain and not insights  # nothing re-solves after it
-    r = run_plan(plan, solver=solver, time_limit=time_limit, method=method, progress=progress, prices_later=later)
+    pre: list[Prefetch] = []
+
+    def prefetch(model: Model) -> None:  # the explanation's lifts that need no base solution, during the base solve
+        if explain and explain_mod.PREFETCH and model.lp.n_cols > EXACT_MAX_COLS and not address_space_limited():
+            pre.append(Prefetch(plan, time_limit))
+
+    checks_later = prices_later and baseline is None and not explain and not insights  # nothing re-solves after them
+    t0 = time.monotonic()
+    r: Run | None = None
     try:
-        return _analyse(r, plan, solver, time_limit, method, insights, explain, say, scenario, notes, baseline,
-                        scheduler, progress)
+        r = run_plan(plan, solver=solver, time_limit=time_limit, method=method, progress=progress,
+                     before_solve=prefetch, prices_later=checks_later)
+        limit = analysis_limit_seconds(analysis_limit, time.monotonic() - t0)
+        deadline = None if limit is None else time.monotonic() + limit
+        rep = ReportInput(plan=plan, results=r.results, infeasibility=r.infeasibility, iis=r.iis, scenario=scenario)
+        rep.notes += notes
+        if not insights:  # the R&D impact sheet is always there: it says why it is empty
+            rep.not_computed["rd_impact"] = NOT_REQUESTED
+        if not r.solution.has_solution:
+            if insights:
+                rep.not_computed["rd_impact"] = "not computed (the plan has no solution)"
+            return r, rep
+        rep.pnl = pnl(plan, r.results)
+        if r.solution.pending_prices is not None:  # the sheets that need the prices are written last
+            rep.pending = _Pending(r, rep)
+            return r, rep
+        rep.bottlenecks = bottlenecks(plan, r.results)
+        solved: dict[str, Results | None] = {}  # a lever "program G one quarter earlier" is an R&D shift
+        live: dict = {}  # the runner and the base plan's basis, once set up (inside the guarded region below)
+        cut: dict[str, tuple[int, int]] = {}  # stage → (re-solves the time limit left unfinished, re-solves asked)
+
+        def solve_many(plans: list[PlanData], keys: list[str] | None = None) -> list[Results | None]:
+            """R&D shifts and levers: warm from the base basis, together; each variant (by key) solved once."""
+            keys = keys or [f"#{id(p)}" for p in plans]
+            todo = {k: p for k, p in zip(keys, plans, strict=True) if k not in solved}
+            got = live["runner"].map(variant_tasks(live["base"], list(todo.values()), solver, time_limit, method))
+            solved.update(zip(todo, got, strict=True))
+            out = [solved[k] for k in keys]
+            late = sum(map(overtime, out))
+            if late:
+                was = cut.get(live["stage"], (0, 0))
+                cut[live["stage"]] = (was[0] + late, was[1] + len(out))
+            return out
+
+        def causes() -> None:
+            try:
+                rep.causes = explain_shortfalls(r, live["runner"], time_limit, pre[0] if pre else None)
+            except ExplanationFailed as exc:  # a lift without an optimum: no causes rather than causes from a stand-in
+                rep.causes = None
+                rep.not_computed["causes"] = f"not computed ({exc})"
+                rep.not_computed["fixes"] = "not computed (it starts from the shortfall causes, which were not)"
+
+        stages = []
+        if explain:  # first: R&D impact then analyses the programs it names, and the levers reuse those solves
+            stages.append(("causes", "explaining shortfalls", causes))
+        if insights and len(plan.programs):
+            stages.append(("rd_impact", "R&D impact: re-solving with each program a quarter earlier and later",
+                           lambda: _rd_impact(rep, plan, r.results, solve_many)))
+        if explain:
+            stages.append(("fixes", "looking for the change that would close each shortfall",
+                           lambda: setattr(rep, "fixes", what_would_close(r, rep.causes, solve_many=solve_many)
+                                           if rep.causes is not None else None)))
+        if insights and len(r.results.expansions):
+            stages.append(("expansion_timing", "expansions: re-solving with each decision a quarter later",
+                           lambda: setattr(rep, "expansion_timing", expansion_timing(plan, r.results, None,
+                                                                                     solve_many=solve_many))))
+        i = 0
+        try:  # the setup (connecting to the cluster, the base basis on the gated model) is guarded like the stages:
+            if stages:  # Ctrl-C or a cluster gone since the pre-check there must not lose the solved plan either
+                say(stages[0][1])
+                with _runner(r, scheduler, progress is not None) as runner:
+                    live["runner"], live["base"] = runner, Base(r)
+                    for i, (key, message, stage) in enumerate(stages):
+                        if i:
+                            say(message)
+                        live["stage"] = key
+                        live["runner"].deadline = None if key == "causes" else deadline  # the causes always finish,
+                        live["runner"].at_least = 2 if key == "rd_impact" else 0  # and R&D impact's first program
+                        stage()
+        except (KeyboardInterrupt, Exception) as exc:  # keep the plan: this analysis and those after it
+            from planner.batch import BatchAborted  # are not computed (Ctrl-C, or the cluster went away)
+            from planner.distributed import DistributedError
+
+            if not isinstance(exc, KeyboardInterrupt | BatchAborted | DistributedError):
+                raise
+            why = INTERRUPTED if isinstance(exc, KeyboardInterrupt) else f"not computed ({exc})"
+            for later, _, _ in stages[i:]:
+                setattr(rep, later, None)
+                rep.not_computed[later] = why
+            head = "Interrupted (Ctrl-C) " if isinstance(exc, KeyboardInterrupt) else f"Stopped ({exc}) "
+            rep.notes.append(head + stages[i][1].split(":")[0].lower() + ": "
+                             + ", ".join(LABELS[k] for k, _, _ in stages[i:]) + " not computed; the plan's "
+                             "own tables are complete.")
+        if cut:
+            _say_cut(rep, cut, limit, analysis_limit)
+        if baseline is not None:
+            rep.since = compare(plan, r.results, rep.pnl.by_quarter, rep.causes, baseline)
+        return r, rep
     except BaseException:  # Ctrl-C or an error before the report is handed over: stop the price checks
-        r.cancel_prices()
+        if r is not None:
+            r.cancel_prices()
         raise
+    finally:
+        for p in pre:  # stopped unless the explanation took its lifts (Ctrl-C, no shortfall, no solution)
+            p.close()
+
+AUTO_LIMIT_FACTOR = 1.5  # the analyses after the causes: at most this × the plan's own build and solve …
+AUTO_LIMIT_FLOOR_S = 15.0  # … and never less than this (plans that solve in seconds get every analysis)
 
 
-def _analyse(r: Run, plan: PlanData, solver, time_limit, method, insights: bool, explain: bool, say, scenario: str,
-             notes: list[str], baseline: Baseline | None, scheduler: str | None,
-             progress: Callable[[str], None] | None) -> tuple[Run, ReportInput]:
-    rep = ReportInput(plan=plan, results=r.results, infeasibility=r.infeasibility, iis=r.iis, scenario=scenario)
-    rep.notes += notes
-    if not insights:  # the R&D impact sheet is always there: it says why it is empty
-        rep.not_computed["rd_impact"] = NOT_REQUESTED
-    if not r.solution.has_solution:
-        if insights:
-            rep.not_computed["rd_impact"] = "not computed (the plan has no solution)"
-        return r, rep
-    rep.pnl = pnl(plan, r.results)
-    if r.solution.pending_prices is not None:  # the sheets that need the prices are written last
-        rep.pending = _Pending(r, rep)
-        return r, rep
-    rep.bottlenecks = bottlenecks(plan, r.results)
-    solved: dict[str, Results | None] = {}  # a lever "program G one quarter earlier" is an R&D shift
-    live: dict = {}  # the runner and the base plan's basis, once set up (inside the guarded region below)
+def analysis_limit_seconds(limit: float | str | None, plan_seconds: float) -> float | None:
+    """The analyses' time limit in seconds (None: none). ``"auto"`` scales with the plan: 1.5 × its own build and
+    solve, at least 15 s, so that with every analysis on, ``planner solve`` stays within about 3× the run without
+    them on large plans (issue 22; ``benchmarks/results.md``) while plans solved in seconds get every analysis."""
+    if limit is None or limit == "none":
+        return None
+    if limit == "auto":
+        return max(AUTO_LIMIT_FLOOR_S, AUTO_LIMIT_FACTOR * plan_seconds)
+    return float(limit)
 
-    def solve_many(plans: list[PlanData], keys: list[str] | None = None) -> list[Results | None]:
-        """R&D shifts and levers: warm from the base basis, together; each variant (by key) solved once."""
-        keys = keys or [f"#{id(p)}" for p in plans]
-        todo = {k: p for k, p in zip(keys, plans, strict=True) if k not in solved}
-        got = live["runner"].map(variant_tasks(live["base"], list(todo.values()), solver, time_limit, method))
-        solved.update(zip(todo, got, strict=True))
-        return [solved[k] for k in keys]
 
-    stages = []
-    if explain:  # first: R&D impact then analyses the programs it names, and the levers reuse those solves
-        stages.append(("causes", "explaining shortfalls",
-                       lambda: setattr(rep, "causes", explain_shortfalls(r, live["runner"]))))
-    if insights and len(plan.programs):
-        stages.append(("rd_impact", "R&D impact: re-solving with each program a quarter earlier and later",
-                       lambda: _rd_impact(rep, plan, r.results, solve_many)))
-    if explain:
-        stages.append(("fixes", "looking for the change that would close each shortfall",
-                       lambda: setattr(rep, "fixes", what_would_close(r, rep.causes, solve_many=solve_many))))
-    if insights and len(r.results.expansions):
-        stages.append(("expansion_timing", "expansions: re-solving with each decision a quarter later",
-                       lambda: setattr(rep, "expansion_timing", expansion_timing(plan, r.results, None,
-                                                                                 solve_many=solve_many))))
-    i = 0
-    try:  # the setup (connecting to the cluster, the base basis on the gated model) is guarded like the stages:
-        if stages:  # Ctrl-C or a cluster gone since the pre-check there must not lose the solved plan either
-            say(stages[0][1])
-            with _runner(r, scheduler, progress is not None) as runner:
-                live["runner"], live["base"] = runner, Base(r)
-                for i, (_key, message, stage) in enumerate(stages):
-                    if i:
-                        say(message)
-                    stage()
-    except (KeyboardInterrupt, Exception) as exc:  # keep the plan: this analysis and those after it
-        from planner.batch import BatchAborted  # are not computed (Ctrl-C, or the cluster went away)
-        from planner.distributed import DistributedError
-
-        if not isinstance(exc, KeyboardInterrupt | BatchAborted | DistributedError):
-            raise
-        why = INTERRUPTED if isinstance(exc, KeyboardInterrupt) else f"not computed ({exc})"
-        for later, _, _ in stages[i:]:
-            setattr(rep, later, None)
-            rep.not_computed[later] = why
-        head = "Interrupted (Ctrl-C) " if isinstance(exc, KeyboardInterrupt) else f"Stopped ({exc}) "
-        rep.notes.append(head + stages[i][1].split(":")[0].lower() + ": "
-                         + ", ".join(LABELS[k] for k, _, _ in stages[i:]) + " not computed; the plan's "
-                         "own tables are complete.")
-    if baseline is not None:
-        rep.since = compare(plan, r.results, rep.pnl.by_quarter, rep.causes, baseline)
-    return r, rep
+def _say_cut(rep: ReportInput, cut: dict[str, tuple[int, int]], limit: float | None, asked) -> None:
+    """The Overview's note on what the analyses' time limit left out, and the sheets' "not computed" where a
+    whole analysis was."""
+    how = (f"{limit:.0f} s, 1.5× the plan's own build and solve, at least {AUTO_LIMIT_FLOOR_S:.0f} s"
+           if asked == "auto" else f"{limit:.3g} s")
+    parts = []
+    if "rd_impact" in cut and rep.rd_impact is not None:
+        rd = rep.rd_impact
+        full = int((~rd["detail_earlier"].eq(OVERTIME_TEXT) & ~rd["detail_later"].eq(OVERTIME_TEXT)).sum())
+        parts.append(f"R&D impact for {full} of {len(rd)} programs")
+        if full == 0 and not (rd["detail_earlier"].ne(OVERTIME_TEXT) | rd["detail_later"].ne(OVERTIME_TEXT)).any():
+            rep.rd_impact = None
+            rep.not_computed["rd_impact"] = OVERTIME_TEXT
+    if "fixes" in cut and rep.fixes is not None:
+        tried, levers = rep.fixes.attrs.get("levers", (0, 0))
+        parts.append(f"what would help from {tried} of {levers} levers (a platform without a lever may have one "
+                     "among the others)")
+        if tried == 0:
+            rep.fixes = None
+            rep.not_computed["fixes"] = OVERTIME_TEXT
+    if "expansion_timing" in cut and rep.expansion_timing is not None:
+        late, asked_n = cut["expansion_timing"]
+        parts.append(f"expansion timing re-solved for {asked_n - late} of {asked_n} options")
+    rep.notes.append(f"The analyses stopped at their time limit ({how}): " + "; ".join(parts)
+                     + ". planner solve --analysis-limit none computes them all.")
 
 
 class _Pending:

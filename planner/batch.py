@@ -77,9 +77,12 @@ def compact(name: str, params: dict, run, seconds: float, explain: bool | None =
     if explain is None:  # auto: explain where it costs a fraction of a second
         explain = run.model.lp.n_cols < AUTO_ANALYSIS_MAX_COLS
     if explain and run.solution.has_solution:
-        from planner.analysis.explain import explain_shortfalls
+        from planner.analysis.explain import ExplanationFailed, explain_shortfalls
 
-        out.causes = explain_shortfalls(run)
+        try:
+            out.causes = explain_shortfalls(run)
+        except ExplanationFailed:  # a lift without an optimum: this scenario's causes are not computed (None)
+            out.causes = None
     return out
 
 

@@ -119,6 +119,22 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: float | None) ->
     return value
 
 
+def _analysis_limit(ctx: click.Context, param: click.Parameter, value: str) -> float | str | None:
+    """--analysis-limit: auto, none, or seconds > 0."""
+    import math
+
+    word = value.strip().lower()
+    if word in ("auto", "none"):
+        return None if word == "none" else "auto"
+    try:
+        seconds = float(word)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise click.BadParameter(f"expected auto, none or a number of seconds > 0, found {value!r}")
+    return seconds
+
+
 def _print_problems(problems: list[Problem], as_json: bool = False) -> None:
     if as_json:
         return
@@ -360,14 +376,20 @@ def _echo_summary(rep, out_path: Path | None) -> None:
 @click.option("--scheduler", metavar="tcp://HOST:PORT",
               help="Run the explanation's and R&D impact's re-solves on an existing Dask cluster "
                    "(pip install 'planner[distributed]'); the base solve stays here.")
+@click.option("--analysis-limit", default="auto", show_default=True, callback=_analysis_limit,
+              metavar="auto|none|SECONDS",
+              help="Wall-time limit for the analyses, counted from the end of the base solve: the shortfall "
+                   "causes and R&D impact's first program always finish; R&D impact's other programs, \"what "
+                   "would help\" and expansion timing stop at it. auto = 1.5x the plan's own build and solve, at "
+                   "least 15 s; none = no limit. What the limit leaves out is marked in the report.")
 @FORCE_REPORT
 @click.option("--baseline", type=click.Path(path_type=Path, dir_okay=False), metavar="LAST-REPORT.xlsx",
               help="A previous report of planner solve: compare with it (SinceBaseline sheets, the Overview's first "
                    "sentence) and hold its wafer starts in the first Settings.frozen_quarters quarters.")
 def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple[str, ...], sets: tuple[str, ...],
           all_scenarios: bool, solver: str | None, method: str | None, time_limit: float | None,
-          insights: bool | None, explain_: bool | None, scheduler: str | None, force: bool,
-          baseline: Path | None) -> None:
+          insights: bool | None, explain_: bool | None, scheduler: str | None, analysis_limit: float | str | None,
+          force: bool, baseline: Path | None) -> None:
     """Solve a plan and write the Excel report.
 
     Reads INPUT.xlsx (or a folder of CSV files, one per sheet), allocates wafers, back-end capacity and
@@ -405,7 +427,7 @@ def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple
     for name, p, target in runs:
         code, summary = _solve_and_report(p, name, target, input_path, as_json, solver, method, time_limit,
                                           insights, explain_, quiet=len(runs) > 1, force=force, baseline=base,
-                                          scheduler=scheduler)
+                                          scheduler=scheduler, analysis_limit=analysis_limit)
         worst = max(worst, code)
         summaries.append(summary)
         if len(runs) > 1 and not as_json:
@@ -431,7 +453,8 @@ def _load_baseline(path: Path, as_json: bool):
 
 def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_json: bool, solver, method,
                       time_limit, insights: bool | None, explain: bool | None, quiet: bool = False,
-                      force: bool = False, baseline=None, scheduler: str | None = None) -> tuple[int, dict]:
+                      force: bool = False, baseline=None, scheduler: str | None = None,
+                      analysis_limit: float | str | None = None) -> tuple[int, dict]:
     from planner import api
     from planner.report.writer import write_report
     from planner.solve.sessions import SolverError
@@ -443,7 +466,7 @@ def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_
         # need them
         run, rep = api.analyse(plan, solver=solver, time_limit=time_limit, method=method, insights=insights,
                                explain=explain, progress=say, scenario=scenario, baseline=baseline,
-                               scheduler=scheduler, prices_later=True)
+                               scheduler=scheduler, analysis_limit=analysis_limit, prices_later=True)
         try:
             if say:
                 say(f"writing {out_path}")

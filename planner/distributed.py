@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -197,16 +198,23 @@ class DaskRunner:
     base plan is an argument of every explanation lift). Results come back in the order of the tasks;
     ``progress(done, total)`` hears each one finish. An interrupt cancels what has not finished."""
 
-    def __init__(self, executor: DaskExecutor, progress=None):
+    def __init__(self, executor: DaskExecutor, progress=None, deadline: float | None = None):
         self.executor = executor
         self.progress = progress
+        self.deadline = deadline  # as :class:`planner.analysis.resolves.Runner`'s: unfinished tasks give OVERTIME
+        self.at_least = 0  # … but the first ``at_least`` tasks of a map always run to their end
 
     def map(self, tasks, span=None):
+        from planner.analysis.resolves import OVERTIME
+
         distributed = _import()
         before, total = span or (0, len(tasks))
         client = self.executor.client
         if not tasks:
             return []
+        left = None if self.deadline is None else self.deadline - time.monotonic()
+        if left is not None and left <= 0 and not self.at_least:
+            return [OVERTIME] * len(tasks)
         scattered: dict[int, object] = {}
 
         def ship(a):
@@ -220,9 +228,13 @@ class DaskRunner:
         futures = [client.submit(fn, *[ship(a) for a in args], key=f"planner-resolve-{batch}-{i}", pure=False)
                    for i, (fn, args) in enumerate(tasks)]
         index = {f.key: i for i, f in enumerate(futures)}
-        out: list = [None] * len(tasks)
+        out: list = [OVERTIME] * len(tasks)
         try:
-            for done, fut in enumerate(distributed.as_completed(futures, loop=client.loop), 1):
+            if self.at_least and left is not None:  # those always finish; the deadline holds for the rest
+                for f in futures[:self.at_least]:
+                    f.exception()  # waits for it (its error, if any, is raised below like any other's)
+                left = max(0.05, self.deadline - time.monotonic())
+            for done, fut in enumerate(distributed.as_completed(futures, loop=client.loop, timeout=left), 1):
                 try:
                     out[index[fut.key]] = fut.result()
                 except Exception as exc:
@@ -232,6 +244,8 @@ class DaskRunner:
                     raise
                 if self.progress is not None:
                     self.progress(before + done, total)
+        except TimeoutError:  # the analyses' time limit: what has not finished stays OVERTIME (and is cancelled)
+            pass
         finally:
             with contextlib.suppress(Exception):
                 client.cancel(futures)

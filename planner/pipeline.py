@@ -63,11 +63,13 @@ def finish_run(plan: PlanData, model: Model, sol: Solution, timings: dict[str, f
 
 def run_plan(plan: PlanData, solver: str | None = None, time_limit: float | None = None,
              method: str | None = None, progress: Callable[[str], None] | None = None, prices: bool = True,
-             prices_later: bool = False) -> Run:
+             before_solve: Callable[[Model], None] | None = None, prices_later: bool = False) -> Run:
     """Build, solve, extract and (when infeasible) diagnose one plan; ``progress`` hears each stage.
 
     ``prices``: check the binding capacity rows' shadow prices by ±1 re-solves (the Capacity sheet's
     ``value_of_one_more`` / ``cost_of_one_less``); re-solves that read only margins and service skip it.
+    ``before_solve(model)`` is called once the model is built, before the solve (the explanation starts the
+    lifts that need nothing of the solution there: :class:`planner.analysis.explain.Prefetch`).
     ``prices_later``: the checks run on a thread of their own while the caller goes on (extract, the report's
     other sheets); ``Run.settle_prices`` waits for them and completes ``results.capacity``."""
     say = progress or (lambda _msg: None)
@@ -79,6 +81,8 @@ def run_plan(plan: PlanData, solver: str | None = None, time_limit: float | None
         raise ValidationFailed(problems)
     t1 = time.perf_counter()
     size = model.lp.size
+    if before_solve is not None:
+        before_solve(model)
     say(f"solving: {size['columns']:,} columns, {size['rows']:,} rows with {solver or plan.settings.solver}")
     sol = solve_model(model, solver=solver, time_limit=time_limit, method=method, prices=prices,
                       prices_later=prices_later)

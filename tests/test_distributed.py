@@ -145,3 +145,23 @@ def test_hedge_recourse_on_the_cluster_equals_local(cluster, example, tmp_path):
                                   "--scheduler", address, "--quiet", "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert "evaluated in every scenario" in r.output and out.exists()
+
+
+def test_dask_runner_stops_at_the_analyses_time_limit(cluster):
+    """The analyses' time limit on the cluster, as on local threads: tasks unfinished at the deadline give
+    OVERTIME, the first ``at_least`` always finish, finished ones keep their own result and order."""
+    from planner.analysis.resolves import OVERTIME
+    from planner.distributed import DaskExecutor, DaskRunner
+
+    address, _ = cluster
+    ex = DaskExecutor(address)
+    try:
+        r = DaskRunner(ex, deadline=time.monotonic() + 1.5)
+        out = r.map([(time.sleep, (s,)) for s in (0.1, 0.1, 4.0, 4.0)])  # cancelled, they still run out there
+        assert out[:2] == [None, None] and out[2:] == [OVERTIME, OVERTIME]
+        r = DaskRunner(ex, deadline=time.monotonic() - 1)
+        assert r.map([(abs, (-3,))]) == [OVERTIME]
+        r.at_least = 1  # past the deadline, the first task still runs (where Dask puts the second is its choice:
+        assert r.map([(abs, (-3,)), (time.sleep, (3.0,))])[0] == 3  # behind the first, it may well be done too)
+    finally:
+        ex.close()

@@ -323,3 +323,62 @@ def test_a_lost_cluster_during_the_analyses_keeps_the_plan(monkeypatch, tmp_path
     assert next(wb["R&D impact"].iter_rows(values_only=True))[0] == (
         "R&D impact not computed (lost the connection to the Dask scheduler at tcp://10.0.0.5:8786).")
     assert next(wb["ShortfallCauses"].iter_rows(values_only=True))[0] == "platform"  # done before: kept
+
+
+def test_prefetched_lifts_give_the_same_causes(monkeypatch):
+    """The first-round lifts solved during the base solve (explain.Prefetch) are the same LPs as those the
+    explanation would solve after it: the causes are identical, row for row, with and without the prefetch, and
+    the prefetch did solve some of them (the 'all lifted' one first)."""
+    from planner.analysis import explain
+
+    plan = plan_from_frames(generate_frames(60, 60, 10, 14, seed=3))
+    seen = []
+    real = explain.Prefetch._run
+
+    def spy(self):
+        real(self)
+        seen.append(sorted(self.done))
+
+    monkeypatch.setattr(explain.Prefetch, "_run", spy)
+    _, with_pf = api.analyse(plan, insights=False)
+    monkeypatch.setattr(explain, "PREFETCH", False)
+    run, without = api.analyse(plan, insights=False)
+    assert run.model.lp.n_cols > explain.EXACT_MAX_COLS
+    assert len(seen) == 1 and seen[0], "the prefetch solved nothing: pick a plan whose base solve takes longer"
+    fams = tuple(explain.Lifter(plan).families())
+    assert len(fams) > explain.EXACT_MAX_FAMILIES and fams in seen[0]
+    assert len(with_pf.causes) and with_pf.causes.equals(without.causes)
+
+
+def test_prefetch_stops_with_the_analysis(monkeypatch):
+    """A plan without shortfall, and Ctrl-C during the base solve: the prefetch thread is stopped and gone when
+    api.analyse returns or raises (no solve left running behind the analyst's back)."""
+    import threading
+
+    from planner.analysis import explain
+
+    def alive() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name == "planner-prefetch"]
+
+    started = []
+    real = explain.Prefetch.__init__
+
+    def mark(self, *a, **k):
+        real(self, *a, **k)
+        started.append(self)
+
+    monkeypatch.setattr(explain.Prefetch, "__init__", mark)
+    frames = generate_frames(60, 60, 10, 14, seed=3)
+    frames["Demand"]["units"] = 0.0  # nothing demanded: no shortfall, nothing to explain
+    run, rep = api.analyse(plan_from_frames(frames), insights=False)
+    assert run.results.service["shortfall"].sum() <= 1e-6 and rep.causes is not None and rep.causes.empty
+    assert len(started) == 1 and alive() == []
+
+    def interrupted(*a, **k):
+        time.sleep(0.2)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("planner.pipeline.solve_model", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        api.analyse(plan_from_frames(generate_frames(60, 60, 10, 14, seed=3)), insights=False)
+    assert len(started) == 2 and alive() == []

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from planner.analysis.resolves import OVERTIME_TEXT, overtime
 from planner.analysis.results import Results
 from planner.io.validate import PlanData
 from planner.periods import index_label, period_index
@@ -88,6 +89,9 @@ def expansion_timing(plan: PlanData, res: Results, solve: Callable[[PlanData], R
     keys = [f"expansion row {rec['row']} from {q}" for rec, q, _ in later]
     solved = solve_many(plans, keys) if solve_many is not None else [solve(p) for p in plans]
     for (rec, q, _), r in zip(later, solved, strict=True):
+        if overtime(r):
+            rec["sentence"] += f"; deciding in {index_label(q, first)} instead: {OVERTIME_TEXT}"
+            continue
         if r is not None and r.summary["objective"] is not None:
             rec["objective_if_later"] = r.summary["objective"] - base_obj
             rec["margin_if_later"] = (r.summary["revenue"] - r.summary["cost"]) - base_margin

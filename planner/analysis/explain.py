@@ -28,7 +28,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from planner.analysis.resolves import PlanMemo, Runner, tracked, untracked
+from planner.analysis.resolves import PlanMemo, Runner, overtime, tracked, untracked
 from planner.analysis.results import Results, platform_service
 from planner.exhaustion import out_of_memory
 from planner.io.validate import PlanData
@@ -50,13 +50,21 @@ MAX_LEVERS = 10
 # lifts solved from the base plan's optimal basis, and how (HiGHS simplex_strategy: 1 dual, 4 primal); measured
 # at 86k columns against interior point from scratch (models/explain.md, "What it costs")
 WARM_LIFTS = {("policy",): 4, ("rd_gate",): 1}
+PREFETCH = True  # the first-round lifts during the base solve (:class:`Prefetch`); off: benchmarks compare
+
+
+class ExplanationFailed(RuntimeError):
+    """A counterfactual re-solve of the explanation ended without an optimum (a time limit, a numerical failure):
+    the Shapley game needs every outcome, so the causes are not computed rather than computed from a stand-in."""
 
 
 class Lifter:
     """One kept HiGHS model of the plan in which each cause family can be lifted and restored."""
 
-    def __init__(self, run):
+    def __init__(self, run, time_limit: float | None = None):
         self.plan = getattr(run, "plan", run)  # a run, or a plan (a lift solved on a worker)
+        # each re-solve obeys the run's time limit (planner solve --time-limit, else Settings.time_limit_s)
+        self.time_limit = time_limit if time_limit is not None else self.plan.settings.time_limit_s
         self.model: Model = build_model(self.plan, gates_as_bounds=True)
         self.ms = self.model.sets
         lp = self.model.lp
@@ -92,7 +100,8 @@ class Lifter:
     def session(self) -> HighsSession:
         """The kept session of the exact path (made on first use: the estimate path solves fresh ones)."""
         if self._session is None:
-            self._session = HighsSession(self.model.lp, method="auto")  # first solve: interior point if large
+            self._session = HighsSession(self.model.lp, method="auto",  # first solve: interior point if large
+                                         time_limit=self.time_limit)
         return self._session
 
     # families present in this plan (others are never a cause, so they stay out of the Shapley game)
@@ -174,7 +183,8 @@ class Lifter:
             how = None  # the policy stages add rows: no basis of the margin LP fits them
         policy = "margin" if "policy" in families else self.policy
         for attempt in (how, None) if how else (None,):
-            session = tracked(HighsSession(self.model.lp, method="simplex" if attempt else "auto"))
+            session = tracked(HighsSession(self.model.lp, method="simplex" if attempt else "auto",
+                                           time_limit=self.time_limit))
             try:
                 cost = self.base_cost.copy()
                 for f in families:
@@ -218,9 +228,17 @@ def _all_subsets(lifter: Lifter, fams: list[str], base: tuple[np.ndarray, np.nda
         f = diff.bit_length() - 1
         lifter.toggle(fams[f], bool(mask & diff))
         out = lifter.outcome()
-        values[mask] = out if out is not None else base
+        if out is None:
+            raise ExplanationFailed(_failed(fams, mask))
+        values[mask] = out
         prev = mask
     return values
+
+
+def _failed(fams: list[str], mask: int) -> str:
+    lifted = ", ".join(f for i, f in enumerate(fams) if mask >> i & 1)
+    return (f"the re-solve with {lifted} lifted ended without an optimum (a time limit or a numerical failure; "
+            "--time-limit, Settings.time_limit_s)")
 
 
 def extreme_order_masks(n: int) -> list[int]:
@@ -233,20 +251,117 @@ def extreme_order_masks(n: int) -> list[int]:
 _LIFTERS = PlanMemo()
 
 
-def _lifter_for(plan: PlanData) -> Lifter:
+def _lifter_for(plan: PlanData, time_limit: float | None = None) -> Lifter:
     """One Lifter per plan object in this process (the tasks of one explanation share its model arrays)."""
-    return _LIFTERS.get(plan, Lifter)
+    return _LIFTERS.get(plan, lambda p: Lifter(p, time_limit))
 
 
 def lift_outcome(plan: PlanData, families: tuple[str, ...], start: Basis | None = None, how: int | None = None,
-                 keep: bool = False):
+                 keep: bool = False, time_limit: float | None = None):
     """A task (local thread or cluster worker): (shortfall, served) of the plan with ``families`` lifted
     (:meth:`Lifter.outcome_with`)."""
-    return _lifter_for(plan).outcome_with(families, start, how, keep)
+    return _lifter_for(plan, time_limit).outcome_with(families, start, how, keep)
+
+
+def _estimated(lifter: Lifter) -> bool:
+    """The estimate path (2n + 1 independent lifts) rather than the exact one (2ⁿ on one kept model)."""
+    return len(lifter.families()) > EXACT_MAX_FAMILIES and lifter.model.lp.n_cols > EXACT_MAX_COLS
+
+
+def _first_round(lifter: Lifter, fams: list[str]) -> tuple[list[int], list[int]]:
+    """The estimate's masks in two rounds: first each family alone, all, and all but fab capacity; then the other
+    "all but one", which start from the all-lifted optimum (see :func:`_extreme_orders`)."""
+    n = len(fams)
+    full = (1 << n) - 1
+    fab = 1 << fams.index("fab_capacity") if "fab_capacity" in fams else 0
+    later = [full & ~(1 << f) for f in range(n) if n > 1 and (1 << f) != fab]
+    return [m for m in extreme_order_masks(n) if m not in later], later
+
+
+class Prefetch:
+    """The explanation's lifts that need nothing of the base solution, solved while the base plan is solved.
+
+    HiGHS's interior point runs on one core; the estimate's first-round lifts — each family alone, all, all but
+    fab capacity — are independent of the base solve (only the lifts that start from the base basis,
+    ``WARM_LIFTS``, are not), so one thread solves them meanwhile, in the order that helps most: all first (its
+    basis starts the second round), then the lifts measured slowest. :func:`_extreme_orders` takes what is done and
+    the one under way, and runs the rest. Never started where a new thread could not call HiGHS safely (an
+    address-space limit), nor for plans on the exact path; :meth:`close` stops it (Ctrl-C, no shortfall)."""
+
+    ORDER = ("yield_ramp", "backend_capacity", "fab_capacity", "frozen_zone", "rd_gate", "policy")
+
+    def __init__(self, plan: PlanData, time_limit: float | None = None):
+        import threading
+
+        self.plan = plan
+        self.lifter: Lifter | None = None
+        self.done: dict[tuple[str, ...], object] = {}
+        self.current: tuple[str, ...] | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._time_limit = time_limit
+        self._thread = threading.Thread(target=self._run, name="planner-prefetch", daemon=True)
+        self._thread.start()
+
+    def _plan_masks(self, lifter: Lifter) -> list[tuple[str, ...]]:
+        fams = lifter.families()
+        n = len(fams)
+        full = (1 << n) - 1
+        first, _ = _first_round(lifter, fams)
+        warm = lifter.policy == "margin"  # these start from the base basis, which does not exist yet
+        sets = [tuple(fams[f] for f in range(n) if m >> f & 1) for m in first]
+        sets = [t for t in sets if not (warm and t in WARM_LIFTS)]
+        rank = {f: i for i, f in enumerate(self.ORDER)}
+        all_ = tuple(fams[f] for f in range(n) if full >> f & 1)
+
+        def order(t: tuple[str, ...]) -> tuple[int, int]:  # all, then the single lifts slowest first, then the rest
+            return (0, 0) if t == all_ else (1, rank.get(t[0], 9)) if len(t) == 1 else (2, -len(t))
+
+        return sorted(sets, key=order)
+
+    def _run(self) -> None:
+        try:
+            lifter = Lifter(self.plan, self._time_limit)
+            self.lifter = lifter
+            if not _estimated(lifter):
+                return
+            for fams in self._plan_masks(lifter):
+                with self._lock:
+                    if self._stop.is_set():
+                        return
+                    self.current = fams
+                out = lifter.outcome_with(fams, None, None, keep=fams == tuple(lifter.families()))
+                with self._lock:
+                    self.done[fams] = out
+                    self.current = None
+        except Exception as exc:  # noqa: BLE001 - the explanation solves the lift itself; a lack of memory is said
+            self.error = exc  # there, by the same lift
+
+    def take(self) -> tuple[Lifter | None, dict[tuple[str, ...], object], tuple[str, ...] | None]:
+        """Stop starting lifts; the lifter, the finished lifts and the one under way (whose result :meth:`wait`
+        gives)."""
+        with self._lock:
+            self._stop.set()
+            return self.lifter, dict(self.done), self.current
+
+    def wait(self) -> dict[tuple[str, ...], object]:
+        self._thread.join()
+        return dict(self.done)
+
+    def close(self) -> None:
+        """Stop now (its solve is cancelled; nothing it computed is used)."""
+        from planner.analysis.resolves import CANCELLED, cancel_all
+
+        self._stop.set()
+        if self._thread.is_alive():
+            cancel_all()
+            self._thread.join()
+            CANCELLED.clear()
 
 
 def _extreme_orders(lifter: Lifter, fams: list[str], base: tuple[np.ndarray, np.ndarray],
-                    runner: Runner | None = None, start: Basis | None = None) -> Outcomes:
+                    runner: Runner | None = None, start: Basis | None = None,
+                    prefetched: tuple[dict, tuple[str, ...] | None, Prefetch] | None = None) -> Outcomes:
     """Outcome with each family lifted alone, with all lifted, and with all but one lifted (2n + 1 solves).
 
     The solves are independent tasks of the ``runner``: separate HiGHS instances on a thread pool by default
@@ -266,23 +381,33 @@ def _extreme_orders(lifter: Lifter, fams: list[str], base: tuple[np.ndarray, np.
     # "all but f" restores f on the all-lifted plan: dual simplex from the all-lifted optimum (measured 5-20x
     # faster than interior point from scratch), except when f is fab capacity (the restored rows move the
     # optimum far: interior point). So: first each alone, all, and all but fab; then the other "all but one".
-    fab = 1 << fams.index("fab_capacity") if "fab_capacity" in fams else 0
-    later = [full & ~(1 << f) for f in range(n) if n > 1 and (1 << f) != fab]
-    first = [m for m in masks if m not in later]
+    first, later = _first_round(lifter, fams)
+    done, running, pre = prefetched or ({}, None, None)
     _LIFTERS.put(plan, lifter)  # the local tasks reuse this lifter's model
     try:
-        tasks = [(lift_outcome, (plan, lifted(m), start, None, m == full)) for m in first]
-        got = dict(zip(first, runner.map(tasks, (0, len(masks))), strict=True))
+        tl = lifter.time_limit
+        todo = [m for m in first if lifted(m) not in done and lifted(m) != running]
+        tasks = [(lift_outcome, (plan, lifted(m), start, None, m == full, tl)) for m in todo]
+        got = dict(zip(todo, runner.map(tasks, (len(first) - len(todo), len(masks))), strict=True))
+        if pre is not None:  # the lift the prefetch thread had under way, and those it finished
+            done = pre.wait()
+        missing = [m for m in first if m not in got and lifted(m) not in done]  # the prefetch failed on them
+        got.update(zip(missing, runner.map([(lift_outcome, (plan, lifted(m), start, None, m == full, tl))
+                                            for m in missing]), strict=True))
+        got.update({m: done[lifted(m)] for m in first if m not in got})
         all_basis = None
-        if later and full in got:
+        if later and full in got and not overtime(got[full]):
             got[full], all_basis = got[full]
-        tasks = [(lift_outcome, (plan, lifted(m), all_basis, 1 if all_basis is not None else None)) for m in later]
+        tasks = [(lift_outcome, (plan, lifted(m), all_basis, 1 if all_basis is not None else None, False, tl))
+                 for m in later]
         got.update(zip(later, runner.map(tasks, (len(first), len(masks))), strict=True))
     finally:
         _LIFTERS.clear()  # the model is not kept beyond the explanation
     values: Outcomes = {0: base}
     for m in masks:
-        values[m] = got[m] if got[m] is not None else base
+        if got[m] is None or overtime(got[m]):
+            raise ExplanationFailed(_failed(fams, m))
+        values[m] = got[m]
     return values
 
 
@@ -690,12 +815,18 @@ def _names(f: Facts, ps: set[int]) -> str:
     return ";".join(sorted(f.plat[p] for p in ps))
 
 
-def family_shares(run, runner: Runner | None = None) -> tuple[list[str], list[np.ndarray], dict]:
+def family_shares(run, runner: Runner | None = None, time_limit: float | None = None,
+                  prefetch: Prefetch | None = None) -> tuple[list[str], list[np.ndarray], dict]:
     """The Shapley game: the families present, each one's share of every (platform, quarter) shortfall
     (platform × quarter arrays), and the counterfactual outcomes the attribution reads (``base``: shortfall and
     served of the plan; ``all``: shortfall with every family lifted; ``physical``: with every family but the
     policy lifted; ``policy_alone``: shortfall and served with only the policy lifted, or None)."""
-    lifter = Lifter(run)
+    lifter, done, running = prefetch.take() if prefetch is not None else (None, {}, None)
+    if lifter is None:  # no prefetch, or it had not built its model yet: it stops, and this one is built here
+        if prefetch is not None:
+            prefetch.close()
+            prefetch = None
+        lifter = Lifter(run, time_limit)
     ms = lifter.ms
     svc = run.results.service
     P, T = len(ms.platforms), ms.T
@@ -707,12 +838,13 @@ def family_shares(run, runner: Runner | None = None) -> tuple[list[str], list[np
     base_Y[pi, ti] = svc["served"].to_numpy()
     fams = lifter.families()
     n = len(fams)
-    exact = n <= EXACT_MAX_FAMILIES or lifter.model.lp.n_cols <= EXACT_MAX_COLS
+    exact = not _estimated(lifter)
     if exact:
         outcomes = _all_subsets(lifter, fams, (base_S, base_Y))
     else:
         start = gated_basis(run.model, getattr(run.solution, "basis", None), lifter.model)
-        outcomes = _extreme_orders(lifter, fams, (base_S, base_Y), runner, start)
+        outcomes = _extreme_orders(lifter, fams, (base_S, base_Y), runner, start,
+                                   (done, running, prefetch) if prefetch is not None else None)
     S_of = {m: o[0] for m, o in outcomes.items()}
     full = (1 << n) - 1
     phi = shapley(S_of, n) if exact else _extreme_order_estimate(S_of, n)
@@ -722,14 +854,19 @@ def family_shares(run, runner: Runner | None = None) -> tuple[list[str], list[np
     return fams, phi, counter
 
 
-def explain_shortfalls(run, runner: Runner | None = None) -> pd.DataFrame:
+def explain_shortfalls(run, runner: Runner | None = None, time_limit: float | None = None,
+                       prefetch: Prefetch | None = None) -> pd.DataFrame:
     """ShortfallCauses rows (contract: platform, period, shortfall, cause, resource, units, competitors,
     explanation) for every (platform, quarter) with a shortfall in the run's solution. ``runner`` runs the
-    estimate's independent re-solves (default: local threads)."""
+    estimate's independent re-solves (default: local threads), each within ``time_limit`` seconds (default:
+    Settings.time_limit_s). Raises :class:`ExplanationFailed` when one of them ends without an optimum.
+    ``prefetch``: the lifts a :class:`Prefetch` solved during the base solve (same plan object)."""
     svc = run.results.service
     if not run.solution.has_solution or svc.empty or svc["shortfall"].max() <= TOL:
+        if prefetch is not None:
+            prefetch.close()
         return pd.DataFrame(columns=COLUMNS)
-    fams, phi, counter = family_shares(run, runner)
+    fams, phi, counter = family_shares(run, runner, time_limit, prefetch)
     base_S, base_Y = counter["base"]
     return attribute(run, Facts(run, counter["sets"]), base_S, base_Y, dict(zip(fams, phi, strict=True)), counter)
 
@@ -939,8 +1076,10 @@ def what_would_close(run, causes: pd.DataFrame, solve: Callable[[PlanData], Resu
                 if out_of_memory(exc):
                     raise
                 solved.append(None)
+    tried = 0
     for (label, _), r in zip(variants, solved, strict=True):
-        if r is None or r.summary["objective"] is None:
+        tried += not overtime(r)
+        if overtime(r) or r is None or r.summary["objective"] is None:
             continue
         after = r.platform_service().set_index("platform")
         for plat in short_plats:
@@ -955,7 +1094,7 @@ def what_would_close(run, causes: pd.DataFrame, solve: Callable[[PlanData], Resu
                              "margin_change": r.summary["margin"] - base_margin,
                              "objective_change": r.summary["objective"] - base_obj})
     if not rows:
-        return pd.DataFrame(columns=cols)
+        return _levers_tried(pd.DataFrame(columns=cols), tried, len(variants))
     df = pd.DataFrame(rows)
     # most units served first, then (backlog) most lateness removed, then the objective; rounded so that float
     # noise between equal levers does not decide
@@ -981,7 +1120,14 @@ def what_would_close(run, causes: pd.DataFrame, solve: Callable[[PlanData], Resu
         return f"{r.change}: {r.platform} {lateness_part}{money_part}"
 
     best["sentence"] = [sentence(r) for r in best.itertuples()]
-    return best[cols].reset_index(drop=True)
+    return _levers_tried(best[cols].reset_index(drop=True), tried, len(variants))
+
+
+def _levers_tried(fixes: pd.DataFrame, tried: int, levers: int) -> pd.DataFrame:
+    """Keeps on the table how many levers were re-solved of those offered: fewer when the analyses' time limit
+    stopped them, and then a platform without a row may still have a lever that helps (the caller says so)."""
+    fixes.attrs["levers"] = (tried, levers)
+    return fixes
 
 
 def cause_moves(results) -> pd.DataFrame:

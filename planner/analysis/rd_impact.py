@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from planner.analysis.resolves import OVERTIME_TEXT, overtime
 from planner.analysis.results import Results
 from planner.io.validate import PlanData
 from planner.model.sets import ready_quarters
@@ -88,9 +89,10 @@ def rd_impact(plan: PlanData, base: Results, solve: Callable[[PlanData], Results
                "platforms": ", ".join(sorted(used_by.loc[used_by["program"] == prog, "platform"].unique()))}
         for tag, _shift in shifts:
             r = next(solved)
-            if r is None or r.summary["objective"] is None:
+            if overtime(r) or r is None or r.summary["objective"] is None:
                 rec[f"margin_{tag}"] = rec[f"objective_{tag}"] = rec[f"fill_{tag}"] = np.nan
-                rec[f"detail_{tag}"] = f"plan {r.summary['status'] if r is not None else 'not solved'}"
+                rec[f"detail_{tag}"] = (OVERTIME_TEXT if overtime(r) else
+                                        f"plan {r.summary['status'] if r is not None else 'not solved'}")
                 continue
             rec[f"margin_{tag}"] = r.summary["margin"] - base_margin
             rec[f"objective_{tag}"] = r.summary["objective"] - base_obj

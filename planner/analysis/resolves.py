@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any
@@ -62,29 +63,66 @@ def cancel_all() -> None:
 
 
 # ---- runners ---------------------------------------------------------------------------------------------------
+class _Overtime:
+    """The result of a re-solve that the analyses' time limit left unfinished (never a number: callers say so)."""
+
+    def __repr__(self) -> str:
+        return "OVERTIME"
+
+
+OVERTIME = _Overtime()
+
+
+OVERTIME_TEXT = "not computed within the analyses' time limit"
+
+
+def overtime(result: Any) -> bool:
+    """True for a re-solve the time limit left unfinished (:data:`OVERTIME`)."""
+    return result is OVERTIME
+
+
 class Runner:
     """Runs independent tasks on local threads; ``progress(done, total)`` hears each one finish.
 
     Results come back in the order of the tasks. Where no thread can be started (a thread or address-space
-    limit) the tasks run one after the other on this thread: the same numbers, more time."""
+    limit) the tasks run one after the other on this thread: the same numbers, more time.
 
-    def __init__(self, workers: int | None = None, progress: Callable[[int, int], None] | None = None):
+    ``deadline`` (a :func:`time.monotonic` instant, settable between maps): from then on no task starts, the
+    running solves are cancelled, and every task not finished by then gives :data:`OVERTIME` — the analyses'
+    time limit (``planner solve --analysis-limit``) — except the first ``at_least`` tasks of a map, which always
+    run to their end (R&D impact's first program). One after the other, a task under way runs to its end: the
+    deadline is checked between tasks (that path exists for processes that cannot start a thread, where no
+    thread could watch the clock either)."""
+
+    def __init__(self, workers: int | None = None, progress: Callable[[int, int], None] | None = None,
+                 deadline: float | None = None):
         self.workers = workers or (1 if address_space_limited() else max(1, min(4, os.cpu_count() or 1)))
         self.progress = progress
+        self.deadline = deadline
+        self.at_least = 0
+
+    def _left(self, first_done: bool = True) -> float:
+        if self.deadline is None or not first_done:
+            return float("inf")
+        return self.deadline - time.monotonic()
 
     def map(self, tasks: Sequence[Task], span: tuple[int, int] | None = None) -> list[Any]:
         """Run ``tasks``; ``span`` = (tasks done before these, tasks in all) when one job is several maps, so
         the progress counts the whole job."""
         if not tasks:
             return []
-        out: list[Any] = [None] * len(tasks)
+        out: list[Any] = [OVERTIME] * len(tasks)
         done = 0
         self._span = span or (0, len(tasks))
         if self.workers <= 1 or len(tasks) == 1:
             for i, (fn, args) in enumerate(tasks):
+                if i >= self.at_least and self._left() <= 0:
+                    break
                 out[i] = fn(*args)
                 done += 1
                 self._tell(done, len(tasks))
+            return out
+        if self._left(self.at_least == 0) <= 0:
             return out
         pool = ThreadPoolExecutor(max_workers=min(self.workers, len(tasks)))
         try:
@@ -96,8 +134,15 @@ class Runner:
                 pool.shutdown(wait=False, cancel_futures=True)
                 return Runner(1, self.progress).map(tasks, span)
             pending = set(futures)
+            first = {f for f, i in futures.items() if i < self.at_least}
             while pending:
-                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                left = self._left(not (first & pending))
+                if left <= 0:  # the time limit: stop the running solves, drop the queued; theirs stay OVERTIME
+                    cancel_all()
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    CANCELLED.clear()
+                    return out
+                finished, pending = wait(pending, timeout=min(0.5, left), return_when=FIRST_COMPLETED)
                 for f in finished:
                     out[futures[f]] = f.result()
                     done += 1

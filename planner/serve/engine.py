@@ -246,7 +246,7 @@ class Engine:
                     t = time.perf_counter()
                     v.bottleneck_rows = bottlenecks(run.plan, run.results)
                     v.binds = binding_summary(v.bottleneck_rows)
-                    v.causes = explain_shortfalls(run)
+                    v.causes = explain_shortfalls(run, time_limit=self.time_limit)
                     v.cause_sentences = platform_sentences(v.causes, run.plan)
                     v.seconds["causes"] = time.perf_counter() - t
                     v.explained = True

@@ -103,8 +103,7 @@ class HighsSession:
         with _stdout_silenced():  # HiGHS prints a banner on construction, which would corrupt --json output
             self.h = highspy.Highs()
         self.h.setOptionValue("output_flag", False)
-        if time_limit:
-            self.h.setOptionValue("time_limit", float(time_limit))
+        self.time_limit = float(time_limit) if time_limit else None  # per run: see :meth:`run`
         if threads:
             self.h.setOptionValue("threads", int(threads))
         if method == "auto":
@@ -267,6 +266,9 @@ class HighsSession:
 
     def run(self) -> RunResult:
         hs = self._hs
+        if self.time_limit:  # HiGHS 1.x measures time_limit against its clock since the first run of this object
+            # (cumulative; ERGO-Code/HiGHS#1477): a kept session's tenth re-solve must get the limit, not the rest
+            self.h.setOptionValue("time_limit", self.h.getRunTime() + self.time_limit)
         try:
             self.h.run()
         except RuntimeError as exc:
