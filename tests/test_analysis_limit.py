@@ -192,3 +192,37 @@ def test_cli_analysis_limit_values(tmp_path):
     r = CliRunner().invoke(main, ["solve", str(EXAMPLE), "-o", str(tmp_path / "c.xlsx"), "--analysis-limit", "none"])
     assert r.exit_code == 0, r.output
     assert "time limit" not in r.output
+
+
+def test_a_limit_stops_its_own_solves_only():
+    """The analyses' time limit (and a prefetch no longer needed) cancelled every tracked HiGHS solve of the
+    process (cancel_all), so in ``planner serve``, where pages are answered on several threads, one request's
+    limit stopped another request's explanation lifts ("ended without an optimum"). Here a tracked session
+    solves again and again on a thread of its own while a Runner on the main thread passes its deadline with
+    tasks under way: every one of the other session's runs must still reach its optimum."""
+    import threading
+
+    from planner.analysis.resolves import tracked, untracked
+
+    other = tracked(HighsSession(_lp(1000, 150), method="simplex"))
+    statuses: list[str] = []
+    started = threading.Event()
+
+    def keep_solving():
+        t = time.monotonic()
+        while time.monotonic() - t < 2.0:
+            other.h.clearSolver()
+            started.set()
+            statuses.append(other.run().status)
+
+    th = threading.Thread(target=keep_solving)
+    th.start()
+    started.wait()
+    try:
+        r = Runner(workers=2, deadline=time.monotonic() + 0.3)
+        out = r.map([(_sleep_then, (i, 0.8)) for i in range(4)])
+        assert out[-1] is OVERTIME  # the deadline did pass with tasks under way
+    finally:
+        th.join()
+        untracked(other)
+    assert len(statuses) >= 3 and set(statuses) == {"optimal"}, statuses
