@@ -243,3 +243,19 @@ def test_a_cut_lever_list_is_not_said_to_give_the_best(gen):
     note = next(n for n in cut.notes if n.startswith("The analyses stopped at their time limit"))
     assert f"what would help from {tried} of {levers} levers (each platform's line is the best of those; one not " \
            "tried may close more" in note
+
+
+def test_no_thread_to_be_had_keeps_the_time_limit(monkeypatch):
+    """Where no thread can be started the Runner runs its tasks one after the other; it used to do so with a new
+    Runner that had no deadline, so the analyses' time limit no longer held. Six 0.3 s tasks, a 0.5 s deadline:
+    the first (at_least) always runs, the later ones are OVERTIME."""
+    import concurrent.futures
+
+    def no_thread(self, *a, **k):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(concurrent.futures.ThreadPoolExecutor, "submit", no_thread)
+    r = Runner(workers=2, deadline=time.monotonic() + 0.5)
+    r.at_least = 1
+    out = r.map([(_sleep_then, (i, 0.3)) for i in range(6)])
+    assert out[0] == 0 and out[-1] is OVERTIME, out

@@ -166,7 +166,9 @@ class Runner:
                 if "can't start new thread" not in str(exc):
                     raise
                 pool.shutdown(wait=False, cancel_futures=True)
-                return Runner(1, self.progress).map(tasks, span)
+                alone = Runner(1, self.progress, self.deadline)  # the same time limit, one task after the other
+                alone.at_least = self.at_least
+                return alone.map(tasks, span)
             pending = set(futures)
             first = {f for f, i in futures.items() if i < self.at_least}
             while pending:
