@@ -259,3 +259,29 @@ def test_no_thread_to_be_had_keeps_the_time_limit(monkeypatch):
     r.at_least = 1
     out = r.map([(_sleep_then, (i, 0.3)) for i in range(6)])
     assert out[0] == 0 and out[-1] is OVERTIME, out
+
+
+def test_json_and_several_scenarios_say_the_limit_on_stderr(tmp_path):
+    """--json and several scenarios print no headline, so a limited run said nothing on the terminal about what
+    the limit left out. The Overview note the workbook has is now also on stderr, word for word (read back from
+    the workbook), with the scenario it is about."""
+    import subprocess
+    import sys
+
+    from planner.io.generate import write_generated
+
+    src = tmp_path / "g.xlsx"
+    write_generated(src, 30, 30, 5, 12, seed=1)
+    for extra, report in ((["--json"], tmp_path / "j.xlsx"), (["--scenario", "base", "--all-scenarios"], None)):
+        args = [sys.executable, "-m", "planner", "solve", str(src), "--analysis-limit", "0.000001", *extra]
+        if report is not None:
+            args += ["-o", str(report)]
+        else:
+            args = [a for a in args if a not in ("--scenario", "base")]
+        p = subprocess.run(args, capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stderr
+        report = report or tmp_path / "g-report.xlsx"
+        wb = openpyxl.load_workbook(report, read_only=True)
+        note = next(str(c) for row in wb["Overview"].iter_rows(values_only=True) for c in row
+                    if c and str(c).startswith("The analyses stopped at their time limit"))
+        assert f"base: {note}" in p.stderr, p.stderr
