@@ -249,25 +249,40 @@ def main() -> None:
     write_md(data)
 
 
-NOTES = [
-    "Reading the table (2026-11-29 run). The issue's \"141k-column\" command (`planner generate --platforms 250 "
-    "--products 400 --fabs 30 --quarters 24`) gives 84,862 columns with today's formulation (row `issue22`); "
-    "`140k` is `--platforms 380 --products 520 --fabs 30 --quarters 30` (143,275 columns). The 100k and issue22 "
-    "rows were measured before the expansion delays were embedded in the base structure (their \"timing\" "
-    "column, 64-70 s, is one cold solve per delayed option); the 140k row after (8.8 s for the same count).",
-    "",
-    "- The causes alone cost 1.7x the solve at 100k and 2.3x at 140k (the two-round estimate: 6 full lifts + 4 "
-    "short ones); R&D impact (16 re-solves of the 8 programs with the most demand, warm dual simplex from the base "
-    "basis) is now the largest stage: 23-86 s, 3-10x the solve — a shifted program moves its ramp, so every "
-    "ramping wafer's yield changes, and the warm re-solve of a heavily used program takes 5-12 s of pivots.",
-    "- Default `planner solve` against `--no-explain --no-insights`: 5.2x (issue22), 7.4x (140k), 10.0x (100k) — "
-    "the issue's 3x target is not met; the plan's own run (read, solve, report) is 18-21 s, the analyses 100-200 s.",
-    "- Loopback cluster (two workers on the same two cores): the same tables; no faster (causes 28-32 s against "
-    "12-15 s local: the workers rebuild the model and the lifts' tasks are shipped), as expected when the "
-    "cluster is this machine. What the cluster buys is more cores: the re-solves are independent tasks.",
-    "- The ~500k plan: not measured in this run (one solve is ~90 s here; its ~44 re-solves would take about half "
-    "an hour on the shared machine).",
-]
+def notes(data: dict) -> list[str]:
+    """What the table says against issue 22's targets, computed from the same numbers (no sentence by hand)."""
+    plans = data.get("plans", {})
+    out = ["Plans: `issue22` is the issue's \"141k-column\" command (`planner generate --platforms 250 --products 400 "
+           "--fabs 30 --quarters 24`: 84,862 columns with today's formulation); `140k` is `--platforms 380 "
+           "--products 520 --fabs 30 --quarters 30`; `100k` `--platforms 300 --products 400 --fabs 24 --quarters "
+           "28`; `500k` `--platforms 600 --products 1050 --fabs 40 --quarters 40`.", ""]
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    for size, r in plans.items():
+        if not r.get("e2e_plain"):
+            continue
+        ratio = r["e2e_default"] / r["e2e_plain"]
+        vs_highs = r["e2e_default"] / r["highs_alone"]
+        lv = r.get("levers", [0, 0])
+        td = r.get("timing_done", [0, 0])
+        on_top = (r.get("causes", 0) + r.get("rd_impact", 0)) / r["highs_alone"]
+        full = (f"; with `--analysis-limit none` {r['e2e_full']:.0f} s ({r['e2e_full'] / r['e2e_plain']:.1f}x plain)"
+                if r.get("e2e_full") else "")
+        target = (f"{vs_highs:.2f}x HiGHS alone (target <= 3: {verdict(vs_highs <= 3)})" if size == "500k" else
+                  f"{ratio:.2f}x plain (target <= 3: {verdict(ratio <= 3)})")
+        top = (f" (issue's target for the ~100k plan: <= 2: {verdict(on_top <= 2)})" if size in ("100k", "issue22")
+               else "")
+        out.append(f"- `{size}` ({r['columns']:,} columns, load {r['load_e2e']:.1f}): default {r['e2e_default']:.0f} s, "
+                   f"plain {r['e2e_plain']:.0f} s, HiGHS alone {r['highs_alone']:.0f} s: default = {target}{full}. "
+                   f"Its report has the causes ({r.get('short_rows', 0):,} rows, {r.get('causes', 0):.0f} s), R&D "
+                   f"impact for {r.get('rd_full', 0)} of {r.get('rd_asked', 0)} programs, \"what would help\" from "
+                   f"{lv[0]} of {lv[1]} levers, expansion timing for {td[0]} of {td[1]} options; causes + R&D impact "
+                   f"took {on_top:.1f}x HiGHS alone{top}.")
+    return out
+
+
 
 
 def write_md(data: dict) -> None:
@@ -304,7 +319,7 @@ def write_md(data: dict) -> None:
                       f"quarter's shortfall ({dev['plan']}); share of a plan's shortfall attributed differently: "
                       f"mean {dev['moved_mean']:.1%}, largest {dev['moved_max']:.1%}. Both add up exactly (every "
                       "row set is rescaled to the shortfall) and both keep every truth condition."]
-    lines += ["", *NOTES, MARK_END]
+    lines += ["", *notes(data), MARK_END]
     md = HERE / "results.md"
     text = md.read_text()
     block = "\n".join(lines)

@@ -285,3 +285,26 @@ def test_json_and_several_scenarios_say_the_limit_on_stderr(tmp_path):
         note = next(str(c) for row in wb["Overview"].iter_rows(values_only=True) for c in row
                     if c and str(c).startswith("The analyses stopped at their time limit"))
         assert f"base: {note}" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_decided_starts_keep_their_ramp_in_the_lifts(tmp_path, seed):
+    """A plan re-solved against its own report with the first quarters frozen (and committed WIP): lifting the
+    yield ramp used to raise the frozen starts' output past the back end they filled — an infeasible lift, read
+    silently as the base outcome before, "not computed" since. Decided starts keep their ramped yield in every
+    lift, so the causes are computed and add up to each quarter's shortfall."""
+    src, base = tmp_path / "g.xlsx", tmp_path / "base.xlsx"
+    r = CliRunner().invoke(main, ["generate", "--platforms", "8", "--products", "12", "--fabs", "3", "--quarters", "10",
+                                  "--seed", str(seed), "--wip", "-o", str(src)])
+    assert r.exit_code == 0, r.output
+    assert CliRunner().invoke(main, ["solve", str(src), "-o", str(base), "--no-insights"]).exit_code == 0
+    from planner.analysis.baseline import freeze
+    from planner.io.baseline import read_baseline
+    from planner.io.scenarios import apply_edits, parse_override
+
+    plan = apply_edits(load_plan(src), [parse_override("Settings.frozen_quarters=2")])
+    plan, _ = freeze(plan, read_baseline(base))
+    run, rep = api.analyse(plan, insights=False)
+    assert run.model.lp.rows("frozen_zone").size and "causes" not in rep.not_computed
+    per = rep.causes.groupby(["platform", "period"]).agg(units=("units", "sum"), short=("shortfall", "first"))
+    assert len(per) and np.allclose(per["units"], per["short"], rtol=1e-6, atol=1e-3)

@@ -75,6 +75,12 @@ class Lifter:
         w = self.model.w
         self.gate_cols = w.loc[w["gated"], "col"].to_numpy()
         ramp = w[(w["g"] < w["g_base"] - 1e-12)]
+        # starts already decided — held by the baseline's frozen zone, or committed WIP — keep their ramped yield
+        # in every counterfactual: at the mature yield their output could overflow the back end that the plan
+        # filled with them (an infeasible lift), and the ramp cause is about the starts the plan chooses
+        decided = w.loc[w["s"].isin(self.ms.frozen_quarters), "col"] if self.ms.frozen_quarters else w["col"].iloc[:0]
+        committed = self.ms.wip_committed.merge(w[["fn", "m", "s", "col"]], on=["fn", "m", "s"])["col"]
+        ramp = ramp[~ramp["col"].isin(set(decided) | set(committed))]
         self.ramp_cols = ramp["col"].to_numpy()
         self.ramp_inv_rows = self.model.inventory_rows[ramp["m"].to_numpy(), ramp["land"].to_numpy()]
         self.ramp_be = ramp[ramp["r"] >= 0]
