@@ -501,7 +501,10 @@ def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_
     cut = next((n for n in rep.notes if n.startswith(LIMIT_NOTE)), None)
     if cut and (as_json or quiet):  # the headline (which has it) is not printed: what the limit left out is said
         click.echo(f"{scenario or 'base'}: {cut}", err=True)
-    summary = {**run.results.summary, "scenario": scenario or "base", "report": str(written)}
+    summary = {**run.results.summary, "scenario": scenario or "base", "report": str(written),
+               # what the report's analyses lack and why (a script reading --json must not take absence for none)
+               "analyses_not_computed": {k: why for k, why in rep.not_computed.items()},
+               "analyses_note": cut}
     if not as_json and not quiet:
         _echo_summary(rep, out_path)
     if summary.get("feasibility_check", "passed") != "passed":

@@ -308,3 +308,17 @@ def test_decided_starts_keep_their_ramp_in_the_lifts(tmp_path, seed):
     assert run.model.lp.rows("frozen_zone").size and "causes" not in rep.not_computed
     per = rep.causes.groupby(["platform", "period"]).agg(units=("units", "sum"), short=("shortfall", "first"))
     assert len(per) and np.allclose(per["units"], per["short"], rtol=1e-6, atol=1e-3)
+
+
+def test_json_says_what_the_analyses_lack(tmp_path):
+    """--json carries what the report's analyses lack and why: the time-limit note (None when nothing was cut)
+    and the analyses not computed (here R&D impact, turned off), the same texts the workbook has."""
+    import json
+
+    r = CliRunner().invoke(main, ["solve", str(EXAMPLE), "-o", str(tmp_path / "a.xlsx"), "--json", "--no-insights"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout.strip().splitlines()[-1])
+    assert d["analyses_note"] is None
+    assert d["analyses_not_computed"] == {"rd_impact": "not computed; turn on with --insights"}
+    wb = openpyxl.load_workbook(tmp_path / "a.xlsx", read_only=True)
+    assert wb["R&D impact"]["A1"].value == "R&D impact not computed; turn on with --insights."
