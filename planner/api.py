@@ -258,8 +258,8 @@ def _say_cut(rep: ReportInput, cut: dict[str, tuple[int, int]], limit: float | N
             rep.not_computed["rd_impact"] = OVERTIME_TEXT
     if "fixes" in cut and rep.fixes is not None:
         tried, levers = rep.fixes.attrs.get("levers", (0, 0))
-        parts.append(f"what would help from {tried} of {levers} levers (a platform without a lever may have one "
-                     "among the others)")
+        parts.append(f"what would help from {tried} of {levers} levers (each platform's line is the best of those; "
+                     "one not tried may close more, and a platform without a line may have one among them)")
         if tried == 0:
             rep.fixes = None
             rep.not_computed["fixes"] = OVERTIME_TEXT

@@ -135,6 +135,9 @@ def _analysis_limit(ctx: click.Context, param: click.Parameter, value: str) -> f
     return seconds
 
 
+LIMIT_NOTE = "The analyses stopped at their time limit"  # the Overview note of planner.api._say_cut
+
+
 def _print_problems(problems: list[Problem], as_json: bool = False) -> None:
     if as_json:
         return
@@ -502,7 +505,13 @@ def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_
         what = rep.not_computed[left[0]][len("not computed ("):-1]
         click.echo(f"{what}: " + ", ".join(LABELS[k] for k in left) + f" not computed; the plan is in {written}",
                    err=True)
-    summary = {**run.results.summary, "scenario": scenario or "base", "report": str(written)}
+    cut = next((n for n in rep.notes if n.startswith(LIMIT_NOTE)), None)
+    if cut and (as_json or quiet):  # the headline (which has it) is not printed: what the limit left out is said
+        click.echo(f"{scenario or 'base'}: {cut}", err=True)
+    summary = {**run.results.summary, "scenario": scenario or "base", "report": str(written),
+               # what the report's analyses lack and why (a script reading --json must not take absence for none)
+               "analyses_not_computed": {k: why for k, why in rep.not_computed.items()},
+               "analyses_note": cut}
     if not as_json and not quiet:
         _echo_summary(rep, out_path)
     if summary.get("feasibility_check", "passed") != "passed":

@@ -225,7 +225,10 @@ class DaskRunner:
             return a
 
         batch = uuid.uuid4().hex[:8]
-        futures = [client.submit(fn, *[ship(a) for a in args], key=f"planner-resolve-{batch}-{i}", pure=False)
+        # the first at_least tasks always finish: they go first (else the scheduler may run the others before them,
+        # and waiting for them would let the others run past the deadline)
+        futures = [client.submit(fn, *[ship(a) for a in args], key=f"planner-resolve-{batch}-{i}", pure=False,
+                                 priority=1 if i < self.at_least else 0)
                    for i, (fn, args) in enumerate(tasks)]
         index = {f.key: i for i, f in enumerate(futures)}
         out: list = [OVERTIME] * len(tasks)

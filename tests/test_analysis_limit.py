@@ -194,6 +194,99 @@ def test_cli_analysis_limit_values(tmp_path):
     assert "time limit" not in r.output
 
 
+def test_a_limit_stops_its_own_solves_only():
+    """The analyses' time limit (and a prefetch no longer needed) cancelled every tracked HiGHS solve of the
+    process (cancel_all), so in ``planner serve``, where pages are answered on several threads, one request's
+    limit stopped another request's explanation lifts ("ended without an optimum"). Here a tracked session
+    solves again and again on a thread of its own while a Runner on the main thread passes its deadline with
+    tasks under way: every one of the other session's runs must still reach its optimum."""
+    import threading
+
+    from planner.analysis.resolves import tracked, untracked
+
+    other = tracked(HighsSession(_lp(1000, 150), method="simplex"))
+    statuses: list[str] = []
+    started = threading.Event()
+
+    def keep_solving():
+        t = time.monotonic()
+        while time.monotonic() - t < 2.0:
+            other.h.clearSolver()
+            started.set()
+            statuses.append(other.run().status)
+
+    th = threading.Thread(target=keep_solving)
+    th.start()
+    started.wait()
+    try:
+        r = Runner(workers=2, deadline=time.monotonic() + 0.3)
+        out = r.map([(_sleep_then, (i, 0.8)) for i in range(4)])
+        assert out[-1] is OVERTIME  # the deadline did pass with tasks under way
+    finally:
+        th.join()
+        untracked(other)
+    assert len(statuses) >= 3 and set(statuses) == {"optimal"}, statuses
+
+
+def test_a_cut_lever_list_is_not_said_to_give_the_best(gen):
+    """With the levers cut short, "What would help" shows each platform's best lever among those tried; on this
+    plan a lever not tried closes more for some platform than the one shown (found by the run without a limit),
+    so the note must say that the lines are the best of those tried, not only that platforms without a line may
+    have one."""
+    _, cut = api.analyse(gen, analysis_limit=1e-6)
+    _, full = api.analyse(gen, analysis_limit=None)
+    tried, levers = cut.fixes.attrs["levers"]
+    assert tried < levers
+    shown = cut.fixes.set_index("platform")["units_closed"]
+    best = full.fixes.set_index("platform")["units_closed"].reindex(shown.index)
+    assert (best > shown + 1).any(), "no platform has a better lever among those not tried: pick another plan"
+    note = next(n for n in cut.notes if n.startswith("The analyses stopped at their time limit"))
+    assert f"what would help from {tried} of {levers} levers (each platform's line is the best of those; one not " \
+           "tried may close more" in note
+
+
+def test_no_thread_to_be_had_keeps_the_time_limit(monkeypatch):
+    """Where no thread can be started the Runner runs its tasks one after the other; it used to do so with a new
+    Runner that had no deadline, so the analyses' time limit no longer held. Six 0.3 s tasks, a 0.5 s deadline:
+    the first (at_least) always runs, the later ones are OVERTIME."""
+    import concurrent.futures
+
+    def no_thread(self, *a, **k):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(concurrent.futures.ThreadPoolExecutor, "submit", no_thread)
+    r = Runner(workers=2, deadline=time.monotonic() + 0.5)
+    r.at_least = 1
+    out = r.map([(_sleep_then, (i, 0.3)) for i in range(6)])
+    assert out[0] == 0 and out[-1] is OVERTIME, out
+
+
+def test_json_and_several_scenarios_say_the_limit_on_stderr(tmp_path):
+    """--json and several scenarios print no headline, so a limited run said nothing on the terminal about what
+    the limit left out. The Overview note the workbook has is now also on stderr, word for word (read back from
+    the workbook), with the scenario it is about."""
+    import subprocess
+    import sys
+
+    from planner.io.generate import write_generated
+
+    src = tmp_path / "g.xlsx"
+    write_generated(src, 30, 30, 5, 12, seed=1)
+    for extra, report in ((["--json"], tmp_path / "j.xlsx"), (["--scenario", "base", "--all-scenarios"], None)):
+        args = [sys.executable, "-m", "planner", "solve", str(src), "--analysis-limit", "0.000001", *extra]
+        if report is not None:
+            args += ["-o", str(report)]
+        else:
+            args = [a for a in args if a not in ("--scenario", "base")]
+        p = subprocess.run(args, capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stderr
+        report = report or tmp_path / "g-report.xlsx"
+        wb = openpyxl.load_workbook(report, read_only=True)
+        note = next(str(c) for row in wb["Overview"].iter_rows(values_only=True) for c in row
+                    if c and str(c).startswith("The analyses stopped at their time limit"))
+        assert f"base: {note}" in p.stderr, p.stderr
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_decided_starts_keep_their_ramp_in_the_lifts(tmp_path, seed):
     """A plan re-solved against its own report with the first quarters frozen (and committed WIP): lifting the
@@ -215,3 +308,17 @@ def test_decided_starts_keep_their_ramp_in_the_lifts(tmp_path, seed):
     assert run.model.lp.rows("frozen_zone").size and "causes" not in rep.not_computed
     per = rep.causes.groupby(["platform", "period"]).agg(units=("units", "sum"), short=("shortfall", "first"))
     assert len(per) and np.allclose(per["units"], per["short"], rtol=1e-6, atol=1e-3)
+
+
+def test_json_says_what_the_analyses_lack(tmp_path):
+    """--json carries what the report's analyses lack and why: the time-limit note (None when nothing was cut)
+    and the analyses not computed (here R&D impact, turned off), the same texts the workbook has."""
+    import json
+
+    r = CliRunner().invoke(main, ["solve", str(EXAMPLE), "-o", str(tmp_path / "a.xlsx"), "--json", "--no-insights"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout.strip().splitlines()[-1])
+    assert d["analyses_note"] is None
+    assert d["analyses_not_computed"] == {"rd_impact": "not computed; turn on with --insights"}
+    wb = openpyxl.load_workbook(tmp_path / "a.xlsx", read_only=True)
+    assert wb["R&D impact"]["A1"].value == "R&D impact not computed; turn on with --insights."

@@ -161,7 +161,9 @@ def test_dask_runner_stops_at_the_analyses_time_limit(cluster):
         assert out[:2] == [None, None] and out[2:] == [OVERTIME, OVERTIME]
         r = DaskRunner(ex, deadline=time.monotonic() - 1)
         assert r.map([(abs, (-3,))]) == [OVERTIME]
-        r.at_least = 1  # past the deadline, the first task still runs (where Dask puts the second is its choice:
-        assert r.map([(abs, (-3,)), (time.sleep, (3.0,))])[0] == 3  # behind the first, it may well be done too)
+        r.at_least = 1  # past the deadline, the first task still runs, ahead of the others (a higher priority):
+        t = time.monotonic()  # waiting for it must not let the 10 s one run to its end
+        assert r.map([(abs, (-3,)), (time.sleep, (10.0,))]) == [3, OVERTIME]
+        assert time.monotonic() - t < 8  # the workers' last 4 s sleeps, not the 10 s one
     finally:
         ex.close()

@@ -28,7 +28,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from planner.analysis.resolves import PlanMemo, Runner, overtime, tracked, untracked
+from planner.analysis.resolves import PlanMemo, Runner, Scope, overtime, tracked, untracked
 from planner.analysis.results import Results, platform_service
 from planner.exhaustion import out_of_memory
 from planner.io.validate import PlanData
@@ -306,7 +306,9 @@ class Prefetch:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._time_limit = time_limit
-        self._thread = threading.Thread(target=self._run, name="planner-prefetch", daemon=True)
+        self._scope = Scope()  # close() stops this thread's solve only
+        self._thread = threading.Thread(target=self._scope.run, args=(self._run,), name="planner-prefetch",
+                                        daemon=True)
         self._thread.start()
 
     def _plan_masks(self, lifter: Lifter) -> list[tuple[str, ...]]:
@@ -356,13 +358,10 @@ class Prefetch:
 
     def close(self) -> None:
         """Stop now (its solve is cancelled; nothing it computed is used)."""
-        from planner.analysis.resolves import CANCELLED, cancel_all
-
         self._stop.set()
         if self._thread.is_alive():
-            cancel_all()
+            self._scope.cancel()
             self._thread.join()
-            CANCELLED.clear()
 
 
 def _extreme_orders(lifter: Lifter, fams: list[str], base: tuple[np.ndarray, np.ndarray],

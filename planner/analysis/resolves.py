@@ -37,21 +37,55 @@ Task = tuple[Callable[..., Any], tuple]
 _LIVE: set[HighsSession] = set()
 _LIVE_LOCK = threading.Lock()
 CANCELLED = threading.Event()  # set while an interrupted runner drains: new sessions stop at once
+_SCOPE = threading.local()  # the Scope whose tasks this thread runs, if any
+
+
+class Scope:
+    """The solves of one piece of work (one map of a :class:`Runner`, one prefetch thread), stopped together.
+
+    A time limit or a prefetch no longer needed stops its own solves only: :func:`cancel_all` would also stop
+    those of any other analysis in this process (``planner serve`` answers several pages at once)."""
+
+    def __init__(self):
+        self.live: set[HighsSession] = set()
+        self.cancelled = threading.Event()
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` with the sessions it tracks in this scope (on whichever thread runs it)."""
+        was = getattr(_SCOPE, "scope", None)
+        _SCOPE.scope = self
+        try:
+            return fn(*args)
+        finally:
+            _SCOPE.scope = was
+
+    def cancel(self) -> None:
+        """Stop this scope's running solves; those it starts from now on stop at once."""
+        self.cancelled.set()
+        with _LIVE_LOCK:
+            for s in list(self.live):
+                s.h.cancelSolve()
 
 
 def tracked(session: HighsSession) -> HighsSession:
     """Register a session so that an interrupt can stop its solve (HiGHS's user-interrupt callback)."""
     session.h.HandleUserInterrupt = True
+    scope = getattr(_SCOPE, "scope", None)
     with _LIVE_LOCK:
         _LIVE.add(session)
-    if CANCELLED.is_set():
+        if scope is not None:
+            scope.live.add(session)
+    if CANCELLED.is_set() or (scope is not None and scope.cancelled.is_set()):
         session.h.cancelSolve()
     return session
 
 
 def untracked(session: HighsSession) -> None:
+    scope = getattr(_SCOPE, "scope", None)
     with _LIVE_LOCK:
         _LIVE.discard(session)
+        if scope is not None:
+            scope.live.discard(session)
 
 
 def cancel_all() -> None:
@@ -125,22 +159,24 @@ class Runner:
         if self._left(self.at_least == 0) <= 0:
             return out
         pool = ThreadPoolExecutor(max_workers=min(self.workers, len(tasks)))
+        scope = Scope()  # a time limit stops this map's solves, not those of another analysis in this process
         try:
             try:
-                futures = {pool.submit(fn, *args): i for i, (fn, args) in enumerate(tasks)}
+                futures = {pool.submit(scope.run, fn, *args): i for i, (fn, args) in enumerate(tasks)}
             except RuntimeError as exc:  # no thread to be had: one at a time, same answer
                 if "can't start new thread" not in str(exc):
                     raise
                 pool.shutdown(wait=False, cancel_futures=True)
-                return Runner(1, self.progress).map(tasks, span)
+                alone = Runner(1, self.progress, self.deadline)  # the same time limit, one task after the other
+                alone.at_least = self.at_least
+                return alone.map(tasks, span)
             pending = set(futures)
             first = {f for f, i in futures.items() if i < self.at_least}
             while pending:
                 left = self._left(not (first & pending))
                 if left <= 0:  # the time limit: stop the running solves, drop the queued; theirs stay OVERTIME
-                    cancel_all()
+                    scope.cancel()
                     pool.shutdown(wait=True, cancel_futures=True)
-                    CANCELLED.clear()
                     return out
                 finished, pending = wait(pending, timeout=min(0.5, left), return_when=FIRST_COMPLETED)
                 for f in finished:
@@ -148,9 +184,8 @@ class Runner:
                     done += 1
                     self._tell(done, len(tasks))
         except BaseException:
-            cancel_all()  # Ctrl-C (or a failed task): stop the running solves, drop the queued ones
+            scope.cancel()  # Ctrl-C (or a failed task): stop the running solves, drop the queued ones
             pool.shutdown(wait=True, cancel_futures=True)
-            CANCELLED.clear()
             raise
         pool.shutdown(wait=True)
         return out
