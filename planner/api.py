@@ -85,7 +85,7 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
             insights: bool | None = None, explain: bool | None = None,
             progress: Callable[[str], None] | None = None, scenario: str = "",
             baseline: Baseline | None = None, scheduler: str | None = None,
-            analysis_limit: float | str | None = None) -> tuple[Run, ReportInput]:
+            analysis_limit: float | str | None = None, prices_later: bool = False) -> tuple[Run, ReportInput]:
     """Solve one plan and run the analyses its report shows; returns the run and the :class:`ReportInput`.
 
     ``insights`` (R&D impact, when to decide each expansion) and ``explain`` (shortfall causes, "what would
@@ -106,6 +106,12 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
     R&D impact's other programs, "what would help" and expansion timing stop at the limit. Re-solves it leaves
     unfinished are said to be "not computed within the analyses' time limit" row by row, and the Overview says
     how much was computed.
+
+    ``prices_later`` (what ``planner solve`` asks): when no analysis re-solves and no baseline follow the solve,
+    the capacity price checks run on a thread of their own and the report is handed over before they end:
+    ``results.capacity``'s price columns and ``bottlenecks`` wait in ``ReportInput.pending``, which
+    :func:`write_report` settles after the sheets that do not need them (``pending.settle()`` does it by hand).
+    Otherwise, and by default, everything is complete on return.
     """
     say = progress or (lambda _msg: None)
     notes: list[str] = []
@@ -122,10 +128,12 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
         if explain and explain_mod.PREFETCH and model.lp.n_cols > EXACT_MAX_COLS and not address_space_limited():
             pre.append(Prefetch(plan, time_limit))
 
+    checks_later = prices_later and baseline is None and not explain and not insights  # nothing re-solves after them
     t0 = time.monotonic()
+    r: Run | None = None
     try:
         r = run_plan(plan, solver=solver, time_limit=time_limit, method=method, progress=progress,
-                     before_solve=prefetch)
+                     before_solve=prefetch, prices_later=checks_later)
         limit = analysis_limit_seconds(analysis_limit, time.monotonic() - t0)
         deadline = None if limit is None else time.monotonic() + limit
         rep = ReportInput(plan=plan, results=r.results, infeasibility=r.infeasibility, iis=r.iis, scenario=scenario)
@@ -137,6 +145,9 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
                 rep.not_computed["rd_impact"] = "not computed (the plan has no solution)"
             return r, rep
         rep.pnl = pnl(plan, r.results)
+        if r.solution.pending_prices is not None:  # the sheets that need the prices are written last
+            rep.pending = _Pending(r, rep)
+            return r, rep
         rep.bottlenecks = bottlenecks(plan, r.results)
         solved: dict[str, Results | None] = {}  # a lever "program G one quarter earlier" is an R&D shift
         live: dict = {}  # the runner and the base plan's basis, once set up (inside the guarded region below)
@@ -209,7 +220,10 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
         if baseline is not None:
             rep.since = compare(plan, r.results, rep.pnl.by_quarter, rep.causes, baseline)
         return r, rep
-
+    except BaseException:  # Ctrl-C or an error before the report is handed over: stop the price checks
+        if r is not None:
+            r.cancel_prices()
+        raise
     finally:
         for p in pre:  # stopped unless the explanation took its lifts (Ctrl-C, no shortfall, no solution)
             p.close()
@@ -254,6 +268,23 @@ def _say_cut(rep: ReportInput, cut: dict[str, tuple[int, int]], limit: float | N
         parts.append(f"expansion timing re-solved for {asked_n - late} of {asked_n} options")
     rep.notes.append(f"The analyses stopped at their time limit ({how}): " + "; ".join(parts)
                      + ". planner solve --analysis-limit none computes them all.")
+
+
+class _Pending:
+    """The report's parts that wait for the capacity price checks running on their own thread."""
+
+    def __init__(self, run: Run, rep: ReportInput):
+        self.run, self.rep = run, rep
+
+    def settle(self) -> None:
+        """Wait for the checks, then complete ``results.capacity`` and the bottlenecks from them."""
+        self.rep.pending = None
+        self.run.settle_prices()
+        self.rep.bottlenecks = bottlenecks(self.rep.plan, self.run.results)
+
+    def cancel(self) -> None:
+        self.rep.pending = None
+        self.run.cancel_prices()
 
 
 def _rd_impact(rep: ReportInput, plan: PlanData, results: Results, solve_many) -> None:

@@ -464,14 +464,21 @@ def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_
 
     try:
         say = _progress(not as_json)
+        # prices_later: the capacity price checks run on a second thread while the report's other sheets are
+        # written (the solve leaves the second core idle); write_report waits for them before the sheets that
+        # need them
         run, rep = api.analyse(plan, solver=solver, time_limit=time_limit, method=method, insights=insights,
                                explain=explain, progress=say, scenario=scenario, baseline=baseline,
-                               scheduler=scheduler, analysis_limit=analysis_limit)
-        if say:
-            say(f"writing {out_path}")
-        # a file may have appeared there during the solve
-        _target(out_path, "report", force, input_path, baseline=baseline.path if baseline else None)
-        written = write_report(out_path, rep, inputs=(input_path,) + ((baseline.path,) if baseline else ()))
+                               scheduler=scheduler, analysis_limit=analysis_limit, prices_later=True)
+        try:
+            if say:
+                say(f"writing {out_path}")
+            # a file may have appeared there during the solve
+            _target(out_path, "report", force, input_path, baseline=baseline.path if baseline else None)
+            written = write_report(out_path, rep, inputs=(input_path,) + ((baseline.path,) if baseline else ()))
+        finally:  # not written (Ctrl-C, the target taken): the checks still running are stopped
+            if rep.pending is not None:
+                rep.pending.cancel()
     except SolverError as exc:
         click.echo(f"error: {exc}", err=True)
         return EXIT_USER, {"status": "error", "message": str(exc)}

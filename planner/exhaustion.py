@@ -32,3 +32,16 @@ def out_of_memory(exc: BaseException, limited: bool = False) -> bool:
                or isinstance(e, SystemError) and "without exception set" in str(e) and limited
                or type(e).__module__ == "zlib" and "Error -4 " in str(e)  # Z_MEM_ERROR while inflating
                for e in chain(exc))
+
+
+def address_space_limited() -> bool:
+    """Whether this process runs under ``ulimit -v``. Then HiGHS is called on the calling thread only: a new
+    thread's first HiGHS call makes glibc allocate highspy's thread-local data, and when that allocation fails
+    glibc aborts the whole process ("cannot allocate memory for thread-local data", exit 127, no Python code runs
+    — measured under a 300 MB limit), where on one thread running out of memory is the CLI's one-line error."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return False
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return soft != resource.RLIM_INFINITY

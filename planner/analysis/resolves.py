@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from planner.analysis.results import Results, _clean, service_grid
+from planner.exhaustion import address_space_limited
 from planner.io.validate import PlanData
 from planner.model.build import Model, build_model
 from planner.solve.policy import run_policy
@@ -223,19 +224,6 @@ class _Arrays:
 
     def objective(self) -> np.ndarray:
         return self.c
-
-
-def address_space_limited() -> bool:
-    """Whether this process runs under ``ulimit -v``. Then the re-solves stay on the calling thread: a new
-    thread's first HiGHS call makes glibc allocate highspy's thread-local data, and when that allocation fails
-    glibc aborts the whole process ("cannot allocate memory for thread-local data", exit 127, no Python code runs
-    — measured under a 300 MB limit), where on one thread running out of memory is the CLI's one-line error."""
-    try:
-        import resource
-    except ImportError:  # not on Windows
-        return False
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    return soft != resource.RLIM_INFINITY
 
 
 class PlanMemo:

@@ -159,6 +159,17 @@ def _prices(model: Model, sol: Solution, rows: np.ndarray, shadow: np.ndarray):
     return more, less, check
 
 
+def add_prices(res: Results, model: Model, sol: Solution) -> None:
+    """Capacity's value_of_one_more, cost_of_one_less and price_check, from the solve's ±1 checks: part of
+    :func:`extract`, or, when the checks ran on a thread of their own (``solve_model(prices_later=True)``),
+    added once they are done (``sol.settle_prices()`` first)."""
+    lp = model.lp
+    rows = np.concatenate([lp.row_blocks["fab_capacity"].positions, lp.row_blocks["backend_capacity"].positions])
+    cap = res.capacity
+    cap["value_of_one_more"], cap["cost_of_one_less"], cap["price_check"] = _prices(
+        model, sol, rows, cap["shadow_price"].to_numpy())
+
+
 def service_grid(model: Model, x: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Served and short platform units per (platform, quarter) of solution ``x``, with differences below the
     solver's tolerance cleaned (a fully served platform reads fully served). ``units`` are the platform units of
@@ -292,11 +303,7 @@ def extract(model: Model, sol: Solution) -> Results:
         capacity["utilisation"] = np.where(capacity["capacity"] > 0, capacity["used"] / capacity["capacity"],
                                            np.nan)
     capacity["shadow_price"] = _clean(capacity["shadow_price"].to_numpy().astype(float))
-    rows = np.concatenate([fab_rows.positions, be_rows.positions])
-    capacity["value_of_one_more"], capacity["cost_of_one_less"], capacity["price_check"] = _prices(
-        model, sol, rows, capacity["shadow_price"].to_numpy())
-    capacity = capacity[["resource", "kind", "unit", "period", "capacity", "used", "utilisation", "shadow_price",
-                         "value_of_one_more", "cost_of_one_less", "price_check"]]
+    capacity = capacity[["resource", "kind", "unit", "period", "capacity", "used", "utilisation", "shadow_price"]]
 
     terms = lp.term_values(x) if sol.x is not None else {k: 0.0 for k in lp.terms}
     revenue = terms.get("revenue", 0.0)
@@ -320,6 +327,8 @@ def extract(model: Model, sol: Solution) -> Results:
     res = Results(summary=summary, allocation=allocation, service=svc, wafer_starts=wafer_starts, supply=supply,
                   capacity=capacity, expansions=expansions, terms=terms, stages=sol.stages,
                   periods=list(periods))
+    if sol.pending_prices is None:  # else the caller adds them once the checks are done (add_prices)
+        add_prices(res, model, sol)
     if sol.x is not None:
         res.reconciliation = reconcile(res, model.settings.backlog) + [f"LP residual: {v}" for v in
                                                                         sol.violations]

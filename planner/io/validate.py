@@ -512,11 +512,12 @@ def _check_duplicates(spec: C.Sheet, df: pd.DataFrame, out: _Collector) -> None:
         return
     keyed = df.dropna(subset=list(spec.keys))
     norm = keyed[list(spec.keys)].map(lambda v: skeleton(v) if isinstance(v, str) else v)
-    dup = norm.duplicated(keep=False)
+    dup = norm.duplicated(keep=False).to_numpy()
+    if not dup.any():  # the usual case: no row to look at one by one (iterrows over 7,000 rows costs 0.1 s)
+        return
+    keyed, norm = keyed[dup], norm[dup]
     first: dict[tuple[Any, ...], tuple[int, str]] = {}
-    for (_, rec), is_dup, key in zip(keyed.iterrows(), dup, norm.itertuples(index=False, name=None), strict=True):
-        if not is_dup:
-            continue
+    for (_, rec), key in zip(keyed.iterrows(), norm.itertuples(index=False, name=None), strict=True):
         label = " | ".join(str(rec[k]) for k in spec.keys)
         if key not in first:
             first[key] = (rec["_row"], label)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -56,6 +57,10 @@ class ReportInput:
     # analyses left out, and why ("not computed (interrupted)", "not computed; turn on with --insights"), by
     # field name (causes, fixes, rd_impact, expansion_timing): the sheet says so instead of showing nothing
     not_computed: dict[str, str] = field(default_factory=dict)
+    # the parts still waiting for the capacity price checks (``planner.api.analyse(prices_later=True)``): an
+    # object whose settle() completes ``results.capacity``'s price columns and ``bottlenecks`` and whose cancel()
+    # stops the checks; write_report settles it after writing every sheet that does not need them
+    pending: Any = field(default=None, repr=False, compare=False)
 
 
 def _summary_rows(rep: ReportInput) -> pd.DataFrame:
@@ -212,10 +217,13 @@ def _binds(b: pd.DataFrame, cur: str, top: int = 4) -> list[str]:
     return parts
 
 
+OVERVIEW_ABOUT = "the plan in a few sentences, key figures, service by platform, this index"
+
+
 def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
     res, plan = rep.results, rep.plan
     s = res.summary
-    ws = book.sheet("Overview", "the plan in a few sentences, key figures, service by platform, this index")
+    ws = book.sheet("Overview", OVERVIEW_ABOUT)
     ws.hide_gridlines(2)
     for col, w in enumerate((44, 20, 15, 15, 15, 15)):
         book.width(ws, col, w)
@@ -321,7 +329,7 @@ def _write_contract_sheets(book: Book, rep: ReportInput, money_fmt: object) -> N
                                                   "mid_color": "#FFEB84", "max_color": "#63BE7B",
                                                   "min_type": "num", "min_value": 0, "mid_type": "num",
                                                   "mid_value": 0.8, "max_type": "num", "max_value": 1})
-    starts, capacity = whole_wafers(res.wafer_starts, res.capacity)
+    starts, _ = whole_wafers(res.wafer_starts, res.capacity)
     ws = book.sheet("WaferStarts", "wafers started per fab, node, product and quarter (whole wafers)")
     book.table(ws, starts, formats={"wafers": "wafers", "wafers_lp": "float", "good_units": "units"},
                header_comments={"wafers": "wafers started in 'period', in whole wafers (the LP plans continuously; "
@@ -336,7 +344,19 @@ def _write_contract_sheets(book: Book, rep: ReportInput, money_fmt: object) -> N
                                  "wip_units": "units"},
                header_comments={"output_units": "finished units landing this quarter (in-flight WIP included)",
                                 "wip_units": "of output_units: wafers in the fab before the horizon (WIP sheet)"})
-    ws = book.sheet("Capacity", "how full each fab/node and back-end line is, and what one more unit is worth")
+    book.when_priced(lambda: _write_capacity(book, rep), ("Capacity", CAPACITY_ABOUT))
+    if len(res.expansions):
+        write_expansions(book, rep)
+
+
+CAPACITY_ABOUT = "how full each fab/node and back-end line is, and what one more unit is worth"
+
+
+def _write_capacity(book: Book, rep: ReportInput) -> None:
+    res = rep.results
+    cur = res.summary["currency"]
+    _, capacity = whole_wafers(res.wafer_starts, res.capacity)
+    ws = book.sheet("Capacity", CAPACITY_ABOUT)
     cap = capacity[["resource", "period", "capacity", "used", "utilisation", "shadow_price",
                     "value_of_one_more", "cost_of_one_less", "price_check", "kind", "unit"]]
     held = ("" if res.summary["policy"] == "margin"
@@ -365,13 +385,19 @@ def _write_contract_sheets(book: Book, rep: ReportInput, money_fmt: object) -> N
     if len(cap):
         ws.conditional_format(first, 4, last, 4, {"type": "cell", "criteria": ">=", "value": 0.95,
                                                   "format": book.bad})
-    if len(res.expansions):
-        write_expansions(book, rep)
+
+
+BOTTLENECKS_ABOUT = "binding capacity ranked by shadow price, in plain words"
 
 
 def _write_insights(book: Book, rep: ReportInput, money_fmt: object) -> None:
+    book.when_priced(lambda: _write_bottlenecks(book, rep), ("Bottlenecks", BOTTLENECKS_ABOUT))
+    _write_rd_and_infeasibility(book, rep, money_fmt)
+
+
+def _write_bottlenecks(book: Book, rep: ReportInput) -> None:
     cur = rep.results.summary["currency"]
-    ws = book.sheet("Bottlenecks", "binding capacity ranked by shadow price, in plain words")
+    ws = book.sheet("Bottlenecks", BOTTLENECKS_ABOUT)
     b = rep.bottlenecks if rep.bottlenecks is not None else pd.DataFrame()
     if b.empty:
         book.paragraph(ws, 0, "No capacity constraint binds in this plan: one more wafer or back-end unit would "
@@ -388,6 +414,10 @@ def _write_insights(book: Book, rep: ReportInput, money_fmt: object) -> None:
                                     "cost_of_one_less": f"{cur} of objective lost with one less (re-solved)",
                                     "shadow_price": f"{cur}: the solver's dual; one of many where price_check "
                                                     "says 'not unique'"})
+
+
+def _write_rd_and_infeasibility(book: Book, rep: ReportInput, money_fmt: object) -> None:
+    cur = rep.results.summary["currency"]
     ws = book.sheet("R&D impact", "margin, objective and service if each program were ready a quarter earlier or "
                                   "later")
     rd = rep.rd_impact if rep.rd_impact is not None else pd.DataFrame()
@@ -637,8 +667,10 @@ def write_report(path: Path | str, rep: ReportInput, inputs: tuple[Path, ...] = 
 
     def write(tmp: Path) -> None:
         book = Book(tmp, "report", title=f"Memory supply plan: {name}", source=name)
+        if rep.pending is not None:  # the sheets that need the capacity prices: reserved in place, filled last
+            book.defer_priced()
         money_fmt = book.money(rep.results.summary["currency"])
-        _write_overview(book, rep, money_fmt)
+        book.when_priced(lambda: _write_overview(book, rep, money_fmt), ("Overview", OVERVIEW_ABOUT))
         if rep.results.summary["objective"] is not None:
             _write_charts(book, rep)
         _write_contract_sheets(book, rep, money_fmt)
@@ -658,6 +690,14 @@ def write_report(path: Path | str, rep: ReportInput, inputs: tuple[Path, ...] = 
                 ["severity", "code", "where", "column", "message", "expected", "found", "hint"]],
                 wrap={"message": 40, "hint": 30, "expected": 24, "found": 20})
         _write_inputs(book, rep.plan)
+        if rep.pending is not None:
+            rep.pending.settle()
+        book.fill_priced()
         book.close()
 
-    return atomic_write(Path(path), write, inputs)
+    try:
+        return atomic_write(Path(path), write, inputs)
+    except BaseException:  # Ctrl-C or an error: the price checks still running have no one to wait for them
+        if rep.pending is not None:
+            rep.pending.cancel()
+        raise

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,6 +229,8 @@ class Book:
         self.link = self.wb.add_format({"font_color": "#0563C1", "underline": 1, "bold": True, "valign": "top"})
         self._sheets: dict[str, _SheetInfo] = {}
         self._index: tuple[Worksheet, int, int] | None = None
+        self._reserved: dict[str, Worksheet] = {}
+        self._deferred: list[Callable[[], None]] | None = None
 
     # ---- formats -------------------------------------------------------------------------------------------------
     def money(self, currency: str, decimals: int = 0) -> Any:
@@ -266,8 +268,37 @@ class Book:
         return chart
 
     # ---- sheets --------------------------------------------------------------------------------------------------
+    # ---- sheets filled out of order -------------------------------------------------------------------------
+    def defer_priced(self) -> None:
+        """From now on, :meth:`when_priced` reserves its sheets in place and keeps their writing for
+        :meth:`fill_priced` (the report's sheets that need the capacity price checks, which still run)."""
+        self._deferred = []
+
+    def when_priced(self, fill: Callable[[], None], sheet: tuple[str, str]) -> None:
+        """Write a sheet (``sheet`` = its name and index line; ``fill`` writes it, calling :meth:`sheet` with that
+        name) now, or, after :meth:`defer_priced`, add the empty sheet now — its place among the sheets — and
+        write it in :meth:`fill_priced`. The cells are the same either way."""
+        if self._deferred is None:
+            fill()
+            return
+        ws = self.sheet(*sheet)
+        self._reserved[ws.name] = ws
+        self._deferred.append(fill)
+
+    def fill_priced(self) -> None:
+        """Write the sheets :meth:`when_priced` kept, in the order they were reserved."""
+        fills, self._deferred = self._deferred or [], None
+        for fill in fills:
+            fill()
+        if self._reserved:  # a reserved sheet its fill never asked for would stay empty: a bug, said loudly
+            raise RuntimeError(f"sheets reserved but not written: {', '.join(self._reserved)}")
+
     def sheet(self, name: str, about: str = "") -> Worksheet:
         """A new sheet with the page header and footer; ``about`` is its line in the Overview's index."""
+        reserved = self._reserved.pop(name[:31], None)
+        if reserved is not None:  # reserved in place by when_priced: its writing has come
+            self._sheets[reserved.name].about = about
+            return reserved
         ws = self.wb.add_worksheet(name[:31], worksheet_class=_FastSheet if FAST and _FAST_OK else None)
         ws.set_paper(PAPER_A4)
         ws.set_margins(left=MARGIN_LR, right=MARGIN_LR, top=MARGIN_TB, bottom=MARGIN_TB)

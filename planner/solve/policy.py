@@ -8,11 +8,15 @@ feasibility.
 from __future__ import annotations
 
 import math
+import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from planner.exhaustion import address_space_limited
 from planner.model.build import Model
 from planner.model.lp import LinearProgram
 from planner.model.stages import (
@@ -26,7 +30,7 @@ from planner.model.stages import (
     priority_objective,
     tiers,
 )
-from planner.solve.sessions import RunResult, Session, make_session
+from planner.solve.sessions import RunResult, Session, Stopped, make_session
 
 
 @dataclass
@@ -49,10 +53,27 @@ class Solution:
     # the optimal basis of the margin LP (HiGHS, margin policy), for warm re-solves of variants of the plan
     # (:mod:`planner.solve.warm`); None otherwise
     basis: tuple[np.ndarray, np.ndarray] | None = None
+    # the price checks still running on a thread of their own (``solve_model(prices_later=True)``); until
+    # :meth:`settle_prices` returns, ``prices`` is empty
+    pending_prices: PendingPrices | None = field(default=None, repr=False, compare=False)
 
     @property
     def has_solution(self) -> bool:
         return self.x is not None
+
+    def settle_prices(self) -> None:
+        """Wait for the price checks started by ``solve_model(prices_later=True)`` and keep what they found;
+        their error, if any, is raised here (and a Ctrl-C while waiting stops them first)."""
+        if self.pending_prices is not None:
+            pending, self.pending_prices = self.pending_prices, None
+            self.prices = pending.result()
+
+    def cancel_prices(self) -> None:
+        """Stop the price checks still running, if any, and wait until they have (one basis solve or one
+        re-solve at most); ``prices`` stays empty."""
+        if self.pending_prices is not None:
+            pending, self.pending_prices = self.pending_prices, None
+            pending.cancel()
 
 
 # ---- policies ------------------------------------------------------------------------------------------------
@@ -276,12 +297,19 @@ def finish_solution(lp: LinearProgram, res: RunResult, session: Session, t0: flo
 
 
 def solve_model(model: Model, solver: str | None = None, time_limit: float | None = None,
-                method: str | None = None, policy: str | None = None, prices: bool = True) -> Solution:
+                method: str | None = None, policy: str | None = None, prices: bool = True,
+                prices_later: bool = False) -> Solution:
     """Solve under the plan's policy (``models/formulation.md``, "Policies as sequences of LPs").
 
     ``prices``: also re-solve the final stage with each binding capacity one unit higher and lower
     (:func:`check_prices`), so the report can say what one more or one less unit is worth. Re-solves that only
-    read margins and service (R&D impact, batches) leave it off."""
+    read margins and service (R&D impact, batches) leave it off.
+
+    ``prices_later``: return as soon as the plan is solved and run the price checks on a thread of their own
+    (:class:`PendingPrices`), so that the caller can extract the plan and write the parts of the report that do
+    not need them meanwhile; ``Solution.settle_prices`` waits for them. The same checks on the same session:
+    the same prices. Under ``ulimit -v`` they run here, before returning (see
+    :func:`planner.exhaustion.address_space_limited`)."""
     settings = model.settings
     solver = solver or settings.solver
     policy = policy or settings.policy
@@ -300,8 +328,89 @@ def solve_model(model: Model, solver: str | None = None, time_limit: float | Non
     if sol.status == "optimal" and policy == "margin" and hasattr(session, "basis"):
         sol.basis = session.basis()
     if prices and sol.status == "optimal":
-        sol.prices = check_prices(session, model, sol, margin)
+        if prices_later and not address_space_limited():
+            sol.pending_prices = PendingPrices(session, model, sol, margin)
+        else:
+            sol.prices = check_prices(session, model, sol, margin)
     return sol
+
+
+class PendingPrices:
+    """:func:`check_prices` on a thread of its own, which owns the session from then on.
+
+    The plan is solved on one core (HiGHS's interior point); this leaves the second core to the checks while the
+    caller extracts the plan and writes the report's other sheets (measured in ``benchmarks/results.md``, notes).
+    Their basis solves and re-solves release the GIL; the Python between them needs it for moments, so while
+    they run the interpreter hands the GIL over every ``SWITCH_S`` instead of every 5 ms (else each basis solve
+    waits up to 5 ms for the report's Python)."""
+
+    SWITCH_S = 2e-4
+    _lock = threading.Lock()
+    _running = 0  # checks under way in this process; the last to end restores the switch interval
+    _saved = 0.005
+
+    def __init__(self, session: Session, model: Model, sol: Solution, margin: np.ndarray):
+        self._stop = threading.Event()
+        # waited on instead of Thread.join: on Python 3.11 a join interrupted by Ctrl-C marks a running thread
+        # as stopped (bpo-45274's fix releases the lock the live thread holds), and a second join returns at once
+        self._done = threading.Event()
+        self._out: dict[int, tuple[float, float]] | None = None  # set only when the checks ended normally
+        self._exc: BaseException | None = None
+        self._args = (session, model, sol, margin)
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._work, name="planner-price-checks", daemon=True)
+        self._fast_switch(True)
+        try:
+            self._thread.start()
+        except RuntimeError:  # no thread to be had (a thread limit): the checks run in result(), on its thread
+            self._thread = None
+            self._fast_switch(False)
+
+    @classmethod
+    def _fast_switch(cls, on: bool) -> None:
+        with cls._lock:
+            if on:
+                if not cls._running:
+                    cls._saved = sys.getswitchinterval()
+                    sys.setswitchinterval(min(cls._saved, cls.SWITCH_S))
+                cls._running += 1
+            else:
+                cls._running -= 1
+                if not cls._running:
+                    sys.setswitchinterval(cls._saved)
+
+    def _work(self) -> None:
+        try:
+            self._out = check_prices(*self._args, stop=self._stop.is_set)
+        except BaseException as exc:  # handed to the thread that waits for the result
+            self._exc = exc
+        finally:
+            self._fast_switch(False)
+            self._done.set()
+
+    def result(self) -> dict[int, tuple[float, float]]:
+        """The checks' prices, once they are done; their error, raised here. Ctrl-C (or any exception) while
+        waiting stops them before it goes on."""
+        if self._thread is None:
+            return check_prices(*self._args)
+        try:
+            self._done.wait()
+            self._thread.join()  # the thread's last step: it has set _done
+        except BaseException:
+            self.cancel()
+            raise
+        if self._exc is not None:
+            raise self._exc
+        if self._out is None:  # the thread ended without an answer or an error: never report "not checked" for it
+            raise RuntimeError("the capacity price checks ended without a result")
+        return self._out
+
+    def cancel(self) -> None:
+        """Stop the checks (at the next row or re-solve) and wait until they have."""
+        self._stop.set()
+        if self._thread is not None:
+            self._done.wait()
+            self._thread.join()
 
 
 MAX_PRICE_CHECKS = 20  # capacity rows re-solved ±1 where ranging cannot vouch for the dual; the rest: "not checked"
@@ -324,7 +433,8 @@ def price_candidates(model: Model, x: np.ndarray, row_dual: np.ndarray | None) -
     return rows[talk][order], rows[~talk]
 
 
-def check_prices(session: Session, model: Model, sol: Solution, margin: np.ndarray) -> dict[int, tuple[float, float]]:
+def check_prices(session: Session, model: Model, sol: Solution, margin: np.ndarray,
+                 stop: Callable[[], bool] | None = None) -> dict[int, tuple[float, float]]:
     """Objective (margin less shortfall penalties) gained with one more unit and lost with one less, for the
     binding capacity rows.
 
@@ -343,8 +453,8 @@ def check_prices(session: Session, model: Model, sol: Solution, margin: np.ndarr
     n = lp.n_cols
     base = float(margin @ sol.x)
     up_ok = down_ok = np.zeros(len(talk), dtype=bool)
-    vouched = (session.one_unit_vouched(talk) if hasattr(session, "one_unit_vouched") and sol.row_dual is not None
-               else None)
+    vouched = (session.one_unit_vouched(talk, stop) if hasattr(session, "one_unit_vouched")
+               and sol.row_dual is not None else None)
     if vouched is not None:  # each side the basis vouches for is the dual exactly; only the other is re-solved
         up_ok, down_ok = vouched
         for r in talk[up_ok & down_ok]:
@@ -361,6 +471,9 @@ def check_prices(session: Session, model: Model, sol: Solution, margin: np.ndarr
             if ru[r] + d < 0:  # less than one unit to take away: there is no "one less"
                 values.append(np.nan)
                 continue
+            if stop is not None and stop():
+                session.set_row_bounds(r, rl[r], ru[r])
+                raise Stopped("capacity price checks stopped")
             session.set_row_bounds(r, rl[r], ru[r] + d)
             res = session.run()
             values.append(float(margin @ res.x[:n]) if res.status == "optimal" else np.nan)
