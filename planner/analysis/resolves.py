@@ -160,27 +160,39 @@ class Runner:
             return out
         pool = ThreadPoolExecutor(max_workers=min(self.workers, len(tasks)))
         scope = Scope()  # a time limit stops this map's solves, not those of another analysis in this process
+        queue = list(range(len(tasks)))  # started one by one as workers free up, so none starts after the deadline
+        running: dict = {}
         try:
-            try:
-                futures = {pool.submit(scope.run, fn, *args): i for i, (fn, args) in enumerate(tasks)}
-            except RuntimeError as exc:  # no thread to be had: one at a time, same answer
-                if "can't start new thread" not in str(exc):
-                    raise
-                pool.shutdown(wait=False, cancel_futures=True)
-                alone = Runner(1, self.progress, self.deadline)  # the same time limit, one task after the other
-                alone.at_least = self.at_least
-                return alone.map(tasks, span)
-            pending = set(futures)
-            first = {f for f, i in futures.items() if i < self.at_least}
-            while pending:
-                left = self._left(not (first & pending))
-                if left <= 0:  # the time limit: stop the running solves, drop the queued; theirs stay OVERTIME
+            while queue or running:
+                while queue and len(running) < self.workers and (queue[0] < self.at_least or self._left() > 0):
+                    i = queue[0]
+                    try:
+                        running[pool.submit(scope.run, tasks[i][0], *tasks[i][1])] = i
+                    except RuntimeError as exc:  # no thread to be had: the rest one at a time, same answer
+                        if "can't start new thread" not in str(exc) or not queue:
+                            raise
+                        if running:
+                            break  # the threads already running finish first
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        alone = Runner(1, None, self.deadline)  # the same time limit, one task after the other
+                        alone.at_least = max(0, self.at_least - i)
+                        rest = alone.map([tasks[j] for j in queue])
+                        for j, r in zip(queue, rest, strict=True):
+                            out[j] = r
+                            if r is not OVERTIME:
+                                done += 1
+                                self._tell(done, len(tasks))
+                        return out
+                    queue.pop(0)
+                if not running:  # the deadline passed with tasks not started: they stay OVERTIME
+                    break
+                left = self._left(all(i >= self.at_least for i in running.values()))
+                if left <= 0:  # the time limit: stop the running solves; theirs stay OVERTIME
                     scope.cancel()
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    return out
-                finished, pending = wait(pending, timeout=min(0.5, left), return_when=FIRST_COMPLETED)
+                    break
+                finished, _ = wait(running, timeout=min(0.5, left), return_when=FIRST_COMPLETED)
                 for f in finished:
-                    out[futures[f]] = f.result()
+                    out[running.pop(f)] = f.result()
                     done += 1
                     self._tell(done, len(tasks))
         except BaseException:
