@@ -47,26 +47,11 @@ MARK_BEGIN, MARK_END = "<!-- explain:begin -->", "<!-- explain:end -->"
 
 
 def highs_alone(lp) -> float:
-    import highspy
+    """Wall seconds of HiGHS alone on the LP's arrays (``benchmarks/run.py``'s measure)."""
+    sys.path.insert(0, str(HERE))
+    from run import highs_alone as solve_alone
 
-    from planner.solve.sessions import IPM_THRESHOLD_COLS, _stdout_silenced
-
-    A = lp.matrix()
-    cl, cu, rl, ru = lp.bounds()
-    with _stdout_silenced():
-        h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("solver", "ipm" if lp.n_cols >= IPM_THRESHOLD_COLS else "simplex")
-    m = highspy.HighsLp()
-    m.num_col_, m.num_row_ = lp.n_cols, lp.n_rows
-    m.col_cost_, m.col_lower_, m.col_upper_, m.row_lower_, m.row_upper_ = lp.objective(), cl, cu, rl, ru
-    m.sense_ = highspy.ObjSense.kMaximize
-    m.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    m.a_matrix_.start_, m.a_matrix_.index_, m.a_matrix_.value_ = A.indptr, A.indices, A.data
-    t = time.perf_counter()
-    h.passModel(m)
-    h.run()
-    return time.perf_counter() - t
+    return solve_alone(lp)[1]
 
 
 STAGE_OF = {"explaining": "causes", "R&D impact": "rd_impact", "looking for": "fixes", "expansions": "timing",

@@ -41,9 +41,33 @@ LADDER = {  # generator arguments: platforms, products, fabs, quarters
 INDEPENDENT = ("ind100k", "ind400k")  # benchmarks/indep_plan.py SIZES
 
 
+def highs_alone(lp):
+    """HiGHS on the LP's arrays, nothing of the planner around it (the same method the planner picks): the limit
+    our own run is measured against. Returns the solved ``Highs``, wall seconds and CPU seconds (all threads)."""
+    import highspy
+
+    from planner.solve.sessions import IPM_THRESHOLD_COLS, _stdout_silenced
+
+    A = lp.matrix()
+    cl, cu, rl, ru = lp.bounds()
+    with _stdout_silenced():
+        h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("solver", "ipm" if lp.n_cols >= IPM_THRESHOLD_COLS else "simplex")
+    m = highspy.HighsLp()
+    m.num_col_, m.num_row_ = lp.n_cols, lp.n_rows
+    m.col_cost_, m.col_lower_, m.col_upper_, m.row_lower_, m.row_upper_ = lp.objective(), cl, cu, rl, ru
+    m.sense_ = highspy.ObjSense.kMaximize
+    m.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    m.a_matrix_.start_, m.a_matrix_.index_, m.a_matrix_.value_ = A.indptr, A.indices, A.data
+    t, c0 = time.perf_counter(), time.process_time()
+    h.passModel(m)
+    h.run()
+    return h, time.perf_counter() - t, time.process_time() - c0
+
+
 def measure(path: str, explain: bool, second: bool = False) -> dict:
     """All stages for one workbook, in this process (called in a subprocess by main)."""
-    import highspy
 
     from planner import api
     from planner.analysis.bottlenecks import bottlenecks
@@ -51,7 +75,7 @@ def measure(path: str, explain: bool, second: bool = False) -> dict:
     from planner.model.build import build_model
     from planner.report.writer import ReportInput, write_report
     from planner.solve.policy import solve_model
-    from planner.solve.sessions import IPM_THRESHOLD_COLS, _stdout_silenced
+    from planner.solve.sessions import IPM_THRESHOLD_COLS
 
     out: dict = {}
     t = time.perf_counter()
@@ -76,24 +100,7 @@ def measure(path: str, explain: bool, second: bool = False) -> dict:
         write_report(Path(d) / "r.xlsx", rep)
     out["report"] = time.perf_counter() - t
     # HiGHS alone on the same arrays
-    A = lp.matrix()
-    cl, cu, rl, ru = lp.bounds()
-    c = lp.objective()
-    with _stdout_silenced():
-        h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("solver", "ipm" if lp.n_cols >= IPM_THRESHOLD_COLS else "simplex")
-    m = highspy.HighsLp()
-    m.num_col_, m.num_row_ = lp.n_cols, lp.n_rows
-    m.col_cost_, m.col_lower_, m.col_upper_, m.row_lower_, m.row_upper_ = c, cl, cu, rl, ru
-    m.sense_ = highspy.ObjSense.kMaximize
-    m.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    m.a_matrix_.start_, m.a_matrix_.index_, m.a_matrix_.value_ = A.indptr, A.indices, A.data
-    t, c0 = time.perf_counter(), time.process_time()
-    h.passModel(m)
-    h.run()
-    out["highs_alone"] = time.perf_counter() - t
-    out["highs_alone_cpu"] = time.process_time() - c0  # all HiGHS threads: the work itself, whatever the load
+    h, out["highs_alone"], out["highs_alone_cpu"] = highs_alone(lp)
     ours = sol.stages[-1]["value"] if sol.stages else None
     if second:  # the second formulation, same HiGHS method, fresh model (ours stays the same arrays)
         sys.path.insert(0, str(HERE))
