@@ -73,6 +73,22 @@ def _address_space_limit() -> int:
 _ADDRESS_SPACE_LIMIT = _address_space_limit()  # read at start, while there is memory to load the module
 
 
+def _quiet_unraisable(hook=sys.unraisablehook):
+    """An object finalised while memory runs out (openpyxl's sheet generator, seen under ulimit -v) made Python
+    print "Exception ignored in …" with a traceback before the run's one error line; those go unsaid (the run says
+    it ran out of memory), any other unraisable exception is printed as before."""
+
+    def quiet(info) -> None:
+        if isinstance(info.exc_value, MemoryError):
+            return
+        hook(info)
+
+    return quiet
+
+
+sys.unraisablehook = _quiet_unraisable()  # workers forked from here inherit it
+
+
 class _Planner(click.Group):
     """The command group: wherever memory or threads run out, or an output cannot be written, one line, exit 1."""
 
