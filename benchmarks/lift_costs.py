@@ -1,4 +1,4 @@
-"""Where the shortfall explanation's time goes: each lift of the 2n + 1 estimate timed on one thread (CPU s).
+"""Where the shortfall explanation's time goes: each lift of the estimate timed on one thread (CPU s).
 
     python benchmarks/lift_costs.py PLAN.xlsx
 

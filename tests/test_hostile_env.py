@@ -409,15 +409,15 @@ def test_time_limit_is_validated_like_the_setting(tmp_path, value):
 
 
 def test_explanation_falls_back_to_one_thread_when_threads_cannot_start(monkeypatch):
-    """The estimate path solves 2n+1 cases on a thread pool; without threads it runs them one by one."""
+    """The estimate path solves its lifts on a thread pool; without threads it runs them one by one."""
     import planner.analysis.explain as E
     from planner import api
     from planner.io.load import load_plan
 
     monkeypatch.setattr(E, "EXACT_MAX_COLS", 0)  # the estimate (thread-pool) path even on the example...
     calls = []
-    estimate = E._extreme_orders
-    monkeypatch.setattr(E, "_extreme_orders", lambda *a: calls.append(1) or estimate(*a))
+    estimate = E._late_orders
+    monkeypatch.setattr(E, "_late_orders", lambda *a: calls.append(1) or estimate(*a))
     run_ = api.run(load_plan(EXAMPLE))
     expected = E.explain_shortfalls(run_)
     assert calls, "the example did not take the thread-pool path"  # ...which needs more than 4 families

@@ -44,7 +44,7 @@ CAUSES = ("rd_gate", "yield_ramp", "fab_capacity", "backend_capacity", "frozen_z
 CAPACITY = ("fab_capacity", "backend_capacity")
 COLUMNS = ["platform", "period", "shortfall", "cause", "resource", "units", "competitors", "explanation"]
 TOL = 1e-6
-EXACT_MAX_COLS = 2_000  # above this (and with more than EXACT_MAX_FAMILIES) the 2n+1-solve estimate is used
+EXACT_MAX_COLS = 2_000  # above this (and with more than EXACT_MAX_FAMILIES) the late-order estimate is used
 EXACT_MAX_FAMILIES = 3
 MAX_LEVERS = 10
 # lifts solved from the base plan's optimal basis, and how (HiGHS simplex_strategy: 1 dual, 4 primal); measured
@@ -247,13 +247,6 @@ def _failed(fams: list[str], mask: int) -> str:
             "--time-limit, Settings.time_limit_s)")
 
 
-def extreme_order_masks(n: int) -> list[int]:
-    """The lifted sets of the estimate: each family alone, all, all but one (2n + 1; fewer when n = 1)."""
-    full = (1 << n) - 1
-    masks = [1 << f for f in range(n)] + [full] + [full & ~(1 << f) for f in range(n)]
-    return list(dict.fromkeys(masks))  # n = 1: 'all' and 'f alone' are the same solve
-
-
 _LIFTERS = PlanMemo()
 
 
@@ -269,40 +262,65 @@ def lift_outcome(plan: PlanData, families: tuple[str, ...], start: Basis | None 
     return _lifter_for(plan, time_limit).outcome_with(families, start, how, keep)
 
 
+def late_order_steps(fams: list[str], policy_alone: bool = True) -> list[list[tuple[int, int | None]]]:
+    """The lifted sets of the estimate, in rounds of independent solves: (mask, where it starts from).
+
+    Round 1: all lifted and all but fab capacity (interior point from scratch: ``None``), and the policy alone
+    (from the base plan's basis: ``BASE``; the policy's truth condition reads it). Round 2: every other "all but
+    one" from the all-lifted optimum. Round 3: every "all but two" from an "all but one" optimum (the one without
+    fab capacity where fab capacity is among the two). Restoring families on a relaxed optimum is a tightening,
+    so that optimum is dual feasible and dual simplex finishes in few pivots (models/explain.md, "What it costs");
+    fab capacity is the exception, measured slower warm than from scratch. 1 + n + n(n − 1)/2 sets in all."""
+    n = len(fams)
+    full = (1 << n) - 1
+    bit = {f: 1 << i for i, f in enumerate(fams)}
+    fab, pol = bit.get("fab_capacity", 0), bit.get("policy", 0)
+    rounds: list[list[tuple[int, int | None]]] = [[(full, None)], [], []]
+    if fab and n > 1:
+        rounds[0].append((full & ~fab, None))
+    if pol and policy_alone:
+        rounds[0].append((pol, BASE))
+    rounds[1] = [(full & ~b, full) for b in bit.values() if b != fab and n > 1]
+    for i in range(n):
+        for j in range(i + 1, n):
+            a, b = 1 << i, 1 << j
+            rounds[2].append((full & ~a & ~b, full & ~(fab if fab in (a, b) else a)))
+    seen, out = {0}, []
+    for r in rounds:
+        out.append([(m, src) for m, src in r if not (m in seen or seen.add(m))])
+    return out
+
+
+BASE = -1  # a step that starts from the base plan's basis
+
+
+def _lifted(fams: list[str], m: int) -> tuple[str, ...]:
+    return tuple(f for i, f in enumerate(fams) if m >> i & 1)
+
+
 def _estimated(lifter: Lifter) -> bool:
-    """The estimate path (2n + 1 independent lifts) rather than the exact one (2ⁿ on one kept model)."""
+    """The estimate path (1 + n + n(n − 1)/2 independent lifts) rather than the exact one (2ⁿ on one kept
+    model)."""
     return len(lifter.families()) > EXACT_MAX_FAMILIES and lifter.model.lp.n_cols > EXACT_MAX_COLS
 
 
-def _first_round(lifter: Lifter, fams: list[str]) -> tuple[list[int], list[int]]:
-    """The estimate's masks in two rounds: first each family alone, all, and all but fab capacity; then the other
-    "all but one", which start from the all-lifted optimum (see :func:`_extreme_orders`)."""
-    n = len(fams)
-    full = (1 << n) - 1
-    fab = 1 << fams.index("fab_capacity") if "fab_capacity" in fams else 0
-    later = [full & ~(1 << f) for f in range(n) if n > 1 and (1 << f) != fab]
-    return [m for m in extreme_order_masks(n) if m not in later], later
-
-
 class Prefetch:
-    """The explanation's lifts that need nothing of the base solution, solved while the base plan is solved.
+    """The explanation's lifts solved while the base plan is solved.
 
-    HiGHS's interior point runs on one core; the estimate's first-round lifts — each family alone, all, all but
-    fab capacity — are independent of the base solve (only the lifts that start from the base basis,
-    ``WARM_LIFTS``, are not), so one thread solves them meanwhile, in the order that helps most: all first (its
-    basis starts the second round), then the lifts measured slowest. :func:`_extreme_orders` takes what is done and
-    the one under way, and runs the rest. Never started where a new thread could not call HiGHS safely (an
-    address-space limit), nor for plans on the exact path; :meth:`close` stops it (Ctrl-C, no shortfall)."""
-
-    ORDER = ("yield_ramp", "backend_capacity", "fab_capacity", "frozen_zone", "rd_gate", "policy")
+    HiGHS's interior point runs on one core, and every lift of the estimate but one needs nothing of the base
+    solution (the policy alone starts from the base basis under ``margin``): so one thread solves them meanwhile,
+    in the estimate's order — all lifted, all but fab capacity, then the "all but one" and "all but two" from the
+    bases it found. :func:`_late_orders` takes what is done and the one under way, and runs the rest. Never
+    started where a new thread could not call HiGHS safely (an address-space limit), nor for plans on the exact
+    path; :meth:`close` stops it (Ctrl-C, no shortfall)."""
 
     def __init__(self, plan: PlanData, time_limit: float | None = None):
         import threading
 
         self.plan = plan
         self.lifter: Lifter | None = None
-        self.done: dict[tuple[str, ...], object] = {}
-        self.current: tuple[str, ...] | None = None
+        self.done: dict[int, tuple] = {}  # mask -> (outcome, basis)
+        self.current: int | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._time_limit = time_limit
@@ -311,48 +329,37 @@ class Prefetch:
                                         daemon=True)
         self._thread.start()
 
-    def _plan_masks(self, lifter: Lifter) -> list[tuple[str, ...]]:
-        fams = lifter.families()
-        n = len(fams)
-        full = (1 << n) - 1
-        first, _ = _first_round(lifter, fams)
-        warm = lifter.policy == "margin"  # these start from the base basis, which does not exist yet
-        sets = [tuple(fams[f] for f in range(n) if m >> f & 1) for m in first]
-        sets = [t for t in sets if not (warm and t in WARM_LIFTS)]
-        rank = {f: i for i, f in enumerate(self.ORDER)}
-        all_ = tuple(fams[f] for f in range(n) if full >> f & 1)
-
-        def order(t: tuple[str, ...]) -> tuple[int, int]:  # all, then the single lifts slowest first, then the rest
-            return (0, 0) if t == all_ else (1, rank.get(t[0], 9)) if len(t) == 1 else (2, -len(t))
-
-        return sorted(sets, key=order)
-
     def _run(self) -> None:
         try:
             lifter = Lifter(self.plan, self._time_limit)
             self.lifter = lifter
             if not _estimated(lifter):
                 return
-            for fams in self._plan_masks(lifter):
+            fams = lifter.families()
+            warm = lifter.policy == "margin"  # the policy alone starts from the base basis, which does not exist yet
+            for m, src in (s for r in late_order_steps(fams) for s in r):
+                if src == BASE and warm:
+                    continue
                 with self._lock:
                     if self._stop.is_set():
                         return
-                    self.current = fams
-                out = lifter.outcome_with(fams, None, None, keep=fams == tuple(lifter.families()))
+                    self.current = m
+                start = self.done.get(src, (None, None))[1] if src not in (None, BASE) else None
+                out = lifter.outcome_with(_lifted(fams, m), start, 1 if start is not None else None, keep=True)
                 with self._lock:
-                    self.done[fams] = out
+                    self.done[m] = out
                     self.current = None
         except Exception as exc:  # noqa: BLE001 - the explanation solves the lift itself; a lack of memory is said
             self.error = exc  # there, by the same lift
 
-    def take(self) -> tuple[Lifter | None, dict[tuple[str, ...], object], tuple[str, ...] | None]:
+    def take(self) -> tuple[Lifter | None, dict[int, tuple], int | None]:
         """Stop starting lifts; the lifter, the finished lifts and the one under way (whose result :meth:`wait`
         gives)."""
         with self._lock:
             self._stop.set()
             return self.lifter, dict(self.done), self.current
 
-    def wait(self) -> dict[tuple[str, ...], object]:
+    def wait(self) -> dict[int, tuple]:
         self._thread.join()
         return dict(self.done)
 
@@ -364,67 +371,71 @@ class Prefetch:
             self._thread.join()
 
 
-def _extreme_orders(lifter: Lifter, fams: list[str], base: tuple[np.ndarray, np.ndarray],
-                    runner: Runner | None = None, start: Basis | None = None,
-                    prefetched: tuple[dict, tuple[str, ...] | None, Prefetch] | None = None) -> Outcomes:
-    """Outcome with each family lifted alone, with all lifted, and with all but one lifted (2n + 1 solves).
+def _late_orders(lifter: Lifter, fams: list[str], base: tuple[np.ndarray, np.ndarray],
+                 runner: Runner | None = None, start: Basis | None = None,
+                 prefetched: tuple[dict, int | None, Prefetch] | None = None) -> Outcomes:
+    """Outcome with all families lifted, with all but one, with all but two, and with the policy alone
+    (:func:`late_order_steps`), round by round.
 
-    The solves are independent tasks of the ``runner``: separate HiGHS instances on a thread pool by default
-    (HiGHS releases the GIL: two threads solve two instances in half the time on two cores, measured), or
-    the cluster's workers. Where no thread can be started (a thread or address-space limit), they run one
-    after the other: same numbers, more time.
+    The solves of a round are independent tasks of the ``runner``: separate HiGHS instances on a thread pool by
+    default (HiGHS releases the GIL: two threads solve two instances in half the time on two cores, measured),
+    or the cluster's workers. Where no thread can be started (a thread or address-space limit), they run one
+    after the other: same numbers, more time. ``start``: the base plan's basis on the lifter's model.
     """
-    n = len(fams)
-    full = (1 << n) - 1
-    masks = extreme_order_masks(n)
+    rounds = late_order_steps(fams)
+    total = sum(len(r) for r in rounds)
     runner = runner or Runner()
     plan = lifter.plan
-
-    def lifted(m: int) -> tuple[str, ...]:
-        return tuple(fams[f] for f in range(n) if m >> f & 1)
-
-    # "all but f" restores f on the all-lifted plan: dual simplex from the all-lifted optimum (measured 5-20x
-    # faster than interior point from scratch), except when f is fab capacity (the restored rows move the
-    # optimum far: interior point). So: first each alone, all, and all but fab; then the other "all but one".
-    first, later = _first_round(lifter, fams)
     done, running, pre = prefetched or ({}, None, None)
+    got: dict[int, tuple] = dict(done)  # mask -> (outcome, basis)
     _LIFTERS.put(plan, lifter)  # the local tasks reuse this lifter's model
+    tl = lifter.time_limit
+
+    def task(m: int, src: int | None):
+        parent = got.get(src) if src is not None and src != BASE else None
+        basis = start if src == BASE else parent[1] if isinstance(parent, tuple) else None
+        how = None if src == BASE or basis is None else 1  # the base basis: WARM_LIFTS chooses the simplex
+        return lift_outcome, (plan, _lifted(fams, m), basis, how, True, tl)
+
     try:
-        tl = lifter.time_limit
-        todo = [m for m in first if lifted(m) not in done and lifted(m) != running]
-        tasks = [(lift_outcome, (plan, lifted(m), start, None, m == full, tl)) for m in todo]
-        got = dict(zip(todo, runner.map(tasks, (len(first) - len(todo), len(masks))), strict=True))
-        if pre is not None:  # the lift the prefetch thread had under way, and those it finished
-            done = pre.wait()
-        missing = [m for m in first if m not in got and lifted(m) not in done]  # the prefetch failed on them
-        got.update(zip(missing, runner.map([(lift_outcome, (plan, lifted(m), start, None, m == full, tl))
-                                            for m in missing]), strict=True))
-        got.update({m: done[lifted(m)] for m in first if m not in got})
-        all_basis = None
-        if later and full in got and not overtime(got[full]):
-            got[full], all_basis = got[full]
-        tasks = [(lift_outcome, (plan, lifted(m), all_basis, 1 if all_basis is not None else None, False, tl))
-                 for m in later]
-        got.update(zip(later, runner.map(tasks, (len(first), len(masks))), strict=True))
+        for r in rounds:
+            todo = [(m, src) for m, src in r if m not in got and m != running]
+            for (m, _), res in zip(todo, runner.map([task(m, s) for m, s in todo], (len(got), total)), strict=True):
+                got[m] = res
+            if pre is not None and running is not None and any(m == running for m, _ in r):
+                got.update({m: v for m, v in pre.wait().items() if m not in got})
+                running = None
+            missing = [(m, src) for m, src in r if m not in got]  # the prefetch failed on them
+            for (m, _), res in zip(missing, runner.map([task(m, s) for m, s in missing]), strict=True):
+                got[m] = res
     finally:
         _LIFTERS.clear()  # the model is not kept beyond the explanation
     values: Outcomes = {0: base}
-    for m in masks:
-        if got[m] is None or overtime(got[m]):
-            raise ExplanationFailed(_failed(fams, m))
-        values[m] = got[m]
+    for r in rounds:
+        for m, _ in r:
+            res = got[m]
+            if not isinstance(res, tuple) or res[0] is None:  # no optimum, or cut (OVERTIME)
+                raise ExplanationFailed(_failed(fams, m))
+            values[m] = res[0]
     return values
 
 
-def _extreme_order_estimate(values: dict[int, np.ndarray], n: int) -> list[np.ndarray]:
-    """½ (effect of f lifted first + effect of f lifted last): the Shapley value's two extreme orders.
+def late_order_estimate(values: dict[int, np.ndarray], n: int) -> list[np.ndarray]:
+    """The Shapley value's last two levels: for each family f, the mean of (a) its effect when lifted last,
+    S(F∖f) − S(F), and (b) its mean effect when lifted second to last, over g ≠ f of S(F∖{f,g}) − S(F∖g).
 
-    Exact for two families and for families that do not interact; with interactions it shares them equally
-    between the first and last positions instead of averaging over all n! orders.
+    The Shapley value is the mean of such level averages over all n levels (the family lifted 1st, 2nd, …, n-th);
+    these two are the ones whose lifted sets are nearly all lifted — cheap to solve, where lifting one family
+    alone is a full solve of a plan that binds everywhere. Exact for two families; measured against the exact
+    value on generated plans (models/explain.md): as close as the two extreme orders on average, closer at worst.
     """
     full = (1 << n) - 1
-    base = values[0]
-    return [0.5 * ((base - values[1 << f]) + (values[full & ~(1 << f)] - values[full])) for f in range(n)]
+    phi = []
+    for f in range(n):
+        last = values[full & ~(1 << f)] - values[full]
+        pairs = [values[full & ~(1 << f) & ~(1 << g)] - values[full & ~(1 << g)] for g in range(n) if g != f]
+        phi.append(0.5 * (last + sum(pairs) / len(pairs)) if pairs else last)
+    return phi
 
 
 def _gray(n: int) -> list[int]:
@@ -848,11 +859,11 @@ def family_shares(run, runner: Runner | None = None, time_limit: float | None = 
         outcomes = _all_subsets(lifter, fams, (base_S, base_Y))
     else:
         start = gated_basis(run.model, getattr(run.solution, "basis", None), lifter.model)
-        outcomes = _extreme_orders(lifter, fams, (base_S, base_Y), runner, start,
-                                   (done, running, prefetch) if prefetch is not None else None)
+        outcomes = _late_orders(lifter, fams, (base_S, base_Y), runner, start,
+                                (done, running, prefetch) if prefetch is not None else None)
     S_of = {m: o[0] for m, o in outcomes.items()}
     full = (1 << n) - 1
-    phi = shapley(S_of, n) if exact else _extreme_order_estimate(S_of, n)
+    phi = shapley(S_of, n) if exact else late_order_estimate(S_of, n)
     pol = 1 << fams.index("policy") if "policy" in fams else 0
     counter = {"base": (base_S, base_Y), "all": S_of[full], "physical": S_of[full & ~pol],
                "policy_alone": outcomes[pol] if pol else None, "sets": ms, "exact": exact}
