@@ -224,3 +224,68 @@ def test_estimate_path_adds_up_on_random_plans(seed, monkeypatch):
     monkeypatch.setattr(ex, "EXACT_MAX_FAMILIES", 0)
     run, c = causes_of(plan_with_shortfall(seed))
     assert_adds_up(run, c)
+
+
+# ---- the late-order estimate (large plans) ------------------------------------------------------------------
+def test_late_order_estimate_on_a_hand_computed_game():
+    """Three families a, b, c; S(A) = shortfall with A lifted: S(∅) = 10, S(a) = S(b) = 10, S(c) = 4, S(ab) = 0,
+    S(ac) = S(bc) = 4, S(abc) = 0 (a and b only help together; c removes 6 unless both a and b are lifted).
+    By hand: a lifted last 4 − 0 = 4; second to last, mean of [S(c) − S(ac)] = 0 and [S(b) − S(ab)] = 10: 5;
+    so ½ (4 + 5) = 4.5, b the same; c last 0, second to last mean of 6 and 6: 3. Exact Shapley (all six
+    orders): a = b = 0/3 + (10 + 0)/6 + 4/3 = 3, c = 6/3 + 12/6 + 0/3 = 4."""
+    import numpy as np
+
+    from planner.analysis.explain import late_order_estimate, shapley
+
+    S = {0: 10, 0b001: 10, 0b010: 10, 0b100: 4, 0b011: 0, 0b101: 4, 0b110: 4, 0b111: 0}
+    values = {m: np.array([[float(v)]]) for m, v in S.items()}
+    assert [float(v[0, 0]) for v in late_order_estimate(values, 3)] == pytest.approx([4.5, 4.5, 3.0])
+    assert [float(v[0, 0]) for v in shapley(values, 3)] == pytest.approx([3.0, 3.0, 4.0])
+    two = {0: values[0], 1: values[0b001], 2: values[0b010], 3: values[0b011]}  # two families: exact
+    assert ([float(v[0, 0]) for v in late_order_estimate(two, 2)] ==
+            pytest.approx([float(v[0, 0]) for v in shapley(two, 2)]))
+
+
+def test_late_order_steps_solve_each_set_once_after_the_set_it_starts_from():
+    """1 + n + n(n − 1)/2 lifted sets and the policy alone; every warm start is a set of an earlier round, and an
+    "all but two" starts from the "all but one" without the family dearer to restore (the cheaper is restored)."""
+    from planner.analysis.explain import BASE, RESTORE_COST, late_order_steps
+
+    fams = ["rd_gate", "yield_ramp", "fab_capacity", "backend_capacity", "policy"]
+    rounds = late_order_steps(fams)
+    masks = [m for r in rounds for m, _ in r]
+    full = (1 << 5) - 1
+    assert len(masks) == len(set(masks)) == 1 + 5 + 10 + 1 and 0 not in masks
+    assert set(masks) == ({full, 1 << 4} | {full & ~(1 << f) for f in range(5)}
+                          | {full & ~(1 << f) & ~(1 << g) for f in range(5) for g in range(f)})
+    seen: set[int] = set()
+    for r in rounds:
+        for m, src in r:
+            assert src is None or src == BASE or src in seen
+            if bin(full & ~m).count("1") == 2:
+                restored = [fams[i] for i in range(5) if not m >> i & 1]
+                kept_lifted_in_parent = [fams[i] for i in range(5) if src >> i & 1 and not m >> i & 1]
+                assert kept_lifted_in_parent == [min(restored, key=lambda f: -RESTORE_COST.index(f))]
+        seen |= {m for m, _ in r}
+
+
+@pytest.mark.parametrize("shape,seed", [((20, 16, 4, 10), 2), ((12, 10, 3, 8), 9)])
+def test_estimate_path_solves_the_late_order_estimate(shape, seed, monkeypatch):
+    """The estimate path's own lifts (separate HiGHS instances, warm from each other's bases) give the late-order
+    estimate of the outcomes the exact path computes (all 2ⁿ subsets on one kept model): same shares."""
+    import numpy as np
+
+    import planner.analysis.explain as ex
+    from planner.io.generate import generate_frames
+
+    run = api.run(plan_from_frames(generate_frames(*shape, seed=seed)))
+    fams, outcomes, info = ex.counterfactuals(run, exact=True)
+    assert info["exact"] and len(fams) >= 4 and float(outcomes[0][0].sum()) > 0
+    want = ex.late_order_estimate({m: o[0] for m, o in outcomes.items()}, len(fams))
+    monkeypatch.setattr(ex, "EXACT_MAX_COLS", 0)
+    monkeypatch.setattr(ex, "EXACT_MAX_FAMILIES", 0)
+    got_fams, got, counter = ex.family_shares(run)
+    assert got_fams == fams and not counter["exact"]
+    scale = max(1.0, float(outcomes[0][0].max()))
+    for a, b in zip(got, want, strict=True):
+        assert np.abs(a - b).max() <= 1e-6 * scale

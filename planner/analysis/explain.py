@@ -281,10 +281,11 @@ def late_order_steps(fams: list[str], policy_alone: bool = True) -> list[list[tu
     if pol and policy_alone:
         rounds[0].append((pol, BASE))
     rounds[1] = [(full & ~b, full) for b in bit.values() if b != fab and n > 1]
+    cost = {f: RESTORE_COST.index(f) if f in RESTORE_COST else len(RESTORE_COST) for f in fams}
     for i in range(n):
         for j in range(i + 1, n):
-            a, b = 1 << i, 1 << j
-            rounds[2].append((full & ~a & ~b, full & ~(fab if fab in (a, b) else a)))
+            dear = fams[i] if cost[fams[i]] <= cost[fams[j]] else fams[j]  # from the set without it: restore the other
+            rounds[2].append((full & ~(1 << i) & ~(1 << j), full & ~bit[dear]))
     seen, out = {0}, []
     for r in rounds:
         out.append([(m, src) for m, src in r if not (m in seen or seen.add(m))])
@@ -292,6 +293,10 @@ def late_order_steps(fams: list[str], policy_alone: bool = True) -> list[list[tu
 
 
 BASE = -1  # a step that starts from the base plan's basis
+# families by what restoring them on a nearly all-lifted optimum costs, dearest first (measured on the 476k-column
+# plan, one thread: fab capacity 45 s by interior point, back-end capacity 23-24 s by dual simplex, the others
+# 1-3 s; models/explain.md, "What it costs")
+RESTORE_COST = ("fab_capacity", "backend_capacity", "frozen_zone", "yield_ramp", "rd_gate", "policy")
 
 
 def _lifted(fams: list[str], m: int) -> tuple[str, ...]:
@@ -831,12 +836,12 @@ def _names(f: Facts, ps: set[int]) -> str:
     return ";".join(sorted(f.plat[p] for p in ps))
 
 
-def family_shares(run, runner: Runner | None = None, time_limit: float | None = None,
-                  prefetch: Prefetch | None = None) -> tuple[list[str], list[np.ndarray], dict]:
-    """The Shapley game: the families present, each one's share of every (platform, quarter) shortfall
-    (platform × quarter arrays), and the counterfactual outcomes the attribution reads (``base``: shortfall and
-    served of the plan; ``all``: shortfall with every family lifted; ``physical``: with every family but the
-    policy lifted; ``policy_alone``: shortfall and served with only the policy lifted, or None)."""
+def counterfactuals(run, runner: Runner | None = None, time_limit: float | None = None,
+                    prefetch: Prefetch | None = None, exact: bool | None = None
+                    ) -> tuple[list[str], Outcomes, dict]:
+    """The families present, the outcome (shortfall, served: platform × quarter arrays) of every lifted set the
+    split reads (keyed by bit mask over the families; 0 is the plan itself), and the base outcome. ``exact``:
+    every subset (default: on small plans, else the estimate's sets)."""
     lifter, done, running = prefetch.take() if prefetch is not None else (None, {}, None)
     if lifter is None:  # no prefetch, or it had not built its model yet: it stops, and this one is built here
         if prefetch is not None:
@@ -853,21 +858,37 @@ def family_shares(run, runner: Runner | None = None, time_limit: float | None = 
     base_S[pi, ti] = svc["shortfall"].to_numpy()
     base_Y[pi, ti] = svc["served"].to_numpy()
     fams = lifter.families()
-    n = len(fams)
-    exact = not _estimated(lifter)
+    exact = not _estimated(lifter) if exact is None else exact
     if exact:
+        if prefetch is not None:
+            prefetch.close()
         outcomes = _all_subsets(lifter, fams, (base_S, base_Y))
     else:
         start = gated_basis(run.model, getattr(run.solution, "basis", None), lifter.model)
         outcomes = _late_orders(lifter, fams, (base_S, base_Y), runner, start,
                                 (done, running, prefetch) if prefetch is not None else None)
+    return fams, outcomes, {"sets": ms, "exact": exact}
+
+
+def family_shares(run, runner: Runner | None = None, time_limit: float | None = None,
+                  prefetch: Prefetch | None = None) -> tuple[list[str], list[np.ndarray], dict]:
+    """The Shapley game: the families present, each one's share of every (platform, quarter) shortfall
+    (platform × quarter arrays), and the counterfactual outcomes the attribution reads (``base``: shortfall and
+    served of the plan; ``all``: shortfall with every family lifted; ``physical``: with every family but the
+    policy lifted; ``policy_alone``: shortfall and served with only the policy lifted, or None)."""
+    fams, outcomes, info = counterfactuals(run, runner, time_limit, prefetch)
     S_of = {m: o[0] for m, o in outcomes.items()}
-    full = (1 << n) - 1
-    phi = shapley(S_of, n) if exact else late_order_estimate(S_of, n)
+    n = len(fams)
+    phi = shapley(S_of, n) if info["exact"] else late_order_estimate(S_of, n)
+    return fams, phi, {**info, **split_inputs(fams, outcomes)}
+
+
+def split_inputs(fams: list[str], outcomes: Outcomes) -> dict:
+    """What :func:`attribute` reads of the counterfactual outcomes besides the shares."""
+    full = (1 << len(fams)) - 1
     pol = 1 << fams.index("policy") if "policy" in fams else 0
-    counter = {"base": (base_S, base_Y), "all": S_of[full], "physical": S_of[full & ~pol],
-               "policy_alone": outcomes[pol] if pol else None, "sets": ms, "exact": exact}
-    return fams, phi, counter
+    return {"base": outcomes[0], "all": outcomes[full][0], "physical": outcomes[full & ~pol][0],
+            "policy_alone": outcomes[pol] if pol else None}
 
 
 def explain_shortfalls(run, runner: Runner | None = None, time_limit: float | None = None,
