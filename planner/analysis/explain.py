@@ -50,7 +50,7 @@ MAX_LEVERS = 10
 # lifts solved from the base plan's optimal basis, and how (HiGHS simplex_strategy: 1 dual, 4 primal); measured
 # at 86k columns against interior point from scratch (models/explain.md, "What it costs")
 WARM_LIFTS = {("policy",): 4, ("rd_gate",): 1}
-PREFETCH = True  # the first-round lifts during the base solve (:class:`Prefetch`); off: benchmarks compare
+PREFETCH = True  # the estimate's lifts during the base solve (:class:`Prefetch`); off: benchmarks compare
 
 
 class ExplanationFailed(RuntimeError):
@@ -303,6 +303,11 @@ def _lifted(fams: list[str], m: int) -> tuple[str, ...]:
     return tuple(f for i, f in enumerate(fams) if m >> i & 1)
 
 
+def _solved(res) -> bool:
+    """A lift of the estimate that ended at an optimum: (outcome, basis), not None, (None, None) or OVERTIME."""
+    return isinstance(res, tuple) and res[0] is not None
+
+
 def _estimated(lifter: Lifter) -> bool:
     """The estimate path (1 + n + n(n − 1)/2 independent lifts) rather than the exact one (2ⁿ on one kept
     model)."""
@@ -352,8 +357,10 @@ class Prefetch:
                 start = self.done.get(src, (None, None))[1] if src not in (None, BASE) else None
                 out = lifter.outcome_with(_lifted(fams, m), start, 1 if start is not None else None, keep=True)
                 with self._lock:
-                    self.done[m] = out
                     self.current = None
+                    if not _solved(out):  # the explanation solves it again (a busy core may have cut it), and
+                        return  # the lifts after it would start cold from its missing basis: stop here
+                    self.done[m] = out
         except Exception as exc:  # noqa: BLE001 - the explanation solves the lift itself; a lack of memory is said
             self.error = exc  # there, by the same lift
 
@@ -392,7 +399,7 @@ def _late_orders(lifter: Lifter, fams: list[str], base: tuple[np.ndarray, np.nda
     runner = runner or Runner()
     plan = lifter.plan
     done, running, pre = prefetched or ({}, None, None)
-    got: dict[int, tuple] = dict(done)  # mask -> (outcome, basis)
+    got: dict[int, tuple] = {m: v for m, v in done.items() if _solved(v)}  # mask -> (outcome, basis)
     _LIFTERS.put(plan, lifter)  # the local tasks reuse this lifter's model
     tl = lifter.time_limit
 
@@ -408,20 +415,20 @@ def _late_orders(lifter: Lifter, fams: list[str], base: tuple[np.ndarray, np.nda
             for (m, _), res in zip(todo, runner.map([task(m, s) for m, s in todo], (len(got), total)), strict=True):
                 got[m] = res
             if pre is not None and running is not None and any(m == running for m, _ in r):
-                got.update({m: v for m, v in pre.wait().items() if m not in got})
+                got.update({m: v for m, v in pre.wait().items() if m not in got and _solved(v)})
                 running = None
             missing = [(m, src) for m, src in r if m not in got]  # the prefetch failed on them
             for (m, _), res in zip(missing, runner.map([task(m, s) for m, s in missing]), strict=True):
                 got[m] = res
+            failed = next((m for m, _ in r if not _solved(got[m])), None)  # no optimum, or cut (OVERTIME)
+            if failed is not None:  # the split needs every set: the later rounds would be solved for nothing
+                if pre is not None:
+                    pre.close()
+                raise ExplanationFailed(_failed(fams, failed))
     finally:
         _LIFTERS.clear()  # the model is not kept beyond the explanation
     values: Outcomes = {0: base}
-    for r in rounds:
-        for m, _ in r:
-            res = got[m]
-            if not isinstance(res, tuple) or res[0] is None:  # no optimum, or cut (OVERTIME)
-                raise ExplanationFailed(_failed(fams, m))
-            values[m] = res[0]
+    values.update({m: got[m][0] for r in rounds for m, _ in r})
     return values
 
 
