@@ -7,6 +7,7 @@ Usage (from the repository root):
     python benchmarks/explain_scale.py                       # 100k and 140k plans, deviation on small plans
     python benchmarks/explain_scale.py --sizes 500k --cluster # the ~500k plan, with a loopback Dask cluster row
     python benchmarks/explain_scale.py --sizes 100k --no-deviation --no-e2e
+    python benchmarks/explain_scale.py --sizes "" --policies margin,priority,fair_share  # deviation per policy
 
 Each plan is measured in a fresh process. Rows:
 
@@ -168,11 +169,13 @@ ESTIMATES = {"late (used: last + second to last)": None, "first + last (the earl
              "last only": _last, "first + last + second to last": _first_last_second}
 
 
-def deviation(seeds: int) -> dict:
+def deviation(seeds: int, policy: str = "margin") -> dict:
     """Each estimate against the exact Shapley split, row by row, on generated plans ≤ 2,000 columns: every 2ⁿ
     outcome is solved once and each estimate's rows are made from the same outcomes; the estimate the planner
-    uses is also run through its own path (its lifts solved separately) and its rows compared."""
+    uses is also run through its own path (its lifts solved separately) and its rows compared. ``policy``: the
+    plans' Settings policy (generated plans use margin)."""
     import numpy as np
+    import pandas as pd
 
     import planner.analysis.explain as E
     from planner import api
@@ -184,7 +187,10 @@ def deviation(seeds: int) -> dict:
     n_plans, n_rows = 0, 0
     for seed in range(1, seeds + 1):
         for shape in DEVIATION_SHAPES:
-            run = api.run(plan_from_frames(generate_frames(*shape, seed=seed)))
+            frames = generate_frames(*shape, seed=seed)
+            st = frames["Settings"].set_index("key")["value"].to_dict() | {"policy": policy}
+            frames["Settings"] = pd.DataFrame({"key": list(st), "value": list(st.values())})
+            run = api.run(plan_from_frames(frames))
             if run.model.lp.n_cols > 2000 or not run.solution.has_solution:
                 continue
             fams, outcomes, info = E.counterfactuals(run, exact=True)
@@ -227,7 +233,7 @@ def deviation(seeds: int) -> dict:
         moved = st.pop("moved")
         out[name] = {**st, "moved_mean": float(np.mean(moved)) if moved else 0.0,
                      "moved_max": float(np.max(moved)) if moved else 0.0}
-    return {"plans": n_plans, "rows": n_rows, "estimates": out}
+    return {"plans": n_plans, "rows": n_rows, "policy": policy, "estimates": out}
 
 
 def child(argv: list[str]) -> None:
@@ -235,7 +241,7 @@ def child(argv: list[str]) -> None:
     if kind == "stages":
         print(json.dumps(stages(arg, argv[2] == "1")))
     else:
-        print(json.dumps(deviation(int(arg))))
+        print(json.dumps(deviation(int(arg), *argv[2:])))
 
 
 def in_child(*args: str) -> dict:
@@ -252,6 +258,8 @@ def main() -> None:
     ap.add_argument("--no-e2e", action="store_true")
     ap.add_argument("--no-deviation", action="store_true")
     ap.add_argument("--seeds", type=int, default=12)
+    ap.add_argument("--policies", default="margin", help="deviation: the plans' Settings policy, one run each "
+                    "(e.g. margin,priority,fair_share)")
     ap.add_argument("--full", action="store_true", help="also time planner solve --analysis-limit none (every "
                     "analysis to its end: long on large plans)")
     ap.add_argument("--child", nargs="+")
@@ -279,7 +287,7 @@ def main() -> None:
             data.setdefault("plans", {})[size] = row
             print(size, json.dumps(row), flush=True)
     if not a.no_deviation:
-        data["deviation"] = in_child("deviation", str(a.seeds))
+        data["deviation"] = [in_child("deviation", str(a.seeds), pol) for pol in a.policies.split(",") if pol]
         print("deviation", json.dumps(data["deviation"]), flush=True)
     out_json.write_text(json.dumps(data, indent=1))
     write_md(data)
@@ -347,9 +355,11 @@ def write_md(data: dict) -> None:
                      f"{r.get('rd_impact', 0):.1f} | {r.get('fixes', 0):.1f} | {r.get('timing', 0):.1f} | {done} | "
                      + (f"{e2e_p:.1f} | {e2e_d:.1f} | {e2e_d / e2e_p:.2f} | {e2e_d / r['highs_alone']:.2f} | "
                         if e2e_p else "– | – | – | – | ") + (f"{e2e_f:.1f} | " if e2e_f else "– | ") + f"{cl} |")
-    dev = data.get("deviation")
-    if dev:
-        lines += ["", f"Estimates against the exact Shapley split, row by row (platform, quarter, cause, resource), on "
+    devs = data.get("deviation") or []
+    for dev in [devs] if isinstance(devs, dict) else devs:  # one per policy (a dict: written before --policies)
+        if "estimates" not in dev:  # written before the estimates were compared: nothing to show
+            continue
+        lines += ["", f"Policy {dev.get('policy', 'margin')}. Estimates against the exact Shapley split, row by row (platform, quarter, cause, resource), on "
                       f"{dev['plans']} generated plans of ≤ 2,000 columns ({dev['rows']} rows of the planner's "
                       "own estimate): every 2ⁿ outcome solved once, each estimate's rows made from them (the used "
                       "one also through the planner's own path, its lifts solved separately); all add up exactly "

@@ -439,7 +439,8 @@ def late_order_estimate(values: dict[int, np.ndarray], n: int) -> list[np.ndarra
     The Shapley value is the mean of such level averages over all n levels (the family lifted 1st, 2nd, …, n-th);
     these two are the ones whose lifted sets are nearly all lifted — cheap to solve, where lifting one family
     alone is a full solve of a plan that binds everywhere. Exact for two families; measured against the exact
-    value on generated plans (models/explain.md): as close as the two extreme orders on average, closer at worst.
+    value on generated plans (models/explain.md): under ``margin`` as close as the two extreme orders on average,
+    closer at worst; under ``fair_share`` farther (the policy matters most while capacity binds, lifted early).
     """
     full = (1 << n) - 1
     phi = []
