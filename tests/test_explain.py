@@ -368,3 +368,29 @@ def test_the_prefetch_stops_at_a_lift_without_optimum(monkeypatch):
     monkeypatch.setattr(ex.Lifter, "outcome_with", lambda self, families, *a, **k: calls.append(families) or (None, None))
     pf = ex.Prefetch(run.plan)
     assert pf.wait() == {} and calls == [tuple(fams)]
+
+
+def test_the_progress_of_the_estimate_counts_up_when_a_prefetched_lift_is_solved_again(monkeypatch):
+    """The progress bar counts the estimate's lifts as one job: when the lift the prefetch had under way ended
+    without an optimum and is solved again, the count goes on (never back to '1 of 1') and ends at every lift."""
+    import planner.analysis.explain as ex
+    from planner.analysis.resolves import Runner
+
+    run, fams = _estimate_plan(monkeypatch)
+    full = (1 << len(fams)) - 1
+    total = sum(len(r) for r in ex.late_order_steps(fams))
+
+    class Cut:  # Prefetch.take while 'all lifted' runs; it ends without an optimum
+        def take(self):
+            return ex.Lifter(run.plan), {}, full
+
+        def wait(self):
+            return {full: (None, None)}
+
+        def close(self):
+            pass
+
+    seen: list[tuple[int, int]] = []
+    ex.family_shares(run, Runner(2, lambda d, t: seen.append((d, t))), prefetch=Cut())
+    assert seen[-1] == (total, total) and {t for _, t in seen} == {total}
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)

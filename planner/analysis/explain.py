@@ -418,7 +418,8 @@ def _late_orders(lifter: Lifter, fams: list[str], base: tuple[np.ndarray, np.nda
                 got.update({m: v for m, v in pre.wait().items() if m not in got and _solved(v)})
                 running = None
             missing = [(m, src) for m, src in r if m not in got]  # the prefetch failed on them
-            for (m, _), res in zip(missing, runner.map([task(m, s) for m, s in missing]), strict=True):
+            again = runner.map([task(m, s) for m, s in missing], (len(got), total))  # one job: the count goes on
+            for (m, _), res in zip(missing, again, strict=True):
                 got[m] = res
             failed = next((m for m, _ in r if not _solved(got[m])), None)  # no optimum, or cut (OVERTIME)
             if failed is not None:  # the split needs every set: the later rounds would be solved for nothing
