@@ -247,9 +247,10 @@ def test_late_order_estimate_on_a_hand_computed_game():
 
 
 def test_late_order_steps_solve_each_set_once_after_the_set_it_starts_from():
-    """1 + n + n(n − 1)/2 lifted sets and the policy alone; every warm start is a set of an earlier round, and an
-    "all but two" starts from the "all but one" without the family dearer to restore (the cheaper is restored)."""
-    from planner.analysis.explain import BASE, RESTORE_COST, late_order_steps
+    """1 + n + n(n − 1)/2 lifted sets and the policy alone; every warm start is a set of an earlier round; an
+    "all but two" starts from the "all but one" without the family dearer to restore (the cheaper one is
+    restored), except with both capacity families restored (from scratch, as is each "all but capacity")."""
+    from planner.analysis.explain import BASE, CAPACITY, RESTORE_COST, late_order_steps
 
     fams = ["rd_gate", "yield_ramp", "fab_capacity", "backend_capacity", "policy"]
     rounds = late_order_steps(fams)
@@ -262,11 +263,16 @@ def test_late_order_steps_solve_each_set_once_after_the_set_it_starts_from():
     for r in rounds:
         for m, src in r:
             assert src is None or src == BASE or src in seen
-            if bin(full & ~m).count("1") == 2:
-                restored = [fams[i] for i in range(5) if not m >> i & 1]
-                kept_lifted_in_parent = [fams[i] for i in range(5) if src >> i & 1 and not m >> i & 1]
-                assert kept_lifted_in_parent == [min(restored, key=lambda f: -RESTORE_COST.index(f))]
+            restored = [fams[i] for i in range(5) if not m >> i & 1]
+            if len(restored) == 1:
+                assert (src is None) == (restored[0] in CAPACITY)
+            if len(restored) == 2 and set(restored) <= set(CAPACITY):
+                assert src is None
+            elif len(restored) == 2:
+                lifted_in_parent = [fams[i] for i in range(5) if src >> i & 1 and not m >> i & 1]
+                assert lifted_in_parent == [max(restored, key=RESTORE_COST.index)]
         seen |= {m for m, _ in r}
+    assert (1 << 4, BASE) in rounds[2]
 
 
 @pytest.mark.parametrize("shape,seed", [((20, 16, 4, 10), 2), ((12, 10, 3, 8), 9)])

@@ -265,27 +265,34 @@ def lift_outcome(plan: PlanData, families: tuple[str, ...], start: Basis | None 
 def late_order_steps(fams: list[str], policy_alone: bool = True) -> list[list[tuple[int, int | None]]]:
     """The lifted sets of the estimate, in rounds of independent solves: (mask, where it starts from).
 
-    Round 1: all lifted and all but fab capacity (interior point from scratch: ``None``), and the policy alone
-    (from the base plan's basis: ``BASE``; the policy's truth condition reads it). Round 2: every other "all but
-    one" from the all-lifted optimum. Round 3: every "all but two" from an "all but one" optimum (the one without
-    fab capacity where fab capacity is among the two). Restoring families on a relaxed optimum is a tightening,
-    so that optimum is dual feasible and dual simplex finishes in few pivots (models/explain.md, "What it costs");
-    fab capacity is the exception, measured slower warm than from scratch. 1 + n + n(n − 1)/2 sets in all."""
+    Round 1: all lifted, and all but each capacity family (interior point from scratch: ``None``). Round 2: every
+    other "all but one" from the all-lifted optimum. Round 3: every "all but two" from the "all but one" optimum
+    without the family dearer to restore (``RESTORE_COST``), so that the cheaper one is restored — except with
+    both capacity families restored, a plan nearly as hard as the base one (from scratch) — and the policy alone
+    from the base plan's basis (``BASE``; the policy's truth condition reads it), dearest first, so that two
+    workers finish together. Restoring families on a relaxed optimum is a tightening, so that optimum is dual
+    feasible and dual simplex finishes in few pivots (models/explain.md, "What it costs"); restoring a whole
+    capacity family was measured slower warm than from scratch. 1 + n + n(n − 1)/2 sets in all (and the policy
+    alone)."""
     n = len(fams)
     full = (1 << n) - 1
     bit = {f: 1 << i for i, f in enumerate(fams)}
-    fab, pol = bit.get("fab_capacity", 0), bit.get("policy", 0)
+    pol = bit.get("policy", 0)
+    cold = {bit[f] for f in CAPACITY if f in bit} if n > 1 else set()
     rounds: list[list[tuple[int, int | None]]] = [[(full, None)], [], []]
-    if fab and n > 1:
-        rounds[0].append((full & ~fab, None))
-    if pol and policy_alone:
-        rounds[0].append((pol, BASE))
-    rounds[1] = [(full & ~b, full) for b in bit.values() if b != fab and n > 1]
+    rounds[0] += [(full & ~b, None) for b in sorted(cold)]
+    rounds[1] = [(full & ~b, full) for b in bit.values() if b not in cold and n > 1]
     cost = {f: RESTORE_COST.index(f) if f in RESTORE_COST else len(RESTORE_COST) for f in fams}
+    last = []
     for i in range(n):
         for j in range(i + 1, n):
-            dear = fams[i] if cost[fams[i]] <= cost[fams[j]] else fams[j]  # from the set without it: restore the other
-            rounds[2].append((full & ~(1 << i) & ~(1 << j), full & ~bit[dear]))
+            pair = (fams[i], fams[j])
+            dear = min(pair, key=cost.__getitem__)  # start from the set without it: restore the other
+            src = None if set(pair) <= set(CAPACITY) else full & ~bit[dear]
+            last.append((sum(f in CAPACITY for f in pair), 0, (full & ~(1 << i) & ~(1 << j), src)))
+    if pol and policy_alone:  # measured as dear as the dearest pair with one capacity family restored
+        last.append((1, -1, (pol, BASE)))
+    rounds[2] = [step for *_, step in sorted(last, key=lambda x: (-x[0], x[1]))]
     seen, out = {0}, []
     for r in rounds:
         out.append([(m, src) for m, src in r if not (m in seen or seen.add(m))])
@@ -294,8 +301,8 @@ def late_order_steps(fams: list[str], policy_alone: bool = True) -> list[list[tu
 
 BASE = -1  # a step that starts from the base plan's basis
 # families by what restoring them on a nearly all-lifted optimum costs, dearest first (measured on the 476k-column
-# plan, one thread: fab capacity 45 s by interior point, back-end capacity 23-24 s by dual simplex, the others
-# 1-3 s; models/explain.md, "What it costs")
+# plan, one thread: fab capacity 45 s by interior point, back-end capacity 26 s by dual simplex (8 s by interior
+# point), the others 1-3 s; models/explain.md, "What it costs")
 RESTORE_COST = ("fab_capacity", "backend_capacity", "frozen_zone", "yield_ramp", "rd_gate", "policy")
 
 
