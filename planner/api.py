@@ -169,6 +169,8 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
         def causes() -> None:
             try:
                 rep.causes = explain_shortfalls(r, live["runner"], time_limit, pre[0] if pre else None)
+                if rep.causes.attrs.get("split"):
+                    rep.notes.append(rep.causes.attrs["split"])
             except ExplanationFailed as exc:  # a lift without an optimum: no causes rather than causes from a stand-in
                 rep.causes = None
                 rep.not_computed["causes"] = f"not computed ({exc})"

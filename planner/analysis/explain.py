@@ -874,7 +874,7 @@ def counterfactuals(run, runner: Runner | None = None, time_limit: float | None 
         start = gated_basis(run.model, getattr(run.solution, "basis", None), lifter.model)
         outcomes = _late_orders(lifter, fams, (base_S, base_Y), runner, start,
                                 (done, running, prefetch) if prefetch is not None else None)
-    return fams, outcomes, {"sets": ms, "exact": exact}
+    return fams, outcomes, {"sets": ms, "exact": exact, "solves": len(outcomes) - 1}
 
 
 def family_shares(run, runner: Runner | None = None, time_limit: float | None = None,
@@ -912,7 +912,20 @@ def explain_shortfalls(run, runner: Runner | None = None, time_limit: float | No
         return pd.DataFrame(columns=COLUMNS)
     fams, phi, counter = family_shares(run, runner, time_limit, prefetch)
     base_S, base_Y = counter["base"]
-    return attribute(run, Facts(run, counter["sets"]), base_S, base_Y, dict(zip(fams, phi, strict=True)), counter)
+    df = attribute(run, Facts(run, counter["sets"]), base_S, base_Y, dict(zip(fams, phi, strict=True)), counter)
+    df.attrs["split"] = split_note(fams, counter["exact"], counter["solves"])
+    return df
+
+
+def split_note(fams: list[str], exact: bool, solves: int) -> str:
+    """How the causes were split, for the Overview when it is not the exact Shapley value: the analyst forwarding
+    the shares should know that they are an estimate, of what, and where its accuracy is measured."""
+    if exact:
+        return ""
+    return (f"Shortfall causes: split by an estimate of the Shapley value over the {len(fams)} cause families "
+            f"({solves} re-solves of the plan: each family lifted last and second to last; the exact split takes "
+            f"{2 ** len(fams)} and is used up to {EXACT_MAX_COLS:,} LP columns); its accuracy against the exact "
+            "split: models/explain.md.")
 
 
 FALLBACK_ORDER = ("fab_capacity", "backend_capacity", "rd_gate", "yield_ramp", "frozen_zone", "policy",
