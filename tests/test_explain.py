@@ -241,6 +241,8 @@ def test_late_order_estimate_on_a_hand_computed_game():
     values = {m: np.array([[float(v)]]) for m, v in S.items()}
     assert [float(v[0, 0]) for v in late_order_estimate(values, 3)] == pytest.approx([4.5, 4.5, 3.0])
     assert [float(v[0, 0]) for v in shapley(values, 3)] == pytest.approx([3.0, 3.0, 4.0])
+    # with the first position too, three families are the exact value: a ⅓(4 + 5 + 0) = 3, c ⅓(0 + 6 + 6) = 4
+    assert [float(v[0, 0]) for v in late_order_estimate(values, 3, first=True)] == pytest.approx([3.0, 3.0, 4.0])
     two = {0: values[0], 1: values[0b001], 2: values[0b010], 3: values[0b011]}  # two families: exact
     assert ([float(v[0, 0]) for v in late_order_estimate(two, 2)] ==
             pytest.approx([float(v[0, 0]) for v in shapley(two, 2)]))
@@ -273,12 +275,18 @@ def test_late_order_steps_solve_each_set_once_after_the_set_it_starts_from():
                 assert lifted_in_parent == [max(restored, key=RESTORE_COST.index)]
         seen |= {m for m, _ in r}
     assert (1 << 4, BASE) in rounds[2]
+    # with the first position: each family alone too, in the last round, from the base basis where WARM_LIFTS
+    # says that pays (R&D gate, policy), else from scratch
+    firsts = {m: src for m, src in late_order_steps(fams, first=True)[2] if bin(m).count("1") == 1}
+    assert firsts == {1: BASE, 2: None, 4: None, 8: None, 16: BASE}
 
 
+@pytest.mark.parametrize("first", [True, False])
 @pytest.mark.parametrize("shape,seed", [((20, 16, 4, 10), 2), ((12, 10, 3, 8), 9)])
-def test_estimate_path_solves_the_late_order_estimate(shape, seed, monkeypatch):
+def test_estimate_path_solves_the_late_order_estimate(shape, seed, first, monkeypatch):
     """The estimate path's own lifts (separate HiGHS instances, warm from each other's bases) give the late-order
-    estimate of the outcomes the exact path computes (all 2ⁿ subsets on one kept model): same shares."""
+    estimate of the outcomes the exact path computes (all 2ⁿ subsets on one kept model): same shares — with each
+    family lifted first too (plans up to FIRST_MAX_COLS) and without."""
     import numpy as np
 
     import planner.analysis.explain as ex
@@ -287,11 +295,14 @@ def test_estimate_path_solves_the_late_order_estimate(shape, seed, monkeypatch):
     run = api.run(plan_from_frames(generate_frames(*shape, seed=seed)))
     fams, outcomes, info = ex.counterfactuals(run, exact=True)
     assert info["exact"] and len(fams) >= 4 and float(outcomes[0][0].sum()) > 0
-    want = ex.late_order_estimate({m: o[0] for m, o in outcomes.items()}, len(fams))
+    want = ex.late_order_estimate({m: o[0] for m, o in outcomes.items()}, len(fams), first)
     monkeypatch.setattr(ex, "EXACT_MAX_COLS", 0)
     monkeypatch.setattr(ex, "EXACT_MAX_FAMILIES", 0)
+    monkeypatch.setattr(ex, "FIRST_MAX_COLS", 10**9 if first else 0)
     got_fams, got, counter = ex.family_shares(run)
-    assert got_fams == fams and not counter["exact"]
+    assert got_fams == fams and not counter["exact"] and counter["first"] == first
+    n = len(fams)
+    assert counter["solves"] == 1 + n + n * (n - 1) // 2 + ("policy" in fams or first) * (n if first else 1)
     scale = max(1.0, float(outcomes[0][0].max()))
     for a, b in zip(got, want, strict=True):
         assert np.abs(a - b).max() <= 1e-6 * scale
