@@ -253,8 +253,10 @@ def _say_cut(rep: ReportInput, cut: dict[str, tuple[int, int]], limit: float | N
     parts = []
     if "rd_impact" in cut and rep.rd_impact is not None:
         rd = rep.rd_impact
-        full = int((~rd["detail_earlier"].eq(OVERTIME_TEXT) & ~rd["detail_later"].eq(OVERTIME_TEXT)).sum())
-        parts.append(f"R&D impact for {full} of {len(rd)} programs")
+        done = (~rd["detail_earlier"].eq(OVERTIME_TEXT)).astype(int) + (~rd["detail_later"].eq(OVERTIME_TEXT))
+        full, half = int((done == 2).sum()), int((done == 1).sum())
+        parts.append(f"R&D impact for {full} of {len(rd)} programs"
+                     + (f", and one of the two shifts for {half} more" if half else ""))
         if full == 0 and not (rd["detail_earlier"].ne(OVERTIME_TEXT) | rd["detail_later"].ne(OVERTIME_TEXT)).any():
             rep.rd_impact = None
             rep.not_computed["rd_impact"] = OVERTIME_TEXT
