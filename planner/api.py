@@ -169,6 +169,8 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
         def causes() -> None:
             try:
                 rep.causes = explain_shortfalls(r, live["runner"], time_limit, pre[0] if pre else None)
+                if rep.causes.attrs.get("split"):
+                    rep.notes.append(rep.causes.attrs["split"])
             except ExplanationFailed as exc:  # a lift without an optimum: no causes rather than causes from a stand-in
                 rep.causes = None
                 rep.not_computed["causes"] = f"not computed ({exc})"
@@ -251,8 +253,10 @@ def _say_cut(rep: ReportInput, cut: dict[str, tuple[int, int]], limit: float | N
     parts = []
     if "rd_impact" in cut and rep.rd_impact is not None:
         rd = rep.rd_impact
-        full = int((~rd["detail_earlier"].eq(OVERTIME_TEXT) & ~rd["detail_later"].eq(OVERTIME_TEXT)).sum())
-        parts.append(f"R&D impact for {full} of {len(rd)} programs")
+        done = (~rd["detail_earlier"].eq(OVERTIME_TEXT)).astype(int) + (~rd["detail_later"].eq(OVERTIME_TEXT))
+        full, half = int((done == 2).sum()), int((done == 1).sum())
+        parts.append(f"R&D impact for {full} of {len(rd)} programs"
+                     + (f", and one of the two shifts for {half} more" if half else ""))
         if full == 0 and not (rd["detail_earlier"].ne(OVERTIME_TEXT) | rd["detail_later"].ne(OVERTIME_TEXT)).any():
             rep.rd_impact = None
             rep.not_computed["rd_impact"] = OVERTIME_TEXT

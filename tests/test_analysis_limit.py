@@ -322,3 +322,21 @@ def test_json_says_what_the_analyses_lack(tmp_path):
     assert d["analyses_not_computed"] == {"rd_impact": "not computed; turn on with --insights"}
     wb = openpyxl.load_workbook(tmp_path / "a.xlsx", read_only=True)
     assert wb["R&D impact"]["A1"].value == "R&D impact not computed; turn on with --insights."
+
+
+def test_a_program_with_one_shift_cut_is_counted_apart():
+    """Three programs in R&D impact: A with both shifts, B with only the earlier one (the limit cut the later), C
+    with none. The note counts them as the table shows: both shifts for 1 of 3, one of the two for 1 more."""
+    import pandas as pd
+
+    from planner.report.writer import ReportInput
+
+    ok = "no change in service"
+    rd = pd.DataFrame({"program": ["A", "B", "C"], "detail_earlier": [ok, ok, OVERTIME_TEXT],
+                       "detail_later": [ok, OVERTIME_TEXT, OVERTIME_TEXT]})
+    rep = ReportInput.__new__(ReportInput)
+    rep.rd_impact, rep.fixes, rep.expansion_timing, rep.notes, rep.not_computed = rd, None, None, [], {}
+    api._say_cut(rep, {"rd_impact": (3, 6)}, 20.0, "auto")
+    assert rep.notes == ["The analyses stopped at their time limit (20 s, 1.5× the plan's own build and solve, at "
+                         "least 15 s): R&D impact for 1 of 3 programs, and one of the two shifts for 1 more. planner "
+                         "solve --analysis-limit none computes them all."]

@@ -241,15 +241,18 @@ def test_late_order_estimate_on_a_hand_computed_game():
     values = {m: np.array([[float(v)]]) for m, v in S.items()}
     assert [float(v[0, 0]) for v in late_order_estimate(values, 3)] == pytest.approx([4.5, 4.5, 3.0])
     assert [float(v[0, 0]) for v in shapley(values, 3)] == pytest.approx([3.0, 3.0, 4.0])
+    # with the first position too, three families are the exact value: a ⅓(4 + 5 + 0) = 3, c ⅓(0 + 6 + 6) = 4
+    assert [float(v[0, 0]) for v in late_order_estimate(values, 3, first=True)] == pytest.approx([3.0, 3.0, 4.0])
     two = {0: values[0], 1: values[0b001], 2: values[0b010], 3: values[0b011]}  # two families: exact
     assert ([float(v[0, 0]) for v in late_order_estimate(two, 2)] ==
             pytest.approx([float(v[0, 0]) for v in shapley(two, 2)]))
 
 
 def test_late_order_steps_solve_each_set_once_after_the_set_it_starts_from():
-    """1 + n + n(n − 1)/2 lifted sets and the policy alone; every warm start is a set of an earlier round, and an
-    "all but two" starts from the "all but one" without the family dearer to restore (the cheaper is restored)."""
-    from planner.analysis.explain import BASE, RESTORE_COST, late_order_steps
+    """1 + n + n(n − 1)/2 lifted sets and the policy alone; every warm start is a set of an earlier round; an
+    "all but two" starts from the "all but one" without the family dearer to restore (the cheaper one is
+    restored), except with both capacity families restored (from scratch, as is each "all but capacity")."""
+    from planner.analysis.explain import BASE, CAPACITY, RESTORE_COST, late_order_steps
 
     fams = ["rd_gate", "yield_ramp", "fab_capacity", "backend_capacity", "policy"]
     rounds = late_order_steps(fams)
@@ -262,17 +265,28 @@ def test_late_order_steps_solve_each_set_once_after_the_set_it_starts_from():
     for r in rounds:
         for m, src in r:
             assert src is None or src == BASE or src in seen
-            if bin(full & ~m).count("1") == 2:
-                restored = [fams[i] for i in range(5) if not m >> i & 1]
-                kept_lifted_in_parent = [fams[i] for i in range(5) if src >> i & 1 and not m >> i & 1]
-                assert kept_lifted_in_parent == [min(restored, key=lambda f: -RESTORE_COST.index(f))]
+            restored = [fams[i] for i in range(5) if not m >> i & 1]
+            if len(restored) == 1:
+                assert (src is None) == (restored[0] in CAPACITY)
+            if len(restored) == 2 and set(restored) <= set(CAPACITY):
+                assert src is None
+            elif len(restored) == 2:
+                lifted_in_parent = [fams[i] for i in range(5) if src >> i & 1 and not m >> i & 1]
+                assert lifted_in_parent == [max(restored, key=RESTORE_COST.index)]
         seen |= {m for m, _ in r}
+    assert (1 << 4, BASE) in rounds[2]
+    # with the first position: each family alone too, in the last round, from the base basis where WARM_LIFTS
+    # says that pays (R&D gate, policy), else from scratch
+    firsts = {m: src for m, src in late_order_steps(fams, first=True)[2] if bin(m).count("1") == 1}
+    assert firsts == {1: BASE, 2: None, 4: None, 8: None, 16: BASE}
 
 
+@pytest.mark.parametrize("first", [True, False])
 @pytest.mark.parametrize("shape,seed", [((20, 16, 4, 10), 2), ((12, 10, 3, 8), 9)])
-def test_estimate_path_solves_the_late_order_estimate(shape, seed, monkeypatch):
+def test_estimate_path_solves_the_late_order_estimate(shape, seed, first, monkeypatch):
     """The estimate path's own lifts (separate HiGHS instances, warm from each other's bases) give the late-order
-    estimate of the outcomes the exact path computes (all 2ⁿ subsets on one kept model): same shares."""
+    estimate of the outcomes the exact path computes (all 2ⁿ subsets on one kept model): same shares — with each
+    family lifted first too (plans up to FIRST_MAX_COLS) and without."""
     import numpy as np
 
     import planner.analysis.explain as ex
@@ -281,11 +295,14 @@ def test_estimate_path_solves_the_late_order_estimate(shape, seed, monkeypatch):
     run = api.run(plan_from_frames(generate_frames(*shape, seed=seed)))
     fams, outcomes, info = ex.counterfactuals(run, exact=True)
     assert info["exact"] and len(fams) >= 4 and float(outcomes[0][0].sum()) > 0
-    want = ex.late_order_estimate({m: o[0] for m, o in outcomes.items()}, len(fams))
+    want = ex.late_order_estimate({m: o[0] for m, o in outcomes.items()}, len(fams), first)
     monkeypatch.setattr(ex, "EXACT_MAX_COLS", 0)
     monkeypatch.setattr(ex, "EXACT_MAX_FAMILIES", 0)
+    monkeypatch.setattr(ex, "FIRST_MAX_COLS", 10**9 if first else 0)
     got_fams, got, counter = ex.family_shares(run)
-    assert got_fams == fams and not counter["exact"]
+    assert got_fams == fams and not counter["exact"] and counter["first"] == first
+    n = len(fams)
+    assert counter["solves"] == 1 + n + n * (n - 1) // 2 + ("policy" in fams or first) * (n if first else 1)
     scale = max(1.0, float(outcomes[0][0].max()))
     for a, b in zip(got, want, strict=True):
         assert np.abs(a - b).max() <= 1e-6 * scale
@@ -304,18 +321,19 @@ def _estimate_plan(monkeypatch):
     return run, fams
 
 
-@pytest.mark.parametrize("failing", ["all", "all but fab capacity", "all but back-end capacity"])
-def test_a_failed_lift_stops_the_estimate_after_its_round(monkeypatch, failing):
+@pytest.mark.parametrize("failing,solved", [("all", 3), ("all but back-end capacity", 3), ("all but yield ramp", 6)])
+def test_a_failed_lift_stops_the_estimate_after_its_round(monkeypatch, failing, solved):
     """The split needs every lifted set, so a lift without an optimum (a time limit) fails the explanation — and
-    the rounds after it are not solved: 'all' and 'all but fab capacity' are in round 1 (with the policy alone:
-    3 lifts), 'all but back-end capacity' in round 2 (3 + 4 lifts); never the 17 of every round, cold where
-    their parent failed."""
+    the rounds after it are not solved. Five families on a plan under FIRST_MAX_COLS: round 1 is all lifted and
+    all but each capacity family (3 lifts), round 2 the other three "all but one" (3 + 3); never the 21 of every
+    round (+ 10 pairs, the policy alone and four families alone), cold where their parent failed."""
     import planner.analysis.explain as ex
 
     run, fams = _estimate_plan(monkeypatch)
-    drop = {"all": (), "all but fab capacity": ("fab_capacity",),
-            "all but back-end capacity": ("backend_capacity",)}[failing]
+    drop = {"all": (), "all but back-end capacity": ("backend_capacity",),
+            "all but yield ramp": ("yield_ramp",)}[failing]
     bad = tuple(f for f in fams if f not in drop)
+    assert sum(len(r) for r in ex.late_order_steps(fams, True)) == 21
     real, calls = ex.lift_outcome, []
 
     def lift(plan, families, *rest):
@@ -325,7 +343,7 @@ def test_a_failed_lift_stops_the_estimate_after_its_round(monkeypatch, failing):
     monkeypatch.setattr(ex, "lift_outcome", lift)
     with pytest.raises(ex.ExplanationFailed, match=", ".join(bad) + " lifted ended without an optimum"):
         ex.family_shares(run)
-    assert len(calls) == (3 if failing != "all but back-end capacity" else 7) and bad in calls
+    assert len(calls) == solved and bad in calls
 
 
 def test_a_lift_the_prefetch_could_not_finish_is_solved_again(monkeypatch):
@@ -378,7 +396,7 @@ def test_the_progress_of_the_estimate_counts_up_when_a_prefetched_lift_is_solved
 
     run, fams = _estimate_plan(monkeypatch)
     full = (1 << len(fams)) - 1
-    total = sum(len(r) for r in ex.late_order_steps(fams))
+    total = sum(len(r) for r in ex.late_order_steps(fams, ex._with_first(ex.Lifter(run))))
 
     class Cut:  # Prefetch.take while 'all lifted' runs; it ends without an optimum
         def take(self):

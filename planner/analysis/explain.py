@@ -46,6 +46,7 @@ COLUMNS = ["platform", "period", "shortfall", "cause", "resource", "units", "com
 TOL = 1e-6
 EXACT_MAX_COLS = 2_000  # above this (and with more than EXACT_MAX_FAMILIES) the late-order estimate is used
 EXACT_MAX_FAMILIES = 3
+FIRST_MAX_COLS = 50_000  # up to this, the estimate also lifts each family alone (first): closer, and cheap there
 MAX_LEVERS = 10
 # lifts solved from the base plan's optimal basis, and how (HiGHS simplex_strategy: 1 dual, 4 primal); measured
 # at 86k columns against interior point from scratch (models/explain.md, "What it costs")
@@ -262,30 +263,40 @@ def lift_outcome(plan: PlanData, families: tuple[str, ...], start: Basis | None 
     return _lifter_for(plan, time_limit).outcome_with(families, start, how, keep)
 
 
-def late_order_steps(fams: list[str], policy_alone: bool = True) -> list[list[tuple[int, int | None]]]:
+def late_order_steps(fams: list[str], first: bool = False) -> list[list[tuple[int, int | None]]]:
     """The lifted sets of the estimate, in rounds of independent solves: (mask, where it starts from).
 
-    Round 1: all lifted and all but fab capacity (interior point from scratch: ``None``), and the policy alone
-    (from the base plan's basis: ``BASE``; the policy's truth condition reads it). Round 2: every other "all but
-    one" from the all-lifted optimum. Round 3: every "all but two" from an "all but one" optimum (the one without
-    fab capacity where fab capacity is among the two). Restoring families on a relaxed optimum is a tightening,
-    so that optimum is dual feasible and dual simplex finishes in few pivots (models/explain.md, "What it costs");
-    fab capacity is the exception, measured slower warm than from scratch. 1 + n + n(n − 1)/2 sets in all."""
+    Round 1: all lifted, and all but each capacity family (interior point from scratch: ``None``). Round 2: every
+    other "all but one" from the all-lifted optimum. Round 3: every "all but two" from the "all but one" optimum
+    without the family dearer to restore (``RESTORE_COST``), so that the cheaper one is restored — except with
+    both capacity families restored, a plan nearly as hard as the base one (from scratch) — and the policy alone
+    from the base plan's basis (``BASE``; the policy's truth condition reads it), dearest first, so that two
+    workers finish together. Restoring families on a relaxed optimum is a tightening, so that optimum is dual
+    feasible and dual simplex finishes in few pivots (models/explain.md, "What it costs"); restoring a whole
+    capacity family was measured slower warm than from scratch. 1 + n + n(n − 1)/2 sets in all (and the policy
+    alone). With ``first`` (plans up to ``FIRST_MAX_COLS``), each family alone too, in round 3, dearest of all:
+    from the base basis where that was measured to pay (``WARM_LIFTS``), else from scratch."""
     n = len(fams)
     full = (1 << n) - 1
     bit = {f: 1 << i for i, f in enumerate(fams)}
-    fab, pol = bit.get("fab_capacity", 0), bit.get("policy", 0)
+    pol = bit.get("policy", 0)
+    cold = {bit[f] for f in CAPACITY if f in bit} if n > 1 else set()
     rounds: list[list[tuple[int, int | None]]] = [[(full, None)], [], []]
-    if fab and n > 1:
-        rounds[0].append((full & ~fab, None))
-    if pol and policy_alone:
-        rounds[0].append((pol, BASE))
-    rounds[1] = [(full & ~b, full) for b in bit.values() if b != fab and n > 1]
+    rounds[0] += [(full & ~b, None) for b in sorted(cold)]
+    rounds[1] = [(full & ~b, full) for b in bit.values() if b not in cold and n > 1]
     cost = {f: RESTORE_COST.index(f) if f in RESTORE_COST else len(RESTORE_COST) for f in fams}
+    last = []
     for i in range(n):
         for j in range(i + 1, n):
-            dear = fams[i] if cost[fams[i]] <= cost[fams[j]] else fams[j]  # from the set without it: restore the other
-            rounds[2].append((full & ~(1 << i) & ~(1 << j), full & ~bit[dear]))
+            pair = (fams[i], fams[j])
+            dear = min(pair, key=cost.__getitem__)  # start from the set without it: restore the other
+            src = None if set(pair) <= set(CAPACITY) else full & ~bit[dear]
+            last.append((sum(f in CAPACITY for f in pair), 0, (full & ~(1 << i) & ~(1 << j), src)))
+    if pol:  # measured as dear as the dearest pair with one capacity family restored
+        last.append((1, -1, (pol, BASE)))
+    if first:  # each alone: a plan that binds nearly everywhere, a full solve
+        last += [(3, 0, (b, BASE if (f,) in WARM_LIFTS else None)) for f, b in bit.items() if b != pol]
+    rounds[2] = [step for *_, step in sorted(last, key=lambda x: (-x[0], x[1]))]
     seen, out = {0}, []
     for r in rounds:
         out.append([(m, src) for m, src in r if not (m in seen or seen.add(m))])
@@ -294,8 +305,8 @@ def late_order_steps(fams: list[str], policy_alone: bool = True) -> list[list[tu
 
 BASE = -1  # a step that starts from the base plan's basis
 # families by what restoring them on a nearly all-lifted optimum costs, dearest first (measured on the 476k-column
-# plan, one thread: fab capacity 45 s by interior point, back-end capacity 23-24 s by dual simplex, the others
-# 1-3 s; models/explain.md, "What it costs")
+# plan, one thread: fab capacity 45 s by interior point, back-end capacity 26 s by dual simplex (8 s by interior
+# point), the others 1-3 s; models/explain.md, "What it costs")
 RESTORE_COST = ("fab_capacity", "backend_capacity", "frozen_zone", "yield_ramp", "rd_gate", "policy")
 
 
@@ -306,6 +317,11 @@ def _lifted(fams: list[str], m: int) -> tuple[str, ...]:
 def _solved(res) -> bool:
     """A lift of the estimate that ended at an optimum: (outcome, basis), not None, (None, None) or OVERTIME."""
     return isinstance(res, tuple) and res[0] is not None
+
+
+def _with_first(lifter: Lifter) -> bool:
+    """The estimate also lifts each family alone (plans up to ``FIRST_MAX_COLS`` columns)."""
+    return lifter.model.lp.n_cols <= FIRST_MAX_COLS
 
 
 def _estimated(lifter: Lifter) -> bool:
@@ -347,7 +363,7 @@ class Prefetch:
                 return
             fams = lifter.families()
             warm = lifter.policy == "margin"  # the policy alone starts from the base basis, which does not exist yet
-            for m, src in (s for r in late_order_steps(fams) for s in r):
+            for m, src in (s for r in late_order_steps(fams, _with_first(lifter)) for s in r):
                 if src == BASE and warm:
                     continue
                 with self._lock:
@@ -394,7 +410,7 @@ def _late_orders(lifter: Lifter, fams: list[str], base: tuple[np.ndarray, np.nda
     or the cluster's workers. Where no thread can be started (a thread or address-space limit), they run one
     after the other: same numbers, more time. ``start``: the base plan's basis on the lifter's model.
     """
-    rounds = late_order_steps(fams)
+    rounds = late_order_steps(fams, _with_first(lifter))
     total = sum(len(r) for r in rounds)
     runner = runner or Runner()
     plan = lifter.plan
@@ -433,22 +449,28 @@ def _late_orders(lifter: Lifter, fams: list[str], base: tuple[np.ndarray, np.nda
     return values
 
 
-def late_order_estimate(values: dict[int, np.ndarray], n: int) -> list[np.ndarray]:
-    """The Shapley value's last two levels: for each family f, the mean of (a) its effect when lifted last,
-    S(F∖f) − S(F), and (b) its mean effect when lifted second to last, over g ≠ f of S(F∖{f,g}) − S(F∖g).
+def late_order_estimate(values: dict[int, np.ndarray], n: int, first: bool = False) -> list[np.ndarray]:
+    """The Shapley value's last two positions: for each family f, the mean of (a) its effect when lifted last,
+    S(F∖f) − S(F), and (b) its mean effect when lifted second to last, over g ≠ f of S(F∖{f,g}) − S(F∖g); with
+    ``first``, also (c) its effect when lifted first, S(∅) − S({f}) (the mean of the three).
 
-    The Shapley value is the mean of such level averages over all n levels (the family lifted 1st, 2nd, …, n-th);
-    these two are the ones whose lifted sets are nearly all lifted — cheap to solve, where lifting one family
-    alone is a full solve of a plan that binds everywhere. Exact for two families; measured against the exact
-    value on generated plans (models/explain.md): under ``margin`` as close as the two extreme orders on average,
-    closer at worst; under ``fair_share`` farther (the policy matters most while capacity binds, lifted early).
+    The Shapley value is the mean of such position averages over all n positions (the family lifted 1st, 2nd,
+    …, n-th); (a) and (b) are the ones whose lifted sets are nearly all lifted — cheap to solve, where lifting one
+    family alone is a full solve of a plan that binds everywhere. Exact for two families; measured against the
+    exact value on generated plans (models/explain.md): (a, b) as close as the earlier (first, last) on average
+    and closer at worst under ``margin``, farther under ``fair_share`` (the policy matters most while capacity
+    binds, lifted early); (a, b, c) closer still, so it is used where the alone lifts cost little.
     """
     full = (1 << n) - 1
     phi = []
     for f in range(n):
-        last = values[full & ~(1 << f)] - values[full]
+        parts = [values[full & ~(1 << f)] - values[full]]
         pairs = [values[full & ~(1 << f) & ~(1 << g)] - values[full & ~(1 << g)] for g in range(n) if g != f]
-        phi.append(0.5 * (last + sum(pairs) / len(pairs)) if pairs else last)
+        if pairs:
+            parts.append(sum(pairs) / len(pairs))
+        if first and n > 2:
+            parts.append(values[0] - values[1 << f])
+        phi.append(sum(parts) / len(parts))
     return phi
 
 
@@ -876,7 +898,8 @@ def counterfactuals(run, runner: Runner | None = None, time_limit: float | None 
         start = gated_basis(run.model, getattr(run.solution, "basis", None), lifter.model)
         outcomes = _late_orders(lifter, fams, (base_S, base_Y), runner, start,
                                 (done, running, prefetch) if prefetch is not None else None)
-    return fams, outcomes, {"sets": ms, "exact": exact}
+    return fams, outcomes, {"sets": ms, "exact": exact, "solves": len(outcomes) - 1,
+                            "first": not exact and _with_first(lifter)}
 
 
 def family_shares(run, runner: Runner | None = None, time_limit: float | None = None,
@@ -888,7 +911,7 @@ def family_shares(run, runner: Runner | None = None, time_limit: float | None = 
     fams, outcomes, info = counterfactuals(run, runner, time_limit, prefetch)
     S_of = {m: o[0] for m, o in outcomes.items()}
     n = len(fams)
-    phi = shapley(S_of, n) if info["exact"] else late_order_estimate(S_of, n)
+    phi = shapley(S_of, n) if info["exact"] else late_order_estimate(S_of, n, info["first"])
     return fams, phi, {**info, **split_inputs(fams, outcomes)}
 
 
@@ -914,7 +937,21 @@ def explain_shortfalls(run, runner: Runner | None = None, time_limit: float | No
         return pd.DataFrame(columns=COLUMNS)
     fams, phi, counter = family_shares(run, runner, time_limit, prefetch)
     base_S, base_Y = counter["base"]
-    return attribute(run, Facts(run, counter["sets"]), base_S, base_Y, dict(zip(fams, phi, strict=True)), counter)
+    df = attribute(run, Facts(run, counter["sets"]), base_S, base_Y, dict(zip(fams, phi, strict=True)), counter)
+    df.attrs["split"] = split_note(fams, counter["exact"], counter["solves"], counter["first"])
+    return df
+
+
+def split_note(fams: list[str], exact: bool, solves: int, first: bool = False) -> str:
+    """How the causes were split, for the Overview when it is not the exact Shapley value: the analyst forwarding
+    the shares should know that they are an estimate, of what, and where its accuracy is measured."""
+    if exact:
+        return ""
+    return (f"Shortfall causes: split by an estimate of the Shapley value over the {len(fams)} cause families "
+            f"({solves} re-solves of the plan: each family lifted {'first, ' if first else ''}last and second to last; "
+            f"the exact split takes "
+            f"{2 ** len(fams)} and is used up to {EXACT_MAX_COLS:,} LP columns); its accuracy against the exact "
+            "split: models/explain.md.")
 
 
 FALLBACK_ORDER = ("fab_capacity", "backend_capacity", "rd_gate", "yield_ramp", "frozen_zone", "policy",
