@@ -90,13 +90,17 @@ sys.unraisablehook = _quiet_unraisable()  # workers forked from here inherit it
 
 
 class _Planner(click.Group):
-    """The command group: wherever memory or threads run out, or an output cannot be written, one line, exit 1."""
+    """The command group: wherever memory or threads run out, or an output cannot be written, one line, exit 1;
+    Ctrl-C where the command says nothing itself: one line, exit 130."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except OutputError as exc:
             raise UserError(str(exc)) from exc
+        except KeyboardInterrupt:  # where a command does not say more (reading the workbook, …): the shell's code
+            click.echo("interrupted (Ctrl-C)", err=True)  # for Ctrl-C, not click's "Aborted!" with exit 1
+            sys.exit(130)
         except (MemoryError, RuntimeError, OSError, ImportError, SystemError) as exc:
             message = _exhausted(exc)
             if message is None:

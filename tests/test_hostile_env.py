@@ -516,3 +516,20 @@ def test_objects_finalised_out_of_memory_print_nothing(tmp_path):
     assert proc.returncode == 0
     assert "MemoryError" not in proc.stderr
     assert "ValueError: kept" in proc.stderr
+
+
+def test_ctrl_c_while_the_workbook_loads_exits_130_in_one_line(tmp_path, monkeypatch):
+    """Ctrl-C before any command-specific handling (here: while the plan is read) is the shell's 130 with one
+    line, not click's 'Aborted!' with exit 1; nothing is written."""
+    import planner.cli as cli
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "load_plan", interrupted, raising=False)
+    monkeypatch.setattr("planner.io.load.load_plan", interrupted)
+    out = tmp_path / "r.xlsx"
+    res = run("solve", EXAMPLE, "-o", out)
+    assert res.exit_code == 130, res.output
+    assert "interrupted (Ctrl-C)" in res.output and "Aborted" not in res.output
+    assert not out.exists()
