@@ -158,8 +158,9 @@ def _rows(attribute, run, facts, fams: list[str], counter: dict, phi: list):
     return attribute(run, facts, base_S, base_Y, dict(zip(fams, phi, strict=True)), counter)
 
 
-ESTIMATES = {"first + last + second to last (used up to 50,000 columns; the planner's own path)": None,
-             "last + second to last (used above 50,000 columns)": _late,
+ESTIMATES = {"first + last + second to last (used up to 50,000 columns, and under priority / fair_share; the "
+             "planner's own path)": None,
+             "last + second to last (used above 50,000 columns under margin)": _late,
              "first + last (the earlier one)": _first_last, "last only": _last}
 
 

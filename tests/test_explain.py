@@ -281,24 +281,30 @@ def test_late_order_steps_solve_each_set_once_after_the_set_it_starts_from():
     assert firsts == {1: BASE, 2: None, 4: None, 8: None, 16: BASE}
 
 
-@pytest.mark.parametrize("first", [True, False])
+@pytest.mark.parametrize("first,policy", [(True, "margin"), (False, "margin"), (True, "fair_share"),
+                                          (True, "priority")])
 @pytest.mark.parametrize("shape,seed", [((20, 16, 4, 10), 2), ((12, 10, 3, 8), 9)])
-def test_estimate_path_solves_the_late_order_estimate(shape, seed, first, monkeypatch):
-    """The estimate path's own lifts (separate HiGHS instances, warm from each other's bases) give the late-order
-    estimate of the outcomes the exact path computes (all 2ⁿ subsets on one kept model): same shares — with each
-    family lifted first too (plans up to FIRST_MAX_COLS) and without."""
+def test_estimate_path_solves_the_late_order_estimate(shape, seed, first, policy, monkeypatch):
+    """The estimate path's own lifts (separate HiGHS instances, warm from each other's bases where the lifted set
+    is solved as margin) give the late-order estimate of the outcomes the exact path computes (all 2ⁿ subsets on
+    one kept model): same shares — with each family lifted first too (plans up to FIRST_MAX_COLS, and under
+    priority / fair_share at every size) and without."""
     import numpy as np
+    import pandas as pd
 
     import planner.analysis.explain as ex
     from planner.io.generate import generate_frames
 
-    run = api.run(plan_from_frames(generate_frames(*shape, seed=seed)))
+    frames = generate_frames(*shape, seed=seed)
+    st = frames["Settings"].set_index("key")["value"].to_dict() | {"policy": policy}
+    frames["Settings"] = pd.DataFrame({"key": list(st), "value": list(st.values())})
+    run = api.run(plan_from_frames(frames))
     fams, outcomes, info = ex.counterfactuals(run, exact=True)
     assert info["exact"] and len(fams) >= 4 and float(outcomes[0][0].sum()) > 0
     want = ex.late_order_estimate({m: o[0] for m, o in outcomes.items()}, len(fams), first)
     monkeypatch.setattr(ex, "EXACT_MAX_COLS", 0)
     monkeypatch.setattr(ex, "EXACT_MAX_FAMILIES", 0)
-    monkeypatch.setattr(ex, "FIRST_MAX_COLS", 10**9 if first else 0)
+    monkeypatch.setattr(ex, "FIRST_MAX_COLS", 10**9 if first and policy == "margin" else 0)
     got_fams, got, counter = ex.family_shares(run)
     assert got_fams == fams and not counter["exact"] and counter["first"] == first
     n = len(fams)

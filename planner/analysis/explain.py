@@ -186,9 +186,9 @@ class Lifter:
         (shortfall, served) outcome, or None; with ``keep``, (outcome, the final basis)."""
         if how is None and start is not None:
             how = WARM_LIFTS.get(tuple(families))
-        if self.policy != "margin" or start is None:
-            how = None  # the policy stages add rows: no basis of the margin LP fits them
         policy = "margin" if "policy" in families else self.policy
+        if policy != "margin" or start is None:
+            how = None  # the policy stages add rows: no basis of the margin LP fits them (``start`` must be one)
         for attempt in (how, None) if how else (None,):
             session = tracked(HighsSession(self.model.lp, method="simplex" if attempt else "auto",
                                            time_limit=self.time_limit))
@@ -320,8 +320,10 @@ def _solved(res) -> bool:
 
 
 def _with_first(lifter: Lifter) -> bool:
-    """The estimate also lifts each family alone (plans up to ``FIRST_MAX_COLS`` columns)."""
-    return lifter.model.lp.n_cols <= FIRST_MAX_COLS
+    """The estimate also lifts each family alone: on plans up to ``FIRST_MAX_COLS`` columns, and under `priority`
+    or `fair_share`, where the policy's effect shows most while capacity binds (lifted early) and the two late
+    positions alone were measured far from the exact split (models/explain.md)."""
+    return lifter.model.lp.n_cols <= FIRST_MAX_COLS or lifter.policy != "margin"
 
 
 def _estimated(lifter: Lifter) -> bool:
@@ -421,7 +423,9 @@ def _late_orders(lifter: Lifter, fams: list[str], base: tuple[np.ndarray, np.nda
 
     def task(m: int, src: int | None):
         parent = got.get(src) if src is not None and src != BASE else None
-        basis = start if src == BASE else parent[1] if isinstance(parent, tuple) else None
+        # the base basis is the margin LP's only under margin (else the policy stages' last LP, with more rows)
+        basis = (start if lifter.policy == "margin" else None) if src == BASE else \
+            parent[1] if isinstance(parent, tuple) else None
         how = None if src == BASE or basis is None else 1  # the base basis: WARM_LIFTS chooses the simplex
         return lift_outcome, (plan, _lifted(fams, m), basis, how, True, tl)
 
