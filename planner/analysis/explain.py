@@ -274,7 +274,7 @@ def late_order_steps(fams: list[str], first: bool = False) -> list[list[tuple[in
     workers finish together. Restoring families on a relaxed optimum is a tightening, so that optimum is dual
     feasible and dual simplex finishes in few pivots (models/explain.md, "What it costs"); restoring a whole
     capacity family was measured slower warm than from scratch. 1 + n + n(n − 1)/2 sets in all (and the policy
-    alone). With ``first`` (plans up to ``FIRST_MAX_COLS``), each family alone too, in round 3, dearest of all:
+    alone). With ``first`` (:func:`_with_first`), each family alone too, in round 3, dearest of all:
     from the base basis where that was measured to pay (``WARM_LIFTS``), else from scratch."""
     n = len(fams)
     full = (1 << n) - 1
@@ -337,8 +337,8 @@ class Prefetch:
 
     HiGHS's interior point runs on one core, and every lift of the estimate but one needs nothing of the base
     solution (the policy alone starts from the base basis under ``margin``): so one thread solves them meanwhile,
-    in the estimate's order — all lifted, all but fab capacity, then the "all but one" and "all but two" from the
-    bases it found. :func:`_late_orders` takes what is done and the one under way, and runs the rest. Never
+    in the estimate's order — all lifted, all but each capacity family, then the other "all but one" and the "all
+    but two" (and each alone, where the estimate has them) from the bases it found. :func:`_late_orders` takes what is done and the one under way, and runs the rest. Never
     started where a new thread could not call HiGHS safely (an address-space limit), nor for plans on the exact
     path; :meth:`close` stops it (Ctrl-C, no shortfall)."""
 
