@@ -368,7 +368,8 @@ def write_md(data: dict) -> None:
                       "own estimate): every 2ⁿ outcome solved once and each estimate's rows made from them, but "
                       "the first row's, which come from the planner's own path (its lifts solved separately); all "
                       "add up exactly "
-                      "(every row set is rescaled to the shortfall) and keep every truth condition.", "",
+                      "(every row set is rescaled to the shortfall); every row's truth condition is checked by "
+                      "tests/test_explain_truth.py, on other generated plans.", "",
                   "| estimate | share of a plan's shortfall attributed differently: mean | largest | largest row "
                   "deviation (share of its quarter's shortfall) | on |", "|---|---|---|---|---|"]
         for name, e in dev["estimates"].items():

@@ -533,3 +533,19 @@ def test_ctrl_c_while_the_workbook_loads_exits_130_in_one_line(tmp_path, monkeyp
     assert res.exit_code == 130, res.output
     assert "interrupted (Ctrl-C)" in res.output and "Aborted" not in res.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize("status,said", [
+    ("time_limit", "The solver stopped at the time limit (--time-limit, Settings.time_limit_s) without a solution: "
+                   "no allocation could be computed."),
+    ("infeasible", "The plan is infeasible: no allocation could be computed."),
+    ("error", "The solver stopped without a solution (error): no allocation could be computed.")])
+def test_a_plan_without_solution_is_said_in_words(status, said):
+    """The Overview's first line names why there is no allocation in words ("The plan is time_limit" before)."""
+    from types import SimpleNamespace
+
+    from planner.report.writer import headline
+
+    rep = SimpleNamespace(results=SimpleNamespace(summary={"objective": None, "status": status, "currency": "USD"}),
+                          plan=None, iis=None, infeasibility=None)
+    assert headline(rep) == [said]

@@ -119,7 +119,10 @@ def headline(rep: ReportInput) -> list[str]:
     s = res.summary
     cur = s["currency"]
     if s["objective"] is None:
-        lines = [f"The plan is {s['status']}: no allocation could be computed."]
+        what = {"infeasible": "The plan is infeasible", "unbounded": "The plan is unbounded",
+                "time_limit": "The solver stopped at the time limit (--time-limit, Settings.time_limit_s) without a "
+                              "solution"}.get(s["status"], f"The solver stopped without a solution ({s['status']})")
+        lines = [f"{what}: no allocation could be computed."]
         if rep.iis is not None and len(rep.iis):
             lines.append("These requirements cannot all hold together: " + "; ".join(
                 f"{r.requirement} ({r.sheet}{' row ' + str(r.row) if pd.notna(r.row) else ''})"
