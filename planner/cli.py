@@ -26,6 +26,7 @@ from planner.exhaustion import out_of_memory
 from planner.io.problems import Problem, ValidationFailed, capped
 from planner.io.reader import ReadError
 from planner.report.atomic import OutputError
+from planner.report.fmt import status_clause
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 
@@ -543,7 +544,7 @@ def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_
                    "look for extreme numbers in the input sheets, or try --solver cbc", err=True)
         return EXIT_USER, summary
     if summary["status"] != "optimal":
-        click.echo(f"error: {scenario or 'the plan'} is {summary['status']}; see the report's Overview"
+        click.echo(f"error: {scenario or 'the plan'} {status_clause(summary['status'])}; see the report's Overview"
                    + (" and Infeasibility sheets" if summary["status"] == "infeasible" else ""), err=True)
         return EXIT_USER, summary
     return EXIT_OK, summary
@@ -1011,7 +1012,7 @@ def hedge(input_path: Path, samples: int, seed: int, commit_quarters: int | None
         click.echo(f"report: {written}")
     st = res.summary["status"]
     if not res.ok or st != "optimal":
-        click.echo(f"error: the hedged plan is {st}; see the workbook's Overview", err=True)
+        click.echo(f"error: the hedged plan {status_clause(st)}; see the workbook's Overview", err=True)
         sys.exit(EXIT_USER)
     if res.summary["feasibility_check"] != "passed":
         click.echo(f"error: the solution failed its feasibility check ({res.summary['feasibility_check']})", err=True)
@@ -1051,7 +1052,7 @@ def explain(input_path: Path, platforms: tuple[str, ...], periods: tuple[str, ..
     periods = tuple(_horizon_period(q, plan.periods) for q in periods)
     run, rep = api.analyse(plan, insights=False, explain=True)
     if not run.solution.has_solution:
-        click.echo(f"error: the plan is {run.results.summary['status']}; nothing to explain", err=True)
+        click.echo(f"error: the plan {status_clause(run.results.summary['status'])}; nothing to explain", err=True)
         if run.infeasibility is not None:
             from planner.report.writer import infeasible_sentence
 

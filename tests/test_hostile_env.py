@@ -536,10 +536,10 @@ def test_ctrl_c_while_the_workbook_loads_exits_130_in_one_line(tmp_path, monkeyp
 
 
 @pytest.mark.parametrize("status,said", [
-    ("time_limit", "The solver stopped at the time limit (--time-limit, Settings.time_limit_s) without a solution: "
-                   "no allocation could be computed."),
+    ("time_limit", "The plan was not solved to optimality within the time limit (--time-limit, "
+                   "Settings.time_limit_s): no allocation could be computed."),
     ("infeasible", "The plan is infeasible: no allocation could be computed."),
-    ("error", "The solver stopped without a solution (error): no allocation could be computed.")])
+    ("error", "The plan was not solved (error): no allocation could be computed.")])
 def test_a_plan_without_solution_is_said_in_words(status, said):
     """The Overview's first line names why there is no allocation in words ("The plan is time_limit" before)."""
     from types import SimpleNamespace
@@ -549,3 +549,11 @@ def test_a_plan_without_solution_is_said_in_words(status, said):
     rep = SimpleNamespace(results=SimpleNamespace(summary={"objective": None, "status": status, "currency": "USD"}),
                           plan=None, iis=None, infeasibility=None)
     assert headline(rep) == [said]
+
+
+def test_a_plan_stopped_at_the_time_limit_is_said_in_words_on_the_terminal(tmp_path):
+    res = run("solve", EXAMPLE, "-o", tmp_path / "r.xlsx", "--time-limit", "0.0001")
+    assert res.exit_code == 1
+    assert ("error: the plan was not solved to optimality within the time limit (--time-limit, "
+            "Settings.time_limit_s); see the report's Overview") in res.output
+    assert "is time_limit" not in res.output

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def status_clause(status: str) -> str:
+    """What a solve's status says of the plan, after its subject ("the plan …"): words, not the status code."""
+    return {"infeasible": "is infeasible", "unbounded": "is unbounded",
+            "time_limit": "was not solved to optimality within the time limit (--time-limit, "
+                          "Settings.time_limit_s)"}.get(status, f"was not solved ({status})")
+
+
 def money(v: float, currency: str = "USD") -> str:
     sym = "$" if currency.upper() == "USD" else ""
     suffix = "" if sym else f" {currency}"

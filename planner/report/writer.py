@@ -22,7 +22,7 @@ from planner.analysis.results import WHOLE_WAFERS_NOTE, Results, whole_wafers
 from planner.io import contract as C
 from planner.io.validate import PlanData
 from planner.report.atomic import atomic_write
-from planner.report.fmt import lateness, money, signed_money, units
+from planner.report.fmt import lateness, money, signed_money, status_clause, units
 from planner.report.planning import (
     expansion_sentences,
     overview_sections,
@@ -119,10 +119,7 @@ def headline(rep: ReportInput) -> list[str]:
     s = res.summary
     cur = s["currency"]
     if s["objective"] is None:
-        what = {"infeasible": "The plan is infeasible", "unbounded": "The plan is unbounded",
-                "time_limit": "The solver stopped at the time limit (--time-limit, Settings.time_limit_s) without a "
-                              "solution"}.get(s["status"], f"The solver stopped without a solution ({s['status']})")
-        lines = [f"{what}: no allocation could be computed."]
+        lines = [f"The plan {status_clause(s['status'])}: no allocation could be computed."]
         if rep.iis is not None and len(rep.iis):
             lines.append("These requirements cannot all hold together: " + "; ".join(
                 f"{r.requirement} ({r.sheet}{' row ' + str(r.row) if pd.notna(r.row) else ''})"
