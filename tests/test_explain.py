@@ -301,6 +301,7 @@ def test_estimate_path_solves_the_late_order_estimate(shape, seed, first, policy
     run = api.run(plan_from_frames(frames))
     fams, outcomes, info = ex.counterfactuals(run, exact=True)
     assert info["exact"] and len(fams) >= 4 and float(outcomes[0][0].sum()) > 0
+    assert info["solves"] == 2 ** len(fams) - 1  # what the Overview's note says the exact split takes
     want = ex.late_order_estimate({m: o[0] for m, o in outcomes.items()}, len(fams), first)
     monkeypatch.setattr(ex, "EXACT_MAX_COLS", 0)
     monkeypatch.setattr(ex, "EXACT_MAX_FAMILIES", 0)

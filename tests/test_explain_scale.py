@@ -122,7 +122,7 @@ def test_defaults_explain_a_large_plan(mid):
     said = [x for x in rep.notes if x.startswith("Shortfall causes: split by an estimate")]
     assert said == [f"Shortfall causes: split by an estimate of the Shapley value over the {n} cause families "
                     f"({1 + n + n * (n - 1) // 2 + n} re-solves of the plan: each family lifted first, last and "
-                    f"second to last; the exact split takes {2 ** n} and is used up to 2,000 LP columns); its "
+                    f"second to last; the exact split takes {2 ** n - 1} and is used up to 2,000 LP columns); its "
                     "accuracy against the exact split: models/explain.md."]
 
 

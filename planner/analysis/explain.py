@@ -954,7 +954,7 @@ def split_note(fams: list[str], exact: bool, solves: int, first: bool = False) -
     return (f"Shortfall causes: split by an estimate of the Shapley value over the {len(fams)} cause families "
             f"({solves} re-solves of the plan: each family lifted {'first, ' if first else ''}last and second to last; "
             f"the exact split takes "
-            f"{2 ** len(fams)} and is used up to {EXACT_MAX_COLS:,} LP columns); its accuracy against the exact "
+            f"{2 ** len(fams) - 1} and is used up to {EXACT_MAX_COLS:,} LP columns); its accuracy against the exact "
             "split: models/explain.md.")
 
 
