@@ -1083,6 +1083,8 @@ def explain(input_path: Path, platforms: tuple[str, ...], periods: tuple[str, ..
                 who = f" [went to: {r.competitors.replace(';', ', ')}]" if r.competitors else ""
                 res = f" {r.resource}" if r.resource else ""
                 click.echo(f"    {r.units:>12,.0f}  {r.cause}{res}: {r.explanation}{who}")
+    if causes.attrs.get("split"):  # an estimate of the Shapley split (large plans): say so, as the Overview does
+        click.echo(f"\n{causes.attrs['split']}")
     if len(fixes):
         click.echo("\nWhat would help:")
         for s in fixes["sentence"]:

@@ -394,3 +394,19 @@ def test_prefetch_stops_with_the_analysis(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         api.analyse(plan_from_frames(generate_frames(60, 60, 10, 14, seed=3)), insights=False)
     assert len(started) == 2 and alive() == []
+
+
+def test_planner_explain_says_when_the_split_is_an_estimate(tmp_path):
+    """`planner explain` prints the Overview's note on a plan whose causes are an estimate (a generated plan above
+    2,000 LP columns), and no such note where the split is exact (the example)."""
+    src = tmp_path / "g.xlsx"
+    gen = CliRunner().invoke(main, ["generate", "--platforms", "40", "--products", "40", "--fabs", "6",
+                                    "--quarters", "12", "-o", str(src)])
+    assert gen.exit_code == 0, gen.output
+    plan = api.load_workbook(src)
+    assert build_model(plan).lp.n_cols > explain.EXACT_MAX_COLS
+    res = CliRunner().invoke(main, ["explain", str(src)])
+    assert res.exit_code == 0, res.output
+    assert "Shortfall causes: split by an estimate of the Shapley value" in res.output
+    exact = CliRunner().invoke(main, ["explain", str(EXAMPLE)])
+    assert exact.exit_code == 0 and "split by an estimate" not in exact.output
