@@ -875,7 +875,8 @@ def counterfactuals(run, runner: Runner | None = None, time_limit: float | None 
                     prefetch: Prefetch | None = None, exact: bool | None = None
                     ) -> tuple[list[str], Outcomes, dict]:
     """The families present, the outcome (shortfall, served: platform × quarter arrays) of every lifted set the
-    split reads (keyed by bit mask over the families; 0 is the plan itself), and the base outcome. ``exact``:
+    split reads (keyed by bit mask over the families; 0 is the plan itself), and how they were got (``sets``,
+    ``exact``, ``solves``: re-solves made, ``first``: the estimate lifted each family alone too). ``exact``:
     every subset (default: on small plans, else the estimate's sets)."""
     lifter, done, running = prefetch.take() if prefetch is not None else (None, {}, None)
     if lifter is None:  # no prefetch, or it had not built its model yet: it stops, and this one is built here
