@@ -49,8 +49,9 @@ EXACT_MAX_FAMILIES = 3
 FIRST_MAX_COLS = 50_000  # up to this, the estimate also lifts each family alone (first): closer, and cheap there
 MAX_LEVERS = 10
 # lifts solved from the base plan's optimal basis, and how (HiGHS simplex_strategy: 1 dual, 4 primal); measured
-# at 86k columns against interior point from scratch (models/explain.md, "What it costs")
-WARM_LIFTS = {("policy",): 4, ("rd_gate",): 1}
+# at 86k columns against interior point from scratch, and at 476k without the simplex's perturbation (policy
+# alone: dual 3.5 s, primal 12.0 s; models/explain.md, "What it costs")
+WARM_LIFTS = {("policy",): 1, ("rd_gate",): 1}
 PREFETCH = True  # the estimate's lifts during the base solve (:class:`Prefetch`); off: benchmarks compare
 
 
