@@ -100,7 +100,7 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
     computed (interrupted)" (``ReportInput.not_computed``), never as a part of a table.
 
     ``analysis_limit`` bounds the wall time of the analyses, counted from the end of the base solve: seconds,
-    ``"auto"`` (:func:`analysis_limit_seconds`: 1.5 × the plan's own build and solve, at least 15 s — what
+    ``"auto"`` (:func:`analysis_limit_seconds`: the plan's own build and solve, at least 15 s — what
     ``planner solve`` uses) or None (no limit). The shortfall causes always complete (they are the "why", and a
     Shapley split cannot be cut short), and so does R&D impact's first program (the one the causes name most);
     R&D impact's other programs, "what would help" and expansion timing stop at the limit. Re-solves it leaves
@@ -230,14 +230,16 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
         for p in pre:  # stopped unless the explanation took its lifts (Ctrl-C, no shortfall, no solution)
             p.close()
 
-AUTO_LIMIT_FACTOR = 1.5  # the analyses after the causes: at most this × the plan's own build and solve …
+AUTO_LIMIT_FACTOR = 1.0  # the analyses after the base solve: at most this × the plan's own build and solve …
 AUTO_LIMIT_FLOOR_S = 15.0  # … and never less than this (plans that solve in seconds get every analysis)
 
 
 def analysis_limit_seconds(limit: float | str | None, plan_seconds: float) -> float | None:
-    """The analyses' time limit in seconds (None: none). ``"auto"`` scales with the plan: 1.5 × its own build and
-    solve, at least 15 s, so that with every analysis on, ``planner solve`` stays within about 3× the run without
-    them on large plans (issue 22; ``benchmarks/results.md``) while plans solved in seconds get every analysis."""
+    """The analyses' time limit in seconds (None: none). ``"auto"`` scales with the plan: as long as its own build
+    and solve, at least 15 s, so that with every analysis on, ``planner solve`` takes about twice the run without
+    them on large plans, and within 3× HiGHS alone on the same LP (issue 22; ``benchmarks/results.md``: with
+    1.5× it took 3.2× at 476k columns, the limit ending the run), while plans solved in seconds get every
+    analysis."""
     if limit is None or limit == "none":
         return None
     if limit == "auto":
@@ -248,7 +250,7 @@ def analysis_limit_seconds(limit: float | str | None, plan_seconds: float) -> fl
 def _say_cut(rep: ReportInput, cut: dict[str, tuple[int, int]], limit: float | None, asked) -> None:
     """The Overview's note on what the analyses' time limit left out, and the sheets' "not computed" where a
     whole analysis was."""
-    how = (f"{limit:.0f} s, 1.5× the plan's own build and solve, at least {AUTO_LIMIT_FLOOR_S:.0f} s"
+    how = (f"{limit:.0f} s, as long as the plan's own build and solve, at least {AUTO_LIMIT_FLOOR_S:.0f} s"
            if asked == "auto" else f"{limit:.3g} s")
     parts = []
     if "rd_impact" in cut and rep.rd_impact is not None:

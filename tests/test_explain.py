@@ -281,6 +281,28 @@ def test_late_order_steps_solve_each_set_once_after_the_set_it_starts_from():
     assert firsts == {1: BASE, 2: None, 4: None, 8: None, 16: BASE}
 
 
+@pytest.mark.parametrize("first", [False, True])
+def test_prefetch_order_solves_each_lift_once_after_its_start_and_the_cold_ones_early(first):
+    """The prefetch's order is the estimate's lifts, each once; a warm lift comes after the set it starts from;
+    right after all lifted and all but fab capacity come every later lift from scratch (both capacity families
+    restored; each alone that has no warm start), before the cheap warm ones and all but back-end capacity."""
+    from planner.analysis.explain import BASE, late_order_steps, prefetch_order
+
+    fams = ["rd_gate", "yield_ramp", "fab_capacity", "backend_capacity", "policy"]
+    rounds = late_order_steps(fams, first)
+    order = prefetch_order(rounds)
+    assert sorted(order) == sorted(s for r in rounds for s in r)
+    full = (1 << 5) - 1
+    both = full & ~(1 << 2) & ~(1 << 3)
+    assert order[:2] == [(full, None), (full & ~(1 << 2), None)]
+    cold_later = [s for s in order[2:] if s[1] is None and s[0] != full & ~(1 << 3)]
+    assert order[2:2 + len(cold_later)] == cold_later and (both, None) in cold_later
+    assert len(cold_later) == (4 if first else 1)  # with the first position: yield ramp, fab, back-end alone
+    at = {m: i for i, (m, _) in enumerate(order)}
+    for i, (_m, src) in enumerate(order):
+        assert src is None or src == BASE or at[src] < i
+
+
 @pytest.mark.parametrize("first,policy", [(True, "margin"), (False, "margin"), (True, "fair_share"),
                                           (True, "priority")])
 @pytest.mark.parametrize("shape,seed", [((20, 16, 4, 10), 2), ((12, 10, 3, 8), 9)])

@@ -311,6 +311,24 @@ BASE = -1  # a step that starts from the base plan's basis
 RESTORE_COST = ("fab_capacity", "backend_capacity", "frozen_zone", "yield_ramp", "rd_gate", "policy")
 
 
+def prefetch_order(rounds: list[list[tuple[int, int | None]]]) -> list[tuple[int, int | None]]:
+    """The order the prefetch solves the estimate's lifts in, during the base solve: round 1's first two (all
+    lifted, and all but the dearer capacity family: the bases the most warm lifts start from), then every
+    later lift from scratch, dearest first, then the rest in round order.
+
+    The explanation ends when its longest chain does, and on two cores the base solve holds one of them: the
+    prefetch thread has the other, the pool both once the base is solved. A lift from scratch is the longest
+    chain of one step (both capacity families restored: 72 s of CPU at 476k columns, more than any other), so it
+    runs while the base is solved, and the cheap warm lifts after it are left to the pool. Measured at 476k (the
+    timeline of one run, models/explain.md): in round order the last lift, both capacities restored, started
+    9 s before the base solve ended and the causes ended 77 s after it."""
+    flat = [s for r in rounds for s in r]
+    head = rounds[0][:2]
+    cold = [s for r in rounds[1:] for s in r if s[1] is None]
+    seen = set(head) | set(cold)
+    return head + cold + [s for s in flat if s not in seen]
+
+
 def _lifted(fams: list[str], m: int) -> tuple[str, ...]:
     return tuple(f for i, f in enumerate(fams) if m >> i & 1)
 
@@ -366,7 +384,7 @@ class Prefetch:
                 return
             fams = lifter.families()
             warm = lifter.policy == "margin"  # the policy alone starts from the base basis, which does not exist yet
-            for m, src in (s for r in late_order_steps(fams, _with_first(lifter)) for s in r):
+            for m, src in prefetch_order(late_order_steps(fams, _with_first(lifter))):
                 if src == BASE and warm:
                     continue
                 with self._lock:
