@@ -135,7 +135,6 @@ class HighsSession:
         model.a_matrix_.value_ = A.data
         self.h.passModel(model)
         self.n_cols = lp.n_cols
-        self._warm = False  # a basis to start from: set by :meth:`set_basis`, and by every run (HiGHS keeps it)
 
     def set_objective(self, c: np.ndarray) -> None:
         n = len(c)
@@ -265,9 +264,7 @@ class HighsSession:
         b.col_status = [codes[int(c)] for c in basis[0]]
         b.row_status = [codes[int(c)] for c in basis[1]]
         b.valid = True
-        ok = self.h.setBasis(b) == hs.HighsStatus.kOk
-        self._warm = self._warm or ok
-        return ok
+        return self.h.setBasis(b) == hs.HighsStatus.kOk
 
     def use_simplex(self) -> None:
         """Switch to dual simplex for re-solves: it restarts from the current basis, interior point does not."""
@@ -280,8 +277,9 @@ class HighsSession:
         if self.time_limit:  # HiGHS 1.x measures time_limit against its clock since the first run of this object
             # (cumulative; ERGO-Code/HiGHS#1477): a kept session's tenth re-solve must get the limit, not the rest
             self.h.setOptionValue("time_limit", self.h.getRunTime() + self.time_limit)
-        # from a basis, no perturbation (WARM_PERTURBATION); from scratch, HiGHS's own (1.0)
-        pert = WARM_PERTURBATION if self._warm else 1.0
+        # from a basis, no perturbation (WARM_PERTURBATION); from scratch, HiGHS's own (1.0). Asked of HiGHS, not
+        # tracked here: a basis handed to ``self.h`` directly (the batches' WarmStarter) starts a run just the same
+        pert = WARM_PERTURBATION if self.h.getBasis().valid else 1.0
         self.h.setOptionValue("dual_simplex_cost_perturbation_multiplier", pert)
         self.h.setOptionValue("primal_simplex_bound_perturbation_multiplier", pert)
         try:
@@ -300,7 +298,6 @@ class HighsSession:
                 raise
             raise SolverError(f"HiGHS failed ({type(exc).__name__}: {exc}); try --solver cbc") from exc
         st = self.h.getModelStatus()
-        self._warm = self.h.getInfo().basis_validity == 1  # kBasisValidityValid: the next run starts from it
         S = hs.HighsModelStatus
         status = {S.kOptimal: "optimal", S.kInfeasible: "infeasible", S.kUnbounded: "unbounded",
                   S.kTimeLimit: "time_limit", S.kUnboundedOrInfeasible: "infeasible"}.get(st, "error")
