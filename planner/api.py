@@ -134,7 +134,8 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
     try:
         r = run_plan(plan, solver=solver, time_limit=time_limit, method=method, progress=progress,
                      before_solve=prefetch, prices_later=checks_later)
-        limit = analysis_limit_seconds(analysis_limit, time.monotonic() - t0)
+        plan_s = time.monotonic() - t0
+        limit = analysis_limit_seconds(analysis_limit, plan_s)
         deadline = None if limit is None else time.monotonic() + limit
         rep = ReportInput(plan=plan, results=r.results, infeasibility=r.infeasibility, iis=r.iis, scenario=scenario)
         rep.notes += notes
@@ -218,7 +219,7 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
                              + ", ".join(LABELS[k] for k, _, _ in stages[i:]) + " not computed; the plan's "
                              "own tables are complete.")
         if cut:
-            _say_cut(rep, cut, limit, analysis_limit)
+            _say_cut(rep, cut, limit, analysis_limit, plan_s)
         if baseline is not None:
             rep.since = compare(plan, r.results, rep.pnl.by_quarter, rep.causes, baseline)
         return r, rep
@@ -247,11 +248,18 @@ def analysis_limit_seconds(limit: float | str | None, plan_seconds: float) -> fl
     return float(limit)
 
 
-def _say_cut(rep: ReportInput, cut: dict[str, tuple[int, int]], limit: float | None, asked) -> None:
+def _say_cut(rep: ReportInput, cut: dict[str, tuple[int, int]], limit: float | None, asked,
+             plan_s: float | None = None) -> None:
     """The Overview's note on what the analyses' time limit left out, and the sheets' "not computed" where a
-    whole analysis was."""
-    how = (f"{limit:.0f} s, as long as the plan's own build and solve, at least {AUTO_LIMIT_FLOOR_S:.0f} s"
-           if asked == "auto" else f"{limit:.3g} s")
+    whole analysis was. Under ``auto`` it says which of its two terms set the limit, with the plan's own build
+    and solve time (``plan_s``), which no table shows."""
+    how = f"{limit:.3g} s"
+    if asked == "auto":
+        floor = plan_s is not None and AUTO_LIMIT_FACTOR * plan_s < AUTO_LIMIT_FLOOR_S
+        how = (f"{limit:.0f} s, the least the auto limit gives; the plan's own build and solve took {plan_s:.1f} s"
+               if floor else f"{limit:.0f} s, as long as the plan's own build and solve"
+               + (f", which took {plan_s:.1f} s" if plan_s is not None else "")
+               + f"; at least {AUTO_LIMIT_FLOOR_S:.0f} s")
     parts = []
     if "rd_impact" in cut and rep.rd_impact is not None:
         rd = rep.rd_impact

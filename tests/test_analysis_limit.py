@@ -336,7 +336,12 @@ def test_a_program_with_one_shift_cut_is_counted_apart():
                        "detail_later": [ok, OVERTIME_TEXT, OVERTIME_TEXT]})
     rep = ReportInput.__new__(ReportInput)
     rep.rd_impact, rep.fixes, rep.expansion_timing, rep.notes, rep.not_computed = rd, None, None, [], {}
-    api._say_cut(rep, {"rd_impact": (3, 6)}, 20.0, "auto")
+    api._say_cut(rep, {"rd_impact": (3, 6)}, 20.0, "auto", 20.0)
     assert rep.notes == ["The analyses stopped at their time limit (20 s, as long as the plan's own build and solve, "
-                         "at least 15 s): R&D impact for 1 of 3 programs, and one of the two shifts for 1 more. planner "
-                         "solve --analysis-limit none computes them all."]
+                         "which took 20.0 s; at least 15 s): R&D impact for 1 of 3 programs, and one of the two "
+                         "shifts for 1 more. planner solve --analysis-limit none computes them all."]
+    # the floor set the limit: the note says so, with the plan's own time (no table shows it)
+    rep.rd_impact, rep.notes = rd.copy(), []
+    api._say_cut(rep, {"rd_impact": (3, 6)}, 15.0, "auto", 2.93)
+    assert rep.notes[0].startswith("The analyses stopped at their time limit (15 s, the least the auto limit gives; "
+                                   "the plan's own build and solve took 2.9 s): ")

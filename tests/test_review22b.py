@@ -75,3 +75,16 @@ def test_which_runs_start_from_a_basis(monkeypatch):
     assert took.set_basis(basis)
     assert [refused.run().objective, took.run().objective] == pytest.approx([8000.0, 8000.0], rel=1e-12)
     assert seen == [(1.0, 1.0), (1.0, 1.0), off]
+
+
+def test_money_from_two_solves_is_zero_within_round_off_and_kept_beyond():
+    """R&D impact, levers and expansion timing subtract the base plan's money from a re-solve's: a difference
+    of 7·10⁻¹¹ of a $20.6 billion plan (+$1.44, seen under priority) is the solvers' round-off and reads 0; a
+    dollar on a $100 plan, or $100 on the $20.6 billion one (4.9·10⁻⁹), is a change and is kept."""
+    from planner.analysis.resolves import change
+
+    big = 20_600_000_000.0
+    assert change(big + 1.44, big, big) == 0.0 and change(big - 3.0, big, big) == 0.0
+    assert change(big + 100.0, big, big) == 100.0
+    assert change(101.0, 100.0, 100.0) == 1.0
+    assert change(5e-10, 0.0, 0.0) == 0.0 and change(2.0, 0.0, 0.0) == 2.0  # scale at least 1

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from planner.analysis.resolves import OVERTIME_TEXT, overtime
+from planner.analysis.resolves import OVERTIME_TEXT, change, overtime
 from planner.analysis.results import Results
 from planner.io.validate import PlanData
 from planner.periods import index_label, period_index
@@ -93,8 +93,9 @@ def expansion_timing(plan: PlanData, res: Results, solve: Callable[[PlanData], R
             rec["sentence"] += f"; deciding in {index_label(q, first)} instead: {OVERTIME_TEXT}"
             continue
         if r is not None and r.summary["objective"] is not None:
-            rec["objective_if_later"] = r.summary["objective"] - base_obj
-            rec["margin_if_later"] = (r.summary["revenue"] - r.summary["cost"]) - base_margin
+            scale = max(abs(base_obj), abs(base_margin))
+            rec["objective_if_later"] = change(r.summary["objective"], base_obj, scale)
+            rec["margin_if_later"] = change(r.summary["revenue"] - r.summary["cost"], base_margin, scale)
             rec["served_if_later"] = float(r.service["served"].sum()) - base_served
         sentence = rec["sentence"]
         if np.isfinite(rec["objective_if_later"]):

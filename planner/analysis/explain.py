@@ -28,7 +28,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from planner.analysis.resolves import PlanMemo, Runner, Scope, overtime, tracked, untracked
+from planner.analysis.resolves import PlanMemo, Runner, Scope, change, overtime, tracked, untracked
 from planner.analysis.results import Results, platform_service
 from planner.exhaustion import out_of_memory
 from planner.io.validate import PlanData
@@ -1198,8 +1198,10 @@ def what_would_close(run, causes: pd.DataFrame, solve: Callable[[PlanData], Resu
                 rows.append({"platform": plat, "change": label, "units_closed": max(closed, 0.0),
                              "share_closed": closed / unserved[plat] if unserved[plat] > TOL else np.nan,
                              "unit_quarters_closed": uq_closed,
-                             "margin_change": r.summary["margin"] - base_margin,
-                             "objective_change": r.summary["objective"] - base_obj})
+                             "margin_change": change(r.summary["margin"], base_margin,
+                                                     max(abs(base_obj), abs(base_margin))),
+                             "objective_change": change(r.summary["objective"], base_obj,
+                                                        max(abs(base_obj), abs(base_margin)))})
     if not rows:
         return _levers_tried(pd.DataFrame(columns=cols), tried, len(variants))
     df = pd.DataFrame(rows)

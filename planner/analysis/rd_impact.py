@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from planner.analysis.resolves import OVERTIME_TEXT, overtime
+from planner.analysis.resolves import OVERTIME_TEXT, change, overtime
 from planner.analysis.results import Results
 from planner.io.validate import PlanData
 from planner.model.sets import ready_quarters
@@ -94,8 +94,9 @@ def rd_impact(plan: PlanData, base: Results, solve: Callable[[PlanData], Results
                 rec[f"detail_{tag}"] = (OVERTIME_TEXT if overtime(r) else
                                         f"plan {r.summary['status'] if r is not None else 'not solved'}")
                 continue
-            rec[f"margin_{tag}"] = r.summary["margin"] - base_margin
-            rec[f"objective_{tag}"] = r.summary["objective"] - base_obj
+            scale = max(abs(base_obj), abs(base_margin))
+            rec[f"margin_{tag}"] = change(r.summary["margin"], base_margin, scale)
+            rec[f"objective_{tag}"] = change(r.summary["objective"], base_obj, scale)
             rec[f"fill_{tag}"] = (r.summary["fill_rate"] or 0.0) - base_fill
             plat = r.service.groupby("platform")["served"].sum()
             diffs = (plat.reindex(base_plat.index).fillna(0) - base_plat["served"])

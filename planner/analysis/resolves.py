@@ -110,6 +110,18 @@ OVERTIME = _Overtime()
 OVERTIME_TEXT = "not computed within the analyses' time limit"
 
 
+RESOLVE_NOISE = 1e-9  # a re-solve's objective or margin within this × the base plan's own is the same money
+
+
+def change(new: float, base: float, scale: float) -> float:
+    """``new − base`` for money read from two separate solves, or 0.0 where the difference is within the
+    solvers' round-off: ``RESOLVE_NOISE`` × ``scale`` (the larger of the base plan's objective and margin). Two
+    optima of the same plan solved twice can differ in the last digits (seen: +$1 and +$3 on a $20.6 billion
+    plan, 7·10⁻¹¹), which a report would print as a gain and rank programs by."""
+    d = float(new) - float(base)
+    return 0.0 if abs(d) <= RESOLVE_NOISE * max(1.0, abs(scale)) else d
+
+
 def overtime(result: Any) -> bool:
     """True for a re-solve the time limit left unfinished (:data:`OVERTIME`)."""
     return result is OVERTIME
