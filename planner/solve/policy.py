@@ -107,11 +107,13 @@ class _Stages:
 
     def run(self, c: np.ndarray) -> RunResult:
         """Solve with objective ``c``; if the holds make it infeasible (round-off: each was met by the previous
-        stage's solution), loosen them to the next relative tolerance and solve again."""
+        stage's solution), or HiGHS ends without a status it can name (seen on a fair-share margin stage whose
+        holds sit at the previous optimum: "Unknown" from a warm start and from scratch), loosen them to the next
+        relative tolerance and solve again."""
         s = self.session
         s.set_objective(_pad(c, s.n_cols))
         res = s.run()
-        while res.status == "infeasible" and self.holds and self.level + 1 < len(HOLD_TOLERANCES):
+        while res.status in ("infeasible", "error") and self.holds and self.level + 1 < len(HOLD_TOLERANCES):
             self.level += 1
             for h in self.holds:
                 self._bound(h)

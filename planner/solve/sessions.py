@@ -273,13 +273,25 @@ class HighsSession:
             self.method = "simplex"
 
     def run(self) -> RunResult:
+        """Solve from the current basis if HiGHS holds one, else from scratch. A warm run that ends in an error
+        status (HiGHS's "Unknown": seen on a 12-platform fair-share round with back-end capacity lifted, with
+        and without the perturbation) is solved once more from scratch, so one bad start does not cost an
+        analysis its answer."""
+        res = self._run_once()
+        if res.status == "error" and self._was_warm:
+            self.h.clearSolver()  # drop the basis and factorisation; the model and options stay
+            res = self._run_once()
+        return res
+
+    def _run_once(self) -> RunResult:
         hs = self._hs
         if self.time_limit:  # HiGHS 1.x measures time_limit against its clock since the first run of this object
             # (cumulative; ERGO-Code/HiGHS#1477): a kept session's tenth re-solve must get the limit, not the rest
             self.h.setOptionValue("time_limit", self.h.getRunTime() + self.time_limit)
         # from a basis, no perturbation (WARM_PERTURBATION); from scratch, HiGHS's own (1.0). Asked of HiGHS, not
         # tracked here: a basis handed to ``self.h`` directly (the batches' WarmStarter) starts a run just the same
-        pert = WARM_PERTURBATION if self.h.getBasis().valid else 1.0
+        self._was_warm = bool(self.h.getBasis().valid)
+        pert = WARM_PERTURBATION if self._was_warm else 1.0
         self.h.setOptionValue("dual_simplex_cost_perturbation_multiplier", pert)
         self.h.setOptionValue("primal_simplex_bound_perturbation_multiplier", pert)
         try:
