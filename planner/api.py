@@ -253,13 +253,13 @@ def _say_cut(rep: ReportInput, cut: dict[str, tuple[int, int]], limit: float | N
     """The Overview's note on what the analyses' time limit left out, and the sheets' "not computed" where a
     whole analysis was. Under ``auto`` it says which of its two terms set the limit, with the plan's own build
     and solve time (``plan_s``), which no table shows."""
-    how = f"{limit:.3g} s"
-    if asked == "auto":
-        floor = plan_s is not None and AUTO_LIMIT_FACTOR * plan_s < AUTO_LIMIT_FLOOR_S
-        how = (f"{limit:.0f} s, the least the auto limit gives; the plan's own build and solve took {plan_s:.1f} s"
-               if floor else f"{limit:.0f} s, as long as the plan's own build and solve"
-               + (f", which took {plan_s:.1f} s" if plan_s is not None else "")
-               + f"; at least {AUTO_LIMIT_FLOOR_S:.0f} s")
+    if asked != "auto":
+        how = f"{limit:.3g} s"
+    elif plan_s is not None and AUTO_LIMIT_FACTOR * plan_s < AUTO_LIMIT_FLOOR_S:  # the floor set it
+        how = f"{limit:.0f} s, the least the auto limit gives; the plan's own build and solve took {plan_s:.1f} s"
+    else:
+        took = f", which took {plan_s:.1f} s" if plan_s is not None else ""
+        how = f"{limit:.0f} s, as long as the plan's own build and solve{took}; at least {AUTO_LIMIT_FLOOR_S:.0f} s"
     parts = []
     if "rd_impact" in cut and rep.rd_impact is not None:
         rd = rep.rd_impact

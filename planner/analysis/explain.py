@@ -1161,6 +1161,7 @@ def what_would_close(run, causes: pd.DataFrame, solve: Callable[[PlanData], Resu
     rows = []
     base_obj = base.summary["objective"] or 0.0
     base_margin = base.summary["margin"] or 0.0
+    money_scale = max(abs(base_obj), abs(base_margin))  # what a lever's money change is read against (round-off)
     variants: list[tuple[str, PlanData]] = []
     keys: list[str] = []
     for label, lever in levers[:MAX_LEVERS]:
@@ -1198,10 +1199,8 @@ def what_would_close(run, causes: pd.DataFrame, solve: Callable[[PlanData], Resu
                 rows.append({"platform": plat, "change": label, "units_closed": max(closed, 0.0),
                              "share_closed": closed / unserved[plat] if unserved[plat] > TOL else np.nan,
                              "unit_quarters_closed": uq_closed,
-                             "margin_change": change(r.summary["margin"], base_margin,
-                                                     max(abs(base_obj), abs(base_margin))),
-                             "objective_change": change(r.summary["objective"], base_obj,
-                                                        max(abs(base_obj), abs(base_margin)))})
+                             "margin_change": change(r.summary["margin"], base_margin, money_scale),
+                             "objective_change": change(r.summary["objective"], base_obj, money_scale)})
     if not rows:
         return _levers_tried(pd.DataFrame(columns=cols), tried, len(variants))
     df = pd.DataFrame(rows)

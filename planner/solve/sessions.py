@@ -95,6 +95,8 @@ def _stdout_silenced() -> Iterator[None]:
 # from the base basis at 476k: dual 3.5 s, primal 12.0 s, against 29.3 s by primal with perturbation
 # (models/explain.md, "What it costs").
 WARM_PERTURBATION = 0.0
+
+
 class HighsSession:
     """HiGHS through highspy, fed with arrays; keeps its model and basis between runs."""
 
@@ -273,25 +275,24 @@ class HighsSession:
             self.method = "simplex"
 
     def run(self) -> RunResult:
-        """Solve from the current basis if HiGHS holds one, else from scratch. A warm run that ends in an error
-        status (HiGHS's "Unknown": seen on a 12-platform fair-share round with back-end capacity lifted, with
-        and without the perturbation) is solved once more from scratch, so one bad start does not cost an
-        analysis its answer."""
-        res = self._run_once()
-        if res.status == "error" and self._was_warm:
+        """Solve from the current basis if HiGHS holds one, else from scratch. Whether it holds one is asked of
+        HiGHS, not tracked here: a basis handed to ``self.h`` directly (the batches' WarmStarter) starts a run
+        just the same. A warm run that ends in an error status (HiGHS's "Unknown": seen on a fair-share stage of
+        a 12-platform plan, whose LP solved from scratch) is solved once more from scratch, so one bad start does
+        not cost an analysis its answer."""
+        warm = bool(self.h.getBasis().valid)
+        res = self._run_once(warm)
+        if res.status == "error" and warm:
             self.h.clearSolver()  # drop the basis and factorisation; the model and options stay
-            res = self._run_once()
+            res = self._run_once(False)
         return res
 
-    def _run_once(self) -> RunResult:
+    def _run_once(self, warm: bool) -> RunResult:
         hs = self._hs
         if self.time_limit:  # HiGHS 1.x measures time_limit against its clock since the first run of this object
             # (cumulative; ERGO-Code/HiGHS#1477): a kept session's tenth re-solve must get the limit, not the rest
             self.h.setOptionValue("time_limit", self.h.getRunTime() + self.time_limit)
-        # from a basis, no perturbation (WARM_PERTURBATION); from scratch, HiGHS's own (1.0). Asked of HiGHS, not
-        # tracked here: a basis handed to ``self.h`` directly (the batches' WarmStarter) starts a run just the same
-        self._was_warm = bool(self.h.getBasis().valid)
-        pert = WARM_PERTURBATION if self._was_warm else 1.0
+        pert = WARM_PERTURBATION if warm else 1.0  # from scratch, HiGHS's own
         self.h.setOptionValue("dual_simplex_cost_perturbation_multiplier", pert)
         self.h.setOptionValue("primal_simplex_bound_perturbation_multiplier", pert)
         try:
