@@ -1,0 +1,130 @@
+"""The block triangular solves (`planner.solve.basis_solve`) against an independent solver (SuperLU through
+``scipy.sparse.linalg.spsolve``), and the price checks' two ways of asking the basis — all rows at once through
+the block triangular form, one HiGHS basis solve per row — against each other on solved plans under every
+policy (the final stage's session, with the policy's holds in place)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.sparse.linalg import spsolve
+
+from planner import api
+from planner.io.generate import generate_frames
+from planner.model.build import build_model
+from planner.report.template import write_input_workbook
+from planner.solve import sessions
+from planner.solve.basis_solve import BlockTriangular
+from planner.solve.policy import solve_model
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import indep_plan  # noqa: E402
+
+
+def planted(m: int, seed: int) -> sp.csr_matrix:
+    """A nonsingular m × m matrix that is block lower triangular under hidden row and column permutations,
+    with diagonal blocks of 1 to 12 unknowns (each dense enough to be one strongly connected block)."""
+    rng = np.random.default_rng(seed)
+    sizes = []
+    while sum(sizes) < m:
+        sizes.append(int(min(m - sum(sizes), rng.choice([1, 1, 1, 2, 5, 12]))))
+    dense = np.zeros((m, m))
+    at = 0
+    for s in sizes:
+        dense[at:at + s, at:at + s] = rng.normal(size=(s, s)) + 4 * s * np.eye(s)  # diagonally dominant
+        at += s
+    low = np.tril(rng.normal(size=(m, m)) * (rng.random((m, m)) < 3.0 / m), -1)
+    dense += low
+    rows, cols = rng.permutation(m), rng.permutation(m)
+    return sp.csr_matrix(dense[rows][:, cols])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_block_solves_match_superlu(seed: int) -> None:
+    M = planted(240, seed)
+    bt = BlockTriangular(M)
+    assert bt.largest_block > 1 and bt.n_blocks < 240  # the plant has larger blocks: they are found as such
+    rng = np.random.default_rng(100 + seed)
+    b = rng.normal(size=(240, 3))
+    want = spsolve(M.tocsc(), b)
+    np.testing.assert_allclose(bt.solve(b), want, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(bt.solve(b[:, 0]), want[:, 0], rtol=1e-9, atol=1e-9)
+    rows = rng.choice(240, size=50, replace=False)
+    inverse = np.linalg.inv(M.toarray())
+    seen = 0
+    for part, y in bt.unit_columns(rows, chunk=16):
+        z = np.empty_like(y)
+        z[bt.unknown] = y  # back from the layout of the solves to M's columns
+        np.testing.assert_allclose(z, inverse[:, rows[part]], rtol=1e-8, atol=1e-9)
+        seen += y.shape[1]
+    assert seen == len(rows)
+
+
+def test_structurally_singular_is_refused() -> None:
+    M = sp.csr_matrix(np.array([[1.0, 2.0, 0.0], [3.0, 4.0, 0.0], [5.0, 6.0, 0.0]]))
+    with pytest.raises(np.linalg.LinAlgError):
+        BlockTriangular(M)
+
+
+def test_explicit_zero_is_not_a_pivot() -> None:
+    # stored zeros on the diagonal: the matching must use the real entries (the off-diagonal ones)
+    M = sp.csr_matrix((np.array([0.0, 2.0, 3.0, 0.0]), (np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1]))),
+                      shape=(2, 2))
+    np.testing.assert_allclose(BlockTriangular(M).solve(np.array([4.0, 9.0])), [3.0, 2.0])
+
+
+def _plans(tmp_path: Path) -> list[tuple[Path, str]]:
+    out = []
+    # seeds chosen so that some sides are refused (a degenerate basis): 5 priority, 6 and 7 fair_share
+    for seed, policy in ((3, "margin"), (5, "priority"), (6, "fair_share"), (7, "fair_share")):
+        fr = generate_frames(14, 18, 4, 10, seed)
+        st = fr["Settings"].set_index("key")
+        st.loc["policy", "value"] = policy
+        fr["Settings"] = st.reset_index()
+        out.append((write_input_workbook(tmp_path / f"g{seed}.xlsx", fr), policy))
+    for seed in (1,):
+        path = tmp_path / f"i{seed}.xlsx"
+        indep_plan.write_plan(path, indep_plan.make_plan(40, 50, 6, 12, seed=seed))
+        out.append((path, "margin"))
+    return out
+
+
+def test_both_ways_of_asking_the_basis_agree(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(sessions, "BLOCK_SOLVE_MIN_ROWS", 1)
+    real = sessions.HighsSession.one_unit_vouched
+    asked: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def both(self, rows, stop=None):
+        got = real(self, rows, stop)  # through the block triangular form
+        monkeypatch.setattr(sessions, "BLOCK_SOLVE_MIN_ROWS", 10**9)
+        try:
+            ref = real(self, rows, stop)  # one HiGHS basis solve per row
+        finally:
+            monkeypatch.setattr(sessions, "BLOCK_SOLVE_MIN_ROWS", 1)
+        assert got is not None and ref is not None
+        np.testing.assert_array_equal(got[0], ref[0])
+        np.testing.assert_array_equal(got[1], ref[1])
+        asked.append(got)
+        return got
+
+    monkeypatch.setattr(sessions.HighsSession, "one_unit_vouched", both)
+    policies = set()
+    for path, policy in _plans(tmp_path):
+        model = build_model(api.load_workbook(path))
+        before = len(asked)
+        sol = solve_model(model, solver="highs", method="simplex", policy=policy)
+        assert sol.status == "optimal"
+        if len(asked) > before:
+            policies.add(policy)
+    # a comparison on nothing proves nothing: rows were asked under every policy, and both answers occur
+    assert policies == {"margin", "priority", "fair_share"}, policies
+    up = np.concatenate([a[0] for a in asked])
+    down = np.concatenate([a[1] for a in asked])
+    assert len(up) > 100 and up.any() and down.any()
+    assert not (up.all() and down.all()), "every side vouched: the cases do not exercise a refusal"
