@@ -77,12 +77,23 @@ def test_same_report_cell_by_cell(tmp_path: Path, seed: int) -> None:
     assert checks & {"unique", "not unique", "one less infeasible"}, "no checked price in the plan"
 
 
+def _force_resolves(monkeypatch) -> None:
+    """Every row the report talks about left to the re-solves (none vouched for by the basis), so that the
+    checks' thread runs: the example's basis vouches for every side, and then there is no thread at all."""
+    def none_vouched(session, model, sol, stop=None):
+        talk, _ = policy.price_candidates(model, sol.x, sol.row_dual)
+        return {}, [(int(r), False, False) for r in talk]
+
+    monkeypatch.setattr(policy, "vouch_prices", none_vouched)
+
+
 def test_failure_in_the_checks_is_the_runs_failure(tmp_path: Path, monkeypatch) -> None:
     """An error inside the checks' thread reaches the caller when the report waits for them; no report."""
     def broken(*args, **kwargs):
         raise SolverError("HiGHS failed (RuntimeError: boom); try --solver cbc")
 
-    monkeypatch.setattr(policy, "check_prices", broken)
+    _force_resolves(monkeypatch)
+    monkeypatch.setattr(policy, "resolve_prices", broken)
     run, rep = api.analyse(api.load_workbook(EXAMPLE), explain=False, insights=False, prices_later=True)
     assert rep.pending is not None
     with pytest.raises(SolverError, match="boom"):
@@ -90,7 +101,9 @@ def test_failure_in_the_checks_is_the_runs_failure(tmp_path: Path, monkeypatch) 
     assert list(tmp_path.iterdir()) == []  # nothing written, no temporary file left
 
 
-def test_failure_in_the_checks_is_one_error_line_in_the_cli(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("where", ["vouch_prices", "resolve_prices"])
+def test_failure_in_the_checks_is_one_error_line_in_the_cli(tmp_path: Path, monkeypatch, where: str) -> None:
+    """An error in the basis solves (on the caller's thread) or in the re-solves (on theirs): one line, exit 1."""
     from click.testing import CliRunner
 
     from planner.cli import main
@@ -98,7 +111,9 @@ def test_failure_in_the_checks_is_one_error_line_in_the_cli(tmp_path: Path, monk
     def broken(*args, **kwargs):
         raise SolverError("HiGHS failed (RuntimeError: boom); try --solver cbc")
 
-    monkeypatch.setattr(policy, "check_prices", broken)
+    if where == "resolve_prices":
+        _force_resolves(monkeypatch)
+    monkeypatch.setattr(policy, where, broken)
     out = tmp_path / "r.xlsx"
     res = CliRunner().invoke(main, ["solve", str(EXAMPLE), "-o", str(out), "--no-explain", "--no-insights"])
     assert res.exit_code == 1, res.output
@@ -108,7 +123,7 @@ def test_failure_in_the_checks_is_one_error_line_in_the_cli(tmp_path: Path, monk
 
 def _slow_checks(started: threading.Event, stopped: threading.Event):
     """Checks that take until they are told to stop (as the real ones do between rows), recording that."""
-    def slow(session, model, sol, margin, stop=None):
+    def slow(*args, stop=None):
         started.set()
         while not stop():
             time.sleep(0.005)
@@ -127,7 +142,8 @@ def test_interrupt_while_writing_stops_the_checks_and_keeps_nothing(tmp_path: Pa
     import planner.report.writer as writer
 
     started, stopped = threading.Event(), threading.Event()
-    monkeypatch.setattr(policy, "check_prices", _slow_checks(started, stopped))
+    _force_resolves(monkeypatch)
+    monkeypatch.setattr(policy, "resolve_prices", _slow_checks(started, stopped))
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -145,7 +161,8 @@ def test_interrupt_while_waiting_for_the_checks_stops_them(tmp_path: Path, monke
     """Ctrl-C while the report waits for the checks (a real SIGALRM-raised KeyboardInterrupt during the join):
     the checks stop, the interrupt goes on, nothing is written."""
     started, stopped = threading.Event(), threading.Event()
-    monkeypatch.setattr(policy, "check_prices", _slow_checks(started, stopped))
+    _force_resolves(monkeypatch)
+    monkeypatch.setattr(policy, "resolve_prices", _slow_checks(started, stopped))
     run, rep = api.analyse(api.load_workbook(EXAMPLE), explain=False, insights=False, prices_later=True)
     assert started.wait(10)
 
@@ -166,9 +183,9 @@ def test_interrupt_while_waiting_for_the_checks_stops_them(tmp_path: Path, monke
     assert list(tmp_path.iterdir()) == []
 
 
-def test_real_checks_stop_when_cancelled() -> None:
-    """The real checks (basis solves, then re-solves) stop at the next row when cancelled, and leave the
-    switch interval as it was."""
+def test_real_checks_stop_when_cancelled(monkeypatch) -> None:
+    """The real re-solves stop at the next row when cancelled, and leave the switch interval as it was."""
+    _force_resolves(monkeypatch)
     switch = sys.getswitchinterval()
     model = build_model(api.load_workbook(EXAMPLE))
     sol = policy.solve_model(model, prices_later=True)
@@ -249,3 +266,25 @@ def test_same_report_under_policies_with_resolves(tmp_path: Path, monkeypatch, p
     assert len(moved) - inside == inside  # the same bound changes, the price checks' now on their thread
     a, b = _cells(now), _cells(later)
     assert a["sheets"] == b["sheets"] and a["cells"] == b["cells"]
+
+
+def test_no_thread_when_the_basis_vouches_for_every_side(tmp_path: Path) -> None:
+    """This plan's basis vouches for every side: no re-solve, so no thread, and the prices are there at once
+    (the same as the checks inside the solve give)."""
+    model = build_model(_plan(tmp_path, 1))
+    _, todo = policy.vouch_prices(*_solved_session(model))
+    assert todo == []
+    want = policy.solve_model(model).prices
+    sol = policy.solve_model(model, prices_later=True)
+    assert sol.pending_prices is not None and not _price_threads()
+    sol.settle_prices()
+    assert sol.prices == want and len(want) > 0
+
+
+def _solved_session(model):
+    from planner.solve.sessions import HighsSession
+
+    session = HighsSession(model.lp)
+    res = session.run()
+    sol = policy.Solution(res.status, res.x, res.row_dual, res.objective, "highs", session.method, 0.0)
+    return session, model, sol

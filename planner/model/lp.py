@@ -52,6 +52,12 @@ class LinearProgram:
     term_sign: dict[str, float] = field(default_factory=dict)
     n_cols: int = 0
     n_rows: int = 0
+    # the assembled matrix, kept once built (a 416k-column plan: 0.13 s per assembly, asked by the session, the
+    # price checks and the feasibility check); dropped by every add and from pickles (batches, cluster workers)
+    _matrix: sp.csc_matrix | None = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_matrix": None}
 
     def add_cols(self, label: str, index: pd.DataFrame, lower: float | np.ndarray = 0.0,
                  upper: float | np.ndarray = INF) -> np.ndarray:
@@ -63,6 +69,7 @@ class LinearProgram:
         self.col_lower.append(np.broadcast_to(np.asarray(lower, dtype=float), (n,)).copy())
         self.col_upper.append(np.broadcast_to(np.asarray(upper, dtype=float), (n,)).copy())
         self.n_cols += n
+        self._matrix = None
         return block.positions
 
     def add_rows(self, label: str, index: pd.DataFrame, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray,
@@ -82,6 +89,7 @@ class LinearProgram:
         self._cols.append(np.asarray(cols, dtype=np.int64))
         self._vals.append(np.asarray(vals, dtype=float))
         self.n_rows += n
+        self._matrix = None
         return block.positions
 
     def add_coefficients(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> None:
@@ -93,6 +101,7 @@ class LinearProgram:
         self._rows.append(rows)
         self._cols.append(np.asarray(cols, dtype=np.int64))
         self._vals.append(np.asarray(vals, dtype=float))
+        self._matrix = None
 
     def add_term(self, name: str, cols: np.ndarray, coefs: np.ndarray, sign: float) -> None:
         """An objective term: ``sign * Σ coefs · x[cols]``; sign +1 for revenue, −1 for costs."""
@@ -117,11 +126,18 @@ class LinearProgram:
         return cat(self.col_lower), cat(self.col_upper), cat(self.row_lower), cat(self.row_upper)
 
     def matrix(self) -> sp.csc_matrix:
-        rows = np.concatenate(self._rows) if self._rows else np.zeros(0, dtype=np.int64)
-        cols = np.concatenate(self._cols) if self._cols else np.zeros(0, dtype=np.int64)
-        vals = np.concatenate(self._vals) if self._vals else np.zeros(0)
-        keep = vals != 0
-        return sp.coo_matrix((vals[keep], (rows[keep], cols[keep])), shape=(self.n_rows, self.n_cols)).tocsc()
+        """The constraint matrix (CSC), built once and shared: read-only (an attempt to change it in place
+        raises) — ``.tocsr()``, ``.tocoo()`` or ``.copy()`` give a matrix of one's own."""
+        if self._matrix is None:
+            rows = np.concatenate(self._rows) if self._rows else np.zeros(0, dtype=np.int64)
+            cols = np.concatenate(self._cols) if self._cols else np.zeros(0, dtype=np.int64)
+            vals = np.concatenate(self._vals) if self._vals else np.zeros(0)
+            keep = vals != 0
+            A = sp.coo_matrix((vals[keep], (rows[keep], cols[keep])), shape=(self.n_rows, self.n_cols)).tocsc()
+            for part in (A.data, A.indices, A.indptr):
+                part.flags.writeable = False
+            self._matrix = A
+        return self._matrix
 
     def col_names(self) -> list[str]:
         return [f"{b.label}_{i}" for b in self.col_blocks.values() for i in range(b.size)]

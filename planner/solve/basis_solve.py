@@ -89,7 +89,7 @@ class BlockTriangular:
         ``y`` (m × k) holds the unknowns in this object's layout — ``y[p]`` is unknown ``unknown[p]`` — so that
         the caller permutes its own per-unknown arrays once instead of every block."""
         rows = np.asarray(rows, dtype=np.int64)
-        k = chunk or max(1, min(256, CHUNK_CELLS // max(1, self.m)))
+        k = chunk or max(1, min(4096, CHUNK_CELLS // max(1, self.m)))
         for start in range(0, len(rows), k):
             part = rows[start:start + k]
             y = np.zeros((self.m, len(part)))

@@ -338,13 +338,14 @@ def solve_model(model: Model, solver: str | None = None, time_limit: float | Non
 
 
 class PendingPrices:
-    """:func:`check_prices` on a thread of its own, which owns the session from then on.
+    """:func:`check_prices` with its re-solves on a thread of their own, which owns the session from then on.
 
-    The plan is solved on one core (HiGHS's interior point); this leaves the second core to the checks while the
-    caller extracts the plan and writes the report's other sheets (measured in ``benchmarks/results.md``, notes).
-    Their basis solves and re-solves release the GIL; the Python between them needs it for moments, so while
-    they run the interpreter hands the GIL over every ``SWITCH_S`` instead of every 5 ms (else each basis solve
-    waits up to 5 ms for the report's Python)."""
+    The basis solves (:func:`vouch_prices`) run here, on the caller's thread, before it goes on: all rows at once
+    they take ~1 s on a 416k-column plan, but beside the report's Python they took 2-2.6 s, their thousands of
+    short numpy steps each waiting for the GIL. The re-solves (:func:`resolve_prices`, ~60 ms each, inside HiGHS
+    with the GIL released) then run on the second core while the caller extracts the plan and writes the report's
+    other sheets (measured in ``benchmarks/results.md``, notes). While they run the interpreter hands the GIL over
+    every ``SWITCH_S`` instead of every 5 ms (else each re-solve's few Python steps wait up to 5 ms each)."""
 
     SWITCH_S = 2e-4
     _lock = threading.Lock()
@@ -358,8 +359,13 @@ class PendingPrices:
         self._done = threading.Event()
         self._out: dict[int, tuple[float, float]] | None = None  # set only when the checks ended normally
         self._exc: BaseException | None = None
-        self._args = (session, model, sol, margin)
-        self._thread: threading.Thread | None = threading.Thread(
+        self._args = (session, model, sol, margin, *vouch_prices(session, model, sol))
+        self._thread: threading.Thread | None = None
+        if not self._args[-1]:  # every row vouched for: nothing left to re-solve
+            self._out = self._args[-2]
+            self._done.set()
+            return
+        self._thread = threading.Thread(
             target=self._work, name="planner-price-checks", daemon=True)
         self._fast_switch(True)
         try:
@@ -383,7 +389,7 @@ class PendingPrices:
 
     def _work(self) -> None:
         try:
-            self._out = check_prices(*self._args, stop=self._stop.is_set)
+            self._out = resolve_prices(*self._args, stop=self._stop.is_set)
         except BaseException as exc:  # handed to the thread that waits for the result
             self._exc = exc
         finally:
@@ -394,7 +400,7 @@ class PendingPrices:
         """The checks' prices, once they are done; their error, raised here. Ctrl-C (or any exception) while
         waiting stops them before it goes on."""
         if self._thread is None:
-            return check_prices(*self._args)
+            return self._out if self._out is not None else resolve_prices(*self._args)
         try:
             self._done.wait()
             self._thread.join()  # the thread's last step: it has set _done
@@ -428,7 +434,7 @@ def price_candidates(model: Model, x: np.ndarray, row_dual: np.ndarray | None) -
     if not len(rows):
         return rows, rows
     _, _, _, ru = lp.bounds()
-    slack = ru[rows] - (lp.matrix().tocsr()[rows] @ x)
+    slack = ru[rows] - (lp.matrix() @ x)[rows]
     dual = np.zeros(len(rows)) if row_dual is None else np.abs(row_dual[rows])
     talk = (slack < 1.0) | (dual > PRICE_DUAL_TOL)
     order = np.lexsort((slack[talk], -dual[talk]))
@@ -438,22 +444,26 @@ def price_candidates(model: Model, x: np.ndarray, row_dual: np.ndarray | None) -
 def check_prices(session: Session, model: Model, sol: Solution, margin: np.ndarray,
                  stop: Callable[[], bool] | None = None) -> dict[int, tuple[float, float]]:
     """Objective (margin less shortfall penalties) gained with one more unit and lost with one less, for the
-    binding capacity rows.
+    binding capacity rows: :func:`vouch_prices`, then :func:`resolve_prices` for the sides it could not vouch for.
+    The dual alone can mislead at a degenerate optimum, where any value between these two is a valid dual and
+    the solver reports one of them (seen: $100 reported, one more wafer worth $0, one less costing $1,000)."""
+    vouched, todo = vouch_prices(session, model, sol, stop)
+    return resolve_prices(session, model, sol, margin, vouched, todo, stop)
 
-    Where the solver's ranging shows the final basis stays optimal from one unit below the capacity to one
-    above, both are the dual exactly (HiGHS, one cheap call for all rows). Every other row the report talks
-    about (at most ``MAX_PRICE_CHECKS``, largest dual first) is re-solved with its capacity ±1, the policy's
-    holds in place, warm from the final basis. The dual alone can mislead at a degenerate optimum, where any
-    value between these two is a valid dual and the solver reports one of them (seen: $100 reported, one more
-    wafer worth $0, one less costing $1,000)."""
-    lp = model.lp
+
+Todo = list[tuple[int, bool, bool]]  # (row, one more vouched for, one less vouched for)
+
+
+def vouch_prices(session: Session, model: Model, sol: Solution, stop: Callable[[], bool] | None = None
+                 ) -> tuple[dict[int, tuple[float, float]], Todo]:
+    """The capacity rows the report talks about whose final basis stays optimal from one unit below the
+    capacity to one above: both values are the dual exactly (``Session.one_unit_vouched``: HiGHS, the basis
+    solves of all rows at once). Returns those prices, and every other row the report talks about — largest dual
+    first — with the sides that were vouched for."""
     talk, _ = price_candidates(model, sol.x, sol.row_dual)
     if not len(talk):
-        return {}
-    _, _, rl, ru = lp.bounds()
+        return {}, []
     out: dict[int, tuple[float, float]] = {}
-    n = lp.n_cols
-    base = float(margin @ sol.x)
     up_ok = down_ok = np.zeros(len(talk), dtype=bool)
     vouched = (session.one_unit_vouched(talk, stop) if hasattr(session, "one_unit_vouched")
                and sol.row_dual is not None else None)
@@ -462,6 +472,20 @@ def check_prices(session: Session, model: Model, sol: Solution, margin: np.ndarr
         for r in talk[up_ok & down_ok]:
             out[int(r)] = (float(sol.row_dual[r]), float(sol.row_dual[r]))
     todo = [(int(r), bool(u), bool(d)) for r, u, d in zip(talk, up_ok, down_ok, strict=True) if not (u and d)]
+    return out, todo
+
+
+def resolve_prices(session: Session, model: Model, sol: Solution, margin: np.ndarray,
+                   vouched: dict[int, tuple[float, float]], todo: Todo, stop: Callable[[], bool] | None = None
+                   ) -> dict[int, tuple[float, float]]:
+    """``vouched`` and, for the first ``MAX_PRICE_CHECKS`` rows of ``todo``, each side not vouched for re-solved
+    with the capacity one unit higher or lower, the policy's holds in place, warm from the final basis (a few
+    dual simplex pivots each). The rest of ``todo`` stays out: "not checked"."""
+    lp = model.lp
+    _, _, rl, ru = lp.bounds()
+    out = dict(vouched)
+    n = lp.n_cols
+    base = float(margin @ sol.x)
     if todo and hasattr(session, "use_simplex"):  # warm dual simplex: a few pivots per bound change
         session.use_simplex()
     for r, up_known, down_known in todo[:MAX_PRICE_CHECKS]:
