@@ -128,3 +128,19 @@ def test_both_ways_of_asking_the_basis_agree(tmp_path: Path, monkeypatch) -> Non
     down = np.concatenate([a[1] for a in asked])
     assert len(up) > 100 and up.any() and down.any()
     assert not (up.all() and down.all()), "every side vouched: the cases do not exercise a refusal"
+
+
+def test_basis_snapshot_is_the_basis_when_taken() -> None:
+    """``Solution.basis`` is made from HiGHS's copy kept at the solve: re-solves on the same session after it
+    (the price checks') do not change it."""
+    from planner.solve.sessions import HighsSession
+
+    model = build_model(api.load_workbook(ROOT / "inputs" / "example.xlsx"))
+    s = HighsSession(model.lp)
+    assert s.run().status == "optimal"
+    snap, before = s.basis_snapshot(), s.basis()
+    s.set_objective(-model.lp.objective())  # another optimum, another basis
+    assert s.run().status == "optimal"
+    after = s.basis()
+    assert any((a != b).any() for a, b in zip(before, after, strict=True))
+    assert all((a == b).all() for a, b in zip(before, snap(), strict=True))

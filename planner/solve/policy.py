@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -51,8 +52,8 @@ class Solution:
     # missing here were not checked
     prices: dict[int, tuple[float, float]] = field(default_factory=dict)
     # the optimal basis of the margin LP (HiGHS, margin policy), for warm re-solves of variants of the plan
-    # (:mod:`planner.solve.warm`); None otherwise
-    basis: tuple[np.ndarray, np.ndarray] | None = None
+    # (:mod:`planner.solve.warm`): see :attr:`basis`
+    _basis: Any = field(default=None, repr=False, compare=False)
     # the price checks still running on a thread of their own (``solve_model(prices_later=True)``); until
     # :meth:`settle_prices` returns, ``prices`` is empty
     pending_prices: PendingPrices | None = field(default=None, repr=False, compare=False)
@@ -60,6 +61,19 @@ class Solution:
     @property
     def has_solution(self) -> bool:
         return self.x is not None
+
+    @property
+    def basis(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The optimal basis as two int arrays (HiGHS's codes; None if there is none), made from the snapshot
+        the solve kept when first asked: only the analyses' warm re-solves ask, and at 416k columns making the
+        arrays takes 0.1-0.3 s a plain run does not need."""
+        if callable(self._basis):
+            self._basis = self._basis()
+        return self._basis
+
+    @basis.setter
+    def basis(self, value: tuple[np.ndarray, np.ndarray] | None) -> None:
+        self._basis = value
 
     def settle_prices(self) -> None:
         """Wait for the price checks started by ``solve_model(prices_later=True)`` and keep what they found;
@@ -327,8 +341,8 @@ def solve_model(model: Model, solver: str | None = None, time_limit: float | Non
     margin = lp.objective()
     res = run_policy(session, model, policy, margin, stages)
     sol = finish_solution(lp, res, session, t0, stages)
-    if sol.status == "optimal" and policy == "margin" and hasattr(session, "basis"):
-        sol.basis = session.basis()
+    if sol.status == "optimal" and policy == "margin" and hasattr(session, "basis_snapshot"):
+        sol._basis = session.basis_snapshot()
     if prices and sol.status == "optimal":
         if prices_later and not address_space_limited():
             sol.pending_prices = PendingPrices(session, model, sol, margin)

@@ -319,11 +319,19 @@ class HighsSession:
     def basis(self) -> tuple[np.ndarray, np.ndarray] | None:
         """The current basis as two small int arrays (column, row status; HiGHS's codes), picklable, so that a
         re-solve of a variant on another thread, process or cluster worker can start from it; None if invalid."""
+        return self.basis_snapshot()()
+
+    def basis_snapshot(self) -> Callable[[], tuple[np.ndarray, np.ndarray] | None]:
+        """The current basis, kept as HiGHS's own copy (microseconds); calling the result makes :meth:`basis`'s
+        arrays from it (a tenth of a second at 416k columns), whatever the session has solved since."""
         b = self.h.getBasis()
-        if not b.valid:
-            return None
-        return (np.fromiter((int(s) for s in b.col_status), dtype=np.int8, count=len(b.col_status)),
-                np.fromiter((int(s) for s in b.row_status), dtype=np.int8, count=len(b.row_status)))
+
+        def arrays() -> tuple[np.ndarray, np.ndarray] | None:
+            if not b.valid:
+                return None
+            return (np.array([s.value for s in b.col_status], dtype=np.int8),
+                    np.array([s.value for s in b.row_status], dtype=np.int8))
+        return arrays
 
     def set_basis(self, basis: tuple[np.ndarray, np.ndarray]) -> bool:
         """Start the next run from ``basis`` (from :meth:`basis`, possibly of a variant); False if HiGHS refuses it."""
