@@ -581,11 +581,27 @@ class Book:
 def auto_width(series: pd.Series, fmt: str | None = None) -> float:
     """A column's width in characters: its longest shown value and its header's longest word (headers wrap
     at spaces), within 6..MAX_AUTO_WIDTH."""
-    shown = [_display(v, fmt) for v in series.head(2000)]
-    content = max((len(x) for x in shown), default=0)
+    head = series.head(2000)
+    content = max((len(_display(v, fmt)) for v in _widest_candidates(head)), default=0)
     header = max((len(t) for t in str(series.name).split()), default=0) * 1.1
     pad = 3 if _is_numeric(series) else 2  # a right-aligned number beside left-aligned text needs air
     return min(max(content + pad, header + 2, 6), MAX_AUTO_WIDTH)
+
+
+def _widest_candidates(head: pd.Series) -> Any:
+    """The values among which the widest shown one is: for a plain int or float column, each number format's
+    longest text is that of its largest or its most negative value (rounding and digit grouping only grow with
+    the magnitude, a minus sign adds one; ±inf shows as text), so a handful of values stand for 2,000 (a 416k-column plan's report sizes
+    ~700 such columns); any other column, every value."""
+    if head.dtype.kind not in "iuf" or not len(head):
+        return head
+    v = head.to_numpy(dtype=float)
+    infinite = np.unique(v[np.isinf(v)])  # shown as "inf": no longer for being larger
+    v = v[np.isfinite(v)]
+    small = (np.abs(v) < 1) & (v != np.round(v))  # what _display shows with three decimals when it has no format
+    picks = [np.concatenate([part[[part.argmin(), part.argmax()]], part[np.signbit(part)][:1]])  # -0.0 shows "-"
+             for part in (v[small], v[~small]) if len(part)] + [infinite]
+    return [float(x) for x in np.concatenate(picks)] if picks else []
 
 
 def column_blocks(df: pd.DataFrame, keys: Sequence[str], budget_px: float,
