@@ -622,8 +622,8 @@ def test_fair_share_without_duals_tests_each_candidate(monkeypatch):
 
     real = HighsSession.run
 
-    def no_duals(self):
-        res = real(self)
+    def no_duals(self, values=True):
+        res = real(self, values)
         res.row_dual = None
         return res
 
@@ -645,11 +645,11 @@ def test_a_hold_that_round_off_makes_infeasible_is_loosened_relative_to_its_scal
     real = HighsSession.run
     calls = {"n": 0}
 
-    def flaky(self):
+    def flaky(self, values=True):
         calls["n"] += 1
         if calls["n"] == 3:  # the final stage (after stage 1 and its tie-break), first try: as if round-off broke the hold
             return RunResult("infeasible", message="simulated")
-        return real(self)
+        return real(self, values)
 
     monkeypatch.setattr(HighsSession, "run", flaky)
     run = api.run(_h_and_l("priority"), solver="highs")

@@ -288,3 +288,44 @@ def _solved_session(model):
     res = session.run()
     sol = policy.Solution(res.status, res.x, res.row_dual, res.objective, "highs", session.method, 0.0)
     return session, model, sol
+
+
+def test_rows_serialised_while_waiting_make_the_same_workbook(tmp_path: Path, monkeypatch) -> None:
+    """While the report waits for the checks it serialises the finished sheets' rows ahead of the closing
+    (``Book.prerender``): the workbook is the same, cell by cell and row height by row height, as without."""
+    from planner.report import xlsx
+
+    plan = _plan(tmp_path, 2)
+    calls = []
+    real = xlsx._FastSheet.prerender_rows
+
+    def counted(self):
+        calls.append(self.name)
+        return real(self)
+
+    monkeypatch.setattr(xlsx._FastSheet, "prerender_rows", counted)
+    ahead, deferred = _report(plan, tmp_path / "ahead.xlsx", later=True)
+    assert deferred and "Allocation" in calls and "Capacity" not in calls  # the priced sheets are written last
+    monkeypatch.setattr(xlsx.Book, "prerender", lambda self: None)
+    plain, _ = _report(plan, tmp_path / "plain.xlsx", later=True)
+    a, b = _cells(ahead), _cells(plain)
+    assert a["sheets"] == b["sheets"] and a["cells"] == b["cells"]
+    wa, wb = openpyxl.load_workbook(ahead), openpyxl.load_workbook(plain)
+    for name in wa.sheetnames:
+        ha = {r: d.height for r, d in wa[name].row_dimensions.items() if d.height is not None}
+        hb = {r: d.height for r, d in wb[name].row_dimensions.items() if d.height is not None}
+        assert ha == hb, name
+
+
+def test_a_sheet_changed_after_serialising_is_serialised_again(tmp_path: Path) -> None:
+    from planner.report.xlsx import Book
+
+    path = tmp_path / "b.xlsx"
+    book = Book(path, "report", title="t", source="t")
+    ws = book.sheet("Data", "numbers")
+    book.table(ws, __import__("pandas").DataFrame({"a": [1.0, 2.0]}))
+    book.prerender()
+    ws.write_number(5, 0, 42.0)  # after the rows were serialised: must not be lost
+    book.close()
+    got = openpyxl.load_workbook(path)["Data"]
+    assert got["A6"].value == 42.0 and got["A2"].value == 1.0

@@ -15,8 +15,8 @@ def _spy(monkeypatch) -> list[tuple[float, float]]:
     seen: list[tuple[float, float]] = []
     run = S.HighsSession.run
 
-    def spied(self):
-        res = run(self)
+    def spied(self, values=True):
+        res = run(self, values)
         seen.append(tuple(float(self.h.getOptionValue(k)[1]) for k in (  # highspy: (status, value)
             "dual_simplex_cost_perturbation_multiplier", "primal_simplex_bound_perturbation_multiplier")))
         return res

@@ -691,6 +691,7 @@ def write_report(path: Path | str, rep: ReportInput, inputs: tuple[Path, ...] = 
                 wrap={"message": 40, "hint": 30, "expected": 24, "found": 20})
         _write_inputs(book, rep.plan)
         if rep.pending is not None:
+            book.prerender()  # the closing's work on the finished sheets, while the checks still run
             rep.pending.settle()
         book.fill_priced()
         book.close()

@@ -25,6 +25,7 @@ and number formats (:func:`literal_format`: a currency label is shown, never int
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import textwrap
@@ -126,7 +127,36 @@ _MAX_FAST_TEXT = 16_000  # longer text may need XlsxWriter's UTF-16 length check
 
 
 class _FastSheet(Worksheet):
-    """A worksheet that serialises number and shared-string cells with a format in one step (see ``FAST``)."""
+    """A worksheet that serialises number and shared-string cells with a format in one step (see ``FAST``),
+    and can serialise its rows ahead of the workbook's closing (:meth:`prerender_rows`)."""
+
+    _rows_xml: str | None = None
+    _rows_state: tuple | None = None
+
+    def _state(self) -> tuple:
+        """What the rows' XML depends on: used range, rows, cells, row heights, comments."""
+        return (self.dim_rowmin, self.dim_rowmax, self.dim_colmin, self.dim_colmax, len(self.table),
+                sum(map(len, self.table.values())), len(self.row_info), len(self.comments))
+
+    def prerender_rows(self) -> None:
+        """Serialise the rows now, by XlsxWriter's own ``_write_rows`` into a string, for the closing to copy
+        (``planner solve`` does this while it waits for the capacity price checks, so that the closing after
+        them has less to do). Should the sheet change after this, the closing renders it afresh."""
+        if self.constant_memory or self.dim_rowmin is None:
+            return
+        fh, self.fh = self.fh, io.StringIO()
+        try:
+            super()._write_rows()
+            self._rows_xml = self.fh.getvalue()
+        finally:
+            self.fh = fh
+        self._rows_state = self._state()
+
+    def _write_rows(self) -> None:
+        if self._rows_xml is not None and self._rows_state == self._state():
+            self.fh.write(self._rows_xml)
+            return
+        super()._write_rows()
 
     def _write_cell(self, row: int, col: int, cell: Any) -> None:
         fmt = getattr(cell, "format", None)
@@ -284,6 +314,17 @@ class Book:
         ws = self.sheet(*sheet)
         self._reserved[ws.name] = ws
         self._deferred.append(fill)
+
+    def prerender(self) -> None:
+        """Serialise now the rows of every sheet that is complete (all but those :meth:`when_priced` reserved),
+        with their final heights: work the closing would do, done while the caller would otherwise wait."""
+        for info in self._sheets.values():
+            ws = info.ws
+            if ws.name in self._reserved or not isinstance(ws, _FastSheet):
+                continue
+            for row, h in info.heights.items():
+                ws.set_row(row, h)
+            ws.prerender_rows()
 
     def fill_priced(self) -> None:
         """Write the sheets :meth:`when_priced` kept, in the order they were reserved."""

@@ -31,6 +31,8 @@ from planner.model.stages import (
     priority_objective,
     tiers,
 )
+from planner.solve.forked import Forked
+from planner.solve.forked import available as forked_available
 from planner.solve.sessions import RunResult, Session, Stopped, make_session
 
 
@@ -352,14 +354,18 @@ def solve_model(model: Model, solver: str | None = None, time_limit: float | Non
 
 
 class PendingPrices:
-    """:func:`check_prices` with its re-solves on a thread of their own, which owns the session from then on.
+    """:func:`check_prices` beside the caller, which extracts the plan and writes the report's other sheets
+    meanwhile (``benchmarks/results.md``, notes).
 
-    The basis solves (:func:`vouch_prices`) run here, on the caller's thread, before it goes on: all rows at once
-    they take ~1 s on a 416k-column plan, but beside the report's Python they took 2-2.6 s, their thousands of
-    short numpy steps each waiting for the GIL. The re-solves (:func:`resolve_prices`, ~60 ms each, inside HiGHS
-    with the GIL released) then run on the second core while the caller extracts the plan and writes the report's
-    other sheets (measured in ``benchmarks/results.md``, notes). While they run the interpreter hands the GIL over
-    every ``SWITCH_S`` instead of every 5 ms (else each re-solve's few Python steps wait up to 5 ms each)."""
+    The basis solves of a large plan (:meth:`HighsSession.vouch_ask`, decided by block solves: ~1 s on a
+    416k-column plan) run in a forked copy of this process (:mod:`planner.solve.forked`): on a thread beside the
+    report's Python they took 2-2.6 s, their thousands of short numpy steps each waiting for the GIL, and on
+    the caller's thread they held the report up by their whole second. The re-solves of the sides they cannot
+    vouch for (:func:`resolve_prices`, ~60 ms each inside HiGHS, the GIL released) run on a thread of their own,
+    which owns the session from then on. Where no fork may be had (not Linux, ``ulimit -v``) or the plan is
+    small, the basis solves run here, before returning, and the thread starts only if something is left to
+    re-solve. While the thread runs the interpreter hands the GIL over every ``SWITCH_S`` instead of every 5 ms
+    (else each re-solve's few Python steps wait up to 5 ms each)."""
 
     SWITCH_S = 2e-4
     _lock = threading.Lock()
@@ -373,10 +379,13 @@ class PendingPrices:
         self._done = threading.Event()
         self._out: dict[int, tuple[float, float]] | None = None  # set only when the checks ended normally
         self._exc: BaseException | None = None
-        self._args = (session, model, sol, margin, *vouch_prices(session, model, sol))
+        self._base = (session, model, sol, margin)
+        self._away: Forked | None = None
+        self._split: tuple[dict[int, tuple[float, float]], Todo] | None = None
+        self._start_vouches()
         self._thread: threading.Thread | None = None
-        if not self._args[-1]:  # every row vouched for: nothing left to re-solve
-            self._out = self._args[-2]
+        if self._split is not None and not self._split[1]:  # every row vouched for: nothing left to re-solve
+            self._out = self._split[0]
             self._done.set()
             return
         self._thread = threading.Thread(
@@ -387,6 +396,35 @@ class PendingPrices:
         except RuntimeError:  # no thread to be had (a thread limit): the checks run in result(), on its thread
             self._thread = None
             self._fast_switch(False)
+
+    def _start_vouches(self) -> None:
+        """The basis solves: in a forked child where that applies (``self._away``), else here (``self._split``)."""
+        session, model, sol, _ = self._base
+        ask = None
+        if forked_available() and hasattr(session, "vouch_ask") and sol.row_dual is not None:
+            talk, _ = price_candidates(model, sol.x, sol.row_dual)
+            ask = session.vouch_ask(talk) if len(talk) else None
+            if ask is not None and ask.M is not None:
+                self._talk = talk
+                try:
+                    self._away = Forked(ask.decide, name="planner-basis-solves")
+                    return
+                except OSError:  # no process to be had (a process or memory limit): here after all
+                    self._away = None
+        self._split = vouch_prices(session, model, sol)
+
+    def _vouched(self) -> tuple[dict[int, tuple[float, float]], Todo]:
+        """The basis solves' answer: from here, or from the child (computed here after all if it gave none)."""
+        if self._split is not None:
+            return self._split
+        session, model, sol, _ = self._base
+        assert self._away is not None
+        ok, value = self._away.result(self._stop.is_set)
+        if self._stop.is_set():
+            raise Stopped("capacity price checks stopped")
+        if not ok:  # the child failed or died: the same solves on this thread
+            return vouch_prices(session, model, sol, self._stop.is_set)
+        return split_vouched(self._talk, value, sol)
 
     @classmethod
     def _fast_switch(cls, on: bool) -> None:
@@ -403,7 +441,7 @@ class PendingPrices:
 
     def _work(self) -> None:
         try:
-            self._out = resolve_prices(*self._args, stop=self._stop.is_set)
+            self._out = resolve_prices(*self._base, *self._vouched(), stop=self._stop.is_set)
         except BaseException as exc:  # handed to the thread that waits for the result
             self._exc = exc
         finally:
@@ -414,7 +452,7 @@ class PendingPrices:
         """The checks' prices, once they are done; their error, raised here. Ctrl-C (or any exception) while
         waiting stops them before it goes on."""
         if self._thread is None:
-            return self._out if self._out is not None else resolve_prices(*self._args)
+            return self._out if self._out is not None else resolve_prices(*self._base, *self._vouched())
         try:
             self._done.wait()
             self._thread.join()  # the thread's last step: it has set _done
@@ -433,6 +471,8 @@ class PendingPrices:
         if self._thread is not None:
             self._done.wait()
             self._thread.join()
+        elif self._away is not None:  # no thread to wait on it: the child is stopped here
+            self._away.cancel()
 
 
 MAX_PRICE_CHECKS = 20  # capacity rows re-solved ±1 where ranging cannot vouch for the dual; the rest: "not checked"
@@ -475,12 +515,16 @@ def vouch_prices(session: Session, model: Model, sol: Solution, stop: Callable[[
     solves of all rows at once). Returns those prices, and every other row the report talks about — largest dual
     first — with the sides that were vouched for."""
     talk, _ = price_candidates(model, sol.x, sol.row_dual)
-    if not len(talk):
-        return {}, []
-    out: dict[int, tuple[float, float]] = {}
-    up_ok = down_ok = np.zeros(len(talk), dtype=bool)
-    vouched = (session.one_unit_vouched(talk, stop) if hasattr(session, "one_unit_vouched")
+    vouched = (session.one_unit_vouched(talk, stop) if len(talk) and hasattr(session, "one_unit_vouched")
                and sol.row_dual is not None else None)
+    return split_vouched(talk, vouched, sol)
+
+
+def split_vouched(talk: np.ndarray, vouched: tuple[np.ndarray, np.ndarray] | None, sol: Solution
+                  ) -> tuple[dict[int, tuple[float, float]], Todo]:
+    """Prices of the rows vouched for on both sides (the dual, both ways), and the rest left to re-solve."""
+    up_ok = down_ok = np.zeros(len(talk), dtype=bool)
+    out: dict[int, tuple[float, float]] = {}
     if vouched is not None:  # each side the basis vouches for is the dual exactly; only the other is re-solved
         up_ok, down_ok = vouched
         for r in talk[up_ok & down_ok]:
@@ -499,7 +543,10 @@ def resolve_prices(session: Session, model: Model, sol: Solution, margin: np.nda
     _, _, rl, ru = lp.bounds()
     out = dict(vouched)
     n = lp.n_cols
-    base = float(margin @ sol.x)
+    # the session's objective is the final stage's, margin itself (zero on a stage's own columns): where it can
+    # tell its objective without copying the solution out, the values are read that way, base and re-solves alike
+    light = hasattr(session, "objective_now")
+    base = session.objective_now() if light else float(margin @ sol.x)
     if todo and hasattr(session, "use_simplex"):  # warm dual simplex: a few pivots per bound change
         session.use_simplex()
     for r, up_known, down_known in todo[:MAX_PRICE_CHECKS]:
@@ -515,8 +562,12 @@ def resolve_prices(session: Session, model: Model, sol: Solution, margin: np.nda
                 session.set_row_bounds(r, rl[r], ru[r])
                 raise Stopped("capacity price checks stopped")
             session.set_row_bounds(r, rl[r], ru[r] + d)
-            res = session.run()
-            values.append(float(margin @ res.x[:n]) if res.status == "optimal" else np.nan)
+            if light:
+                res = session.run(values=False)
+                values.append(res.objective if res.status == "optimal" else np.nan)
+            else:
+                res = session.run()
+                values.append(float(margin @ res.x[:n]) if res.status == "optimal" else np.nan)
         session.set_row_bounds(r, rl[r], ru[r])
         out[r] = (values[0] - base, base - values[1])
     return out

@@ -190,12 +190,26 @@ class HighsSession:
         changes the objective by exactly the row's dual (``models/formulation.md``, "When the shadow price is not
         unique"). A nonbasic row needs one solve with the basis matrix (how the basic variables, and the basic
         rows' activities, move per unit of its bound) and a ratio test on what moves; a basic row moves nothing:
-        one more unit is free, one less is feasible only with a unit of slack. The solves for all rows go
-        together through the basis matrix's block triangular form (:mod:`planner.solve.basis_solve`: 4,410 rows
-        of a 416k-column plan in ~1 s, where one HiGHS basis solve per row took 3.1 s); should that form not
-        be had (a singular block, which a basis cannot have), one HiGHS basis solve per row. ``stop``: asked
-        between blocks of rows; when it says so, :class:`Stopped` is raised (the checks run on a thread of their
-        own while the report is written, and the report gave up)."""
+        one more unit is free, one less is feasible only with a unit of slack. From ``BLOCK_SOLVE_MIN_ROWS``
+        nonbasic rows, the solves go all together through the basis matrix's block triangular form
+        (:class:`VouchAsk`: 4,410 rows of a 416k-column plan in ~1 s, where one HiGHS basis solve per row took
+        3.1 s); below it, or should that form not be had (a singular block, which a basis cannot have), one
+        HiGHS basis solve per row. ``stop``: asked between blocks of rows; when it says so, :class:`Stopped` is
+        raised (the checks run on a thread of their own while the report is written, and the report gave up)."""
+        ask = self.vouch_ask(rows)
+        if ask is None:
+            return None
+        if ask.M is not None:
+            try:
+                return ask.decide(stop)
+            except (np.linalg.LinAlgError, RuntimeError):  # a singular block, which a basis cannot have
+                pass
+        return ask.with_moves(self._moves_stay_feasible_one_by_one(ask.targets, stop))
+
+    def vouch_ask(self, rows: np.ndarray) -> VouchAsk | None:
+        """What :meth:`one_unit_vouched` asks of the basis, copied out of HiGHS (so that it can be decided on
+        another core, in a copy of this process: :mod:`planner.solve.forked`); None without a basis. The basis
+        matrix comes along only where the block solves apply (``BLOCK_SOLVE_MIN_ROWS``)."""
         h = self.h
         if not h.getBasis().valid:
             return None
@@ -204,21 +218,15 @@ class HighsSession:
         BASIC, UPPER = self._hs.HighsBasisStatus.kBasic, self._hs.HighsBasisStatus.kUpper
         st = [status[int(i)] for i in rows]
         basic_row = np.array([s == BASIC for s in st], dtype=bool)
-        solve = np.array([s == UPPER for s in st], dtype=bool)  # any other status: neither side vouched
+        solve = np.flatnonzero(np.array([s == UPPER for s in st], dtype=bool))  # else: neither side vouched
         n_rows = h.getNumRow()
         _, _, row_lo, row_up, _ = h.getRows(n_rows, np.arange(n_rows, dtype=np.int32))
         act = np.asarray(h.getSolution().row_value)
-        up = basic_row.copy()
-        down = basic_row & (row_up[rows] - act[rows] >= 1.0)
-        if solve.sum() >= BLOCK_SOLVE_MIN_ROWS:
-            try:
-                up[solve], down[solve] = self._moves_stay_feasible(rows[solve], row_lo, row_up, act, stop)
-                return up, down
-            except (np.linalg.LinAlgError, RuntimeError):  # a singular block, which a basis cannot have
-                pass
-        if solve.any():
-            up[solve], down[solve] = self._moves_stay_feasible_one_by_one(rows[solve], stop)
-        return up, down
+        ask = VouchAsk(up=basic_row.copy(), down=basic_row & (row_up[rows] - act[rows] >= 1.0), solve=solve,
+                       targets=rows[solve])
+        if len(solve) >= BLOCK_SOLVE_MIN_ROWS:
+            ask.M, ask.val, ask.lo, ask.hi = self._basis_parts(row_lo, row_up, act)
+        return ask
 
     def _basis_parts(self, row_lo: np.ndarray, row_up: np.ndarray, act: np.ndarray):
         """The basis matrix ``M = [A_B, −I_R]`` (basic columns, then basic rows' activities: ``M z = e_r`` is
@@ -239,34 +247,6 @@ class HighsSession:
         lo = np.concatenate([col_lo, row_lo[brows]])
         hi = np.concatenate([col_up, row_up[brows]])
         return sp.hstack([a_b, logicals], format="csc"), val, lo, hi
-
-    def _moves_stay_feasible(self, rows: np.ndarray, row_lo: np.ndarray, row_up: np.ndarray, act: np.ndarray,
-                             stop: Callable[[], bool] | None) -> tuple[np.ndarray, np.ndarray]:
-        """``one_unit_vouched`` for nonbasic rows, all solves through the block triangular form."""
-        from planner.solve.basis_solve import BlockTriangular
-
-        M, val, lo, hi = self._basis_parts(row_lo, row_up, act)
-        bt = BlockTriangular(M)
-        room_up, room_down = _room(val, lo, hi)
-        room_up, room_down = room_up[bt.unknown], room_down[bt.unknown]  # in the layout of the solutions
-        up = np.zeros(len(rows), dtype=bool)
-        down = np.zeros(len(rows), dtype=bool)
-        for part, y in bt.unit_columns(rows):
-            if stop is not None and stop():
-                raise Stopped("capacity price checks stopped")
-            reach = max(float(y.max(initial=0.0)), -float(y.min(initial=0.0)))
-            bad_up = np.zeros(y.shape[1], dtype=bool)  # one unit up moves val by +d, one down by −d
-            bad_down = np.zeros(y.shape[1], dtype=bool)
-            for room, sign in ((room_up, 1.0), (room_down, -1.0)):  # up: d ≤ room_up, −d ≤ room_down
-                near = np.flatnonzero(room < reach)
-                if not len(near):
-                    continue
-                d = y[near]
-                lim = room[near][:, None]
-                bad_up |= (sign * d > lim).any(axis=0)  # the unit up
-                bad_down |= (-sign * d > lim).any(axis=0)  # the unit down
-            up[part], down[part] = ~bad_up, ~bad_down
-        return up, down
 
     def _moves_stay_feasible_one_by_one(self, rows: np.ndarray, stop: Callable[[], bool] | None
                                         ) -> tuple[np.ndarray, np.ndarray]:
@@ -349,20 +329,25 @@ class HighsSession:
             self.h.setOptionValue("solver", "simplex")
             self.method = "simplex"
 
-    def run(self) -> RunResult:
-        """Solve from the current basis if HiGHS holds one, else from scratch. Whether it holds one is asked of
+    def run(self, values: bool = True) -> RunResult:
+        """Solve from the current basis if HiGHS holds one, else from scratch; ``values=False``: the status and
+        objective only, without copying the solution out (~15 ms at 416k columns, for the price re-solves). Whether it holds one is asked of
         HiGHS, not tracked here: a basis handed to ``self.h`` directly (the batches' WarmStarter) starts a run
         just the same. A warm run that ends in an error status (HiGHS's "Unknown": seen on a fair-share stage of
         a 12-platform plan, whose LP solved from scratch) is solved once more from scratch, so one bad start does
         not cost an analysis its answer."""
         warm = bool(self.h.getBasis().valid)
-        res = self._run_once(warm)
+        res = self._run_once(warm, values)
         if res.status == "error" and warm:
             self.h.clearSolver()  # drop the basis and factorisation; the model and options stay
-            res = self._run_once(False)
+            res = self._run_once(False, values)
         return res
 
-    def _run_once(self, warm: bool) -> RunResult:
+    def objective_now(self) -> float:
+        """The objective HiGHS reports for its current solution (no copy of the solution)."""
+        return float(self.h.getInfo().objective_function_value)
+
+    def _run_once(self, warm: bool, values: bool = True) -> RunResult:
         hs = self._hs
         if self.time_limit:  # HiGHS 1.x measures time_limit against its clock since the first run of this object
             # (cumulative; ERGO-Code/HiGHS#1477): a kept session's tenth re-solve must get the limit, not the rest
@@ -391,12 +376,62 @@ class HighsSession:
                   S.kTimeLimit: "time_limit", S.kUnboundedOrInfeasible: "infeasible"}.get(st, "error")
         info = self.h.getInfo()
         has_primal = info.primal_solution_status == 2  # kSolutionStatusFeasible
+        if not values and status == "optimal":
+            return RunResult(status, float(info.objective_function_value))
         if status == "optimal" or (status == "time_limit" and has_primal):
             sol = self.h.getSolution()
             x = np.asarray(sol.col_value)
             dual = np.asarray(sol.row_dual) if sol.dual_valid else None
             return RunResult(status, float(info.objective_function_value), x, dual)
         return RunResult(status, message=self.h.modelStatusToString(st))
+
+
+@dataclass
+class VouchAsk:
+    """:meth:`HighsSession.one_unit_vouched`'s question as plain arrays, without HiGHS: the answers known from
+    the basis status alone (basic rows), and, for the nonbasic rows at their bound (``solve`` positions,
+    ``targets`` rows), the basis matrix and each basic unknown's value and bounds when the block solves apply."""
+
+    up: np.ndarray
+    down: np.ndarray
+    solve: np.ndarray
+    targets: np.ndarray
+    M: object = None  # scipy.sparse.csc_matrix
+    val: np.ndarray | None = None
+    lo: np.ndarray | None = None
+    hi: np.ndarray | None = None
+
+    def with_moves(self, moves: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The answers, with the targets' (one up, one down) filled in."""
+        up, down = self.up.copy(), self.down.copy()
+        up[self.solve], down[self.solve] = moves
+        return up, down
+
+    def decide(self, stop: Callable[[], bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Every target's answer through the block triangular form (:mod:`planner.solve.basis_solve`)."""
+        from planner.solve.basis_solve import BlockTriangular
+
+        bt = BlockTriangular(self.M)
+        room_up, room_down = _room(self.val, self.lo, self.hi)
+        room_up, room_down = room_up[bt.unknown], room_down[bt.unknown]  # in the layout of the solutions
+        up = np.zeros(len(self.targets), dtype=bool)
+        down = np.zeros(len(self.targets), dtype=bool)
+        for part, y in bt.unit_columns(self.targets):
+            if stop is not None and stop():
+                raise Stopped("capacity price checks stopped")
+            reach = max(float(y.max(initial=0.0)), -float(y.min(initial=0.0)))
+            bad_up = np.zeros(y.shape[1], dtype=bool)  # one unit up moves val by +d, one down by −d
+            bad_down = np.zeros(y.shape[1], dtype=bool)
+            for room, sign in ((room_up, 1.0), (room_down, -1.0)):  # up: d ≤ room_up, −d ≤ room_down
+                near = np.flatnonzero(room < reach)
+                if not len(near):
+                    continue
+                d = y[near]
+                lim = room[near][:, None]
+                bad_up |= (sign * d > lim).any(axis=0)  # the unit up
+                bad_down |= (-sign * d > lim).any(axis=0)  # the unit down
+            up[part], down[part] = ~bad_up, ~bad_down
+        return self.with_moves((up, down))
 
 
 def _room(val: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
