@@ -144,3 +144,11 @@ def test_basis_snapshot_is_the_basis_when_taken() -> None:
     after = s.basis()
     assert any((a != b).any() for a, b in zip(before, after, strict=True))
     assert all((a == b).all() for a, b in zip(before, snap(), strict=True))
+
+
+def test_a_solution_pickles_with_its_basis() -> None:
+    import pickle
+
+    sol = solve_model(build_model(api.load_workbook(ROOT / "inputs" / "example.xlsx")))
+    again = pickle.loads(pickle.dumps(sol))
+    assert all((a == b).all() for a, b in zip(sol.basis, again.basis, strict=True))

@@ -77,6 +77,10 @@ class Solution:
     def basis(self, value: tuple[np.ndarray, np.ndarray] | None) -> None:
         self._basis = value
 
+    def __getstate__(self) -> dict:
+        """Pickled with the basis as arrays (the snapshot holds a HiGHS object, which does not pickle)."""
+        return {**self.__dict__, "_basis": self.basis}
+
     def settle_prices(self) -> None:
         """Wait for the price checks started by ``solve_model(prices_later=True)`` and keep what they found;
         their error, if any, is raised here (and a Ctrl-C while waiting stops them first)."""
