@@ -152,3 +152,46 @@ def test_a_solution_pickles_with_its_basis() -> None:
     sol = solve_model(build_model(api.load_workbook(ROOT / "inputs" / "example.xlsx")))
     again = pickle.loads(pickle.dumps(sol))
     assert all((a == b).all() for a, b in zip(sol.basis, again.basis, strict=True))
+
+
+def _overflowing() -> sp.csc_matrix:
+    """Lower triangular, so every block is 1×1: for e_0, y0 = 1/1e-200 = 1e200, y1 = −1e200·y0 = −inf,
+    y2 = −(1e200·y0 + y1) = −(inf − inf) = NaN."""
+    return sp.csc_matrix(np.array([[1e-200, 0.0, 0.0], [1e200, 1.0, 0.0], [1e200, 1.0, 1.0]]))
+
+
+@pytest.mark.parametrize("M", [_overflowing(), sp.csc_matrix(np.array([[1e-320]]))])
+def test_a_solve_that_is_not_finite_is_refused(M) -> None:
+    """A NaN or infinity is never handed back as a solution (the price checks' comparisons would pass it)."""
+    with pytest.raises(np.linalg.LinAlgError):
+        bt = BlockTriangular(M)
+        bt.solve(np.eye(M.shape[0]))
+        list(bt.unit_columns(np.arange(M.shape[0])))
+
+
+def test_a_non_finite_move_never_vouches() -> None:
+    """Unknown 0 moves by 1e200 per unit of row 0 (room 5 either way), so neither side may be vouched for; the
+    solve's NaN (see _overflowing) once hid that: every comparison with it was False, so nothing was 'beyond'
+    and both sides were vouched for. Now the block path refuses (its caller asks HiGHS row by row instead)."""
+    ask = sessions.VouchAsk(up=np.zeros(1, bool), down=np.zeros(1, bool), solve=np.array([0]),
+                            targets=np.array([0]), M=_overflowing(), val=np.full(3, 5.0), lo=np.zeros(3),
+                            hi=np.full(3, 10.0))
+    with pytest.raises(np.linalg.LinAlgError):
+        ask.decide()
+
+
+def test_decide_counts_a_nan_as_crossing_a_bound(monkeypatch) -> None:
+    """Whatever the solver hands back, a NaN move is read as crossing a bound: unknown 1's move is NaN."""
+    class NaNSolves:
+        def __init__(self, M):
+            self.unknown = np.arange(2)
+
+        def unit_columns(self, rows):
+            yield slice(0, 1), np.array([[0.5], [np.nan]])
+
+    monkeypatch.setattr("planner.solve.basis_solve.BlockTriangular", NaNSolves)
+    ask = sessions.VouchAsk(up=np.zeros(1, bool), down=np.zeros(1, bool), solve=np.array([0]),
+                            targets=np.array([0]), M=sp.identity(2, format="csc"), val=np.full(2, 5.0),
+                            lo=np.zeros(2), hi=np.full(2, 10.0))
+    up, down = ask.decide()
+    assert not up[0] and not down[0]

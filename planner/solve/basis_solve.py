@@ -27,9 +27,11 @@ CHUNK_CELLS = 8_000_000  # right-hand sides solved together: at most this many d
 class BlockTriangular:
     """A square sparse matrix ``M`` prepared for many solves ``M z = b``.
 
-    Raises :class:`numpy.linalg.LinAlgError` when ``M`` is structurally singular (no perfect matching) and
-    ``RuntimeError`` (from SuperLU) when a diagonal block is numerically singular: a basis never is, so either
-    means the caller should solve another way."""
+    Raises :class:`numpy.linalg.LinAlgError` when ``M`` is structurally singular (no perfect matching) or a
+    solve does not come out finite (a pivot so small its inverse overflows, or entries so large their products
+    do), and ``RuntimeError`` (from SuperLU) when a diagonal block is numerically singular: a basis never is, so
+    each means the caller should solve another way. A non-finite answer is never returned: the price checks
+    read "no bound is crossed" from comparisons that a NaN fails silently, so a NaN would vouch for a price."""
 
     def __init__(self, M: sp.spmatrix):
         M = sp.csr_matrix(M, dtype=float)
@@ -60,7 +62,10 @@ class BlockTriangular:
         self.unknown = match[perm]  # position p of a solution holds unknown (column of M) unknown[p]
         self.position = np.empty(m, dtype=np.int64)  # equation (row of M) r sits at position[r]
         self.position[perm] = np.arange(m)
-        self.inv_diag = 1.0 / q_within.diagonal()
+        with np.errstate(divide="ignore", over="ignore"):
+            self.inv_diag = 1.0 / q_within.diagonal()
+        if not np.isfinite(self.inv_diag).all():  # a 1×1 block's entry too small to divide by
+            raise np.linalg.LinAlgError("a diagonal entry of the basis matrix is too small to divide by")
         lv, big, cp = level[perm], (sizes[comp] > 1)[perm], comp[perm]
         edges = np.flatnonzero(np.diff(lv)) + 1
         self.levels: list[tuple[int, int, sp.csr_matrix | None, int, list]] = []
@@ -100,13 +105,17 @@ class BlockTriangular:
     def _forward(self, y: np.ndarray) -> None:
         """Forward substitution level by level, in place: ``y`` holds the right-hand side in this object's
         layout on entry and the solution on return (a level reads only the levels before it, which are solved,
-        and its own right-hand side, which nothing has touched yet)."""
-        for s, e, n_l, single_end, blocks in self.levels:
-            if n_l is not None:
-                y[s:e] -= n_l @ y[:s]
-            y[s:single_end] *= self.inv_diag[s:single_end, None]
-            for bs, be, lu in blocks:
-                y[bs:be] = lu.solve(y[bs:be])
+        and its own right-hand side, which nothing has touched yet). Raises :class:`numpy.linalg.LinAlgError`
+        if the solution is not finite everywhere (the right-hand sides given are finite)."""
+        with np.errstate(over="ignore", invalid="ignore"):  # what overflows is refused below, not printed
+            for s, e, n_l, single_end, blocks in self.levels:
+                if n_l is not None:
+                    y[s:e] -= n_l @ y[:s]
+                y[s:single_end] *= self.inv_diag[s:single_end, None]
+                for bs, be, lu in blocks:
+                    y[bs:be] = lu.solve(y[bs:be])
+        if not np.isfinite(y).all():
+            raise np.linalg.LinAlgError("the basis solve did not come out finite")
 
 
 def _levels(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:

@@ -422,14 +422,16 @@ class VouchAsk:
             reach = max(float(y.max(initial=0.0)), -float(y.min(initial=0.0)))
             bad_up = np.zeros(y.shape[1], dtype=bool)  # one unit up moves val by +d, one down by −d
             bad_down = np.zeros(y.shape[1], dtype=bool)
+            # each test asks "within room?" and flags what is not, so that a NaN anywhere (which fails every
+            # comparison) counts as crossing a bound, never as vouching for a side
             for room, sign in ((room_up, 1.0), (room_down, -1.0)):  # up: d ≤ room_up, −d ≤ room_down
-                near = np.flatnonzero(room < reach)
+                near = np.flatnonzero(~(room >= reach))
                 if not len(near):
                     continue
                 d = y[near]
                 lim = room[near][:, None]
-                bad_up |= (sign * d > lim).any(axis=0)  # the unit up
-                bad_down |= (-sign * d > lim).any(axis=0)  # the unit down
+                bad_up |= (~(sign * d <= lim)).any(axis=0)  # the unit up
+                bad_down |= (~(-sign * d <= lim)).any(axis=0)  # the unit down
             up[part], down[part] = ~bad_up, ~bad_down
         return self.with_moves((up, down))
 
