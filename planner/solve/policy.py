@@ -410,6 +410,9 @@ class PendingPrices:
             ask = session.vouch_ask(talk) if len(talk) else None
             if ask is not None and ask.M is not None:
                 self._talk = talk
+                # what the child runs is imported here: an import in a forked child can wait forever on a
+                # module lock another thread of this process held at the fork
+                import planner.solve.basis_solve  # noqa: F401
                 try:
                     self._away = Forked(ask.decide, name="planner-basis-solves")
                     return
