@@ -43,10 +43,15 @@ class Forked:
                 stream.flush()
         self._recv, send = ctx.Pipe(duplex=False)
         self._proc = ctx.Process(target=_child, args=(fn, send), name=name, daemon=True)
+        # Ctrl-C held back from this thread while it forks: the child inherits the mask, so a Ctrl-C sent to the
+        # process group before the child ignores it (its at-fork hooks run Python first) cannot raise there and
+        # print tracebacks from the child; here it is delivered once unmasked, and handled as anywhere else
+        masked = _mask_sigint()
         try:
             self._proc.start()
         finally:
             send.close()  # the parent's copy: once the child's closes, recv() sees the end
+            _unmask(masked)
 
     def result(self, stop: Callable[[], bool] | None = None) -> tuple[bool, Any]:
         """(True, value) once the child has it; (False, why) if the child failed or died without one, or if
@@ -79,8 +84,21 @@ class Forked:
             self._recv.close()
 
 
+def _mask_sigint() -> set | None:
+    """Block SIGINT for the calling thread; the previous mask, or None where masks are not available."""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not on Linux
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
+def _unmask(previous: set | None) -> None:
+    if previous is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _child(fn: Callable[[], Any], send: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops this child
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # masked by the parent across the fork
     try:
         send.send((True, fn()))
     except BaseException as exc:  # noqa: BLE001 - any failure is "no answer" for the parent
