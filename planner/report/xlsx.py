@@ -141,7 +141,8 @@ class _FastSheet(Worksheet):
     def prerender_rows(self) -> None:
         """Serialise the rows now, by XlsxWriter's own ``_write_rows`` into a string, for the closing to copy
         (``planner solve`` does this while it waits for the capacity price checks, so that the closing after
-        them has less to do). Should the sheet change after this, the closing renders it afresh."""
+        them has less to do). Should the sheet change after this (a cell written, a row's settings changed), the
+        closing renders it afresh."""
         if self.constant_memory or self.dim_rowmin is None:
             return
         fh, self.fh = self.fh, io.StringIO()
@@ -151,6 +152,21 @@ class _FastSheet(Worksheet):
         finally:
             self.fh = fh
         self._rows_state = self._state()
+
+    def _check_dimensions(self, row: int, col: int, ignore_row: bool = False, ignore_col: bool = False) -> int:
+        # every cell write and set_row passes here (the fast column writes too): what was pre-rendered is stale,
+        # even where the counts in _state stay the same (a cell written again, a row's height raised)
+        if not (ignore_row or ignore_col):
+            self._rows_xml = None
+        return super()._check_dimensions(row, col, ignore_row, ignore_col)
+
+    def set_row(self, row: int, height: float | None = None, cell_format: Any = None,
+                options: dict | None = None) -> int:
+        kept, before = self._rows_xml, self.row_info.get(row)
+        out = super().set_row(row, height, cell_format, options)
+        if kept is not None and self.row_info.get(row) == before:  # the same settings again (the closing
+            self._rows_xml = kept  # re-applies the heights prerender applied): the rendered rows still hold
+        return out
 
     def _write_rows(self) -> None:
         if self._rows_xml is not None and self._rows_state == self._state():
