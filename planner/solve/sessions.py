@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-from planner.exhaustion import out_of_memory
+from planner.exhaustion import out_of_memory, require_headroom
 from planner.model.lp import LinearProgram
 
 IPM_THRESHOLD_COLS = 2_000  # 'auto': interior point from here up (measured crossover, benchmarks/results.md)
@@ -139,6 +139,7 @@ class HighsSession:
         model.a_matrix_.start_ = A.indptr.astype(np.int32)
         model.a_matrix_.index_ = A.indices.astype(np.int32)
         model.a_matrix_.value_ = A.data
+        require_headroom("HiGHS model")
         self.h.passModel(model)
         self.n_cols = lp.n_cols
 
@@ -213,6 +214,7 @@ class HighsSession:
         h = self.h
         if not h.getBasis().valid:
             return None
+        require_headroom("HiGHS basis")
         rows = np.asarray(rows, dtype=np.int64)
         status = h.getBasis().row_status
         BASIC, UPPER = self._hs.HighsBasisStatus.kBasic, self._hs.HighsBasisStatus.kUpper
@@ -274,6 +276,7 @@ class HighsSession:
             if stop is not None and stop():
                 raise Stopped("capacity price checks stopped")
             e[i] = 1.0
+            require_headroom("HiGHS basis solve")
             d = np.asarray(h.getBasisSolve(e)[1])
             e[i] = 0.0
             nz = np.flatnonzero(d)
@@ -352,6 +355,7 @@ class HighsSession:
         if self.time_limit:  # HiGHS 1.x measures time_limit against its clock since the first run of this object
             # (cumulative; ERGO-Code/HiGHS#1477): a kept session's tenth re-solve must get the limit, not the rest
             self.h.setOptionValue("time_limit", self.h.getRunTime() + self.time_limit)
+        require_headroom("HiGHS run")
         pert = WARM_PERTURBATION if warm else 1.0  # from scratch, HiGHS's own
         self.h.setOptionValue("dual_simplex_cost_perturbation_multiplier", pert)
         self.h.setOptionValue("primal_simplex_bound_perturbation_multiplier", pert)
