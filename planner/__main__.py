@@ -8,7 +8,7 @@ try:
     from planner.cli import _exhausted, main
 except (MemoryError, ImportError, SystemError) as exc:
     if not (isinstance(exc, MemoryError) or "memory" in str(exc) or "map segment" in str(exc)
-            or "without exception set" in str(exc)):
+            or "without exception set" in str(exc) or "without setting an exception" in str(exc)):
         raise
     sys.stderr.write("error: out of memory while starting planner: close other programs or raise the limit "
                      "(ulimit -v)\n")

@@ -21,6 +21,12 @@ def chain(exc: BaseException) -> list[BaseException]:
     return out
 
 
+# How CPython words a C function that failed without setting an exception — under ``ulimit -v``, an allocation
+# that failed where nothing could say so: "error return without exception set" (a C extension), "<function …>
+# returned NULL without setting an exception" (a call; seen from click's Command.main at the memory edge)
+NULL_WITHOUT_EXCEPTION = ("without exception set", "without setting an exception")
+
+
 def out_of_memory(exc: BaseException, limited: bool = False) -> bool:
     """True when ``exc`` or its cause is an allocation failure.
 
@@ -29,7 +35,7 @@ def out_of_memory(exc: BaseException, limited: bool = False) -> bool:
     """
     return any(isinstance(e, MemoryError) or isinstance(e, OSError) and e.errno == errno.ENOMEM
                or isinstance(e, ImportError) and ("failed to map segment" in str(e) or "allocate memory" in str(e))
-               or isinstance(e, SystemError) and "without exception set" in str(e) and limited
+               or isinstance(e, SystemError) and limited and any(w in str(e) for w in NULL_WITHOUT_EXCEPTION)
                or type(e).__module__ == "zlib" and "Error -4 " in str(e)  # Z_MEM_ERROR while inflating
                for e in chain(exc))
 

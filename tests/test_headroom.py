@@ -48,3 +48,13 @@ def test_the_cli_says_out_of_memory_in_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 1, (proc.returncode, proc.stderr[-500:])
     assert "out of memory" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("text", ["error return without exception set",
+                                  "<function Command.main at 0x7f> returned NULL without setting an exception"])
+def test_a_null_return_under_a_limit_is_out_of_memory(text: str) -> None:
+    """Both of CPython's wordings of a C call that failed without an exception (seen at the memory edge under
+    ``ulimit -v``: click's Command.main, whose traceback reached the user) are an allocation failure there, and
+    nothing of the kind without a limit."""
+    assert exhaustion.out_of_memory(SystemError(text), limited=True)
+    assert not exhaustion.out_of_memory(SystemError(text), limited=False)
