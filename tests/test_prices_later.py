@@ -79,12 +79,11 @@ def test_same_report_cell_by_cell(tmp_path: Path, seed: int) -> None:
 
 def _force_resolves(monkeypatch) -> None:
     """Every row the report talks about left to the re-solves (none vouched for by the basis), so that the
-    checks' thread runs: the example's basis vouches for every side, and then there is no thread at all."""
-    def none_vouched(session, model, sol, stop=None):
-        talk, _ = policy.price_candidates(model, sol.x, sol.row_dual)
+    checks' thread runs whatever the basis vouches for (every path to the basis solves' answer splits it here)."""
+    def none_vouched(talk, vouched, sol):
         return {}, [(int(r), False, False) for r in talk]
 
-    monkeypatch.setattr(policy, "vouch_prices", none_vouched)
+    monkeypatch.setattr(policy, "split_vouched", none_vouched)
 
 
 def test_failure_in_the_checks_is_the_runs_failure(tmp_path: Path, monkeypatch) -> None:
@@ -101,7 +100,7 @@ def test_failure_in_the_checks_is_the_runs_failure(tmp_path: Path, monkeypatch) 
     assert list(tmp_path.iterdir()) == []  # nothing written, no temporary file left
 
 
-@pytest.mark.parametrize("where", ["vouch_prices", "resolve_prices"])
+@pytest.mark.parametrize("where", ["split_vouched", "resolve_prices"])
 def test_failure_in_the_checks_is_one_error_line_in_the_cli(tmp_path: Path, monkeypatch, where: str) -> None:
     """An error in the basis solves (on the caller's thread) or in the re-solves (on theirs): one line, exit 1."""
     from click.testing import CliRunner

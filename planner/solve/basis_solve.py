@@ -59,7 +59,8 @@ class BlockTriangular:
         self.m = m
         self.n_blocks = int(n_comp)
         self.largest_block = int(sizes.max(initial=0))
-        self.unknown = match[perm]  # position p of a solution holds unknown (column of M) unknown[p]
+        self.perm = perm  # position p holds equation (row of M) perm[p] ...
+        self.unknown = match[perm]  # ... and unknown (column of M) unknown[p]
         self.position = np.empty(m, dtype=np.int64)  # equation (row of M) r sits at position[r]
         self.position[perm] = np.arange(m)
         with np.errstate(divide="ignore", over="ignore"):
@@ -83,7 +84,7 @@ class BlockTriangular:
     def solve(self, b: np.ndarray) -> np.ndarray:
         """``z`` with ``M z = b``, for a dense ``b`` of shape (m,) or (m, k)."""
         b = np.asarray(b, dtype=float)
-        y = np.array(b.reshape(self.m, -1)[np.argsort(self.position)])  # b's row r at position[r]
+        y = b.reshape(self.m, -1)[self.perm]  # b's row r at position[r] (a copy: fancy indexing)
         self._forward(y)
         z = np.empty_like(y)
         z[self.unknown] = y

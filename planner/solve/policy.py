@@ -402,35 +402,36 @@ class PendingPrices:
             self._fast_switch(False)
 
     def _start_vouches(self) -> None:
-        """The basis solves: in a forked child where that applies (``self._away``), else here (``self._split``)."""
+        """The basis solves: in a forked child where that applies (``self._away``), else here (``self._split``).
+        The question is copied out of HiGHS once (``self._ask``), whoever answers it."""
         session, model, sol, _ = self._base
-        ask = None
-        if forked_available() and hasattr(session, "vouch_ask") and sol.row_dual is not None:
-            talk, _ = price_candidates(model, sol.x, sol.row_dual)
-            ask = session.vouch_ask(talk) if len(talk) else None
-            if ask is not None and ask.M is not None:
-                self._talk = talk
-                # what the child runs is imported here: an import in a forked child can wait forever on a
-                # module lock another thread of this process held at the fork
-                import planner.solve.basis_solve  # noqa: F401
-                try:
-                    self._away = Forked(ask.decide, name="planner-basis-solves")
-                    return
-                except OSError:  # no process to be had (a process or memory limit): here after all
-                    self._away = None
-        self._split = vouch_prices(session, model, sol)
+        if not hasattr(session, "vouch_ask") or sol.row_dual is None:
+            self._split = vouch_prices(session, model, sol)
+            return
+        self._talk, _ = price_candidates(model, sol.x, sol.row_dual)
+        self._ask = session.vouch_ask(self._talk) if len(self._talk) else None
+        if self._ask is not None and self._ask.M is not None and forked_available():
+            # what the child runs is imported here: an import in a forked child can wait forever on a module
+            # lock another thread of this process held at the fork
+            import planner.solve.basis_solve  # noqa: F401
+            try:
+                self._away = Forked(self._ask.decide, name="planner-basis-solves")
+                return
+            except OSError:  # no process to be had (a process or memory limit): here after all
+                self._away = None
+        self._split = split_vouched(self._talk, session.answer(self._ask), sol)
 
     def _vouched(self) -> tuple[dict[int, tuple[float, float]], Todo]:
         """The basis solves' answer: from here, or from the child (computed here after all if it gave none)."""
         if self._split is not None:
             return self._split
-        session, model, sol, _ = self._base
+        session, _, sol, _ = self._base
         assert self._away is not None
         ok, value = self._away.result(self._stop.is_set)
         if self._stop.is_set():
             raise Stopped("capacity price checks stopped")
-        if not ok:  # the child failed or died: the same solves on this thread
-            return vouch_prices(session, model, sol, self._stop.is_set)
+        if not ok:  # the child failed or died: the same question answered on this thread
+            value = session.answer(self._ask, self._stop.is_set)
         return split_vouched(self._talk, value, sol)
 
     @classmethod

@@ -197,7 +197,12 @@ class HighsSession:
         3.1 s); below it, or should that form not be had (a singular block, which a basis cannot have), one
         HiGHS basis solve per row. ``stop``: asked between blocks of rows; when it says so, :class:`Stopped` is
         raised (the checks run on a thread of their own while the report is written, and the report gave up)."""
-        ask = self.vouch_ask(rows)
+        return self.answer(self.vouch_ask(rows), stop)
+
+    def answer(self, ask: VouchAsk | None, stop: Callable[[], bool] | None = None
+               ) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`one_unit_vouched`'s answer to a question already copied out (:meth:`vouch_ask`): the block
+        solves where they apply, else (or should they fail) one HiGHS basis solve per row."""
         if ask is None:
             return None
         if ask.M is not None:
