@@ -290,6 +290,17 @@ class HighsSession:
                 out[k] = bool(np.all(step * dv <= room_up[nz]) and np.all(-step * dv <= room_down[nz]))
         return up, down
 
+    def pivot_pricer(self):
+        """A :class:`planner.solve.pivots.PivotPricer` on the basis HiGHS holds now (to price capacity sides the
+        basis alone cannot, by one proved dual simplex pivot each, before anything re-solves); None without a
+        basis, or where the basis does not read as optimal to it."""
+        from planner.solve.pivots import PivotPricer
+
+        if not self.h.getBasis().valid:
+            return None
+        pivot = PivotPricer(self.h)
+        return pivot if pivot.ok else None
+
     def warm_primal(self, on: bool) -> None:
         """Primal simplex from the current basis (``on``), or back to the session's own method.
 
