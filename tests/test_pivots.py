@@ -110,3 +110,47 @@ def test_an_unproved_side_is_re_solved(monkeypatch) -> None:
     without = api.run(_fab_plan(1000)).results.capacity.iloc[0]
     assert with_pivot["cost_of_one_less"] == pytest.approx(without["cost_of_one_less"], abs=1e-6)
     assert np.isfinite(without["cost_of_one_less"])
+
+
+def _degenerate_at_a_large_bound(big: float, eps: float):
+    """max x s.t. x ≤ 1 (the capacity, row 0) and y − eps·x = big − eps (row 1), 0 ≤ y ≤ big: y = big + eps(x − 1)
+    reaches its bound exactly at x = 1, so x ≤ 1 whatever the capacity. By hand: one more unit of capacity is
+    worth 0, though the capacity's dual in the basis {x, y} is 1."""
+    import pandas as pd
+
+    from planner.model.lp import LinearProgram
+
+    lp = LinearProgram()
+    one = pd.DataFrame({"i": [0]})
+    x = lp.add_cols("x", one)
+    y = lp.add_cols("y", one, 0.0, big)
+    lp.add_rows("cap", one, np.array([0]), x, np.array([1.0]), upper=1.0)
+    lp.add_rows("link", one, np.array([0, 0]), np.concatenate([y, x]), np.array([1.0, -eps]), big - eps, big - eps)
+    lp.add_term("margin", x, np.array([1.0]), 1.0)
+    return lp
+
+
+@pytest.mark.parametrize("big, eps", [(1e6, 1e-4), (1e7, 1e-3), (1e8, 1e-2), (1e3, 1e-7)])
+def test_a_variable_degenerate_at_a_large_bound_blocks_the_unit(big: float, eps: float) -> None:
+    """The basis {x, y} (y basic at its bound ``big``) moves y by ``eps`` per unit of the capacity: over one more
+    unit it ends ``eps`` past its bound. Measured as 1e-9 *of the bound* (10⁻³ at 10⁶), that was within it: the
+    basis vouched for one more unit at the dual, 1, and the pivots priced it at 1, where it is worth 0 (by hand,
+    :func:`_degenerate_at_a_large_bound`; and HiGHS re-solving with the capacity at 2, from scratch)."""
+    from planner.solve.sessions import HighsSession
+
+    lp = _degenerate_at_a_large_bound(big, eps)
+    s = HighsSession(lp, method="simplex")
+    assert s.run().status == "optimal"
+    # the degenerate basis under test, whichever optimal basis HiGHS found: x, y basic; the capacity at its bound
+    assert s.set_basis((np.array([1, 1]), np.array([2, 0])))
+    res = s.run()
+    assert res.status == "optimal" and res.objective == pytest.approx(1.0)
+    assert sorted(np.asarray(s.h.getBasicVariables()[1]).tolist()) == [0, 1]
+    assert res.row_dual[0] == pytest.approx(1.0)  # the dual the old tolerance vouched for
+    up, _ = s.one_unit_vouched(np.array([0]))
+    assert not up[0]
+    got = pivots.PivotPricer(s.h).change(0, 1.0)
+    assert got is None or got == pytest.approx(0.0, abs=1e-9)
+    fresh = HighsSession(lp, method="simplex")
+    fresh.set_row_bounds(0, -np.inf, 2.0)
+    assert fresh.run().objective == pytest.approx(1.0, abs=1e-6)  # the re-solve: one more unit adds nothing

@@ -78,12 +78,18 @@ def test_same_report_cell_by_cell(tmp_path: Path, seed: int) -> None:
 
 
 def _force_resolves(monkeypatch) -> None:
-    """Every row the report talks about left to the re-solves (none vouched for by the basis), so that the
-    checks' thread runs whatever the basis vouches for (every path to the basis solves' answer splits it here)."""
+    """Every row the report talks about left to the re-solves (none vouched for by the basis, none priced by the
+    pivots), so that the checks' thread runs whatever the basis vouches for (every path to the basis solves'
+    answer splits it here; every side priced by pivots passes ``PivotPricer.change``). With the pivots left on,
+    they priced the example's sides in milliseconds and the thread could end before a test looked at it (seen:
+    ``test_real_checks_stop_when_cancelled`` failing under load)."""
+    from planner.solve import pivots
+
     def none_vouched(talk, vouched, sol):
         return {}, [(int(r), False, False) for r in talk]
 
     monkeypatch.setattr(policy, "split_vouched", none_vouched)
+    monkeypatch.setattr(pivots.PivotPricer, "change", lambda self, row, step: None)
 
 
 def test_failure_in_the_checks_is_the_runs_failure(tmp_path: Path, monkeypatch) -> None:

@@ -31,7 +31,7 @@ from planner.solve.sessions import _room
 
 PIVOT_TOL = 1e-7  # the pivot element the answer may rest on (HiGHS's own pivot threshold is of this order)
 DUAL_TOL = 1e-7  # reduced costs: this far on the wrong side (relative to the largest cost) is still optimal
-FEAS_TOL = 1e-9  # values: this far past a bound (relative, as the vouching checks measure it) is at it
+# values: ``sessions.ROOM_TOL`` (absolute) past a bound over a unit is at it, as the vouching checks measure it
 MAX_PIVOTS = 4  # per side; past that a warm re-solve (HiGHS's ~60 ms fixed cost at 416k) is as cheap
 
 
