@@ -103,3 +103,96 @@ def test_generated_report_same_with_and_without_fast_path(tmp_path, policy):
     assert fast.keys() == slow.keys() and len(fast) >= 8
     assert sum(len(v[0]) for v in fast.values()) > 1000
     assert fast == slow
+
+
+def _mixed(wb, cls) -> list:
+    """Two sheets with every kind of cell and row XlsxWriter writes: numbers and shared strings with and without
+    a format, blanks, booleans, formulas, rich strings, links, merged ranges, comments (on rows with and without
+    cells), row heights, row formats, hidden rows, a column format, long and escaped text, cells written out of
+    column order, a row past a gap, spans over several blocks of 16 rows; the second sheet with a default row
+    height of its own (every row tag through XlsxWriter)."""
+    bold = wb.add_format({"bold": True})
+    money = wb.add_format({"num_format": "#,##0.00_)"})
+    colfmt = wb.add_format({"italic": True})
+    sheets = []
+    for k in range(2):
+        ws = wb.add_worksheet(f"S{k}", worksheet_class=cls)
+        if k:
+            ws.set_default_row(18)
+        ws.set_column(6, 6, 12, colfmt)
+        ws.write_string(0, 0, "head & <tag> \"q\"", bold)
+        ws.write_number(0, 3, 1e-300, money)
+        ws.write_number(0, 1, 2**53 + 1)  # no format: XlsxWriter's own path
+        for r in range(1, 60):
+            ws.write_number(r, 2, r * 1.1, money)
+            ws.write_string(r, 0, f"row {r} " + ("x" * (r * 300) if r % 7 == 0 else ""), bold)
+            if r % 5 == 0:
+                ws.write_blank(r, 4, None, money)
+                ws.write_boolean(r, 5, r % 2 == 0, bold)
+        ws.write_number(5, 6, 3.0)  # takes the column format
+        ws.write_formula(7, 7, "=C2+C3", money, 4.4)
+        ws.write_rich_string(8, 8, "a ", bold, "rich", " text")
+        ws.write_url(9, 9, "https://example.com/?a=1&b=2", string="link")
+        ws.merge_range(10, 1, 10, 3, "merged", bold)
+        ws.write_comment(11, 1, "a comment on a row with cells")
+        ws.write_comment(70, 3, "a comment on a row of its own")
+        ws.set_row(12, 40)
+        ws.set_row(13, None, bold)
+        ws.set_row(14, 20, None, {"hidden": True})
+        ws.set_row(80, 30)  # a row with a height and no cell
+        ws.write_number(200, 0, -0.0, money)
+        ws.write_string(200, 12, "far right")
+        sheets.append(ws)
+    return sheets
+
+
+def test_fast_rows_are_xlsxwriters_bytes():
+    """``_FastSheet._render_rows`` writes the ``<row>`` elements XlsxWriter's own ``_write_rows`` writes, byte for
+    byte, on sheets with every kind of cell and row (the fast f-strings and the hand-offs to XlsxWriter)."""
+    import io
+
+    import xlsxwriter
+    from xlsxwriter.worksheet import Worksheet
+
+    wb = xlsxwriter.Workbook(io.BytesIO(), {"in_memory": True})
+    for ws in _mixed(wb, X._FastSheet):
+        mine = ws._render_rows()
+        fh, ws.fh = ws.fh, io.StringIO()
+        Worksheet._write_rows(ws)
+        theirs, ws.fh = ws.fh.getvalue(), fh
+        assert mine == theirs
+        assert 'spans="1:13"' in mine and "<row r=\"81\"" in mine and "ht=" in mine and len(mine) > 5_000
+
+
+def test_fast_sheets_are_xlsxwriters_parts(tmp_path):
+    """The same calls on fast sheets and on XlsxWriter's own write the same parts, byte for byte: every sheet,
+    the shared strings, the styles, the comments. Rows pre-rendered (``prerender_rows``) hold the same cells and
+    styles, but the styles are numbered in the order the pre-rendering first used them, so there every part but
+    the sheets and styles is compared byte for byte, and the cells, formats, widths and heights as openpyxl reads them."""
+    import datetime
+    import zipfile
+
+    import xlsxwriter
+
+    def write(path, cls, prerender):
+        wb = xlsxwriter.Workbook(str(path))
+        wb.set_properties({"created": datetime.datetime(2026, 1, 1)})
+        sheets = _mixed(wb, cls)
+        if prerender:
+            for ws in sheets:
+                ws.prerender_rows()
+        wb.close()
+        with zipfile.ZipFile(path) as zf:
+            return {n: zf.read(n) for n in zf.namelist()}
+
+    slow = write(tmp_path / "slow.xlsx", None, False)
+    fast = write(tmp_path / "fast.xlsx", X._FastSheet, False)
+    assert fast.keys() == slow.keys() and "xl/worksheets/sheet2.xml" in fast
+    for name in fast:
+        assert fast[name] == slow[name], name
+    pre = write(tmp_path / "pre.xlsx", X._FastSheet, True)
+    assert pre.keys() == slow.keys()
+    for name in pre:
+        if "worksheets/sheet" not in name and name != "xl/styles.xml":
+            assert pre[name] == slow[name], name
+    assert _cells(tmp_path / "pre.xlsx") == _cells(tmp_path / "slow.xlsx")

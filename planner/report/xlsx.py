@@ -25,7 +25,6 @@ and number formats (:func:`literal_format`: a currency label is shown, never int
 
 from __future__ import annotations
 
-import io
 import math
 import re
 import textwrap
@@ -37,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xlsxwriter
-from xlsxwriter.utility import xl_rowcol_to_cell_fast
+from xlsxwriter.utility import xl_col_to_name
 from xlsxwriter.worksheet import CellNumberTuple, CellStringTuple, Worksheet
 
 from planner import __version__
@@ -113,22 +112,31 @@ def _esc(text: str) -> str:
 
 
 # Large tables (a 416k-column plan writes ~700k cells) are written through two shortcuts, ``FAST`` switches both off
-# (tests compare the two workbooks cell by cell). Both produce what XlsxWriter's own calls produce, byte for byte
-# in each cell: (1) a plain column (finite numbers, or text under 16,000 characters) is stored straight into the
+# (tests compare the two workbooks cell by cell, and the rows' XML byte for byte). Both produce what XlsxWriter's own
+# calls produce: (1) a plain column (finite numbers, or text under 16,000 characters) is stored straight into the
 # sheet's cell table with its one format, as ``write_number``/``write_string`` store it, without their per-cell
-# argument and bounds checks (done once per column instead); (2) on closing, a number or shared-string cell with a
-# format is serialised by one f-string instead of XlsxWriter's generic attribute loop. They lean on XlsxWriter's
-# cell table (``Worksheet.table``, its cell tuples, ``_write_cell``): ``_FAST_OK`` checks those are there, and
-# without them every cell goes the ordinary way.
+# argument and bounds checks (done once per column instead); (2) the rows are serialised by
+# ``_FastSheet._render_rows`` into one list of strings, a number or shared-string cell with a format by one f-string,
+# everything else by XlsxWriter's own element writers. They lean on XlsxWriter's cell table (``Worksheet.table``, its
+# cell tuples, ``_write_cell``): ``_FAST_OK`` checks those are there, and without them every cell goes the ordinary
+# way.
 FAST = True
 _FAST_OK = (callable(getattr(Worksheet, "_write_cell", None)) and callable(getattr(Worksheet, "_check_dimensions", None))
             and CellNumberTuple.__name__ == "Number" and CellStringTuple.__name__ == "String")
 _MAX_FAST_TEXT = 16_000  # longer text may need XlsxWriter's UTF-16 length check and truncation
 
 
+class _Sink:
+    """A file-like ``write`` that appends to a list: XlsxWriter's own element writers, pointed at it, add their
+    XML to the rows :meth:`_FastSheet._render_rows` is building, in order."""
+
+    def __init__(self, write: Callable[[str], Any]):
+        self.write = write
+
+
 class _FastSheet(Worksheet):
-    """A worksheet that serialises number and shared-string cells with a format in one step (see ``FAST``),
-    and can serialise its rows ahead of the workbook's closing (:meth:`prerender_rows`)."""
+    """A worksheet that serialises its rows faster than XlsxWriter, to the same bytes (see ``FAST``), and can
+    serialise them ahead of the workbook's closing (:meth:`prerender_rows`)."""
 
     _rows_xml: str | None = None
     _rows_state: tuple | None = None
@@ -139,19 +147,94 @@ class _FastSheet(Worksheet):
                 sum(map(len, self.table.values())), len(self.row_info), len(self.comments))
 
     def prerender_rows(self) -> None:
-        """Serialise the rows now, by XlsxWriter's own ``_write_rows`` into a string, for the closing to copy
-        (``planner solve`` does this while it waits for the capacity price checks, so that the closing after
-        them has less to do). Should the sheet change after this (a cell written, a row's settings changed), the
-        closing renders it afresh."""
+        """Serialise the rows now into a string, for the closing to copy (``planner solve`` does this while it
+        waits for the capacity price checks, so that the closing after them has less to do). Should the sheet
+        change after this (a cell written, a row's settings changed), the closing renders it afresh."""
         if self.constant_memory or self.dim_rowmin is None:
             return
-        fh, self.fh = self.fh, io.StringIO()
+        self._rows_xml = self._render_rows()
+        self._rows_state = self._state()
+
+    def _spans(self) -> dict[int, str]:
+        """XlsxWriter's ``_calculate_spans``: per block of 16 rows, the first and last column (1-based) holding
+        a cell or a comment within the used range — from each row's lowest and highest column instead of a
+        scan of every column of every row."""
+        colmin, colmax, rowmin, rowmax = self.dim_colmin, self.dim_colmax, self.dim_rowmin, self.dim_rowmax
+        lo: dict[int, int] = {}
+        hi: dict[int, int] = {}
+        for rows in (self.table, self.comments):
+            for row, cells in rows.items():
+                if not cells or not rowmin <= row <= rowmax:
+                    continue
+                a, b = min(cells), max(cells)
+                if a < colmin or b > colmax:
+                    inside = [c for c in cells if colmin <= c <= colmax]
+                    if not inside:
+                        continue
+                    a, b = min(inside), max(inside)
+                k = row >> 4
+                if k in lo:
+                    lo[k], hi[k] = min(lo[k], a), max(hi[k], b)
+                else:
+                    lo[k], hi[k] = a, b
+        return {k: f"{lo[k] + 1}:{hi[k] + 1}" for k in sorted(lo)}
+
+    def _render_rows(self) -> str:
+        """The sheet's ``<row>`` elements, byte for byte as XlsxWriter's ``_write_rows`` writes them, built as
+        one list of strings: a number or shared-string cell with a format is one f-string (its format's index
+        looked up once per sheet, in the order XlsxWriter would first ask for it), a plain row's start tag
+        another; every other cell and every row with settings (height, format, comments) goes through
+        XlsxWriter's own ``_write_cell``/``_write_row``, writing into the same list."""
+        out: list[str] = []
+        sink = _Sink(out.append)
+        fh, self.fh = self.fh, sink
         try:
-            super()._write_rows()
-            self._rows_xml = self.fh.getvalue()
+            self.row_spans = spans = self._spans()
+            table, row_info, comments = self.table, self.row_info, self.comments
+            colmin, colmax = self.dim_colmin, self.dim_colmax
+            # a row without settings has the start tag <row r=".." spans=".."> only when the default height is
+            # the original one and no Excel 2010 attribute is asked for; otherwise XlsxWriter writes every tag
+            plain = self.default_row_height == self.original_row_height and self.excel_version == 2007
+            xfs: dict[int, int] = {}
+            names: dict[int, str] = {}
+            write_cell, write_row, add = super()._write_cell, self._write_row, out.append
+            number, string = CellNumberTuple, CellStringTuple
+            for row in range(self.dim_rowmin, self.dim_rowmax + 1):
+                cells = table.get(row)
+                info = row_info.get(row)
+                if not cells:
+                    if info is not None or row in comments:
+                        self._write_empty_row(row, spans.get(row >> 4), info)
+                    continue
+                span = spans.get(row >> 4)
+                if info is None and plain:
+                    add(f'<row r="{row + 1}" spans="{span}">' if span else f'<row r="{row + 1}">')
+                else:
+                    write_row(row, span, info)
+                rs = str(row + 1)
+                for col in sorted(cells):
+                    if col < colmin or col > colmax:
+                        continue
+                    cell = cells[col]
+                    fmt = cell.format
+                    cls = cell.__class__
+                    if fmt is not None and (cls is number or cls is string):
+                        xf = xfs.get(id(fmt))
+                        if xf is None:
+                            xf = xfs[id(fmt)] = fmt._get_xf_index()
+                        name = names.get(col)
+                        if name is None:
+                            name = names[col] = xl_col_to_name(col)
+                        if cls is number:
+                            add(f'<c r="{name}{rs}" s="{xf}"><v>{cell.number:.16G}</v></c>')
+                        else:
+                            add(f'<c r="{name}{rs}" s="{xf}" t="s"><v>{cell.string}</v></c>')
+                    else:
+                        write_cell(row, col, cell)
+                add("</row>")
         finally:
             self.fh = fh
-        self._rows_state = self._state()
+        return "".join(out)
 
     def _check_dimensions(self, row: int, col: int, ignore_row: bool = False, ignore_col: bool = False) -> int:
         # every cell write and set_row passes here (the fast column writes too): what was pre-rendered is stale,
@@ -169,24 +252,14 @@ class _FastSheet(Worksheet):
         return out
 
     def _write_rows(self) -> None:
+        if self.constant_memory:
+            super()._write_rows()
+            return
         if self._rows_xml is not None and self._rows_state == self._state():
             self.fh.write(self._rows_xml)
             return
-        super()._write_rows()
-
-    def _write_cell(self, row: int, col: int, cell: Any) -> None:
-        fmt = getattr(cell, "format", None)
-        if fmt is not None and not self.constant_memory:
-            cls = cell.__class__
-            if cls is CellNumberTuple:
-                self.fh.write(f'<c r="{xl_rowcol_to_cell_fast(row, col)}" s="{fmt._get_xf_index()}">'
-                              f"<v>{cell.number:.16G}</v></c>")
-                return
-            if cls is CellStringTuple:
-                self.fh.write(f'<c r="{xl_rowcol_to_cell_fast(row, col)}" s="{fmt._get_xf_index()}" t="s">'
-                              f"<v>{cell.string}</v></c>")
-                return
-        super()._write_cell(row, col, cell)
+        if self.dim_rowmin is not None:
+            self.fh.write(self._render_rows())
 
 
 @dataclass
