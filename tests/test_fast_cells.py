@@ -196,3 +196,30 @@ def test_fast_sheets_are_xlsxwriters_parts(tmp_path):
         if "worksheets/sheet" not in name and name != "xl/styles.xml":
             assert pre[name] == slow[name], name
     assert _cells(tmp_path / "pre.xlsx") == _cells(tmp_path / "slow.xlsx")
+
+
+def test_wrapped_lines_count_textwraps_lines():
+    """``wrap_lines`` counts the lines without textwrap building them (its chunks split more simply when no word
+    can be hyphenated, whole chunks laid by bisection, long words broken as textwrap breaks them): the count is
+    textwrap's on 40,000 random texts of words, hyphens, dashes, runs of white space of every kind, tabs,
+    non-breaking spaces and words longer than a line, at widths 1..30, and on the texts a report wraps."""
+    import random
+    import textwrap
+
+    rng = random.Random(7)
+    pieces = ["a", "b", "-", "--", " ", "   ", "\xa0", "\t", "x" * 30, "PLT-019,", "re-solve", "—", "1", "\x0b",
+              "\r", "\x0c", "-x-", "word", "e-", "Q4", "$5,679", "ab-", "-cd", "a-b-c", "!--", "'--x", "é-è", "_-",
+              "9-a", "a-9", "(", ")"]
+    checked = 0
+    for _ in range(40_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 40)))
+        width = rng.randint(1, 30)
+        assert X._wrapped_lines(text, width) == len(textwrap.wrap(text, width, break_long_words=True)), (text, width)
+        checked += len(text) > width
+    assert checked > 20_000  # most texts are longer than their line: the counting is exercised
+    text = ("One more wafer start per quarter at FAB04/1c in 2033Q4 would raise the objective (margin less shortfall "
+            "penalties) by $5,679, and one less would lower it as much; short there: PLT-019, PLT-052, PLT-172.")
+    for width in (10, 21, 59, 100):
+        per_line = max(4, int(width * X.CHARS_PER_WIDTH) - 1)
+        assert X.wrap_lines(text, width) == len(textwrap.wrap(text, per_line, break_long_words=True))
+        assert X.wrap_lines(text + "\nsecond\n", width) == X.wrap_lines(text, width) + 2  # an empty part is a line

@@ -25,6 +25,9 @@ and number formats (:func:`literal_format`: a currency label is shown, never int
 
 from __future__ import annotations
 
+import bisect
+import functools
+import itertools
 import math
 import re
 import textwrap
@@ -96,14 +99,72 @@ def padded(num_format: str) -> str:
     return ";".join(sec if sec.endswith("_)") else sec + "_)" for sec in sections)
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def wrap_lines(text: str, width: float, bold: bool = False) -> int:
     """Lines ``text`` takes when wrapped in a column ``width`` characters wide (conservatively: a few more
-    than LibreOffice or Excel need, never fewer)."""
+    than LibreOffice or Excel need, never fewer). Kept for the texts asked again (a column of platform lists)."""
     per_line = max(4, int(width * (CHARS_PER_WIDTH / (1.1 if bold else 1.0))) - 1)
-    # a part that fits on one line (and has no tab, which textwrap would expand) is one line: skip textwrap
-    return sum(1 if len(part) <= per_line and "\t" not in part
-               else max(1, len(textwrap.wrap(part, per_line, break_long_words=True)))
+    # a part that fits on one line (and has no tab, which textwrap would expand) is one line
+    return sum(1 if len(part) <= per_line and "\t" not in part else max(1, _wrapped_lines(part, per_line))
                for part in str(text).split("\n"))
+
+
+_SPLITTER = textwrap.TextWrapper(break_long_words=True)
+
+
+_SPACES = re.compile("( +)")
+# what any split of textwrap's inside a word needs: a hyphen between letters, or two hyphens (written to start
+# with the hyphen, which the regex engine finds fast)
+_MAY_HYPHENATE = re.compile(r"-(?:(?<=[^\d\W]-)(?=[^\d\W])|-)")
+
+
+def _chunks(text: str) -> list[str]:
+    """``textwrap``'s chunks of ``text`` (``TextWrapper._split_chunks``: tabs expanded, white space made spaces,
+    split into runs of spaces and words, a word further at its hyphens). textwrap splits a word only at a hyphen
+    between letters (``re-solve``) or at a dash (``--``); a text with neither (``PLT-019, PLT-052``) is split at
+    its spaces alone, by a simpler pattern."""
+    text = text.expandtabs(_SPLITTER.tabsize).translate(_SPLITTER.unicode_whitespace_trans)
+    parts = (_SPLITTER.wordsep_re if _MAY_HYPHENATE.search(text) else _SPACES).split(text)
+    return [c for c in parts if c]
+
+
+def _wrapped_lines(text: str, width: int) -> int:
+    """``len(textwrap.wrap(text, width, break_long_words=True))``, counted without building the lines: textwrap's
+    own chunks (words, hyphenated parts, runs of white space) laid greedily on lines as ``_wrap_chunks`` lays
+    them — the whole chunks that fit found by bisecting their running lengths, a chunk too long for any line
+    broken as ``_handle_long_word`` breaks it (after its last hyphen that fits), white space dropped at the
+    start and end of lines. A test compares it with textwrap on many texts and widths."""
+    chunks = _chunks(text)
+    n = len(chunks)
+    cum = [0, *itertools.accumulate(map(len, chunks))]
+    i, lines = 0, 0
+    head: str | None = None  # the rest of chunk i, once a long word was broken
+    while i < n:
+        first = chunks[i] if head is None else head
+        if lines and first.strip() == "":  # a line after the first does not start with white space
+            i, head = i + 1, None
+            if i == n:
+                break
+            first = chunks[i]
+        cur, taken, last = 0, 0, ""
+        if len(first) <= width:
+            cur, taken, last, i, head = len(first), 1, first, i + 1, None
+            j = bisect.bisect_right(cum, cum[i] + width - cur, i) - 1  # whole chunks i..j-1 fit as well
+            if j > i:
+                cur, taken, last, i = cur + cum[j] - cum[i], taken + j - i, chunks[j - 1], j
+        if i < n:
+            nxt = chunks[i] if head is None else head
+            if len(nxt) > width:  # too long for any line: as much as fits, after a hyphen if there is one
+                end = width - cur
+                hyphen = nxt.rfind("-", 0, end)
+                if hyphen > 0 and any(c != "-" for c in nxt[:hyphen]):
+                    end = hyphen + 1
+                last, head, taken = nxt[:end], nxt[end:], taken + 1
+        if taken and last.strip() == "":  # nor ends with it
+            taken -= 1
+        if taken:
+            lines += 1
+    return lines
 
 
 def _esc(text: str) -> str:
