@@ -223,3 +223,43 @@ def test_wrapped_lines_count_textwraps_lines():
         per_line = max(4, int(width * X.CHARS_PER_WIDTH) - 1)
         assert X.wrap_lines(text, width) == len(textwrap.wrap(text, per_line, break_long_words=True))
         assert X.wrap_lines(text + "\nsecond\n", width) == X.wrap_lines(text, width) + 2  # an empty part is a line
+
+
+@pytest.mark.parametrize("pending", [None, 1])
+def test_parallel_deflate_writes_the_same_file(tmp_path, monkeypatch, pending):
+    """A workbook closed with its parts deflated on threads (``_close_workbook``) is the same file, byte for byte,
+    as XlsxWriter's own closing: same parts, same compressed bytes, same zip headers — whether the parts wait for
+    the closing or are stored as soon as more than ``_PENDING_BYTES`` wait. And the threads were used."""
+    import datetime
+
+    import xlsxwriter
+
+    if pending is not None:
+        monkeypatch.setattr(X, "_PENDING_BYTES", pending)
+    made = []
+    real = X._ParallelZip.__init__
+
+    def counted(self, *a, **k):
+        made.append(self)
+        real(self, *a, **k)
+
+    monkeypatch.setattr(X._ParallelZip, "__init__", counted)
+
+    def write(path, parallel):
+        wb = xlsxwriter.Workbook(str(path))
+        wb.set_properties({"created": datetime.datetime(2026, 1, 1)})
+        _mixed(wb, X._FastSheet)
+        big = wb.add_worksheet("big", worksheet_class=X._FastSheet)
+        for r in range(3000):
+            big.write_number(r, 0, r / 7)
+            big.write_string(r, 1, f"text {r % 50}")
+        X._close_workbook(wb) if parallel else wb.close()
+        return path.read_bytes()
+
+    slow = write(tmp_path / "slow.xlsx", False)
+    assert not made
+    fast = write(tmp_path / "fast.xlsx", True)
+    assert len(made) == 1 and fast == slow
+    import xlsxwriter.workbook as xw
+
+    assert xw.ZipFile is __import__("zipfile").ZipFile  # XlsxWriter's own ZipFile is back

@@ -31,7 +31,7 @@ from planner.report.planning import (
     write_pnl,
     write_since,
 )
-from planner.report.xlsx import LANDSCAPE_PX, Book, col_px, column_blocks
+from planner.report.xlsx import LANDSCAPE_PX, Book, col_px, collections_paused, column_blocks
 
 MAX_CHART_PLATFORMS = 12  # larger plans chart the platforms with the most demand (the tables have all)
 MAX_CHART_FABS = 12
@@ -666,6 +666,10 @@ def write_report(path: Path | str, rep: ReportInput, inputs: tuple[Path, ...] = 
     name = Path(rep.plan.source).name
 
     def write(tmp: Path) -> None:
+        with collections_paused():
+            _write(tmp)
+
+    def _write(tmp: Path) -> None:
         book = Book(tmp, "report", title=f"Memory supply plan: {name}", source=name)
         if rep.pending is not None:  # the sheets that need the capacity prices: reserved in place, filled last
             book.defer_priced()
