@@ -263,3 +263,24 @@ def test_parallel_deflate_writes_the_same_file(tmp_path, monkeypatch, pending):
     import xlsxwriter.workbook as xw
 
     assert xw.ZipFile is __import__("zipfile").ZipFile  # XlsxWriter's own ZipFile is back
+
+
+def test_auto_format_by_numpy_is_the_per_value_one():
+    """The format a numeric column without one gets, computed by numpy for int and float columns, is the one
+    the per-value rule gives (whole numbers, fractions within ±1, small and large values, NaN and ±inf ignored,
+    an empty or all-missing column)."""
+    rng = np.random.default_rng(5)
+    cases = [[1.0, 2.0, -3.0], [0.5, -0.25, 1.0], [0.5, 99.0], [0.5, 150.0], [np.nan, np.inf, -np.inf], [],
+             [np.nan, 0.3], [2**60, -7], [1e300, 0.1], [-1.0, 0.999], [100.0, 0.5], [-0.0]]
+    cases += [list(rng.normal(0, s, 20)) for s in (0.1, 10, 1000)] + [list(rng.integers(-5, 5, 20))]
+    names = set()
+    for values in cases:
+        for dtype in (float, np.int64):
+            try:
+                series = pd.Series(values, dtype=dtype)
+            except (ValueError, OverflowError):
+                continue  # NaN or 1e300 as int64
+            want = X._auto_format_name(X._numbers(series))
+            assert X._auto_format_name_of(series) == want, (values, dtype)
+            names.add(want)
+    assert names == {"int", "ratio", "float"}

@@ -535,7 +535,8 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
     # 1. supply vs demand per platform (the largest ones, on big plans)
     svc = res.service
     by_demand = svc.groupby("platform")["demand"].sum().sort_values(ascending=False)
-    plats = [p for p in plan.platforms["platform"] if p in set(by_demand.index[:MAX_CHART_PLATFORMS])]
+    charted = set(by_demand.index[:MAX_CHART_PLATFORMS])
+    plats = [p for p in plan.platforms["platform"] if p in charted]
     if len(by_demand) > MAX_CHART_PLATFORMS:
         capped.append(f"the {MAX_CHART_PLATFORMS} platforms with the most demand (of {len(by_demand)})")
     wide = pd.DataFrame({"period": periods})
@@ -571,7 +572,8 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
     fab_total = wsd.groupby("fab")["wafers"].sum().sort_values(ascending=False)
     if len(fab_total) > MAX_CHART_FABS:
         capped.append(f"the {MAX_CHART_FABS} fabs with the most wafer starts (of {len(fab_total)})")
-    for fab in [f for f in plan.fabs["fab"].unique() if f in set(fab_total.index[:MAX_CHART_FABS])]:
+    charted = set(fab_total.index[:MAX_CHART_FABS])
+    for fab in [f for f in plan.fabs["fab"].unique() if f in charted]:
         g = wsd[wsd["fab"] == fab]
         piv = g.pivot_table(index="period", columns="product", values="wafers", aggfunc="sum")
         if piv.shape[1] > MAX_SERIES:  # the largest products, the rest summed as "other products"
@@ -590,9 +592,10 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
     util = util.reindex(periods).reset_index()
     util.columns = [str(c) for c in util.columns]
     where = block(util, "Capacity utilisation per quarter", fmt="pct")
+    kinds = set(zip(capacity["resource"], capacity["kind"], strict=True))  # (resource, kind) pairs
     for kind, title in (("fab", "Fab utilisation (wafers used / capacity)"),
                         ("backend", "Back-end utilisation (units / capacity)")):
-        names = [r for r in util.columns[1:] if (capacity.loc[capacity["resource"] == r, "kind"] == kind).any()]
+        names = [r for r in util.columns[1:] if (r, kind) in kinds]
         if not names:
             continue
         if len(names) > MAX_CHART_PLATFORMS:
