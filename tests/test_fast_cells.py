@@ -141,6 +141,9 @@ def _mixed(wb, cls) -> list:
         ws.set_row(14, 20, None, {"hidden": True})
         ws.set_row(80, 30)  # a row with a height and no cell
         ws.write_number(200, 0, -0.0, money)
+        for r, v in enumerate((0.0, -0.0, 0, 1, 1.0, -0.0, 2**60, float(2**60), 2**53 + 1, np.float64(0.1), 1e-300),
+                              start=201):  # equal numbers of other types, the two zeros, after one another
+            ws.write_number(r, 1, v, money)
         ws.write_string(200, 12, "far right")
         sheets.append(ws)
     return sheets
