@@ -702,6 +702,7 @@ def write_report(path: Path | str, rep: ReportInput, inputs: tuple[Path, ...] = 
             rep.pending.settle()
         book.fill_priced()
         book.close()
+        book.release()
 
     try:
         return atomic_write(Path(path), write, inputs)

@@ -920,6 +920,13 @@ class Book:
         _close_workbook(self.wb)
         stamp(self.path, self.kind)
 
+    def release(self) -> None:
+        """Free a closed book's cells now. XlsxWriter's sheets and workbook refer to each other, so without this
+        the ~700k cells of a large report wait for the cyclic collector, which then walks them all (0.15 s)."""
+        for info in self._sheets.values():
+            info.ws.table.clear()
+            info.grid = None
+
 
 @contextlib.contextmanager
 def collections_paused() -> Iterator[None]:
