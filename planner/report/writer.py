@@ -25,6 +25,7 @@ from planner.report.atomic import atomic_write
 from planner.report.fmt import lateness, money, signed_money, status_clause, units
 from planner.report.planning import (
     expansion_sentences,
+    overview_grids,
     overview_sections,
     since_sentence,
     write_expansions,
@@ -113,8 +114,9 @@ def infeasible_sentence(r) -> str:
             f"{units(r.achievable)} possible. {r.reason}.")
 
 
-def headline(rep: ReportInput) -> list[str]:
-    """The plan in a few sentences: margin, service, what binds, what would help."""
+def headline(rep: ReportInput, plat: pd.DataFrame | None = None) -> list[str]:
+    """The plan in a few sentences: margin, service, what binds, what would help. ``plat``:
+    ``rep.results.platform_service()``, if computed before."""
     res, plan = rep.results, rep.plan
     s = res.summary
     cur = s["currency"]
@@ -136,7 +138,7 @@ def headline(rep: ReportInput) -> list[str]:
     if s["status"] != "optimal":
         lines.insert(0, f"WARNING: solver status is {s['status']}; figures are the best solution found, not an "
                         "optimum.")
-    plat = res.platform_service()
+    plat = res.platform_service() if plat is None else plat
     late = plat["backlog_unit_quarters"] if res.backlog else pd.Series(0.0, index=plat.index)
     short = plat[(plat["unserved"] > 0.5) | (late > 0.5)].sort_values("unserved", ascending=False)
     if short.empty:
@@ -220,7 +222,15 @@ def _binds(b: pd.DataFrame, cur: str, top: int = 4) -> list[str]:
 OVERVIEW_ABOUT = "the plan in a few sentences, key figures, service by platform, this index"
 
 
-def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
+def _overview_data(rep: ReportInput) -> dict[str, Any]:
+    """What the Overview shows that does not wait for the capacity price checks: service by platform and the
+    grids (``overview_grids``)."""
+    return {"plat": rep.results.platform_service(), "grids": overview_grids(rep)}
+
+
+def _write_overview(book: Book, rep: ReportInput, money_fmt: object, data: dict[str, Any] | None = None) -> None:
+    """The Overview; ``data``: :func:`_overview_data`, if computed before (while the price checks ran)."""
+    data = data or _overview_data(rep)
     res, plan = rep.results, rep.plan
     s = res.summary
     ws = book.sheet("Overview", OVERVIEW_ABOUT)
@@ -238,7 +248,7 @@ def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
     r = 3
     ws.write_string(r, 0, "The plan in brief", book.subtitle)
     r += 1
-    for line in headline(rep):
+    for line in headline(rep, data["plat"]):
         r = book.paragraph(ws, r, line, 0, last_col)
     r += 1
     ws.write_string(r, 0, "Key figures", book.subtitle)
@@ -254,7 +264,7 @@ def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
         book.write_cell(ws, r, 1, v, f)
     r += 2
     ws.write_string(r, 0, "Service by platform", book.subtitle)
-    plat = res.platform_service()
+    plat = data["plat"]
     last_q = res.periods[-1] if res.periods else ""
     comments = {"demand": "platform units demanded over the horizon",
                 "served": "platform units served over the horizon",
@@ -275,7 +285,7 @@ def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
                                                   "mid_color": "#FFEB84", "max_color": "#63BE7B",
                                                   "min_type": "num", "min_value": 0.5, "mid_type": "num",
                                                   "mid_value": 0.85, "max_type": "num", "max_value": 1})
-    r = overview_sections(book, ws, rep, last + 2)
+    r = overview_sections(book, ws, rep, last + 2, data["grids"])
     ws.write_string(r, 0, "About this run", book.subtitle)
     book.keep_together(ws, r, r + 13)
     info = [("Input file", Path(plan.source).name), ("Input SHA-256", plan.sha256),
@@ -677,7 +687,8 @@ def write_report(path: Path | str, rep: ReportInput, inputs: tuple[Path, ...] = 
         if rep.pending is not None:  # the sheets that need the capacity prices: reserved in place, filled last
             book.defer_priced()
         money_fmt = book.money(rep.results.summary["currency"])
-        book.when_priced(lambda: _write_overview(book, rep, money_fmt), ("Overview", OVERVIEW_ABOUT))
+        ready: dict[str, Any] = {}  # the Overview's parts that need no prices, computed while the checks run
+        book.when_priced(lambda: _write_overview(book, rep, money_fmt, ready), ("Overview", OVERVIEW_ABOUT))
         if rep.results.summary["objective"] is not None:
             _write_charts(book, rep)
         _write_contract_sheets(book, rep, money_fmt)
@@ -698,6 +709,7 @@ def write_report(path: Path | str, rep: ReportInput, inputs: tuple[Path, ...] = 
                 wrap={"message": 40, "hint": 30, "expected": 24, "found": 20})
         _write_inputs(book, rep.plan)
         if rep.pending is not None:
+            ready.update(_overview_data(rep))
             book.prerender()  # the closing's work on the finished sheets, while the checks still run
             rep.pending.settle()
         book.fill_priced()
