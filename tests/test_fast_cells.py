@@ -287,3 +287,48 @@ def test_auto_format_by_numpy_is_the_per_value_one():
             assert X._auto_format_name_of(series) == want, (values, dtype)
             names.add(want)
     assert names == {"int", "ratio", "float"}
+
+
+def test_sheets_deflated_ahead_make_the_same_file(tmp_path, monkeypatch):
+    """``Book.prerender`` starts deflating each finished sheet's part as far as its rows go (``predeflate``); the
+    closing finishes it. The file is the same, byte for byte, as with every part deflated at the closing — also
+    when a sheet changes after the pre-rendering (its part then no longer starts with what was deflated ahead,
+    and is deflated whole) — and the deflating ahead was used for the sheets that did not change."""
+    import datetime
+
+    import planner.report.outputs as outputs
+
+    class Fixed(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.datetime(2026, 1, 1, tzinfo=tz)
+
+    monkeypatch.setattr(outputs._dt, "datetime", Fixed)
+    finished = []
+    real = X._deflate_rest
+
+    def counted(start, data, offset):
+        finished.append(offset)
+        return real(start, data, offset)
+
+    monkeypatch.setattr(X, "_deflate_rest", counted)
+
+    def write(path):
+        book = X.Book(path, "report", source="t.xlsx")
+        for k in range(3):
+            ws = book.sheet(f"S{k}")
+            book.table(ws, _awkward())
+            book.table(ws, pd.DataFrame({"v": np.arange(3000) / 7, "t": [f"row {i % 40}" for i in range(3000)]}),
+                       first_row=10)
+        book._sheets["S0"].ws.activate()  # as the Overview is: the first sheet's view does not change on closing
+        book.prerender()
+        book._sheets["S1"].ws.write_string(2, 0, "changed after the pre-rendering")
+        book.close()
+        return path.read_bytes()
+
+    ahead = write(tmp_path / "ahead.xlsx")
+    assert len(finished) == 2 and min(finished) > 50_000  # S0 and S2: most of each part deflated ahead
+    with monkeypatch.context() as m:
+        m.setattr(X._FastSheet, "predeflate", lambda self, pool: None)
+        whole = write(tmp_path / "whole.xlsx")
+    assert len(finished) == 2 and ahead == whole

@@ -29,6 +29,7 @@ import bisect
 import contextlib
 import functools
 import gc
+import io
 import itertools
 import math
 import os
@@ -329,8 +330,33 @@ class _FastSheet(Worksheet):
 
     def _assemble_xml_file(self) -> None:
         super()._assemble_xml_file()
+        head, self._head = self._head, None
         if _ZIP and self._xml_path:  # written and closed: deflated while XlsxWriter writes the next parts
-            _ZIP[-1].prefetch(self._xml_path)
+            _ZIP[-1].prefetch(self._xml_path, head)
+
+    _head: tuple[bytes, Future] | None = None
+
+    def predeflate(self, pool: ThreadPoolExecutor) -> None:
+        """Start deflating the sheet's part now, as far as its rows go (the XML before them and the pre-rendered
+        rows: ~95 % of a large sheet): what XlsxWriter will write first, rendered as it renders it, then deflated
+        on ``pool`` by zipfile's compressor, kept unfinished. The closing finishes it with the rest of the part
+        (:meth:`_ParallelZip.prefetch`) — if the part does start with these bytes; else it deflates the whole."""
+        if self._rows_xml is None:
+            return
+        fh, self.fh = self.fh, io.StringIO()
+        try:  # the first steps of Worksheet._assemble_xml_file, which only write
+            self._xml_declaration()
+            self._write_worksheet()
+            self._write_sheet_pr()
+            self._write_dimension()
+            self._write_sheet_views()
+            self._write_sheet_format_pr()
+            self._write_cols()
+            self._write_sheet_data()
+            head = self.fh.getvalue().encode()
+        finally:
+            self.fh = fh
+        self._head = (head, pool.submit(_deflate_start, head))
 
     def _write_rows(self) -> None:
         if self.constant_memory:
@@ -347,8 +373,20 @@ class _FastSheet(Worksheet):
 # thread. ``_ParallelZip`` deflates them on a few threads instead (zlib lets go of the GIL), each sheet as soon as
 # XlsxWriter has written it, while it writes the next: the same level, the same bytes (zipfile's own header, its
 # compressor's output for the whole part, which is the same whatever size the pieces it is fed), in the same order.
-_DEFLATERS = max(1, min(4, os.cpu_count() or 1))
+_DEFLATERS = max(1, min(4, (os.cpu_count() or 2) - 1))  # the calling thread has work of its own meanwhile
 _PENDING_BYTES = 256 << 20  # parts read and waiting to be stored, at most: then the ones before are stored first
+
+
+def _deflate_start(head: bytes) -> tuple[Any, bytes]:
+    """zipfile's compressor (default level) fed the first bytes of a part: the compressor, to be fed the rest,
+    and what it has output so far. Its output for the whole is the same however the part is cut."""
+    packer = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    return packer, packer.compress(head)
+
+
+def _deflate_rest(start: Future, data: bytes, offset: int) -> bytes:
+    packer, out = start.result()
+    return out + packer.compress(memoryview(data)[offset:]) + packer.flush()
 
 
 def _deflate(data: bytes, level: int | None) -> bytes:
@@ -384,9 +422,18 @@ class _ParallelZip(zipfile.ZipFile):
         self._parts: list[tuple[zipfile.ZipInfo, bytes, Future]] = []
         self._waiting = 0
 
-    def prefetch(self, path: str) -> None:
-        if self.compression == zipfile.ZIP_DEFLATED and path not in self._early:
-            self._early[path] = self._read(path)
+    def prefetch(self, path: str, head: tuple[bytes, Future] | None = None) -> None:
+        """Read the finished part at ``path`` and start deflating it; ``head``: its first bytes and their deflating
+        begun (:meth:`_FastSheet.predeflate`), finished here if the part starts with them."""
+        if self.compression != zipfile.ZIP_DEFLATED or path in self._early:
+            return
+        if head is not None and self.compresslevel is None:
+            with open(path, "rb") as f:
+                data = f.read()
+            if data.startswith(head[0]):
+                self._early[path] = data, self._pool.submit(_deflate_rest, head[1], data, len(head[0]))
+                return
+        self._early[path] = self._read(path)
 
     def write(self, filename: Any, arcname: Any = None, compress_type: Any = None, compresslevel: Any = None) -> None:
         if (compress_type is not None or compresslevel is not None or self.compression != zipfile.ZIP_DEFLATED
@@ -438,12 +485,21 @@ _CLOSING = threading.Lock()
 _ZIP: list[_ParallelZip] = []  # the one being written, while a Book closes
 
 
+def _zip_ok() -> bool:
+    import xlsxwriter.workbook as xw
+
+    return isinstance(getattr(xw, "ZipFile", None), type)
+
+
+_ZIP_OK = _zip_ok()
+
+
 def _close_workbook(wb: xlsxwriter.Workbook) -> None:
     """``wb.close()``, its parts deflated in parallel (:class:`_ParallelZip`): XlsxWriter opens the ZipFile its
     module names, which is ours for the duration (one closing at a time, so that it is put back)."""
     import xlsxwriter.workbook as xw
 
-    if not (FAST and isinstance(getattr(xw, "ZipFile", None), type)):
+    if not (FAST and _ZIP_OK):
         wb.close()
         return
     with _CLOSING:
@@ -549,6 +605,7 @@ class Book:
         self._index: tuple[Worksheet, int, int] | None = None
         self._reserved: dict[str, Worksheet] = {}
         self._deferred: list[Callable[[], None]] | None = None
+        self._deflater: ThreadPoolExecutor | None = None  # deflates sheets' parts ahead of the closing
 
     # ---- formats -------------------------------------------------------------------------------------------------
     def money(self, currency: str, decimals: int = 0) -> Any:
@@ -613,6 +670,11 @@ class Book:
             for row, h in info.heights.items():
                 ws.set_row(row, h)
             ws.prerender_rows()
+            if FAST and _ZIP_OK:  # widths and page set-up are final too: the part's start is deflated meanwhile
+                self._print_setup(info)
+                if self._deflater is None:
+                    self._deflater = ThreadPoolExecutor(1, thread_name_prefix="deflate")
+                ws.predeflate(self._deflater)
 
     def fill_priced(self) -> None:
         """Write the sheets :meth:`when_priced` kept, in the order they were reserved."""
@@ -917,7 +979,11 @@ class Book:
         self._write_index()
         for info in self._sheets.values():
             self._print_setup(info)
-        _close_workbook(self.wb)
+        try:
+            _close_workbook(self.wb)
+        finally:
+            if self._deflater is not None:
+                self._deflater.shutdown(cancel_futures=True)
         stamp(self.path, self.kind)
 
     def release(self) -> None:
