@@ -427,13 +427,14 @@ class _ParallelZip(zipfile.ZipFile):
         begun (:meth:`_FastSheet.predeflate`), finished here if the part starts with them."""
         if self.compression != zipfile.ZIP_DEFLATED or path in self._early:
             return
-        if head is not None and self.compresslevel is None:
-            with open(path, "rb") as f:
-                data = f.read()
-            if data.startswith(head[0]):
-                self._early[path] = data, self._pool.submit(_deflate_rest, head[1], data, len(head[0]))
-                return
-        self._early[path] = self._read(path)
+        if head is None or self.compresslevel is not None:
+            self._early[path] = self._read(path)
+            return
+        with open(path, "rb") as f:
+            data = f.read()
+        job = (self._pool.submit(_deflate_rest, head[1], data, len(head[0])) if data.startswith(head[0])
+               else self._pool.submit(_deflate, data, self.compresslevel))  # the sheet changed since
+        self._early[path] = data, job
 
     def write(self, filename: Any, arcname: Any = None, compress_type: Any = None, compresslevel: Any = None) -> None:
         if (compress_type is not None or compresslevel is not None or self.compression != zipfile.ZIP_DEFLATED
