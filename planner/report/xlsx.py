@@ -266,8 +266,8 @@ class _FastSheet(Worksheet):
             # a row without settings has the start tag <row r=".." spans=".."> only when the default height is
             # the original one and no Excel 2010 attribute is asked for; otherwise XlsxWriter writes every tag
             plain = self.default_row_height == self.original_row_height and self.excel_version == 2007
-            xfs: dict[int, int] = {}
-            names: dict[int, str] = {}
+            xfs: dict[Any, int] = {}  # a format's index, by the format (hashed by identity)
+            names = [xl_col_to_name(c) for c in range(colmax + 1)]
             write_cell, write_row, add = super()._write_cell, self._write_row, out.append
             number, string = CellNumberTuple, CellStringTuple
             for row in range(self.dim_rowmin, self.dim_rowmax + 1):
@@ -283,23 +283,20 @@ class _FastSheet(Worksheet):
                 else:
                     write_row(row, span, info)
                 rs = str(row + 1)
-                for col in sorted(cells):
-                    if col < colmin or col > colmax:
-                        continue
-                    cell = cells[col]
+                items = sorted(cells.items())
+                if items[0][0] < colmin or items[-1][0] > colmax:  # XlsxWriter writes the used range only
+                    items = [(c, cell) for c, cell in items if colmin <= c <= colmax]
+                for col, cell in items:
                     fmt = cell.format
                     cls = cell.__class__
                     if fmt is not None and (cls is number or cls is string):
-                        xf = xfs.get(id(fmt))
+                        xf = xfs.get(fmt)
                         if xf is None:
-                            xf = xfs[id(fmt)] = fmt._get_xf_index()
-                        name = names.get(col)
-                        if name is None:
-                            name = names[col] = xl_col_to_name(col)
+                            xf = xfs[fmt] = fmt._get_xf_index()
                         if cls is number:
-                            add(f'<c r="{name}{rs}" s="{xf}"><v>{cell.number:.16G}</v></c>')
+                            add(f'<c r="{names[col]}{rs}" s="{xf}"><v>{cell.number:.16G}</v></c>')
                         else:
-                            add(f'<c r="{name}{rs}" s="{xf}" t="s"><v>{cell.string}</v></c>')
+                            add(f'<c r="{names[col]}{rs}" s="{xf}" t="s"><v>{cell.string}</v></c>')
                     else:
                         write_cell(row, col, cell)
                 add("</row>")
@@ -1017,7 +1014,7 @@ def auto_width(series: pd.Series, fmt: str | None = None) -> float:
     """A column's width in characters: its longest shown value and its header's longest word (headers wrap
     at spaces), within 6..MAX_AUTO_WIDTH."""
     head = series.head(2000)
-    content = max((len(_display(v, fmt)) for v in _widest_candidates(head)), default=0)
+    content = max((len(v) if type(v) is str else len(_display(v, fmt)) for v in _widest_candidates(head)), default=0)
     header = max((len(t) for t in str(series.name).split()), default=0) * 1.1
     pad = 3 if _is_numeric(series) else 2  # a right-aligned number beside left-aligned text needs air
     return min(max(content + pad, header + 2, 6), MAX_AUTO_WIDTH)
