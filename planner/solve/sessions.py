@@ -24,6 +24,7 @@ import numpy as np
 
 from planner.exhaustion import out_of_memory, require_headroom
 from planner.model.lp import LinearProgram
+from planner.solve.pivots import room as _room
 
 IPM_THRESHOLD_COLS = 2_000  # 'auto': interior point from here up (measured crossover, benchmarks/results.md)
 
@@ -448,25 +449,6 @@ class VouchAsk:
                 bad_down |= (~(-sign * d <= lim)).any(axis=0)  # the unit down
             up[part], down[part] = ~bad_up, ~bad_down
         return self.with_moves((up, down))
-
-
-ROOM_TOL = 1e-9  # a basic variable may end this far past a bound over one unit and still count as within it
-
-
-def _room(val: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """How far each basic variable may move up and down and stay within its bounds, up to ``ROOM_TOL`` past the
-    bound (±inf for an infinite bound). Measured from the value clipped into its bounds: a basic variable a hair
-    beyond a bound (round-off of the solve, far inside HiGHS's 1e-7 feasibility tolerance) is at that bound,
-    so a move of round-off size (the block solves leave 1e-16 where HiGHS's own leave an exact 0) is no move.
-    The tolerance is absolute, not relative to the bound: it bounds a *move*, whose round-off does not grow with
-    the bound's size. Relative (1e-9 of the bound, as it was), a variable degenerate at a bound of 10⁶ could move
-    10⁻³ past it per unit: one more unit was vouched for (or priced by the pivots) at the full dual where moving
-    it at all needs a pivot, and HiGHS's re-solve said 0 (``tests/test_pivots.py``)."""
-    with np.errstate(invalid="ignore"):
-        at = np.clip(val, lo, hi)
-        room_up = hi - at + ROOM_TOL
-        room_down = at - lo + ROOM_TOL
-    return room_up, room_down
 
 
 # ---- PuLP (CBC and others) -----------------------------------------------------------------------------------
