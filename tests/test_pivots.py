@@ -154,3 +154,24 @@ def test_a_variable_degenerate_at_a_large_bound_blocks_the_unit(big: float, eps:
     fresh = HighsSession(lp, method="simplex")
     fresh.set_row_bounds(0, -np.inf, 2.0)
     assert fresh.run().objective == pytest.approx(1.0, abs=1e-6)  # the re-solve: one more unit adds nothing
+
+
+def test_an_lp_without_matrix_entries_asks_nothing_of_the_basis() -> None:
+    """max x, x ≤ 5, with one row that holds no entry (0 ≤ 1): HiGHS solves an LP without matrix entries without
+    its simplex, so it holds no basis matrix; asking for its basic variables crashed the process (segmentation
+    fault). The price checks get no basis to work from (None), and re-solve instead."""
+    import pandas as pd
+
+    from planner.model.lp import LinearProgram
+    from planner.solve.sessions import HighsSession
+
+    lp = LinearProgram()
+    one = pd.DataFrame({"i": [0]})
+    x = lp.add_cols("x", one, 0.0, 5.0)
+    lp.add_rows("cap", one, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0), upper=1.0)
+    lp.add_term("margin", x, np.array([1.0]), 1.0)
+    s = HighsSession(lp, method="simplex")
+    res = s.run()
+    assert res.status == "optimal" and res.objective == pytest.approx(5.0)  # x at its bound, by hand
+    assert s.h.getBasis().valid  # HiGHS says it has a basis …
+    assert s.pivot_pricer() is None and s.one_unit_vouched(np.array([0])) is None  # … but none to solve with

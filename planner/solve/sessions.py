@@ -212,7 +212,7 @@ class HighsSession:
         another core, in a copy of this process: :mod:`planner.solve.forked`); None without a basis. The basis
         matrix comes along only where the block solves apply (``BLOCK_SOLVE_MIN_ROWS``)."""
         h = self.h
-        if not h.getBasis().valid:
+        if not self._basis_matrix_held():
             return None
         require_headroom("HiGHS basis")
         rows = np.asarray(rows, dtype=np.int64)
@@ -285,13 +285,20 @@ class HighsSession:
                 out[k] = bool(np.all(step * dv <= room_up[nz]) and np.all(-step * dv <= room_down[nz]))
         return up, down
 
+    def _basis_matrix_held(self) -> bool:
+        """Whether HiGHS holds a basis to solve with. A valid basis is not enough: HiGHS 1.16 solves an LP with no
+        matrix entries (after dropping those below its ``small_matrix_value``, 1e-9) without its simplex, and
+        ``getBasicVariables`` then reads a basis matrix it never built — a segmentation fault (seen on random
+        small LPs, ``tests/test_pivots.py``)."""
+        return bool(self.h.getBasis().valid) and self.h.getNumNz() > 0
+
     def pivot_pricer(self):
         """A :class:`planner.solve.pivots.PivotPricer` on the basis HiGHS holds now (to price capacity sides the
         basis alone cannot, by one proved dual simplex pivot each, before anything re-solves); None without a
         basis, or where the basis does not read as optimal to it."""
         from planner.solve.pivots import PivotPricer
 
-        if not self.h.getBasis().valid:
+        if not self._basis_matrix_held():
             return None
         pivot = PivotPricer(self.h)
         return pivot if pivot.ok else None
