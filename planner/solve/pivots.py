@@ -165,7 +165,7 @@ class PivotPricer:
             q = int(np.argmin(tau))
             if not np.isfinite(tau[q]):
                 return self._refuse("nothing can enter: that way the LP is infeasible")
-            if q == k:
+            if q == k and step < 0:  # its activity basic at a bound still moving down past it: at once again
                 return self._refuse("the row itself would enter")
             theta = sigma * float(tau[q])
             left_var = int(var[p])
@@ -182,6 +182,9 @@ class PivotPricer:
             w = self._solve(_column(self.A, q, m), etas)
             if not abs(w[p]) > PIVOT_TOL or abs(w[p] - alpha[q]) > 1e-6 * max(1.0, abs(alpha[q])):
                 return self._refuse("the pivot element is too small or disagrees between the two solves")
+            if q == k:  # one more: the row leaves the binding set; its bound only moves away from its activity, so
+                # this basis (dual feasible: checked; primal: the values stand still) stays optimal: the rest is free
+                return change
             etas.append((p, w))
             zp = z[p] / w[p]
             z = z - w * zp
