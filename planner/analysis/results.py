@@ -221,10 +221,13 @@ def extract(model: Model, sol: Solution) -> Results:
         svc["fill_rate"] = np.where(svc["demand"] > 0, svc["served"] / svc["demand"], np.nan)
 
     # Wafer starts
-    w = model.w.copy()
-    w["wafers"] = _clean(x[w["col"].to_numpy()])
-    w["output_units"] = w["wafers"] * w["g"]
-    ws = w[w["wafers"] > 0].copy()
+    # on the model's columns as arrays: a copy of the 386k-row frame took 0.1 s at 416k LP columns
+    w = model.w
+    w_wafers = _clean(x[w["col"].to_numpy()])
+    w_units = w_wafers * w["g"].to_numpy()
+    started = w_wafers > 0
+    ws = w.loc[started, ["fab", "node", "product", "fn", "m", "s", "land"]].assign(
+        wafers=w_wafers[started], output_units=w_units[started])
     ws["period"] = [periods[s] for s in ws["s"]]
     ws["lands"] = [periods[t] for t in ws["land"]]
     com = ms.wip_committed
@@ -240,7 +243,7 @@ def extract(model: Model, sol: Solution) -> Results:
     # Supply
     M = len(ms.products)
     output = np.zeros((M, T))
-    np.add.at(output, (w["m"].to_numpy(), w["land"].to_numpy()), w["output_units"].to_numpy())
+    np.add.at(output, (w["m"].to_numpy(), w["land"].to_numpy()), w_units)
     wip_out = np.zeros((M, T))  # in-flight WIP landing (`wip_in_flight`): part of the output
     fly = model.wip if model.wip is not None else pd.DataFrame(columns=["m", "land", "col", "r", "backend_use"])
     if len(fly):
@@ -283,7 +286,7 @@ def extract(model: Model, sol: Solution) -> Results:
                                      if len(xe) else [], strict=True):
         added[fn, tau + lead:] += wafers
     wafers_used = np.zeros((len(ms.fabs), T))
-    np.add.at(wafers_used, (w["fn"].to_numpy(), w["s"].to_numpy()), w["wafers"].to_numpy())
+    np.add.at(wafers_used, (w["fn"].to_numpy(), w["s"].to_numpy()), w_wafers)
     fab_cap = pd.DataFrame({
         "resource": [f"{f}/{n}" for f, n in zip(fab_rows.index["fab"], fab_rows.index["node"], strict=True)],
         "kind": "fab", "unit": "wafers", "period": [periods[t] for t in fab_rows.index["t"]],
@@ -291,9 +294,9 @@ def extract(model: Model, sol: Solution) -> Results:
         "shadow_price": dual[fab_rows.positions]})
     be_rows = lp.row_blocks["backend_capacity"]
     be_used = np.zeros((len(ms.backend), T))
-    on = w[w["r"] >= 0]
-    np.add.at(be_used, (on["r"].to_numpy(), on["land"].to_numpy()),
-              (on["output_units"] * on["backend_use"]).to_numpy())
+    r = w["r"].to_numpy()
+    on = r >= 0
+    np.add.at(be_used, (r[on], w["land"].to_numpy()[on]), w_units[on] * w["backend_use"].to_numpy()[on])
     fly_be = fly[fly["r"] >= 0] if len(fly) else fly
     if len(fly_be):
         np.add.at(be_used, (fly_be["r"].to_numpy(dtype=np.int64), fly_be["land"].to_numpy(dtype=np.int64)),
