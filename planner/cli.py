@@ -495,7 +495,6 @@ def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_
                       force: bool = False, baseline=None, scheduler: str | None = None,
                       analysis_limit: float | str | None = None) -> tuple[int, dict]:
     from planner import api
-    from planner.report.writer import write_report
     from planner.solve.sessions import SolverError
 
     try:
@@ -506,6 +505,8 @@ def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_
         run, rep = api.analyse(plan, solver=solver, time_limit=time_limit, method=method, insights=insights,
                                explain=explain, progress=say, scenario=scenario, baseline=baseline,
                                scheduler=scheduler, analysis_limit=analysis_limit, prices_later=True)
+        from planner.report.writer import write_report  # after the solve: imported during it (api.analyse)
+
         try:
             if say:
                 say(f"writing {out_path}")
