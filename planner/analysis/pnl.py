@@ -128,7 +128,8 @@ def pnl(plan: PlanData, res: Results) -> PnL:
 
     q = pd.DataFrame({"platform": [k[0] for k in keys], "period": [k[1] for k in keys], "revenue": on_keys(rev),
                       "memory_cost": on_keys(cost), "shortfall_penalty": on_keys(pen)},
-                     columns=["platform", "period", "revenue", "memory_cost", "shortfall_penalty"])
+                     columns=["platform", "period", "revenue", "memory_cost", "shortfall_penalty"]) if keys else \
+        pd.DataFrame(columns=["platform", "period", "revenue", "memory_cost", "shortfall_penalty"])  # text columns
     extra = []
     if end_value > 1e-9:
         extra.append({"platform": END_INVENTORY, "period": periods[-1], "revenue": 0.0, "memory_cost": end_value,
