@@ -12,6 +12,7 @@ fails instead of passing on an empty set.
 from __future__ import annotations
 
 import re
+import sys
 from collections import deque
 from pathlib import Path
 
@@ -310,15 +311,48 @@ def check_rd(t: Truth, line: str) -> None:
 
 
 def check_expansions(t: Truth, line: str) -> None:
+    """Each expansion named is a row of the Expansions sheet (wafers, cost), no row twice; past the first few
+    (the costliest), "and K more costing $C in all" counts the rest and sums their cost."""
     ex = t.s["Expansions"]
-    parts = line[len("Expansions: "):-1].split("; ")
-    assert len(parts) == len(ex)
-    for part, r in zip(parts, ex.itertuples(), strict=True):
-        m = re.match(rf"^(\S+) \+(?P<w>{UNITS}) wafers/quarter decided (\S+), usable from (\S+), cost (?P<c>{MONEY})$",
-                     part)
+    body = line[len("Expansions: "):-1]
+    tail = re.search(rf"; and (?P<k>\d+) more costing (?P<c>{MONEY}) in all \(Expansions sheet\)$", body)
+    if tail:
+        body = body[:tail.start()]
+    parts = body.split("; ")
+    left = list(ex.itertuples())
+    named = []
+    for part in parts:
+        m = re.match(rf"^(?P<fn>\S+) \+(?P<w>{UNITS}) wafers/quarter decided (?P<d>\S+), usable from (\S+), cost "
+                     rf"(?P<c>{MONEY})$", part)
         assert m, part
+        r = next(r for r in left if f"{r.fab}/{r.node}" == m["fn"] and r.decided == m["d"])
+        left.remove(r)
+        named.append(r)
         same(m["w"], r.wafers_per_quarter, "expansion wafers")
         same(m["c"], r.cost, "expansion cost")
+    if not tail:
+        assert not left, f"{len(left)} expansions neither named nor counted: {line}"
+        return
+    assert int(tail["k"]) == len(left) > 0
+    same(tail["c"], sum(r.cost for r in left), "cost of the expansions not named")
+    assert min(r.cost for r in named) >= max(r.cost for r in left), "the costliest are the ones named"
+
+
+MORE = re.compile(rf"^(?P<k>\d+) more platforms? (?:short: (?P<u>{UNITS}) units|with backlog: (?P<uq>{UNITS}) "
+                  rf"unit-quarters) in all \((?P<sheet>\w+) sheet\)\.$")
+
+
+def check_more(t: Truth, line: str, described: set[str]) -> set[str]:
+    """"K more platforms short: U units in all": the short platforms not described one by one — how many, their
+    shortfall summed (unit-quarters of backlog with backlog) — and none of them larger than one described."""
+    m = MORE.match(line)
+    assert m, line
+    measure = "unit_quarters" if t.backlog else "unserved"
+    rest = {p for p, r in t.plat.items() if r["short_periods"]} - described
+    assert int(m["k"]) == len(rest) > 0, line
+    same(m["uq"] if t.backlog else m["u"], sum(t.plat[p][measure] for p in rest), "shortfall not described")
+    assert max(t.plat[p][measure] for p in rest) <= min(t.plat[p][measure] for p in described) + TOL
+    return rest
 
 
 def check_decide_by(t: Truth, line: str) -> None:
@@ -355,7 +389,7 @@ def check_report(path: Path, fr: dict, backlog: bool) -> dict[str, int]:
     sheets = read(path)
     t = Truth(sheets, fr, backlog)
     lines = sheets["lines"]
-    seen = {"platform": 0, "late": 0, "help": 0, "binds": 0, "rd": 0}
+    seen = {"platform": 0, "late": 0, "help": 0, "binds": 0, "rd": 0, "more": 0, "short": 0}
     check_first(t, lines[0])
     described = set()
     for line in lines[1:]:
@@ -371,6 +405,7 @@ def check_report(path: Path, fr: dict, backlog: bool) -> dict[str, int]:
         elif line.startswith("Expansions: "):
             if "no expansion option" not in line:
                 check_expansions(t, line)
+                seen["more"] += " more costing " in line
         elif line.startswith("Decide by: "):
             check_decide_by(t, line)
         elif line.startswith("No capacity constraint binds"):
@@ -378,6 +413,17 @@ def check_report(path: Path, fr: dict, backlog: bool) -> dict[str, int]:
             assert (cap["value_of_one_more"].astype(float).fillna(0) <= TOL).all()
             assert (cap["cost_of_one_less"].astype(float).fillna(0) <= TOL).all()
             assert not cap["price_check"].isin(["one less infeasible", "not checked"]).any()
+        elif line.startswith("Short: "):
+            described |= check_short(t, line)
+            seen["short"] += 1
+        elif "ShortfallCauses" not in t.s and LATE_LINE.match(line):
+            m = LATE_LINE.match(line)
+            same(m["uq"], t.plat[m["plat"]]["unit_quarters"], f"{m['plat']} unit-quarters")
+            described.add(m["plat"])
+            seen["short"] += 1
+        elif MORE.match(line):
+            described |= check_more(t, line, described)
+            seen["more"] += 1
         elif line.split(":")[0] in t.plat:
             described.add(check_platform(t, line))
             seen["platform"] += 1
@@ -394,25 +440,79 @@ CASES = [(4, 6, 2, 6, 3, "margin"), (5, 8, 3, 8, 5, "priority"), (6, 8, 3, 8, 11
 
 @pytest.mark.parametrize("backlog", [False, True])
 def test_every_headline_number_comes_from_the_tables(tmp_path, backlog):
+    seen = _check_cases(tmp_path, backlog)
+    assert not seen["more"]  # these plans are small: every short platform is named
+
+
+@pytest.mark.parametrize("backlog", [False, True])
+def test_past_the_first_few_the_headline_counts(tmp_path, backlog, monkeypatch):
+    """A large plan names the largest few short platforms and expansions and counts the rest (here the cut
+    is moved to 1, so that these small plans have a rest): the counts and sums recomputed from the tables."""
+    import planner.report.writer as writer
+
+    monkeypatch.setattr(writer, "HEADLINE_TOP", 1)
+    more = []
+    real = check_more
+
+    def counted(t, line, described):
+        more.append(line)
+        return real(t, line, described)
+
+    monkeypatch.setattr(sys.modules[__name__], "check_more", counted)
+    # and a plan that takes two expansions (10 platforms, 6 fabs), so that one of them is counted
+    seen = _check_cases(tmp_path, backlog, CASES + [(10, 12, 6, 8, 5, "margin")])
+    assert more and seen["more"] > len(more), (more, seen)  # platforms counted, and expansions too
+
+
+@pytest.mark.parametrize("backlog", [False, True])
+def test_without_the_explanation_the_headline_still_counts(tmp_path, backlog, monkeypatch):
+    """``--no-explain``: no causes, so each short platform is one entry of "Short:" (lost sales) or one line
+    (backlog), the largest first, the rest counted — every number recomputed from the Service sheet."""
+    import planner.report.writer as writer
+
+    monkeypatch.setattr(writer, "HEADLINE_TOP", 1)
+    seen = _check_cases(tmp_path, backlog, args=("--no-explain", "--no-insights"))
+    assert seen["more"] and seen["short"], seen
+
+
+SHORT_PART = re.compile(rf"^(?P<plat>.+) (?P<u>{UNITS}) units \((?P<f>\d+)% served\)$")
+LATE_LINE = re.compile(rf"^(?P<plat>[^:]+): .+; (?P<uq>{UNITS}) unit-quarters of backlog \((?P<f>\d+)% served\)\.$")
+
+
+def check_short(t: Truth, line: str) -> set[str]:
+    """"Short: P U units (F% served); …" (no causes): each platform's units never served, from the tables."""
+    named = set()
+    for part in line[len("Short: "):-1].split("; "):
+        m = SHORT_PART.match(part)
+        assert m, part
+        named.add(m["plat"])
+        same(m["u"], t.plat[m["plat"]]["unserved"], f"{m['plat']} units short")
+    return named
+
+
+def _check_cases(tmp_path, backlog, cases=CASES, args=()) -> dict[str, int]:
     seen_total: dict[str, int] = {}
-    for P, M, F, T, seed, policy in CASES:
+    for P, M, F, T, seed, policy in cases:
         fr = generate_frames(P, M, F, T, seed)
         st = fr["Settings"].set_index("key")
         st.loc["backlog", "value"] = "true" if backlog else "false"
         st.loc["policy", "value"] = policy
         fr["Settings"] = st.reset_index()
-        src = write_input_workbook(tmp_path / f"g{seed}.xlsx", fr)
-        out = tmp_path / f"g{seed}-report.xlsx"
-        res = CliRunner().invoke(main, ["solve", str(src), "-o", str(out)])
+        src = write_input_workbook(tmp_path / f"g{P}-{seed}.xlsx", fr)
+        out = tmp_path / f"g{P}-{seed}-report.xlsx"
+        res = CliRunner().invoke(main, ["solve", str(src), "-o", str(out), *args])
         assert res.exit_code == 0, res.output
         printed = [x for x in res.output.splitlines() if not x.startswith("report: ")]
         assert printed == read(out)["lines"], "the terminal and the Overview say different things"
         for k, v in check_report(out, fr, backlog).items():
             seen_total[k] = seen_total.get(k, 0) + v
+    if args:
+        return seen_total
     # these plans were chosen because each kind of sentence occurs; a change that makes them vanish must not pass
     assert seen_total["platform"] and seen_total["help"] and seen_total["binds"] and seen_total["rd"], seen_total
     if backlog:
         assert seen_total["late"], seen_total
+    return seen_total
 
 
 def test_fifo_reference_itself():

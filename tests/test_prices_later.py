@@ -122,7 +122,7 @@ def test_failure_in_the_checks_is_one_error_line_in_the_cli(tmp_path: Path, monk
 
 def _slow_checks(started: threading.Event, stopped: threading.Event):
     """Checks that take until they are told to stop (as the real ones do between rows), recording that."""
-    def slow(*args, stop=None):
+    def slow(*args, stop=None, **kwargs):
         started.set()
         while not stop():
             time.sleep(0.005)

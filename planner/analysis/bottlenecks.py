@@ -14,7 +14,7 @@ from planner.analysis.results import Results
 from planner.io.validate import PlanData
 from planner.periods import index_label, period_index
 from planner.report.fmt import money
-from planner.solve.policy import MAX_PRICE_CHECKS
+from planner.solve.policy import MAX_PIVOT_ROWS, MAX_PRICE_CHECKS
 
 SHADOW_TOL = 1e-6
 
@@ -108,7 +108,8 @@ def sentence(r, currency: str, policy: str) -> str:
         s = f"One more {what} {r.resource} in {r.period} {gain}{held} (there is less than one to take away)"
     else:
         s = (f"The solver's shadow price of {r.resource} in {r.period} is {money(r.shadow_price, currency)} of "
-             f"objective per {unit}{held} (not checked by re-solve: only the {MAX_PRICE_CHECKS} largest are)")
+             f"objective per {unit}{held} (not checked: the checks price the {MAX_PIVOT_ROWS} largest by one pivot and, "
+             f"where a pivot does not settle it, the {MAX_PRICE_CHECKS} largest by re-solve)")
     if r.platforms_short:
         s += f"; short there: {r.platforms_short}"
     return s + "."

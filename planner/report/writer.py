@@ -145,15 +145,22 @@ def headline(rep: ReportInput) -> list[str]:
         if rep.causes is not None and len(rep.causes):
             from planner.analysis.explain import platform_sentences
 
-            lines += platform_sentences(rep.causes, plan, res.service)
+            causes = rep.causes  # each platform's shortfall as its sentence measures it: units, or unit-quarters
+            totals = causes.drop_duplicates(["platform", "period"]).groupby("platform", sort=False)["shortfall"].sum()
+            top = totals.sort_values(ascending=False, kind="stable").index[:HEADLINE_TOP]
+            lines += platform_sentences(causes[causes["platform"].isin(top)], plan, res.service)
+            lines += _more_platforms(totals.drop(top), res.backlog, "ShortfallCauses")
             if rep.fixes is not None and len(rep.fixes):
                 lines += ["What would help: " + s for s in rep.fixes["sentence"]]
         elif res.backlog:
+            short = short.sort_values("backlog_unit_quarters", ascending=False, kind="stable")
             lines += [f"{r.platform}: {lateness(r, res.periods[-1])}; {units(r.backlog_unit_quarters)} unit-quarters "
-                      f"of backlog ({r.fill_rate:.0%} served)." for r in short.itertuples()]
+                      f"of backlog ({r.fill_rate:.0%} served)." for r in short.head(HEADLINE_TOP).itertuples()]
+            lines += _more_platforms(short["backlog_unit_quarters"].iloc[HEADLINE_TOP:], True, "Service")
         else:
             lines.append("Short: " + "; ".join(f"{r.platform} {units(r.unserved)} units ({r.fill_rate:.0%} served)"
-                                               for r in short.itertuples()) + ".")
+                                               for r in short.head(HEADLINE_TOP).itertuples()) + ".")
+            lines += _more_platforms(short["unserved"].iloc[HEADLINE_TOP:], False, "Service")
     b = rep.bottlenecks
     if b is not None and len(b):
         lines.append("What binds: " + "; ".join(_binds(b, cur)) + ".")
@@ -173,9 +180,13 @@ def headline(rep: ReportInput) -> list[str]:
                          f"{signed_money(best['objective_later'], cur)}.")
     ex = res.expansions
     if len(ex):
+        named = ex.loc[ex["cost"].sort_values(ascending=False, kind="stable").index[:HEADLINE_TOP]].sort_index()
+        rest = ex.drop(named.index)
+        more = (f"; and {len(rest)} more costing {money(rest['cost'].sum(), cur)} in all (Expansions sheet)"
+                if len(rest) else "")
         lines.append("Expansions: " + "; ".join(
             f"{r.fab}/{r.node} +{units(r.wafers_per_quarter)} wafers/quarter decided {r.decided}, usable from "
-            f"{r.available_from}, cost {money(r.cost, cur)}" for r in ex.itertuples()) + ".")
+            f"{r.available_from}, cost {money(r.cost, cur)}" for r in named.itertuples()) + more + ".")
         lines += expansion_sentences(rep)
     elif len(plan.expansions):
         lines.append("Expansions: no expansion option is worth its cost in this plan.")
@@ -191,6 +202,18 @@ SUMMARY_FORMATS = {"fill_rate": "pct", "solve_seconds": "seconds", "demand_units
 HORIZON_NOTE = ("Output lands cycle_quarters after its wafer start; starts whose output would land after the horizon "
                 "are not modelled, so the last quarters look thin; the first quarters are served from initial "
                 "inventory and the wafers in flight (WIP sheet).")
+
+
+HEADLINE_TOP = 10  # platforms (and expansions) the Overview names one by one, largest first; the rest are counted
+
+
+def _more_platforms(rest: pd.Series, backlog: bool, sheet: str) -> list[str]:
+    """The sentence for the short platforms past the first ``HEADLINE_TOP`` (a 400-platform plan would otherwise
+    print 170 of them): how many, and their shortfall in all."""
+    if not len(rest):
+        return []
+    what = (f"with backlog: {units(rest.sum())} unit-quarters" if backlog else f"short: {units(rest.sum())} units")
+    return [f"{len(rest)} more platform{'s' if len(rest) > 1 else ''} {what} in all ({sheet} sheet)."]
 
 
 def _binds(b: pd.DataFrame, cur: str, top: int = 4) -> list[str]:

@@ -449,7 +449,11 @@ class PendingPrices:
 
     def _work(self) -> None:
         try:
-            self._out = resolve_prices(*self._base, *self._vouched(), stop=self._stop.is_set)
+            # the pivots' copy of the LP out of HiGHS is taken while the child block-solves (the basis is still
+            # the final one: nothing has re-solved)
+            session = self._base[0]
+            pivot = session.pivot_pricer() if self._away is not None and hasattr(session, "pivot_pricer") else None
+            self._out = resolve_prices(*self._base, *self._vouched(), stop=self._stop.is_set, pivot=pivot)
         except BaseException as exc:  # handed to the thread that waits for the result
             self._exc = exc
         finally:
@@ -483,7 +487,8 @@ class PendingPrices:
             self._away.cancel()
 
 
-MAX_PRICE_CHECKS = 20  # capacity rows re-solved ±1 where ranging cannot vouch for the dual; the rest: "not checked"
+MAX_PRICE_CHECKS = 20  # capacity rows re-solved ±1 where neither the basis nor one pivot vouches for the price
+MAX_PIVOT_ROWS = 500  # capacity rows priced by one pivot per side (~7 ms a side at 416k columns); the rest: "not checked"
 PRICE_DUAL_TOL = 1e-9  # a capacity row with |dual| above this, or less than one unit of slack, is checked
 
 
@@ -542,29 +547,65 @@ def split_vouched(talk: np.ndarray, vouched: tuple[np.ndarray, np.ndarray] | Non
 
 
 def resolve_prices(session: Session, model: Model, sol: Solution, margin: np.ndarray,
-                   vouched: dict[int, tuple[float, float]], todo: Todo, stop: Callable[[], bool] | None = None
-                   ) -> dict[int, tuple[float, float]]:
-    """``vouched`` and, for the first ``MAX_PRICE_CHECKS`` rows of ``todo``, each side not vouched for re-solved
-    with the capacity one unit higher or lower, the policy's holds in place, warm from the final basis (a few
-    dual simplex pivots each). The rest of ``todo`` stays out: "not checked"."""
+                   vouched: dict[int, tuple[float, float]], todo: Todo, stop: Callable[[], bool] | None = None,
+                   pivot: Any = None) -> dict[int, tuple[float, float]]:
+    """``vouched`` and the rows of ``todo`` priced side by side: each side not vouched for by one dual simplex
+    pivot from the final basis where that proves the value (:mod:`planner.solve.pivots`, the first
+    ``MAX_PIVOT_ROWS`` rows; ``pivot``: one already made from this basis, else made here), else re-solved with the
+    capacity one unit higher or lower, the policy's holds in place, warm from the final basis (the first
+    ``MAX_PRICE_CHECKS`` rows the pivots left). The rest of ``todo`` stays out: "not checked"."""
     lp = model.lp
     _, _, rl, ru = lp.bounds()
     out = dict(vouched)
     n = lp.n_cols
+    dual = sol.row_dual
+    sides = [(r, d) for r, up_known, down_known in todo[:MAX_PIVOT_ROWS]
+             for d, known in ((1.0, up_known), (-1.0, down_known)) if not known and ru[r] + d >= 0]
+    if sides and pivot is None and hasattr(session, "pivot_pricer"):
+        pivot = session.pivot_pricer()
+    changes: dict[tuple[int, float], float] = {}
+    if sides and pivot is not None:  # before any re-solve: the pivots start from the final basis
+        for side in sides:
+            if stop is not None and stop():
+                raise Stopped("capacity price checks stopped")
+            change = pivot.change(*side)
+            if change is not None:
+                changes[side] = change
+    resolve = []
+    for r, up_known, down_known in todo:
+        values = []
+        for d, known in ((1.0, up_known), (-1.0, down_known)):
+            if known:
+                values.append(float(dual[r]))
+            elif ru[r] + d < 0:  # less than one unit to take away: there is no "one less"
+                values.append(np.nan)
+            elif (r, d) in changes:
+                values.append(d * changes[(r, d)])
+            else:
+                break
+        else:
+            out[r] = (values[0], values[1])
+            continue
+        resolve.append((r, up_known, down_known))
+    if not resolve:
+        return out
     # the session's objective is the final stage's, margin itself (zero on a stage's own columns): where it can
     # tell its objective without copying the solution out, the values are read that way, base and re-solves alike
     light = hasattr(session, "objective_now")
     base = session.objective_now() if light else float(margin @ sol.x)
-    if todo and hasattr(session, "use_simplex"):  # warm dual simplex: a few pivots per bound change
+    if hasattr(session, "use_simplex"):  # warm dual simplex: a few pivots per bound change
         session.use_simplex()
-    for r, up_known, down_known in todo[:MAX_PRICE_CHECKS]:
+    for r, up_known, down_known in resolve[:MAX_PRICE_CHECKS]:
         values = []
         for d, known in ((1.0, up_known), (-1.0, down_known)):
             if known:
-                values.append(base + d * float(sol.row_dual[r]))
+                values.append(float(dual[r]))
                 continue
-            if ru[r] + d < 0:  # less than one unit to take away: there is no "one less"
+            if ru[r] + d < 0:
                 values.append(np.nan)
+                continue
+            if (r, d) in changes:
+                values.append(d * changes[(r, d)])
                 continue
             if stop is not None and stop():
                 session.set_row_bounds(r, rl[r], ru[r])
@@ -572,12 +613,13 @@ def resolve_prices(session: Session, model: Model, sol: Solution, margin: np.nda
             session.set_row_bounds(r, rl[r], ru[r] + d)
             if light:
                 res = session.run(values=False)
-                values.append(res.objective if res.status == "optimal" else np.nan)
+                obj = res.objective if res.status == "optimal" else np.nan
             else:
                 res = session.run()
-                values.append(float(margin @ res.x[:n]) if res.status == "optimal" else np.nan)
+                obj = float(margin @ res.x[:n]) if res.status == "optimal" else np.nan
+            values.append(d * (obj - base))
         session.set_row_bounds(r, rl[r], ru[r])
-        out[r] = (values[0] - base, base - values[1])
+        out[r] = (values[0], values[1])
     return out
 
 
