@@ -207,12 +207,17 @@ def _fail_input(exc: Exception, as_json: bool) -> None:
 
 
 def _load(path: Path, as_json: bool = False):
-    from planner.io.load import load_plan
+    from planner.io.reader import ReadAside
 
+    aside = ReadAside(path)  # the workbook is parsed on the other core while the imports below run
     try:
-        return load_plan(path)
+        from planner.io.load import load_plan
+
+        return load_plan(path, raw=aside.result())
     except (ReadError, ValidationFailed) as exc:
         _fail_input(exc, as_json)
+    finally:
+        aside.close()
 
 
 INPUT = click.argument("input_path", metavar="INPUT.xlsx|DIR", type=click.Path(path_type=Path, dir_okay=True))

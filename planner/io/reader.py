@@ -324,3 +324,97 @@ def _read_sheet(path: Path, ws: Any, wf: Any, limits: Limits) -> RawSheet:
             formulas[(excel_row, col)] = form
         raw.rows.append((excel_row, vals))
     return raw
+
+
+class ReadAside:
+    """:func:`read_workbook` in a forked copy of this process, so that a caller with imports still to do (pandas,
+    scipy: 0.3 s for ``planner solve``) does them meanwhile on the other core; :meth:`result` waits for the
+    :class:`RawWorkbook`, or says None, and the caller reads the workbook itself: whatever the child could not
+    read is read again where its problems are reported as they always were.
+
+    Only where a fork is plainly safe: Linux, no address-space limit (a fork there can fail for the address
+    space alone), and no other thread in this process (the child imports openpyxl; a lock another thread held
+    at the fork would never be released there). Ctrl-C is the parent's: the child ignores it and is killed."""
+
+    def __init__(self, path: str | os.PathLike[str], limits: Limits | None = None):
+        import signal
+        import sys
+        import threading
+
+        from planner.exhaustion import address_space_limited
+
+        self._pid = 0
+        self._fd = -1
+        path = Path(path)
+        if (not sys.platform.startswith("linux") or not hasattr(os, "fork") or threading.active_count() > 1
+                or address_space_limited() or not path.is_file()):
+            return
+        for stream in (sys.stdout, sys.stderr):  # else the child's buffers could be written twice
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                stream.flush()
+        r, w = os.pipe()
+        masked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # no Ctrl-C in the child before it
+        try:  # ignores it
+            pid = os.fork()
+        except OSError:  # no process to be had: the caller reads
+            os.close(r)
+            os.close(w)
+            signal.pthread_sigmask(signal.SIG_SETMASK, masked)
+            return
+        if pid == 0:  # the child: read, send, leave without running anything of the parent's at exit
+            try:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.pthread_sigmask(signal.SIG_SETMASK, masked)
+                os.close(r)
+                _send(w, path, limits)
+            finally:
+                os._exit(0)
+        signal.pthread_sigmask(signal.SIG_SETMASK, masked)
+        os.close(w)
+        self._pid, self._fd = pid, r
+
+    def result(self) -> RawWorkbook | None:
+        """The workbook as read by the child, or None (no child, or it failed: then read it yourself)."""
+        if not self._pid:
+            return None
+        import pickle
+
+        chunks = []
+        try:
+            while chunk := os.read(self._fd, 1 << 20):
+                chunks.append(chunk)
+        except BaseException:  # Ctrl-C while waiting: the child goes too
+            self.close()
+            raise
+        self.close()
+        try:
+            ok, raw = pickle.loads(b"".join(chunks))
+        except Exception:  # noqa: BLE001 - the child died before it said anything whole
+            return None
+        return raw if ok else None
+
+    def close(self) -> None:
+        """Stop the child if it still runs, and reap it."""
+        import signal
+
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self._pid, 0)
+            self._pid = 0
+
+
+def _send(fd: int, path: Path, limits: Limits | None) -> None:
+    import pickle
+
+    try:
+        payload = pickle.dumps((True, read_workbook(path, limits)), protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException:  # noqa: BLE001 - any failure is "no answer": the parent reads and reports it
+        payload = pickle.dumps((False, None))
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(payload)
+
