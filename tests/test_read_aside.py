@@ -29,6 +29,12 @@ def gone(pid: int) -> bool:
     return False
 
 
+@pytest.fixture(autouse=True)
+def core_free(monkeypatch):
+    """The child is forked only where a second core is free; here always, whatever the machine's load."""
+    monkeypatch.setattr(reader, "_core_free", lambda: True)
+
+
 def aside(path) -> ReadAside:
     a = ReadAside(path)
     assert a._pid, "no child was forked (another thread running?)"
@@ -54,6 +60,8 @@ def test_the_child_reads_what_read_workbook_reads(tmp_path):
 def cli(args: list[str], fork: bool) -> subprocess.CompletedProcess:
     """`planner ARGS` in a fresh interpreter: with the child, or (a thread started first) without it."""
     code = ("import sys, threading, time\n"
+            "import planner.io.reader as R\n"
+            "R._core_free = lambda: True\n"
             "if sys.argv[1] == 'thread':\n"
             "    threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
             "from planner.cli import main\n"
@@ -123,3 +131,15 @@ def test_the_command_line_gets_the_same_plan_through_the_child():
     outs = [cli(["validate", str(EXAMPLE), "--json"], fork) for fork in (True, False)]
     assert [o.returncode for o in outs] == [0, 0], [o.stderr for o in outs]
     assert outs[0].stdout == outs[1].stdout and len(outs[0].stdout) > 20
+
+
+def test_no_child_without_a_free_core(monkeypatch):
+    """One core, or both busy (load average): the child would only take the parent's time: none is forked."""
+    monkeypatch.undo()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert not reader._core_free() and ReadAside(EXAMPLE)._pid == 0
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.0, 1.0))
+    assert not reader._core_free()
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.2, 1.0, 1.0))
+    assert reader._core_free()
