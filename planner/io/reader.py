@@ -335,9 +335,9 @@ class ReadAside:
     Only where a fork is plainly safe: Linux, no address-space limit (a fork there can fail for the address
     space alone), and no other thread in this process (the child imports openpyxl; a lock another thread held
     at the fork would never be released there); and only where a second core is free (:func:`_core_free`): the
-    child costs 0.1 s more CPU than reading here, which a busy machine makes a loss (measured on the 416k-column
-    plan: 0.3 s less with a core free, 0.1-0.2 s more with both cores taken). Ctrl-C is the parent's: the child
-    ignores it and is killed."""
+    child costs 0.1 s more CPU than reading here, which a busy machine makes a loss (on the 416k-column plan:
+    0.3 s less with a core free, from the CPU times of parent and child; 0.1-0.2 s more, measured, with both
+    cores taken by other work). Ctrl-C is the parent's: the child ignores it and is killed."""
 
     def __init__(self, path: str | os.PathLike[str], limits: Limits | None = None):
         import signal
