@@ -335,11 +335,13 @@ class ReadAside:
     Only where a fork is plainly safe: Linux, no address-space limit (a fork there can fail for the address
     space alone), and no other thread in this process (the child imports openpyxl; a lock another thread held
     at the fork would never be released there); and only where a second core is free (:func:`_core_free`): the
-    child costs 0.1 s more CPU than reading here, which a busy machine makes a loss (on the 416k-column plan:
-    0.3 s less with a core free, from the CPU times of parent and child; 0.1-0.2 s more, measured, with both
-    cores taken by other work). Ctrl-C is the parent's: the child ignores it and is killed."""
+    child's CPU time is what reading here costs, but a busy machine makes it wait (on the 416k-column plan:
+    0.3-0.4 s less with a core free, from the CPU times of parent and child; measured with both cores taken by
+    other work, the same within the noise, and 0.1-0.2 s more before the parent's objects were frozen for the
+    fork). Ctrl-C is the parent's: the child ignores it and is killed."""
 
     def __init__(self, path: str | os.PathLike[str], limits: Limits | None = None):
+        import gc
         import signal
         import sys
         import threading
@@ -357,13 +359,17 @@ class ReadAside:
                 stream.flush()
         r, w = os.pipe()
         masked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # no Ctrl-C in the child before it
+        gc.freeze()  # the child's collections leave the parent's objects alone: no copy of their pages
         try:  # ignores it
             pid = os.fork()
         except OSError:  # no process to be had: the caller reads
+            gc.unfreeze()
             os.close(r)
             os.close(w)
             signal.pthread_sigmask(signal.SIG_SETMASK, masked)
             return
+        if pid:
+            gc.unfreeze()
         if pid == 0:  # the child: read, send, leave without running anything of the parent's at exit
             try:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
