@@ -137,22 +137,17 @@ def _grid(book: Book, ws: Any, df: pd.DataFrame, row: int, title: str, scale: di
     return last + 2
 
 
-def overview_sections(book: Book, ws: Any, rep: Any, r: int) -> int:
-    """Platform × quarter served and short (with colour scales), weeks of supply per product, and the notes of a
-    comparison with a baseline; returns the next free row."""
+def overview_grids(rep: Any) -> dict[str, Any]:
+    """The tables of :func:`overview_sections` (platform × quarter served and short, weeks of supply per product):
+    none needs the capacity prices, so ``write_report`` computes them while the price checks still run."""
     res, plan = rep.results, rep.plan
-    if rep.since is not None and rep.since.notes:
-        ws.write_string(r, 0, "Since the baseline", book.subtitle)
-        for note in rep.since.notes:
-            r += 1
-            ws.merge_range(r, 0, r, 7, note, book.wrap)
-        r += 2
     if res.summary["objective"] is None:
-        return r
+        return {}
     periods = plan.periods
     svc = res.service
     order = svc.groupby("platform")["demand"].sum().sort_values(ascending=False)
-    plats = [p for p in plan.platforms["platform"] if p in set(order.index[:GRID_MAX_PLATFORMS])]
+    charted = set(order.index[:GRID_MAX_PLATFORMS])
+    plats = [p for p in plan.platforms["platform"] if p in charted]
     capped = (f" (the {GRID_MAX_PLATFORMS} platforms with the most demand, of {len(order)})"
               if len(order) > GRID_MAX_PLATFORMS else "")
 
@@ -161,21 +156,40 @@ def overview_sections(book: Book, ws: Any, rep: Any, r: int) -> int:
         piv = piv.reindex(index=plats, columns=periods).fillna(0.0)
         return piv.reset_index()
 
-    served, short = wide("served"), wide("shortfall")
-    if len(plats):
-        r = _grid(book, ws, served, r, "Served by platform and quarter (platform units)" + capped,
-                  {"type": "2_color_scale", "min_color": WHITE, "max_color": GREEN, "min_type": "num",
-                   "min_value": 0})
-        label = "backlog at quarter end" if res.summary.get("backlog") else "lost"
-        r = _grid(book, ws, short, r, f"Short by platform and quarter (platform units {label})" + capped,
-                  {"type": "2_color_scale", "min_color": WHITE, "max_color": RED, "min_type": "num", "min_value": 0})
+    out: dict[str, Any] = {"plats": plats, "capped": capped, "served": wide("served"), "short": wide("shortfall"),
+                           "weeks": None}
     wos = weeks_of_supply(res)
     if len(wos):
         top = res.supply.groupby("product")["shipped_units"].sum().sort_values(ascending=False)
-        prods = [p for p in plan.products["product"] if p in set(top.index[:GRID_MAX_PRODUCTS])]
+        shipped = set(top.index[:GRID_MAX_PRODUCTS])
+        prods = [p for p in plan.products["product"] if p in shipped]
         grid = wos.pivot(index="product", columns="period", values="weeks").reindex(index=prods, columns=periods)
-        grid = grid.reset_index()
-        r = _grid(book, ws, grid, r, "Inventory in weeks of supply", {
+        out["weeks"] = grid.reset_index()
+    return out
+
+
+def overview_sections(book: Book, ws: Any, rep: Any, r: int, grids: dict[str, Any] | None = None) -> int:
+    """Platform × quarter served and short (with colour scales), weeks of supply per product, and the notes of a
+    comparison with a baseline; returns the next free row. ``grids``: :func:`overview_grids`, if computed before."""
+    res = rep.results
+    if rep.since is not None and rep.since.notes:
+        ws.write_string(r, 0, "Since the baseline", book.subtitle)
+        for note in rep.since.notes:
+            r += 1
+            ws.merge_range(r, 0, r, 7, note, book.wrap)
+        r += 2
+    if res.summary["objective"] is None:
+        return r
+    g = grids if grids else overview_grids(rep)
+    if len(g["plats"]):
+        r = _grid(book, ws, g["served"], r, "Served by platform and quarter (platform units)" + g["capped"],
+                  {"type": "2_color_scale", "min_color": WHITE, "max_color": GREEN, "min_type": "num",
+                   "min_value": 0})
+        label = "backlog at quarter end" if res.summary.get("backlog") else "lost"
+        r = _grid(book, ws, g["short"], r, f"Short by platform and quarter (platform units {label})" + g["capped"],
+                  {"type": "2_color_scale", "min_color": WHITE, "max_color": RED, "min_type": "num", "min_value": 0})
+    if g["weeks"] is not None:
+        r = _grid(book, ws, g["weeks"], r, "Inventory in weeks of supply", {
             "type": "3_color_scale", "min_color": RED, "mid_color": YELLOW, "max_color": GREEN, "min_type": "num",
             "min_value": 0, "mid_type": "num", "mid_value": 4, "max_type": "num", "max_value": 13}, fmt="float1",
             note="Inventory at quarter end ÷ the next quarter's shipments per week (13 weeks a quarter; the last "

@@ -25,13 +25,14 @@ from planner.report.atomic import atomic_write
 from planner.report.fmt import lateness, money, signed_money, status_clause, units
 from planner.report.planning import (
     expansion_sentences,
+    overview_grids,
     overview_sections,
     since_sentence,
     write_expansions,
     write_pnl,
     write_since,
 )
-from planner.report.xlsx import LANDSCAPE_PX, Book, col_px, column_blocks
+from planner.report.xlsx import LANDSCAPE_PX, Book, col_px, collections_paused, column_blocks
 
 MAX_CHART_PLATFORMS = 12  # larger plans chart the platforms with the most demand (the tables have all)
 MAX_CHART_FABS = 12
@@ -113,8 +114,9 @@ def infeasible_sentence(r) -> str:
             f"{units(r.achievable)} possible. {r.reason}.")
 
 
-def headline(rep: ReportInput) -> list[str]:
-    """The plan in a few sentences: margin, service, what binds, what would help."""
+def headline(rep: ReportInput, plat: pd.DataFrame | None = None) -> list[str]:
+    """The plan in a few sentences: margin, service, what binds, what would help. ``plat``:
+    ``rep.results.platform_service()``, if computed before."""
     res, plan = rep.results, rep.plan
     s = res.summary
     cur = s["currency"]
@@ -136,7 +138,7 @@ def headline(rep: ReportInput) -> list[str]:
     if s["status"] != "optimal":
         lines.insert(0, f"WARNING: solver status is {s['status']}; figures are the best solution found, not an "
                         "optimum.")
-    plat = res.platform_service()
+    plat = res.platform_service() if plat is None else plat
     late = plat["backlog_unit_quarters"] if res.backlog else pd.Series(0.0, index=plat.index)
     short = plat[(plat["unserved"] > 0.5) | (late > 0.5)].sort_values("unserved", ascending=False)
     if short.empty:
@@ -243,7 +245,15 @@ def _binds(b: pd.DataFrame, cur: str, top: int = 4) -> list[str]:
 OVERVIEW_ABOUT = "the plan in a few sentences, key figures, service by platform, this index"
 
 
-def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
+def _overview_data(rep: ReportInput) -> dict[str, Any]:
+    """What the Overview shows that does not wait for the capacity price checks: service by platform and the
+    grids (``overview_grids``)."""
+    return {"plat": rep.results.platform_service(), "grids": overview_grids(rep)}
+
+
+def _write_overview(book: Book, rep: ReportInput, money_fmt: object, data: dict[str, Any] | None = None) -> None:
+    """The Overview; ``data``: :func:`_overview_data`, if computed before (while the price checks ran)."""
+    data = data or _overview_data(rep)
     res, plan = rep.results, rep.plan
     s = res.summary
     ws = book.sheet("Overview", OVERVIEW_ABOUT)
@@ -261,7 +271,7 @@ def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
     r = 3
     ws.write_string(r, 0, "The plan in brief", book.subtitle)
     r += 1
-    for line in headline(rep):
+    for line in headline(rep, data["plat"]):
         r = book.paragraph(ws, r, line, 0, last_col)
     r += 1
     ws.write_string(r, 0, "Key figures", book.subtitle)
@@ -277,7 +287,7 @@ def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
         book.write_cell(ws, r, 1, v, f)
     r += 2
     ws.write_string(r, 0, "Service by platform", book.subtitle)
-    plat = res.platform_service()
+    plat = data["plat"]
     last_q = res.periods[-1] if res.periods else ""
     comments = {"demand": "platform units demanded over the horizon",
                 "served": "platform units served over the horizon",
@@ -298,7 +308,7 @@ def _write_overview(book: Book, rep: ReportInput, money_fmt: object) -> None:
                                                   "mid_color": "#FFEB84", "max_color": "#63BE7B",
                                                   "min_type": "num", "min_value": 0.5, "mid_type": "num",
                                                   "mid_value": 0.85, "max_type": "num", "max_value": 1})
-    r = overview_sections(book, ws, rep, last + 2)
+    r = overview_sections(book, ws, rep, last + 2, data["grids"])
     ws.write_string(r, 0, "About this run", book.subtitle)
     book.keep_together(ws, r, r + 13)
     info = [("Input file", Path(plan.source).name), ("Input SHA-256", plan.sha256),
@@ -558,7 +568,8 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
     # 1. supply vs demand per platform (the largest ones, on big plans)
     svc = res.service
     by_demand = svc.groupby("platform")["demand"].sum().sort_values(ascending=False)
-    plats = [p for p in plan.platforms["platform"] if p in set(by_demand.index[:MAX_CHART_PLATFORMS])]
+    charted = set(by_demand.index[:MAX_CHART_PLATFORMS])
+    plats = [p for p in plan.platforms["platform"] if p in charted]
     if len(by_demand) > MAX_CHART_PLATFORMS:
         capped.append(f"the {MAX_CHART_PLATFORMS} platforms with the most demand (of {len(by_demand)})")
     wide = pd.DataFrame({"period": periods})
@@ -594,7 +605,8 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
     fab_total = wsd.groupby("fab")["wafers"].sum().sort_values(ascending=False)
     if len(fab_total) > MAX_CHART_FABS:
         capped.append(f"the {MAX_CHART_FABS} fabs with the most wafer starts (of {len(fab_total)})")
-    for fab in [f for f in plan.fabs["fab"].unique() if f in set(fab_total.index[:MAX_CHART_FABS])]:
+    charted = set(fab_total.index[:MAX_CHART_FABS])
+    for fab in [f for f in plan.fabs["fab"].unique() if f in charted]:
         g = wsd[wsd["fab"] == fab]
         piv = g.pivot_table(index="period", columns="product", values="wafers", aggfunc="sum")
         if piv.shape[1] > MAX_SERIES:  # the largest products, the rest summed as "other products"
@@ -613,9 +625,10 @@ def _write_charts(book: Book, rep: ReportInput) -> None:
     util = util.reindex(periods).reset_index()
     util.columns = [str(c) for c in util.columns]
     where = block(util, "Capacity utilisation per quarter", fmt="pct")
+    kinds = set(zip(capacity["resource"], capacity["kind"], strict=True))  # (resource, kind) pairs
     for kind, title in (("fab", "Fab utilisation (wafers used / capacity)"),
                         ("backend", "Back-end utilisation (units / capacity)")):
-        names = [r for r in util.columns[1:] if (capacity.loc[capacity["resource"] == r, "kind"] == kind).any()]
+        names = [r for r in util.columns[1:] if (r, kind) in kinds]
         if not names:
             continue
         if len(names) > MAX_CHART_PLATFORMS:
@@ -689,11 +702,16 @@ def write_report(path: Path | str, rep: ReportInput, inputs: tuple[Path, ...] = 
     name = Path(rep.plan.source).name
 
     def write(tmp: Path) -> None:
+        with collections_paused():
+            _write(tmp)
+
+    def _write(tmp: Path) -> None:
         book = Book(tmp, "report", title=f"Memory supply plan: {name}", source=name)
         if rep.pending is not None:  # the sheets that need the capacity prices: reserved in place, filled last
             book.defer_priced()
         money_fmt = book.money(rep.results.summary["currency"])
-        book.when_priced(lambda: _write_overview(book, rep, money_fmt), ("Overview", OVERVIEW_ABOUT))
+        ready: dict[str, Any] = {}  # the Overview's parts that need no prices, computed while the checks run
+        book.when_priced(lambda: _write_overview(book, rep, money_fmt, ready), ("Overview", OVERVIEW_ABOUT))
         if rep.results.summary["objective"] is not None:
             _write_charts(book, rep)
         _write_contract_sheets(book, rep, money_fmt)
@@ -714,10 +732,12 @@ def write_report(path: Path | str, rep: ReportInput, inputs: tuple[Path, ...] = 
                 wrap={"message": 40, "hint": 30, "expected": 24, "found": 20})
         _write_inputs(book, rep.plan)
         if rep.pending is not None:
+            ready.update(_overview_data(rep))
             book.prerender()  # the closing's work on the finished sheets, while the checks still run
             rep.pending.settle()
         book.fill_priced()
         book.close()
+        book.release()
 
     try:
         return atomic_write(Path(path), write, inputs)

@@ -25,19 +25,31 @@ and number formats (:func:`literal_format`: a currency label is shown, never int
 
 from __future__ import annotations
 
+import bisect
+import contextlib
+import functools
+import gc
 import io
+import itertools
 import math
+import os
 import re
 import textwrap
-from collections.abc import Callable, Sequence
+import threading
+import zipfile
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xlsxwriter
-from xlsxwriter.utility import xl_rowcol_to_cell_fast
+from xlsxwriter.utility import xl_col_to_name
 from xlsxwriter.worksheet import CellNumberTuple, CellStringTuple, Worksheet
 
 from planner import __version__
@@ -97,14 +109,72 @@ def padded(num_format: str) -> str:
     return ";".join(sec if sec.endswith("_)") else sec + "_)" for sec in sections)
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def wrap_lines(text: str, width: float, bold: bool = False) -> int:
     """Lines ``text`` takes when wrapped in a column ``width`` characters wide (conservatively: a few more
-    than LibreOffice or Excel need, never fewer)."""
+    than LibreOffice or Excel need, never fewer). Kept for the texts asked again (a column of platform lists)."""
     per_line = max(4, int(width * (CHARS_PER_WIDTH / (1.1 if bold else 1.0))) - 1)
-    # a part that fits on one line (and has no tab, which textwrap would expand) is one line: skip textwrap
-    return sum(1 if len(part) <= per_line and "\t" not in part
-               else max(1, len(textwrap.wrap(part, per_line, break_long_words=True)))
+    # a part that fits on one line (and has no tab, which textwrap would expand) is one line
+    return sum(1 if len(part) <= per_line and "\t" not in part else max(1, _wrapped_lines(part, per_line))
                for part in str(text).split("\n"))
+
+
+_SPLITTER = textwrap.TextWrapper(break_long_words=True)
+
+
+_SPACES = re.compile("( +)")
+# what any split of textwrap's inside a word needs: a hyphen between letters, or two hyphens (written to start
+# with the hyphen, which the regex engine finds fast)
+_MAY_HYPHENATE = re.compile(r"-(?:(?<=[^\d\W]-)(?=[^\d\W])|-)")
+
+
+def _chunks(text: str) -> list[str]:
+    """``textwrap``'s chunks of ``text`` (``TextWrapper._split_chunks``: tabs expanded, white space made spaces,
+    split into runs of spaces and words, a word further at its hyphens). textwrap splits a word only at a hyphen
+    between letters (``re-solve``) or at a dash (``--``); a text with neither (``PLT-019, PLT-052``) is split at
+    its spaces alone, by a simpler pattern."""
+    text = text.expandtabs(_SPLITTER.tabsize).translate(_SPLITTER.unicode_whitespace_trans)
+    parts = (_SPLITTER.wordsep_re if _MAY_HYPHENATE.search(text) else _SPACES).split(text)
+    return [c for c in parts if c]
+
+
+def _wrapped_lines(text: str, width: int) -> int:
+    """``len(textwrap.wrap(text, width, break_long_words=True))``, counted without building the lines: textwrap's
+    own chunks (words, hyphenated parts, runs of white space) laid greedily on lines as ``_wrap_chunks`` lays
+    them — the whole chunks that fit found by bisecting their running lengths, a chunk too long for any line
+    broken as ``_handle_long_word`` breaks it (after its last hyphen that fits), white space dropped at the
+    start and end of lines. A test compares it with textwrap on many texts and widths."""
+    chunks = _chunks(text)
+    n = len(chunks)
+    cum = [0, *itertools.accumulate(map(len, chunks))]
+    i, lines = 0, 0
+    head: str | None = None  # the rest of chunk i, once a long word was broken
+    while i < n:
+        first = chunks[i] if head is None else head
+        if lines and first.strip() == "":  # a line after the first does not start with white space
+            i, head = i + 1, None
+            if i == n:
+                break
+            first = chunks[i]
+        cur, taken, last = 0, 0, ""
+        if len(first) <= width:
+            cur, taken, last, i, head = len(first), 1, first, i + 1, None
+            j = bisect.bisect_right(cum, cum[i] + width - cur, i) - 1  # whole chunks i..j-1 fit as well
+            if j > i:
+                cur, taken, last, i = cur + cum[j] - cum[i], taken + j - i, chunks[j - 1], j
+        if i < n:
+            nxt = chunks[i] if head is None else head
+            if len(nxt) > width:  # too long for any line: as much as fits, after a hyphen if there is one
+                end = width - cur
+                hyphen = nxt.rfind("-", 0, end)
+                if hyphen > 0 and any(c != "-" for c in nxt[:hyphen]):
+                    end = hyphen + 1
+                last, head, taken = nxt[:end], nxt[end:], taken + 1
+        if taken and last.strip() == "":  # nor ends with it
+            taken -= 1
+        if taken:
+            lines += 1
+    return lines
 
 
 def _esc(text: str) -> str:
@@ -113,22 +183,31 @@ def _esc(text: str) -> str:
 
 
 # Large tables (a 416k-column plan writes ~700k cells) are written through two shortcuts, ``FAST`` switches both off
-# (tests compare the two workbooks cell by cell). Both produce what XlsxWriter's own calls produce, byte for byte
-# in each cell: (1) a plain column (finite numbers, or text under 16,000 characters) is stored straight into the
+# (tests compare the two workbooks cell by cell, and the rows' XML byte for byte). Both produce what XlsxWriter's own
+# calls produce: (1) a plain column (finite numbers, or text under 16,000 characters) is stored straight into the
 # sheet's cell table with its one format, as ``write_number``/``write_string`` store it, without their per-cell
-# argument and bounds checks (done once per column instead); (2) on closing, a number or shared-string cell with a
-# format is serialised by one f-string instead of XlsxWriter's generic attribute loop. They lean on XlsxWriter's
-# cell table (``Worksheet.table``, its cell tuples, ``_write_cell``): ``_FAST_OK`` checks those are there, and
-# without them every cell goes the ordinary way.
+# argument and bounds checks (done once per column instead); (2) the rows are serialised by
+# ``_FastSheet._render_rows`` into one list of strings, a number or shared-string cell with a format by one f-string,
+# everything else by XlsxWriter's own element writers. They lean on XlsxWriter's cell table (``Worksheet.table``, its
+# cell tuples, ``_write_cell``): ``_FAST_OK`` checks those are there, and without them every cell goes the ordinary
+# way.
 FAST = True
 _FAST_OK = (callable(getattr(Worksheet, "_write_cell", None)) and callable(getattr(Worksheet, "_check_dimensions", None))
             and CellNumberTuple.__name__ == "Number" and CellStringTuple.__name__ == "String")
 _MAX_FAST_TEXT = 16_000  # longer text may need XlsxWriter's UTF-16 length check and truncation
 
 
+class _Sink:
+    """A file-like ``write`` that appends to a list: XlsxWriter's own element writers, pointed at it, add their
+    XML to the rows :meth:`_FastSheet._render_rows` is building, in order."""
+
+    def __init__(self, write: Callable[[str], Any]):
+        self.write = write
+
+
 class _FastSheet(Worksheet):
-    """A worksheet that serialises number and shared-string cells with a format in one step (see ``FAST``),
-    and can serialise its rows ahead of the workbook's closing (:meth:`prerender_rows`)."""
+    """A worksheet that serialises its rows faster than XlsxWriter, to the same bytes (see ``FAST``), and can
+    serialise them ahead of the workbook's closing (:meth:`prerender_rows`)."""
 
     _rows_xml: str | None = None
     _rows_state: tuple | None = None
@@ -139,19 +218,91 @@ class _FastSheet(Worksheet):
                 sum(map(len, self.table.values())), len(self.row_info), len(self.comments))
 
     def prerender_rows(self) -> None:
-        """Serialise the rows now, by XlsxWriter's own ``_write_rows`` into a string, for the closing to copy
-        (``planner solve`` does this while it waits for the capacity price checks, so that the closing after
-        them has less to do). Should the sheet change after this (a cell written, a row's settings changed), the
-        closing renders it afresh."""
+        """Serialise the rows now into a string, for the closing to copy (``planner solve`` does this while it
+        waits for the capacity price checks, so that the closing after them has less to do). Should the sheet
+        change after this (a cell written, a row's settings changed), the closing renders it afresh."""
         if self.constant_memory or self.dim_rowmin is None:
             return
-        fh, self.fh = self.fh, io.StringIO()
+        self._rows_xml = self._render_rows()
+        self._rows_state = self._state()
+
+    def _spans(self) -> dict[int, str]:
+        """XlsxWriter's ``_calculate_spans``: per block of 16 rows, the first and last column (1-based) holding
+        a cell or a comment within the used range — from each row's lowest and highest column instead of a
+        scan of every column of every row."""
+        colmin, colmax, rowmin, rowmax = self.dim_colmin, self.dim_colmax, self.dim_rowmin, self.dim_rowmax
+        lo: dict[int, int] = {}
+        hi: dict[int, int] = {}
+        for rows in (self.table, self.comments):
+            for row, cells in rows.items():
+                if not cells or not rowmin <= row <= rowmax:
+                    continue
+                a, b = min(cells), max(cells)
+                if a < colmin or b > colmax:
+                    inside = [c for c in cells if colmin <= c <= colmax]
+                    if not inside:
+                        continue
+                    a, b = min(inside), max(inside)
+                k = row >> 4
+                if k in lo:
+                    lo[k], hi[k] = min(lo[k], a), max(hi[k], b)
+                else:
+                    lo[k], hi[k] = a, b
+        return {k: f"{lo[k] + 1}:{hi[k] + 1}" for k in sorted(lo)}
+
+    def _render_rows(self) -> str:
+        """The sheet's ``<row>`` elements, byte for byte as XlsxWriter's ``_write_rows`` writes them, built as
+        one list of strings: a number or shared-string cell with a format is one f-string (its format's index
+        looked up once per sheet, in the order XlsxWriter would first ask for it), a plain row's start tag
+        another; every other cell and every row with settings (height, format, comments) goes through
+        XlsxWriter's own ``_write_cell``/``_write_row``, writing into the same list."""
+        out: list[str] = []
+        sink = _Sink(out.append)
+        fh, self.fh = self.fh, sink
         try:
-            super()._write_rows()
-            self._rows_xml = self.fh.getvalue()
+            self.row_spans = spans = self._spans()
+            table, row_info, comments = self.table, self.row_info, self.comments
+            colmin, colmax = self.dim_colmin, self.dim_colmax
+            # a row without settings has the start tag <row r=".." spans=".."> only when the default height is
+            # the original one and no Excel 2010 attribute is asked for; otherwise XlsxWriter writes every tag
+            plain = self.default_row_height == self.original_row_height and self.excel_version == 2007
+            xfs: dict[Any, int] = {}  # a format's index, by the format (hashed by identity)
+            names = [xl_col_to_name(c) for c in range(colmax + 1)]
+            write_cell, write_row, add = super()._write_cell, self._write_row, out.append
+            number, string = CellNumberTuple, CellStringTuple
+            for row in range(self.dim_rowmin, self.dim_rowmax + 1):
+                cells = table.get(row)
+                info = row_info.get(row)
+                if not cells:
+                    if info is not None or row in comments:
+                        self._write_empty_row(row, spans.get(row >> 4), info)
+                    continue
+                span = spans.get(row >> 4)
+                if info is None and plain:
+                    add(f'<row r="{row + 1}" spans="{span}">' if span else f'<row r="{row + 1}">')
+                else:
+                    write_row(row, span, info)
+                rs = str(row + 1)
+                items = sorted(cells.items())
+                if items[0][0] < colmin or items[-1][0] > colmax:  # XlsxWriter writes the used range only
+                    items = [(c, cell) for c, cell in items if colmin <= c <= colmax]
+                for col, cell in items:
+                    fmt = cell.format
+                    cls = cell.__class__
+                    if fmt is not None and (cls is number or cls is string):
+                        xf = xfs.get(fmt)
+                        if xf is None:
+                            xf = xfs[fmt] = fmt._get_xf_index()
+                        if cls is number:
+                            add(f'<c r="{names[col]}{rs}" s="{xf}"><v>{cell.number:.16G}</v></c>')
+                        else:
+                            add(f'<c r="{names[col]}{rs}" s="{xf}" t="s"><v>{cell.string}</v></c>')
+                    else:
+                        write_cell(row, col, cell)
+                add("</row>")
         finally:
             self.fh = fh
-        self._rows_state = self._state()
+        return "".join(out)
 
     def _check_dimensions(self, row: int, col: int, ignore_row: bool = False, ignore_col: bool = False) -> int:
         # every cell write and set_row passes here (the fast column writes too): what was pre-rendered is stale,
@@ -168,25 +319,200 @@ class _FastSheet(Worksheet):
             self._rows_xml = kept  # re-applies the heights prerender applied): the rendered rows still hold
         return out
 
+    _xml_path: str | None = None
+
+    def _set_xml_writer(self, filename: Any) -> None:
+        self._xml_path = filename if isinstance(filename, str) else None
+        super()._set_xml_writer(filename)
+
+    def _assemble_xml_file(self) -> None:
+        super()._assemble_xml_file()
+        head, self._head = self._head, None
+        if _ZIP and self._xml_path:  # written and closed: deflated while XlsxWriter writes the next parts
+            _ZIP[-1].prefetch(self._xml_path, head)
+
+    _head: tuple[bytes, Future] | None = None
+
+    def predeflate(self, pool: ThreadPoolExecutor) -> None:
+        """Start deflating the sheet's part now, as far as its rows go (the XML before them and the pre-rendered
+        rows: ~95 % of a large sheet): what XlsxWriter will write first, rendered as it renders it, then deflated
+        on ``pool`` by zipfile's compressor, kept unfinished. The closing finishes it with the rest of the part
+        (:meth:`_ParallelZip.prefetch`) — if the part does start with these bytes; else it deflates the whole."""
+        if self._rows_xml is None:
+            return
+        fh, self.fh = self.fh, io.StringIO()
+        try:  # the first steps of Worksheet._assemble_xml_file, which only write
+            self._xml_declaration()
+            self._write_worksheet()
+            self._write_sheet_pr()
+            self._write_dimension()
+            self._write_sheet_views()
+            self._write_sheet_format_pr()
+            self._write_cols()
+            self._write_sheet_data()
+            head = self.fh.getvalue().encode()
+        finally:
+            self.fh = fh
+        self._head = (head, pool.submit(_deflate_start, head))
+
     def _write_rows(self) -> None:
+        if self.constant_memory:
+            super()._write_rows()
+            return
         if self._rows_xml is not None and self._rows_state == self._state():
             self.fh.write(self._rows_xml)
             return
-        super()._write_rows()
+        if self.dim_rowmin is not None:
+            self.fh.write(self._render_rows())
 
-    def _write_cell(self, row: int, col: int, cell: Any) -> None:
-        fmt = getattr(cell, "format", None)
-        if fmt is not None and not self.constant_memory:
-            cls = cell.__class__
-            if cls is CellNumberTuple:
-                self.fh.write(f'<c r="{xl_rowcol_to_cell_fast(row, col)}" s="{fmt._get_xf_index()}">'
-                              f"<v>{cell.number:.16G}</v></c>")
-                return
-            if cls is CellStringTuple:
-                self.fh.write(f'<c r="{xl_rowcol_to_cell_fast(row, col)}" s="{fmt._get_xf_index()}" t="s">'
-                              f"<v>{cell.string}</v></c>")
-                return
-        super()._write_cell(row, col, cell)
+
+# Closing a workbook deflates its parts (~30 MB of XML for a 416k-column plan) one after the other on the calling
+# thread. ``_ParallelZip`` deflates them on a few threads instead (zlib lets go of the GIL), each sheet as soon as
+# XlsxWriter has written it, while it writes the next: the same level, the same bytes (zipfile's own header, its
+# compressor's output for the whole part, which is the same whatever size the pieces it is fed), in the same order.
+_DEFLATERS = max(1, min(4, (os.cpu_count() or 2) - 1))  # the calling thread has work of its own meanwhile
+_PENDING_BYTES = 256 << 20  # parts read and waiting to be stored, at most: then the ones before are stored first
+
+
+def _deflate_start(head: bytes) -> tuple[Any, bytes]:
+    """zipfile's compressor (default level) fed the first bytes of a part: the compressor, to be fed the rest,
+    and what it has output so far. Its output for the whole is the same however the part is cut."""
+    packer = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    return packer, packer.compress(head)
+
+
+def _deflate_rest(start: Future, data: bytes, offset: int) -> bytes:
+    packer, out = start.result()
+    return out + packer.compress(memoryview(data)[offset:]) + packer.flush()
+
+
+def _deflate(data: bytes, level: int | None) -> bytes:
+    """What zipfile's compressor makes of ``data`` (``zipfile._get_compressor`` for ZIP_DEFLATED)."""
+    packer = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION if level is None else level, zlib.DEFLATED, -15)
+    return packer.compress(data) + packer.flush()
+
+
+class _Packed:
+    """A compressor whose output was computed beforehand: ``_ZipWriteFile`` feeds it the part (and computes the
+    CRC and sizes itself) and gets the deflated bytes on flushing."""
+
+    def __init__(self, packed: bytes):
+        self.packed = packed
+
+    def compress(self, data: Any) -> bytes:
+        return b""
+
+    def flush(self) -> bytes:
+        return self.packed
+
+
+class _ParallelZip(zipfile.ZipFile):
+    """The ZipFile XlsxWriter stores a workbook's parts in (see :func:`_close_workbook`): a part handed to
+    :meth:`write` (a temporary file, removed right after) is read at once and deflated on a thread; the parts are
+    stored in the order they came, with zipfile's own header and bookkeeping, when :meth:`close` (or a part
+    written another way) comes. A part :meth:`prefetch` was told of is deflated from when it was complete."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._pool = ThreadPoolExecutor(_DEFLATERS, thread_name_prefix="deflate")
+        self._early: dict[str, tuple[bytes, Future]] = {}
+        self._parts: list[tuple[zipfile.ZipInfo, bytes, Future]] = []
+        self._waiting = 0
+
+    def prefetch(self, path: str, head: tuple[bytes, Future] | None = None) -> None:
+        """Read the finished part at ``path`` and start deflating it; ``head``: its first bytes and their deflating
+        begun (:meth:`_FastSheet.predeflate`), finished here if the part starts with them."""
+        if self.compression != zipfile.ZIP_DEFLATED or path in self._early:
+            return
+        if head is None or self.compresslevel is not None:
+            self._early[path] = self._read(path)
+            return
+        with open(path, "rb") as f:
+            data = f.read()
+        job = (self._pool.submit(_deflate_rest, head[1], data, len(head[0])) if data.startswith(head[0])
+               else self._pool.submit(_deflate, data, self.compresslevel))  # the sheet changed since
+        self._early[path] = data, job
+
+    def write(self, filename: Any, arcname: Any = None, compress_type: Any = None, compresslevel: Any = None) -> None:
+        if (compress_type is not None or compresslevel is not None or self.compression != zipfile.ZIP_DEFLATED
+                or self.mode != "w" or not isinstance(filename, str) or os.path.isdir(filename)):
+            self._store()
+            super().write(filename, arcname, compress_type, compresslevel)
+            return
+        zinfo = zipfile.ZipInfo.from_file(filename, arcname, strict_timestamps=self._strict_timestamps)
+        zinfo.compress_type, zinfo._compresslevel = self.compression, self.compresslevel
+        data, job = self._early.pop(filename, None) or self._read(filename)
+        self._parts.append((zinfo, data, job))
+        self._waiting += len(data)
+        if self._waiting > _PENDING_BYTES:
+            self._store()
+
+    def _read(self, path: str) -> tuple[bytes, Future]:
+        """The part's bytes (read now: XlsxWriter removes the file once :meth:`write` returns) and their
+        deflating, under way."""
+        with open(path, "rb") as f:
+            data = f.read()
+        return data, self._pool.submit(_deflate, data, self.compresslevel)
+
+    def writestr(self, zinfo_or_arcname: Any, data: Any, compress_type: Any = None,
+                 compresslevel: Any = None) -> None:
+        self._store()
+        super().writestr(zinfo_or_arcname, data, compress_type, compresslevel)
+
+    def _store(self) -> None:
+        parts, self._parts, self._waiting = self._parts, [], 0
+        for zinfo, data, job in parts:
+            packed = job.result()
+            zinfo.file_size = len(data)
+            with self.open(zinfo, "w") as dest:
+                if getattr(dest, "_compressor", None) is not None:
+                    dest._compressor = _Packed(packed)  # else it compresses the part itself
+                dest.write(data)
+
+    def close(self) -> None:
+        try:
+            if self.fp is not None:
+                self._store()
+        finally:
+            self._pool.shutdown(cancel_futures=True)
+            self._early.clear()
+            super().close()
+
+
+_CLOSING = threading.Lock()
+_ZIP: list[_ParallelZip] = []  # the one being written, while a Book closes
+
+
+def _zip_ok() -> bool:
+    import xlsxwriter.workbook as xw
+
+    return isinstance(getattr(xw, "ZipFile", None), type)
+
+
+_ZIP_OK = _zip_ok()
+
+
+def _close_workbook(wb: xlsxwriter.Workbook) -> None:
+    """``wb.close()``, its parts deflated in parallel (:class:`_ParallelZip`): XlsxWriter opens the ZipFile its
+    module names, which is ours for the duration (one closing at a time, so that it is put back)."""
+    import xlsxwriter.workbook as xw
+
+    if not (FAST and _ZIP_OK):
+        wb.close()
+        return
+    with _CLOSING:
+        plain = xw.ZipFile
+
+        def opened(*args: Any, **kwargs: Any) -> _ParallelZip:
+            _ZIP.append(_ParallelZip(*args, **kwargs))
+            return _ZIP[-1]
+
+        xw.ZipFile = opened
+        try:
+            wb.close()
+        finally:
+            xw.ZipFile = plain
+            _ZIP.clear()
 
 
 @dataclass
@@ -277,6 +603,7 @@ class Book:
         self._index: tuple[Worksheet, int, int] | None = None
         self._reserved: dict[str, Worksheet] = {}
         self._deferred: list[Callable[[], None]] | None = None
+        self._deflater: ThreadPoolExecutor | None = None  # deflates sheets' parts ahead of the closing
 
     # ---- formats -------------------------------------------------------------------------------------------------
     def money(self, currency: str, decimals: int = 0) -> Any:
@@ -341,6 +668,11 @@ class Book:
             for row, h in info.heights.items():
                 ws.set_row(row, h)
             ws.prerender_rows()
+            if FAST and _ZIP_OK:  # widths and page set-up are final too: the part's start is deflated meanwhile
+                self._print_setup(info)
+                if self._deflater is None:
+                    self._deflater = ThreadPoolExecutor(1, thread_name_prefix="deflate")
+                ws.predeflate(self._deflater)
 
     def fill_priced(self) -> None:
         """Write the sheets :meth:`when_priced` kept, in the order they were reserved."""
@@ -418,6 +750,20 @@ class Book:
         if (isinstance(ws, _FastSheet) and values and first_row + len(values) <= ws.xls_rowmax
                 and col < ws.xls_colmax and not ws.constant_memory):
             table, shared, num = ws.table, ws.str_table._get_shared_string_index, kind != "O"
+            rows = range(first_row, first_row + len(values))
+            if num and (kind != "f" or np.isfinite(np.asarray(values, dtype=float)).all()):
+                # every value finite (a list from numpy holds Python ints or floats): the cells are made and
+                # stored by C loops (a namedtuple is the tuple of its fields; the rows' dicts as table[i] makes them)
+                cells = map(tuple.__new__, repeat(CellNumberTuple), zip(values, repeat(fmt)))
+            elif not num and set(map(type, values)) == {str} and max(map(len, values)) <= _MAX_FAST_TEXT:
+                cells = map(tuple.__new__, repeat(CellStringTuple), zip(map(shared, values), repeat(text_fmt)))
+            else:
+                cells = None
+            if cells is not None:
+                deque(map(dict.__setitem__, map(table.__getitem__, rows), repeat(col), cells), maxlen=0)
+                ws._check_dimensions(first_row, col)
+                ws._check_dimensions(first_row + len(values) - 1, col)
+                return
             for i, v in enumerate(values, start=first_row):
                 t = type(v)
                 if num and ((t is float and v - v == 0.0) or t is int):  # finite (NaN and ±inf fail v - v == 0)
@@ -483,7 +829,7 @@ class Book:
             f = formats.get(c)
             series = df[c]
             if f is None and n and _is_numeric(series):
-                f = self.fmt[_auto_format_name(_numbers(series))]
+                f = self.fmt[_auto_format_name_of(series)]
             if isinstance(f, list | tuple | pd.Series | np.ndarray):
                 col_fmts.append([self._fmt(x) for x in list(f)])
             else:
@@ -631,15 +977,44 @@ class Book:
         self._write_index()
         for info in self._sheets.values():
             self._print_setup(info)
-        self.wb.close()
+        try:
+            _close_workbook(self.wb)
+        finally:
+            if self._deflater is not None:
+                self._deflater.shutdown(cancel_futures=True)
         stamp(self.path, self.kind)
+
+    def release(self) -> None:
+        """Free a closed book's cells now. XlsxWriter's sheets and workbook refer to each other, so without this
+        the ~700k cells of a large report wait for the cyclic collector, which then walks them all (0.15 s)."""
+        for info in self._sheets.values():
+            info.ws.table.clear()
+            info.grid = None
+
+
+@contextlib.contextmanager
+def collections_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a large workbook is written, back as it was after.
+
+    Writing a 416k-column plan's report makes ~700k cell tuples (each holding a format, so tracked by the
+    collector) that all live until the workbook closes; the collector, triggered by their allocation, walks the
+    ever larger heap again and again — 0.45 s of a 2.3 s write, for nothing: the report's objects are freed by
+    reference counting, and the few reference cycles pandas leaves are collected after."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def auto_width(series: pd.Series, fmt: str | None = None) -> float:
     """A column's width in characters: its longest shown value and its header's longest word (headers wrap
     at spaces), within 6..MAX_AUTO_WIDTH."""
     head = series.head(2000)
-    content = max((len(_display(v, fmt)) for v in _widest_candidates(head)), default=0)
+    content = max((len(v) if type(v) is str else len(_display(v, fmt)) for v in _widest_candidates(head)), default=0)
     header = max((len(t) for t in str(series.name).split()), default=0) * 1.1
     pad = 3 if _is_numeric(series) else 2  # a right-aligned number beside left-aligned text needs air
     return min(max(content + pad, header + 2, 6), MAX_AUTO_WIDTH)
@@ -751,6 +1126,19 @@ def _auto_format_name(nums: list[float]) -> str:
     if big <= 1:
         return "ratio"
     return "float" if big < 100 else "int"
+
+
+def _auto_format_name_of(series: pd.Series) -> str:
+    """``_auto_format_name(_numbers(series))``, for a plain int or float column by numpy (a 416k-column plan's
+    report has columns of 19,200 numbers without a named format)."""
+    if not (isinstance(series.dtype, np.dtype) and series.dtype.kind in "iuf"):
+        return _auto_format_name(_numbers(series))
+    v = series.to_numpy(dtype=float)
+    v = v[np.isfinite(v)]
+    if not len(v) or (v == np.floor(v)).all():
+        return "int"
+    big = float(np.abs(v).max())
+    return "ratio" if big <= 1 else "float" if big < 100 else "int"
 
 
 def _fmt_name(f: Any) -> str | None:

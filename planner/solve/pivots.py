@@ -27,12 +27,23 @@ from __future__ import annotations
 import numpy as np
 
 from planner.exhaustion import require_headroom
-from planner.solve.sessions import _room
 
 PIVOT_TOL = 1e-7  # the pivot element the answer may rest on (HiGHS's own pivot threshold is of this order)
 DUAL_TOL = 1e-7  # reduced costs: this far on the wrong side (relative to the largest cost) is still optimal
 FEAS_TOL = 1e-9  # values: this far past a bound (relative, as the vouching checks measure it) is at it
 MAX_PIVOTS = 4  # per side; past that a warm re-solve (HiGHS's ~60 ms fixed cost at 416k) is as cheap
+
+
+def room(val: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How far each basic variable may move up and down and stay within its bounds, up to 1e-9 of the bound
+    (±inf for an infinite bound). Measured from the value clipped into its bounds: a basic variable a hair
+    beyond a bound (round-off of the solve, far inside HiGHS's 1e-7 feasibility tolerance) is at that bound,
+    so a move of round-off size (the block solves leave 1e-16 where HiGHS's own leave an exact 0) is no move."""
+    with np.errstate(invalid="ignore"):
+        at = np.clip(val, lo, hi)
+        room_up = hi - at + 1e-9 * np.maximum(1.0, np.abs(np.nan_to_num(hi, posinf=0.0)))
+        room_down = at - lo + 1e-9 * np.maximum(1.0, np.abs(np.nan_to_num(lo, neginf=0.0)))
+    return room_up, room_down
 
 
 class PivotPricer:
@@ -189,7 +200,7 @@ class PivotPricer:
         """The primal ratio test: basic values move by ``g`` per unit; the first to reach a bound (position),
         after how much of a unit, and which bound (σ: +1 lower, −1 upper). A move within the vouching's
         tolerance of a bound over a whole unit is no move; a value already past a bound blocks at once."""
-        room_up, room_down = _room(v, lo, hi)
+        room_up, room_down = room(v, lo, hi)
         with np.errstate(divide="ignore", invalid="ignore"):
             # NaN compares False: it blocks; where each reaches its bound (exactly: the tolerance is no part
             # of the step)

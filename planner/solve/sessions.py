@@ -24,6 +24,7 @@ import numpy as np
 
 from planner.exhaustion import out_of_memory, require_headroom
 from planner.model.lp import LinearProgram
+from planner.solve.pivots import room as _room
 
 IPM_THRESHOLD_COLS = 2_000  # 'auto': interior point from here up (measured crossover, benchmarks/results.md)
 
@@ -423,6 +424,16 @@ class VouchAsk:
 
     def decide(self, stop: Callable[[], bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Every target's answer through the block triangular form (:mod:`planner.solve.basis_solve`)."""
+        from threadpoolctl import threadpool_limits
+
+
+        # one BLAS thread: SuperLU's solves of the larger blocks call BLAS, whose second thread only fights the
+        # report's Python for the other core (measured at 416k columns with the machine busy: 1.1–1.4 s with
+        # one thread, 4.0–4.6 s with OpenBLAS's two)
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._decide(stop)
+
+    def _decide(self, stop: Callable[[], bool] | None) -> tuple[np.ndarray, np.ndarray]:
         from planner.solve.basis_solve import BlockTriangular
 
         bt = BlockTriangular(self.M)
@@ -448,18 +459,6 @@ class VouchAsk:
                 bad_down |= (~(-sign * d <= lim)).any(axis=0)  # the unit down
             up[part], down[part] = ~bad_up, ~bad_down
         return self.with_moves((up, down))
-
-
-def _room(val: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """How far each basic variable may move up and down and stay within its bounds, up to 1e-9 of the bound
-    (±inf for an infinite bound). Measured from the value clipped into its bounds: a basic variable a hair
-    beyond a bound (round-off of the solve, far inside HiGHS's 1e-7 feasibility tolerance) is at that bound,
-    so a move of round-off size (the block solves leave 1e-16 where HiGHS's own leave an exact 0) is no move."""
-    with np.errstate(invalid="ignore"):
-        at = np.clip(val, lo, hi)
-        room_up = hi - at + 1e-9 * np.maximum(1.0, np.abs(np.nan_to_num(hi, posinf=0.0)))
-        room_down = at - lo + 1e-9 * np.maximum(1.0, np.abs(np.nan_to_num(lo, neginf=0.0)))
-    return room_up, room_down
 
 
 # ---- PuLP (CBC and others) -----------------------------------------------------------------------------------
