@@ -15,10 +15,13 @@ The lower steps stay available one by one (``build``, ``solve``, ``results``) fo
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from planner.analysis import explain as explain_mod
 from planner.analysis.baseline import compare, freeze
@@ -48,13 +51,47 @@ from planner.io.reader import Limits
 from planner.io.validate import PlanData
 from planner.model.build import Model, build_model
 from planner.pipeline import AUTO_ANALYSIS_MAX_COLS, Run, finish_run, run_plan
-from planner.report.writer import ReportInput
-from planner.report.writer import write_report as _write_report
 from planner.solve.policy import Solution, solve_model
+
+if TYPE_CHECKING:  # imported where it is used, after the base solve (:func:`_import_writer_meanwhile`)
+    from planner.report.writer import ReportInput
 
 __all__ = ["PlanData", "Model", "Solution", "Results", "Run", "ReportInput", "load_workbook", "plan_from_frames",
            "build", "solve", "results", "run", "finish_run", "analyse", "write_report", "AUTO_ANALYSIS_MAX_COLS",
            "read_baseline", "Baseline", "hedge"]
+
+
+def __getattr__(name: str) -> Any:
+    """``api.ReportInput``: the report writer is imported when first needed, not with this module."""
+    if name == "ReportInput":
+        from planner.report.writer import ReportInput
+
+        return ReportInput
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+MEANWHILE_MIN_COLS = 50_000  # from here up the base solve takes seconds: the writer's import is done long before
+
+
+def _import_writer_meanwhile() -> threading.Thread | None:
+    """Import the report writer (xlsxwriter and the report's modules: ~30 ms) on a thread of its own while
+    the base solve runs: HiGHS releases the GIL and leaves the second core idle (issue 22: everything before and
+    after the solve counts against the 1.15x target). An import changes no number. Whatever fails on that
+    thread fails again where the writer is imported for use after the solve, and is raised there; no thread
+    where one may not start (an address-space limit, the system's limit on threads)."""
+    if address_space_limited():
+        return None
+
+    def run() -> None:
+        with contextlib.suppress(Exception):  # raised again by the import after the solve
+            import planner.report.writer  # noqa: F401
+
+    thread = threading.Thread(target=run, name="planner-import-writer", daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:  # can't start new thread: the import happens after the solve instead
+        return None
+    return thread
 
 
 def load_workbook(path: str | Path, limits: Limits | None = None) -> PlanData:
@@ -123,10 +160,13 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
     insights = True if insights is None else insights
     explain = True if explain is None else explain
     pre: list[Prefetch] = []
+    meanwhile: list[threading.Thread] = []
 
-    def prefetch(model: Model) -> None:  # the explanation's lifts that need no base solution, during the base solve
+    def prefetch(model: Model) -> None:  # what needs no base solution, during the base solve: the explanation's
         if explain and explain_mod.PREFETCH and model.lp.n_cols > EXACT_MAX_COLS and not address_space_limited():
-            pre.append(Prefetch(plan, time_limit))
+            pre.append(Prefetch(plan, time_limit))  # lifts, and the report writer's import
+        if model.lp.n_cols >= MEANWHILE_MIN_COLS and (thread := _import_writer_meanwhile()) is not None:
+            meanwhile.append(thread)
 
     checks_later = prices_later and baseline is None and not explain and not insights  # nothing re-solves after them
     t0 = time.monotonic()
@@ -134,6 +174,11 @@ def analyse(plan: PlanData, solver: str | None = None, time_limit: float | None 
     try:
         r = run_plan(plan, solver=solver, time_limit=time_limit, method=method, progress=progress,
                      before_solve=prefetch, prices_later=checks_later)
+        for thread in meanwhile:
+            thread.join()
+        # imported by then on a large plan; raises here whatever failed on that thread
+        from planner.report.writer import ReportInput
+
         plan_s = time.monotonic() - t0
         limit = analysis_limit_seconds(analysis_limit, plan_s)
         deadline = None if limit is None else time.monotonic() + limit
@@ -364,6 +409,8 @@ _OK = _Ok()
 
 def write_report(path: str | Path, report: ReportInput, inputs: tuple[Path, ...] = ()) -> Path:
     """Write the report workbook atomically (never over one of ``inputs``); returns the path written."""
+    from planner.report.writer import write_report as _write_report
+
     return _write_report(path, report, inputs=inputs)
 
 

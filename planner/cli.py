@@ -207,12 +207,17 @@ def _fail_input(exc: Exception, as_json: bool) -> None:
 
 
 def _load(path: Path, as_json: bool = False):
-    from planner.io.load import load_plan
+    from planner.io.reader import ReadAside
 
+    aside = ReadAside(path)  # the workbook is parsed on the other core while the imports below run
     try:
-        return load_plan(path)
+        from planner.io.load import load_plan
+
+        return load_plan(path, raw=aside.result())
     except (ReadError, ValidationFailed) as exc:
         _fail_input(exc, as_json)
+    finally:
+        aside.close()
 
 
 INPUT = click.argument("input_path", metavar="INPUT.xlsx|DIR", type=click.Path(path_type=Path, dir_okay=True))
@@ -495,7 +500,6 @@ def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_
                       force: bool = False, baseline=None, scheduler: str | None = None,
                       analysis_limit: float | str | None = None) -> tuple[int, dict]:
     from planner import api
-    from planner.report.writer import write_report
     from planner.solve.sessions import SolverError
 
     try:
@@ -506,6 +510,8 @@ def _solve_and_report(plan, scenario: str, out_path: Path, input_path: Path, as_
         run, rep = api.analyse(plan, solver=solver, time_limit=time_limit, method=method, insights=insights,
                                explain=explain, progress=say, scenario=scenario, baseline=baseline,
                                scheduler=scheduler, analysis_limit=analysis_limit, prices_later=True)
+        from planner.report.writer import write_report  # after the solve: imported during it (api.analyse)
+
         try:
             if say:
                 say(f"writing {out_path}")

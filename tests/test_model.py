@@ -122,6 +122,36 @@ def test_yield_ramp_taken_at_start_quarter():
     assert run.results.summary["objective"] == pytest.approx(11000)
 
 
+def test_ramp_factors_by_hand_gaps_before_first_and_after_last():
+    """Two ramped products and one mature, 8 quarters, programs ready in quarter 2 (Q) and 0 (R). Q lists quarters
+    1 → 0.5 and 3 → 0.8 (not 0 nor 2): quarter 0 takes the first listed factor (0.5), 2 holds 0.5, 3 on is 0.8.
+    R lists 0 → 0.25 only. Per start quarter s (factor at s − ready, clipped to the curve; P 10 units/wafer):
+    Q: s=2..4 → 0.5, 0.5, 0.5; s=5.. → 0.8. R: 0.25 everywhere. P (no program): 1.0. With risk starts Q (a 2-quarter
+    cycle) may start from quarter 0, before it is ready: clipped to curve quarter 0, 0.5; its last start is 5 (0.8)."""
+    from planner.model.build import build_model
+    from planner.model.sets import derive_sets
+
+    prog = {"start_period": "2026Q1", "qualification_quarters": 0}
+    kw = dict(quarters=8, products=[{}, {"product": "Q", "program": "GQ", "cycle_quarters": 2}, {"product": "R", "program": "GR"}],
+              programs=[{"program": "GQ", "development_quarters": 2, **prog},
+                        {"program": "GR", "development_quarters": 0, **prog}],
+              ramp=[{"product": "Q", "quarter": 3, "factor": 0.8}, {"product": "Q", "quarter": 1, "factor": 0.5},
+                    {"product": "R", "quarter": 0, "factor": 0.25}],
+              bom=[{"platform": "X", "option": "o", "product": m, "units_per_platform": 1} for m in "PQR"])
+    ms = derive_sets(plan(**kw))
+    q, r = (int(ms.products.loc[ms.products["product"] == n, "m"].iloc[0]) for n in "QR")
+    assert ms.products.loc[q, "ready"] == 2 and ms.products.loc[r, "ready"] == 0
+    assert ms.ramp[q].tolist() == [0.5, 0.5, 0.5, 0.8] and ms.ramp[r].tolist() == [0.25]
+    s = np.arange(8)
+    for m, factors in ((0, [1.0] * 8), (q, [0.5, 0.5, 0.5, 0.5, 0.5, 0.8, 0.8, 0.8]), (r, [0.25] * 8)):
+        assert ms.good_units_per_wafer(np.full(8, m), s).tolist() == [10.0 * f for f in factors], m
+    mixed = np.array([q, 0, r, q, q])  # interleaved products, in no order, as the LP's wafer columns are
+    assert ms.good_units_per_wafer(mixed, np.array([7, 3, 5, 2, 4])).tolist() == [8.0, 10.0, 2.5, 5.0, 5.0]
+    w = build_model(plan(settings={"risk_starts": "true"}, **kw)).w
+    g = {(p_, int(s_)): g_ for p_, s_, g_ in zip(w["product"], w["s"], w["g"], strict=True)}
+    assert g[("Q", 0)] == 5.0 and g[("Q", 5)] == 8.0 and g[("R", 7)] == 2.5 and g[("P", 4)] == 10.0
+
+
 def test_expansion_arrives_after_lead_time():
     """10 wafers/quarter base; an option adds up to 50, lead 2, $30 per wafer/quarter. Decided in Q1 (the only
     quarter with τ + 2 inside a 3-quarter horizon) it is usable from Q3 only. One quarter of use earns

@@ -181,3 +181,28 @@ def test_an_lp_without_matrix_entries_asks_nothing_of_the_basis() -> None:
     assert res.status == "optimal" and res.objective == pytest.approx(5.0)  # x at its bound, by hand
     assert s.h.getBasis().valid  # HiGHS says it has a basis …
     assert s.pivot_pricer() is None and s.one_unit_vouched(np.array([0])) is None  # … but none to solve with
+
+
+def test_the_pivot_budget_bounds_the_work_and_keeps_the_prices(tmp_path: Path, monkeypatch) -> None:
+    """With the budget at 3 pivots, no more than 3 are made; the sides past it are re-solved (as far as
+    MAX_PRICE_CHECKS goes), and every price given is the one an unlimited budget gives."""
+    path = tmp_path / "p.xlsx"
+    indep_plan.write_plan(path, indep_plan.make_plan(40, 50, 6, 12, seed=2, policy="priority"))
+    model = build_model(api.load_workbook(path))
+    free = solve_model(model, policy="priority").prices
+    made = []
+    real = pivots.PivotPricer.change
+
+    def counted(self, row, step):
+        got = real(self, row, step)
+        made.append(self.pivots)
+        return got
+
+    monkeypatch.setattr(pivots, "PIVOT_BUDGET", 3)
+    monkeypatch.setattr(pivots.PivotPricer, "change", counted)
+    capped = solve_model(model, policy="priority").prices
+    assert max(made) == 3
+    assert set(capped) <= set(free) and len(capped) > 0
+    for row, (up, down) in capped.items():
+        assert up == pytest.approx(free[row][0], rel=1e-7, abs=1e-6)
+        assert down == pytest.approx(free[row][1], rel=1e-7, abs=1e-6, nan_ok=True)

@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import indep_plan  # noqa: E402
 
+import planner.solve.pivots as pivots  # noqa: E402
 import planner.solve.policy as policy  # noqa: E402
 from planner import api  # noqa: E402
 from planner.model.build import build_model  # noqa: E402
@@ -78,17 +79,13 @@ def test_same_report_cell_by_cell(tmp_path: Path, seed: int) -> None:
 
 
 def _force_resolves(monkeypatch) -> None:
-    """Every row the report talks about left to the re-solves (none vouched for by the basis, none priced by the
-    pivots), so that the checks' thread runs whatever the basis vouches for (every path to the basis solves'
-    answer splits it here; every side priced by pivots passes ``PivotPricer.change``). With the pivots left on,
-    they priced the example's sides in milliseconds and the thread could end before a test looked at it (seen:
-    ``test_real_checks_stop_when_cancelled`` failing under load)."""
-    from planner.solve import pivots
-
+    """Every row the report talks about left to the re-solves (none vouched for by the basis), so that the
+    checks' thread runs whatever the basis vouches for (every path to the basis solves' answer splits it here)."""
     def none_vouched(talk, vouched, sol):
         return {}, [(int(r), False, False) for r in talk]
 
     monkeypatch.setattr(policy, "split_vouched", none_vouched)
+    # nor priced by the pivots (which would answer most of them in microseconds): the re-solves take them all
     monkeypatch.setattr(pivots.PivotPricer, "change", lambda self, row, step: None)
 
 

@@ -120,10 +120,16 @@ def pnl(plan: PlanData, res: Results) -> PnL:
            if len(svc) else pd.Series(dtype=float))
     order = {p: i for i, p in enumerate(plan.platforms["platform"])}
     keys = sorted(set(rev.index) | set(cost.index) | set(pen.index), key=lambda k: (order[k[0]], t_of[k[1]]))
-    q = pd.DataFrame([{"platform": p, "period": per, "revenue": float(rev.get((p, per), 0.0)),
-                       "memory_cost": float(cost.get((p, per), 0.0)),
-                       "shortfall_penalty": float(pen.get((p, per), 0.0))} for p, per in keys],
-                     columns=["platform", "period", "revenue", "memory_cost", "shortfall_penalty"])
+    at = pd.MultiIndex.from_tuples(keys) if keys else None
+
+    def on_keys(s: pd.Series) -> np.ndarray:  # the series' value at each key, 0 where it has none (a lookup
+        # per key and series took 0.2 s at 416k LP columns)
+        return s.reindex(at, fill_value=0.0).to_numpy(dtype=float) if len(s) else np.zeros(len(keys))
+
+    q = pd.DataFrame({"platform": [k[0] for k in keys], "period": [k[1] for k in keys], "revenue": on_keys(rev),
+                      "memory_cost": on_keys(cost), "shortfall_penalty": on_keys(pen)},
+                     columns=["platform", "period", "revenue", "memory_cost", "shortfall_penalty"]) if keys else \
+        pd.DataFrame(columns=["platform", "period", "revenue", "memory_cost", "shortfall_penalty"])  # text columns
     extra = []
     if end_value > 1e-9:
         extra.append({"platform": END_INVENTORY, "period": periods[-1], "revenue": 0.0, "memory_cost": end_value,

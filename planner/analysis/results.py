@@ -8,7 +8,9 @@ the LP and the sheet is caught, not only inside the solver.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -219,10 +221,13 @@ def extract(model: Model, sol: Solution) -> Results:
         svc["fill_rate"] = np.where(svc["demand"] > 0, svc["served"] / svc["demand"], np.nan)
 
     # Wafer starts
-    w = model.w.copy()
-    w["wafers"] = _clean(x[w["col"].to_numpy()])
-    w["output_units"] = w["wafers"] * w["g"]
-    ws = w[w["wafers"] > 0].copy()
+    # on the model's columns as arrays: a copy of the 386k-row frame took 0.1 s at 416k LP columns
+    w = model.w
+    w_wafers = _clean(x[w["col"].to_numpy()])
+    w_units = w_wafers * w["g"].to_numpy()
+    started = w_wafers > 0
+    ws = w.loc[started, ["fab", "node", "product", "fn", "m", "s", "land"]].assign(
+        wafers=w_wafers[started], output_units=w_units[started])
     ws["period"] = [periods[s] for s in ws["s"]]
     ws["lands"] = [periods[t] for t in ws["land"]]
     com = ms.wip_committed
@@ -238,7 +243,7 @@ def extract(model: Model, sol: Solution) -> Results:
     # Supply
     M = len(ms.products)
     output = np.zeros((M, T))
-    np.add.at(output, (w["m"].to_numpy(), w["land"].to_numpy()), w["output_units"].to_numpy())
+    np.add.at(output, (w["m"].to_numpy(), w["land"].to_numpy()), w_units)
     wip_out = np.zeros((M, T))  # in-flight WIP landing (`wip_in_flight`): part of the output
     fly = model.wip if model.wip is not None else pd.DataFrame(columns=["m", "land", "col", "r", "backend_use"])
     if len(fly):
@@ -281,7 +286,7 @@ def extract(model: Model, sol: Solution) -> Results:
                                      if len(xe) else [], strict=True):
         added[fn, tau + lead:] += wafers
     wafers_used = np.zeros((len(ms.fabs), T))
-    np.add.at(wafers_used, (w["fn"].to_numpy(), w["s"].to_numpy()), w["wafers"].to_numpy())
+    np.add.at(wafers_used, (w["fn"].to_numpy(), w["s"].to_numpy()), w_wafers)
     fab_cap = pd.DataFrame({
         "resource": [f"{f}/{n}" for f, n in zip(fab_rows.index["fab"], fab_rows.index["node"], strict=True)],
         "kind": "fab", "unit": "wafers", "period": [periods[t] for t in fab_rows.index["t"]],
@@ -289,9 +294,9 @@ def extract(model: Model, sol: Solution) -> Results:
         "shadow_price": dual[fab_rows.positions]})
     be_rows = lp.row_blocks["backend_capacity"]
     be_used = np.zeros((len(ms.backend), T))
-    on = w[w["r"] >= 0]
-    np.add.at(be_used, (on["r"].to_numpy(), on["land"].to_numpy()),
-              (on["output_units"] * on["backend_use"]).to_numpy())
+    r = w["r"].to_numpy()
+    on = r >= 0
+    np.add.at(be_used, (r[on], w["land"].to_numpy()[on]), w_units[on] * w["backend_use"].to_numpy()[on])
     fly_be = fly[fly["r"] >= 0] if len(fly) else fly
     if len(fly_be):
         np.add.at(be_used, (fly_be["r"].to_numpy(dtype=np.int64), fly_be["land"].to_numpy(dtype=np.int64)),
@@ -339,26 +344,45 @@ def extract(model: Model, sol: Solution) -> Results:
     return res
 
 
+def _groups(keys: pd.Series, sort: bool) -> Iterator[tuple[Any, np.ndarray]]:
+    """(key, row positions) per group, in ``keys.groupby(keys, sort=sort)``'s order (missing keys dropped)."""
+    codes, names = pd.factorize(keys, sort=sort)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    for k, name in enumerate(names):
+        yield name, order[bounds[k]:bounds[k + 1]]
+
+
+def _cumsum(v: np.ndarray) -> np.ndarray:
+    """``pd.Series.cumsum``'s numbers: a plain running sum (no compensation, as groupby's has), NaN kept."""
+    nan = np.isnan(v)
+    out = np.cumsum(np.where(nan, 0.0, v))
+    out[nan] = np.nan
+    return out
+
+
 def reconcile(res: Results, backlog: bool, tol: float = 1e-6) -> list[str]:
-    """Check the report's own tables: what was allocated ≤ what was made ≤ what capacity allowed."""
+    """Check the report's own tables: what was allocated ≤ what was made ≤ what capacity allowed.
+
+    On arrays, not group by group in pandas: at 416k LP columns that took 0.2 s of the run. The numbers compared
+    (running sums included) and the messages, in their order, are the same."""
     issues: list[str] = []
-
-    def close(a: float, b: float) -> bool:
-        return abs(a - b) <= tol * max(1.0, abs(a), abs(b))
-
     sup = res.supply
-    for prod, g in sup.groupby("product", sort=False):
-        inv0 = g["inventory_end"].iloc[0] - g["output_units"].iloc[0] + g["shipped_units"].iloc[0]
-        cum_avail = inv0 + g["output_units"].cumsum()
-        if (g["shipped_units"].cumsum() > cum_avail + tol * np.maximum(1, cum_avail)).any():
+    out, ship, inv = (sup[c].to_numpy(dtype=float) for c in ("output_units", "shipped_units", "inventory_end"))
+    for prod, at in _groups(sup["product"], sort=False):
+        o, s, i = out[at], ship[at], inv[at]
+        cum_avail = (i[0] - o[0] + s[0]) + _cumsum(o)
+        if (_cumsum(s) > cum_avail + tol * np.maximum(1, cum_avail)).any():
             issues.append(f"{prod}: shipped more than made plus on hand")
-        if (g["inventory_end"] < -tol).any():
+        if (i < -tol).any():
             issues.append(f"{prod}: negative inventory")
     alloc_mem = res.allocation.groupby(["product", "period"])["memory_units"].sum()
-    shipped = sup.set_index(["product", "period"])["shipped_units"]
-    for key, v in alloc_mem.items():
-        if not close(v, shipped.get(key, 0.0)):
-            issues.append(f"{key}: allocation {v:,.0f} ≠ shipped {shipped.get(key, 0.0):,.0f}")
+    if len(alloc_mem):
+        have = sup.set_index(["product", "period"])["shipped_units"].reindex(alloc_mem.index, fill_value=0.0)
+        v, b = alloc_mem.to_numpy(dtype=float), have.to_numpy(dtype=float)
+        far = ~(np.abs(v - b) <= tol * np.maximum(np.maximum(1.0, np.abs(v)), np.abs(b)))
+        issues += [f"{key}: allocation {x:,.0f} ≠ shipped {y:,.0f}"
+                   for key, x, y in zip(alloc_mem.index[far], v[far].tolist(), b[far].tolist(), strict=True)]
     cap = res.capacity
     over = cap[cap["used"] > cap["capacity"] + tol * np.maximum(1.0, cap["capacity"])]
     issues += [f"{r.resource} {r.period}: used {r.used:,.0f} > capacity {r.capacity:,.0f}" for r in over.itertuples()]
@@ -369,8 +393,9 @@ def reconcile(res: Results, backlog: bool, tol: float = 1e-6) -> list[str]:
         bad = svc[~np.isclose(svc["served"] + svc["shortfall"], svc["demand"], rtol=tol, atol=1e-3)]
         issues += [f"{r.platform} {r.period}: served + shortfall ≠ demand" for r in bad.itertuples()]
     else:
-        for plat, g in svc.groupby("platform"):
-            if (g["served"].cumsum() > g["demand"].cumsum() * (1 + tol) + 1e-3).any():
+        served, demand = svc["served"].to_numpy(dtype=float), svc["demand"].to_numpy(dtype=float)
+        for plat, at in _groups(svc["platform"], sort=True):
+            if (_cumsum(served[at]) > _cumsum(demand[at]) * (1 + tol) + 1e-3).any():
                 issues.append(f"{plat}: cumulative served exceeds cumulative demand")
     return issues
 

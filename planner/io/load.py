@@ -13,7 +13,7 @@ import pandas as pd
 
 from planner.io.csvdir import located, read_csv_folder
 from planner.io.problems import Problem, ValidationFailed
-from planner.io.reader import Limits, read_workbook
+from planner.io.reader import Limits, RawWorkbook, read_workbook
 from planner.io.scenarios import check_scenarios
 from planner.io.uncertainty import check_uncertainty
 from planner.io.validate import PlanData, sort_key, validate, validate_frames
@@ -31,9 +31,12 @@ def check_edits(plan: PlanData) -> PlanData:
     return plan
 
 
-def load_plan(path: str | Path, limits: Limits | None = None) -> PlanData:
+def load_plan(path: str | Path, limits: Limits | None = None, raw: RawWorkbook | None = None) -> PlanData:
     """Read and validate a workbook, or a folder of CSV files (one per sheet): the library's front door (raises
-    ReadError / ValidationFailed). A folder's problems name the file and line instead of the sheet and cell."""
+    ReadError / ValidationFailed). A folder's problems name the file and line instead of the sheet and cell.
+    ``raw``: the workbook at ``path`` already read (:class:`planner.io.reader.ReadAside`), to validate."""
+    if raw is not None:
+        return check_edits(validate(raw))
     if Path(path).is_dir():
         raw = read_csv_folder(path, limits)
         try:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -231,28 +233,61 @@ def _read_sheets(path: Path, source: Path, limits: Limits) -> dict[str, RawSheet
     import openpyxl  # deferred: importing openpyxl costs ~0.2 s, irrelevant for --help
 
     strict = source != path
+    wb_values = wb_formulas = None
     try:
         wb_values = openpyxl.load_workbook(source, read_only=True, data_only=True)
-        wb_formulas = openpyxl.load_workbook(source, read_only=True, data_only=False)
+        with_formulas = {ws.title for ws in wb_values.worksheets if _has_formulas(ws)}
+        if with_formulas:
+            wb_formulas = openpyxl.load_workbook(source, read_only=True, data_only=False)
     except ReadError:
         raise
     except Exception as exc:  # openpyxl raises many types for damaged files; all mean "cannot read"
+        if wb_values is not None:
+            wb_values.close()
         raise (_strict_refused(path, exc) if strict else _unreadable(path, exc)) from exc
 
     sheets: dict[str, RawSheet] = {}
     try:
         for ws in wb_values.worksheets:
-            sheets[ws.title] = _read_sheet(path, ws, wb_formulas[ws.title], limits)
+            wf = wb_formulas[ws.title] if ws.title in with_formulas else None
+            sheets[ws.title] = _read_sheet(path, ws, wf, limits)
     except ReadError:
         raise
     except Exception as exc:
         raise (_strict_refused(path, exc) if strict else _unreadable(path, exc)) from exc
     finally:
         wb_values.close()
-        wb_formulas.close()
+        if wb_formulas is not None:
+            wb_formulas.close()
     if strict and not sheets:
         raise _strict_refused(path, "no worksheets found")
     return sheets
+
+
+# a formula element in a worksheet part, with or without a namespace prefix: <f>, <f t="shared" …/>, <x:f>
+_FORMULA_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?f[\s>/]")
+SCAN_BYTES = 1 << 20  # the scan reads a sheet in pieces of this size: a sheet may unpack to hundreds of MB
+
+
+def _has_formulas(ws: Any) -> bool:
+    """Whether a worksheet part has any formula element: only then is it parsed a second time for its formulas.
+
+    The second parse (``data_only=False``) differs from the first only in cells with a formula element, and it
+    cost as much as the first (0.25 s of the 0.6 s that reading and validating the 416k-column plan took). The
+    scan reads the decompressed XML (text cannot hold a bare ``<``, so a match is a tag); a sheet it cannot
+    scan counts as having formulas.
+    """
+    try:
+        with ws.parent._archive.open(ws._worksheet_path) as fh:
+            tail = b""
+            while chunk := fh.read(SCAN_BYTES):
+                text = tail + chunk
+                if _FORMULA_TAG.search(text):
+                    return True
+                tail = text[text.rfind(b"<"):] if b"<" in text else b""  # a tag cut at the piece's end
+            return False
+    except Exception:  # openpyxl's internals moved: take the safe, slower way
+        return True
 
 
 def _uncached(value: Any, formula: Any) -> str | None:
@@ -262,7 +297,8 @@ def _uncached(value: Any, formula: Any) -> str | None:
 def _read_sheet(path: Path, ws: Any, wf: Any, limits: Limits) -> RawSheet:
     state = getattr(ws, "sheet_state", "visible") or "visible"
     values_iter = ws.iter_rows(values_only=True, max_col=limits.max_columns)
-    formulas_iter = wf.iter_rows(values_only=True, max_col=limits.max_columns)
+    # no formula in the sheet (wf None): its cells read the same either way, and nothing is uncached
+    formulas_iter = repeat(()) if wf is None else wf.iter_rows(values_only=True, max_col=limits.max_columns)
     header_row = next(values_iter, None)
     header_forms = next(formulas_iter, None) or ()
     if header_row is None:
@@ -288,3 +324,116 @@ def _read_sheet(path: Path, ws: Any, wf: Any, limits: Limits) -> RawSheet:
             formulas[(excel_row, col)] = form
         raw.rows.append((excel_row, vals))
     return raw
+
+
+class ReadAside:
+    """:func:`read_workbook` in a forked copy of this process, so that a caller with imports still to do (pandas,
+    scipy: 0.3 s for ``planner solve``) does them meanwhile on the other core; :meth:`result` waits for the
+    :class:`RawWorkbook`, or says None, and the caller reads the workbook itself: whatever the child could not
+    read is read again where its problems are reported as they always were.
+
+    Only where a fork is plainly safe: Linux, no address-space limit (a fork there can fail for the address
+    space alone), and no other thread in this process (the child imports openpyxl; a lock another thread held
+    at the fork would never be released there); and only where a second core is free (:func:`_core_free`): the
+    child's CPU time is what reading here costs, but a busy machine makes it wait (on the 416k-column plan:
+    0.3-0.4 s less with a core free, from the CPU times of parent and child; measured with both cores taken by
+    other work, the same within the noise, and 0.1-0.2 s more before the parent's objects were frozen for the
+    fork). Ctrl-C is the parent's: the child ignores it and is killed."""
+
+    def __init__(self, path: str | os.PathLike[str], limits: Limits | None = None):
+        import gc
+        import signal
+        import sys
+        import threading
+
+        from planner.exhaustion import address_space_limited
+
+        self._pid = 0
+        self._fd = -1
+        path = Path(path)
+        if (not sys.platform.startswith("linux") or not hasattr(os, "fork") or threading.active_count() > 1
+                or address_space_limited() or not path.is_file() or not _core_free()):
+            return
+        for stream in (sys.stdout, sys.stderr):  # else the child's buffers could be written twice
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                stream.flush()
+        r, w = os.pipe()
+        masked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # no Ctrl-C in the child before it
+        gc.freeze()  # the child's collections leave the parent's objects alone: no copy of their pages
+        try:  # ignores it
+            pid = os.fork()
+        except OSError:  # no process to be had: the caller reads
+            gc.unfreeze()
+            os.close(r)
+            os.close(w)
+            signal.pthread_sigmask(signal.SIG_SETMASK, masked)
+            return
+        if pid:
+            gc.unfreeze()
+        if pid == 0:  # the child: read, send, leave without running anything of the parent's at exit
+            try:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.pthread_sigmask(signal.SIG_SETMASK, masked)
+                os.close(r)
+                _send(w, path, limits)
+            finally:
+                os._exit(0)
+        signal.pthread_sigmask(signal.SIG_SETMASK, masked)
+        os.close(w)
+        self._pid, self._fd = pid, r
+
+    def result(self) -> RawWorkbook | None:
+        """The workbook as read by the child, or None (no child, or it failed: then read it yourself)."""
+        if not self._pid:
+            return None
+        import pickle
+
+        chunks = []
+        try:
+            while chunk := os.read(self._fd, 1 << 20):
+                chunks.append(chunk)
+        except BaseException:  # Ctrl-C while waiting: the child goes too
+            self.close()
+            raise
+        self.close()
+        try:
+            ok, raw = pickle.loads(b"".join(chunks))
+        except Exception:  # noqa: BLE001 - the child died before it said anything whole
+            return None
+        return raw if ok else None
+
+    def close(self) -> None:
+        """Stop the child if it still runs, and reap it."""
+        import signal
+
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self._pid, 0)
+            self._pid = 0
+
+
+def _core_free() -> bool:
+    """Whether another core is likely idle: at least two cores for this process, and a load average (the last
+    minute's) at least half a core below them (a run just before this one, on one core, leaves about 1 on two)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+        return cores >= 2 and os.getloadavg()[0] <= cores - 0.5
+    except (AttributeError, OSError):
+        return False
+
+
+def _send(fd: int, path: Path, limits: Limits | None) -> None:
+    import pickle
+
+    try:
+        payload = pickle.dumps((True, read_workbook(path, limits)), protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException:  # noqa: BLE001 - any failure is "no answer": the parent reads and reports it
+        payload = pickle.dumps((False, None))
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(payload)
+

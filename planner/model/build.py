@@ -31,13 +31,19 @@ class Model:
     wip: pd.DataFrame | None = None  # in-flight output columns (`wip_in_flight`): sets.wip_in_flight + col
 
 
-def _wafer_candidates(ms: ModelSets) -> pd.DataFrame:
-    """Every (fab/node, product, start quarter) whose node matches: the domain before `horizon_end` and `rd_gate`."""
+def _wafer_candidates(ms: ModelSets) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every (fab/node, product, start quarter) whose node matches: the domain before `horizon_end` and `rd_gate`.
+
+    Returned lean, as the product-fab pairs and one row per pair and quarter (``i`` the pair, ``s``, and the
+    product's start window): the domain filters read only those, and :func:`add_wafer_starts` joins the pairs'
+    other columns to the columns that remain (at 416k LP columns, repeating and filtering every column of the
+    538k candidates took 0.05 s more)."""
     pf = ms.products[["m", "product", "node", "start_lo", "start_hi", "cycle_quarters", "r", "backend_use",
                       "unit_cost", "g_base"]].merge(ms.fabs[["fab", "node", "fn", "wafer_cost"]], on="node")
-    rep = pf.loc[pf.index.repeat(ms.T)].reset_index(drop=True)
-    rep["s"] = np.tile(np.arange(ms.T), len(pf)).astype(int)
-    return rep
+    i = np.repeat(np.arange(len(pf)), ms.T)
+    rep = pd.DataFrame({"i": i, "s": np.tile(np.arange(ms.T), len(pf)).astype(int),
+                        "start_lo": pf["start_lo"].to_numpy()[i], "start_hi": pf["start_hi"].to_numpy()[i]})
+    return pf, rep
 
 
 def add_horizon_end(ms: ModelSets, w: pd.DataFrame) -> pd.DataFrame:
@@ -60,7 +66,10 @@ def add_rd_gate(ms: ModelSets, w: pd.DataFrame, gates_as_bounds: bool = False) -
 def add_wafer_starts(lp: LinearProgram, ms: ModelSets, gates_as_bounds: bool = False) -> pd.DataFrame:
     """Columns w_{fms} over the domain `horizon_end` ∩ `rd_gate` leave; objective terms wafer cost and unit cost
     (μ_m · g_ms per wafer)."""
-    w = add_rd_gate(ms, add_horizon_end(ms, _wafer_candidates(ms)), gates_as_bounds)
+    pf, cand = _wafer_candidates(ms)
+    keep = add_rd_gate(ms, add_horizon_end(ms, cand), gates_as_bounds)
+    w = pf.take(keep["i"].to_numpy()).reset_index(drop=True)
+    w["s"], w["gated"] = keep["s"].to_numpy(), keep["gated"].to_numpy()
     w["land"] = w["s"] + w["cycle_quarters"]
     w["g"] = ms.good_units_per_wafer(w["m"].to_numpy(), w["s"].to_numpy())
     w["col"] = lp.add_cols("wafers", w[["fab", "node", "product", "s"]], upper=np.where(w["gated"], 0.0, INF))

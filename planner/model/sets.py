@@ -40,35 +40,44 @@ class ModelSets:
     frozen: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def good_units_per_wafer(self, m: np.ndarray, s: np.ndarray) -> np.ndarray:
-        """g_{ms}: good units per wafer of product m started in quarter s (ramp taken at the start quarter)."""
+        """g_{ms}: good units per wafer of product m started in quarter s (ramp taken at the start quarter).
+
+        The ramp factor is looked up in all the curves laid end to end, in one pass (a pass per product with a
+        curve took 0.05 s on the 386k wafer columns of a 416k-column plan)."""
         prods = self.products
         base = prods["g_base"].to_numpy()[m]
         ready = prods["ready"].to_numpy()[m]
         factor = np.ones(len(m))
-        for mi, curve in self.ramp.items():
-            sel = m == mi
-            if not sel.any():
-                continue
-            k = np.clip(s[sel] - ready[sel], 0, len(curve) - 1)
-            factor[sel] = curve[k]
+        if self.ramp and len(m):
+            length = np.zeros(len(prods), dtype=np.int64)  # a product's curve length, 0 without one
+            start = np.zeros(len(prods), dtype=np.int64)  # where its curve begins in `flat`
+            flat = np.concatenate(list(self.ramp.values()))
+            length[list(self.ramp)] = [len(c) for c in self.ramp.values()]
+            start[list(self.ramp)] = np.cumsum([0] + [len(c) for c in self.ramp.values()])[:-1]
+            has = length[m] > 0
+            k = np.clip(s[has] - ready[has], 0, length[m[has]] - 1)
+            factor[has] = flat[start[m[has]] + k]
         return base * factor
 
 
 def _ramp_curves(plan: PlanData, product_pos: dict[str, int]) -> dict[int, np.ndarray]:
-    """Ramp factors by quarters-since-ready; gaps in the listed quarters hold the previous factor."""
+    """Ramp factors by quarters-since-ready; gaps in the listed quarters hold the previous factor, and quarters
+    before the first listed one take its factor. On arrays, products in name order (a pandas group and sort per
+    product took 0.03 s for 230 ramps)."""
     curves: dict[int, np.ndarray] = {}
-    if plan.yield_ramp.empty:
+    ramp = plan.yield_ramp
+    if ramp.empty:
         return curves
-    for prod, rows in plan.yield_ramp.groupby("product"):
-        rows = rows.sort_values("quarter")
-        last_q = int(rows["quarter"].max())
-        curve = np.empty(last_q + 1)
-        listed = dict(zip(rows["quarter"].astype(int), rows["factor"], strict=True))
-        current = float(rows["factor"].iloc[0])
-        for q in range(last_q + 1):
-            current = listed.get(q, current)
-            curve[q] = current
-        curves[product_pos[prod]] = curve
+    quarter = ramp["quarter"].astype(int).to_numpy()
+    factor = ramp["factor"].to_numpy(dtype=float)
+    codes, names = pd.factorize(ramp["product"], sort=True)
+    order = np.lexsort((quarter, codes))  # by product, then quarter ((product, quarter) is the sheet's key)
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    for k, prod in enumerate(names):
+        at = order[bounds[k]:bounds[k + 1]]
+        q, f = quarter[at], factor[at]
+        listed_before = np.searchsorted(q, np.arange(q[-1] + 1), side="right") - 1  # last listed quarter ≤ each
+        curves[product_pos[prod]] = f[np.maximum(listed_before, 0)]
     return curves
 
 

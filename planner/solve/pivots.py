@@ -32,6 +32,8 @@ PIVOT_TOL = 1e-7  # the pivot element the answer may rest on (HiGHS's own pivot 
 DUAL_TOL = 1e-7  # reduced costs: this far on the wrong side (relative to the largest cost) is still optimal
 ROOM_TOL = 1e-9  # a basic variable may end this far past a bound over one unit and still count as within it
 MAX_PIVOTS = 4  # per side; past that a warm re-solve (HiGHS's ~60 ms fixed cost at 416k) is as cheap
+PIVOT_BUDGET = 200  # pivots in all, per final basis (~1.6 s at 416k columns): a plan whose every binding row needs
+# pivots gets its largest priced this way, the rest re-solved or "not checked" as before, never a long wait
 
 
 def room(val: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -87,6 +89,8 @@ class PivotPricer:
         self.y = np.asarray(h.getBasisTransposeSolve(self.D * cB)[1])
         self.d = self.c - np.concatenate([self.A.T @ self.y, -self.y])
         self.scale = max(1.0, float(np.abs(self.c).max(initial=0.0)))
+        self.pivots = 0  # done so far, all sides together (PIVOT_BUDGET)
+        self.why = ""
         # the final basis is optimal, as this module reads it
         self.ok = _dual_feasible(self.d, self.cand_lower, self.cand_upper, self.cand_free, DUAL_TOL * self.scale)
 
@@ -147,6 +151,9 @@ class PivotPricer:
                 return change + step * left * slope
             if len(etas) == MAX_PIVOTS:
                 return self._refuse(f"more than {MAX_PIVOTS} pivots")
+            if self.pivots >= PIVOT_BUDGET:
+                return self._refuse(f"the {PIVOT_BUDGET} pivots of the budget are spent")
+            self.pivots += 1
             change += step * t * slope
             v += step * t * z
             left -= t

@@ -413,6 +413,8 @@ class PendingPrices:
         if self._ask is not None and self._ask.M is not None and forked_available():
             # what the child runs is imported here: an import in a forked child can wait forever on a module
             # lock another thread of this process held at the fork
+            import threadpoolctl  # noqa: F401
+
             import planner.solve.basis_solve  # noqa: F401
             try:
                 self._away = Forked(self._ask.decide, name="planner-basis-solves")

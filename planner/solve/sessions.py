@@ -431,6 +431,16 @@ class VouchAsk:
 
     def decide(self, stop: Callable[[], bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Every target's answer through the block triangular form (:mod:`planner.solve.basis_solve`)."""
+        from threadpoolctl import threadpool_limits
+
+
+        # one BLAS thread: SuperLU's solves of the larger blocks call BLAS, whose second thread only fights the
+        # report's Python for the other core (measured at 416k columns with the machine busy: 1.1–1.4 s with
+        # one thread, 4.0–4.6 s with OpenBLAS's two)
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._decide(stop)
+
+    def _decide(self, stop: Callable[[], bool] | None) -> tuple[np.ndarray, np.ndarray]:
         from planner.solve.basis_solve import BlockTriangular
 
         bt = BlockTriangular(self.M)
