@@ -96,6 +96,10 @@ def _stdout_silenced() -> Iterator[None]:
 # from the base basis at 476k: dual 3.5 s, primal 12.0 s, against 29.3 s by primal with perturbation
 # (models/explain.md, "What it costs").
 WARM_PERTURBATION = 0.0
+STALL_MIN_PIVOTS = 20_000  # an unperturbed warm run past max(this, 2 × rows) pivots is stalled: perturbed from there
+IPM_ITERATION_LIMIT = 1_000  # interior point converges in tens of iterations (a 476k-column plan: under 100); past
+# this it is stuck, and the simplex takes over (HiGHS's own default is no limit)
+NO_ITERATION_LIMIT = 2_147_483_647  # HiGHS's own default
 # Price checks: from this many nonbasic rows to ask about, their basis solves go together through the block
 # triangular form (planner.solve.basis_solve) rather than one HiGHS solve each. Below it the HiGHS solves take
 # milliseconds in all, and scipy's sparse graph and LU modules (~120 MB of address space to map) stay unloaded.
@@ -375,8 +379,53 @@ class HighsSession:
             self.h.setOptionValue("time_limit", self.h.getRunTime() + self.time_limit)
         require_headroom("HiGHS run")
         pert = WARM_PERTURBATION if warm else 1.0  # from scratch, HiGHS's own
-        self.h.setOptionValue("dual_simplex_cost_perturbation_multiplier", pert)
-        self.h.setOptionValue("primal_simplex_bound_perturbation_multiplier", pert)
+        self._perturb(pert)
+        guard = warm and pert == 0.0  # unperturbed: a stall at a degenerate vertex would never end
+        self.h.setOptionValue("simplex_iteration_limit", self._stall_pivots() if guard else NO_ITERATION_LIMIT)
+        self.h.setOptionValue("ipm_iteration_limit", IPM_ITERATION_LIMIT)
+        self._call_run()
+        if self.h.getModelStatus() == hs.HighsModelStatus.kIterationLimit:
+            # a run that would not end. Seen: interior point on a fair-share stage of an explanation's lifted plan
+            # (objective 0: the relative gap stayed at 4e-8, above its 1e-8, for 136,000 iterations, until
+            # stopped after 21 minutes); an unperturbed simplex can stall likewise at a degenerate vertex. On from
+            # where it stopped: the simplex (interior point keeps no basis to go on from), perturbed as HiGHS
+            # perturbs it, with no limit (it ends: that is what the perturbation is for)
+            ipm = self.h.getOptionValue("solver")[1] == "ipm"  # (status, value)
+            self._perturb(1.0)
+            self.h.setOptionValue("simplex_iteration_limit", NO_ITERATION_LIMIT)
+            if ipm:
+                self.h.setOptionValue("solver", "simplex")
+            try:
+                self._call_run()
+            finally:
+                if ipm:
+                    self.h.setOptionValue("solver", "ipm")
+        st = self.h.getModelStatus()
+        S = hs.HighsModelStatus
+        status = {S.kOptimal: "optimal", S.kInfeasible: "infeasible", S.kUnbounded: "unbounded",
+                  S.kTimeLimit: "time_limit", S.kUnboundedOrInfeasible: "infeasible"}.get(st, "error")
+        info = self.h.getInfo()
+        has_primal = info.primal_solution_status == 2  # kSolutionStatusFeasible
+        if not values and status == "optimal":
+            return RunResult(status, float(info.objective_function_value))
+        if status == "optimal" or (status == "time_limit" and has_primal):
+            sol = self.h.getSolution()
+            x = np.asarray(sol.col_value)
+            dual = np.asarray(sol.row_dual) if sol.dual_valid else None
+            return RunResult(status, float(info.objective_function_value), x, dual)
+        return RunResult(status, message=self.h.modelStatusToString(st))
+
+    def _perturb(self, multiplier: float) -> None:
+        self.h.setOptionValue("dual_simplex_cost_perturbation_multiplier", multiplier)
+        self.h.setOptionValue("primal_simplex_bound_perturbation_multiplier", multiplier)
+
+    def _stall_pivots(self) -> int:
+        """Pivots an unperturbed warm run may take before it counts as stalled: far more than any warm re-solve
+        was measured to need (R&D shifts at 476k columns: 42-136; a policy's stages from the base basis: a few
+        thousand), and few enough that a stall costs seconds, not the analyst's afternoon."""
+        return max(STALL_MIN_PIVOTS, 2 * self.h.getNumRow())
+
+    def _call_run(self) -> None:
         try:
             self.h.run()
         except RuntimeError as exc:
@@ -392,20 +441,6 @@ class HighsSession:
             if out_of_memory(exc):
                 raise
             raise SolverError(f"HiGHS failed ({type(exc).__name__}: {exc}); try --solver cbc") from exc
-        st = self.h.getModelStatus()
-        S = hs.HighsModelStatus
-        status = {S.kOptimal: "optimal", S.kInfeasible: "infeasible", S.kUnbounded: "unbounded",
-                  S.kTimeLimit: "time_limit", S.kUnboundedOrInfeasible: "infeasible"}.get(st, "error")
-        info = self.h.getInfo()
-        has_primal = info.primal_solution_status == 2  # kSolutionStatusFeasible
-        if not values and status == "optimal":
-            return RunResult(status, float(info.objective_function_value))
-        if status == "optimal" or (status == "time_limit" and has_primal):
-            sol = self.h.getSolution()
-            x = np.asarray(sol.col_value)
-            dual = np.asarray(sol.row_dual) if sol.dual_valid else None
-            return RunResult(status, float(info.objective_function_value), x, dual)
-        return RunResult(status, message=self.h.modelStatusToString(st))
 
 
 @dataclass
