@@ -535,6 +535,31 @@ def test_ctrl_c_while_the_workbook_loads_exits_130_in_one_line(tmp_path, monkeyp
     assert not out.exists()
 
 
+def test_ctrl_c_while_the_libraries_load_exits_130_in_one_line(tmp_path):
+    """Ctrl-C in the first quarter second of `planner solve` lands while `planner.cli` and its libraries are still
+    being imported, before the CLI's own handler exists (found by review: `timeout -s INT 0.2 planner solve …`
+    printed a traceback through importlib). The import is made to raise KeyboardInterrupt here, as the signal
+    would: one line, exit 130 — through `python -m planner` and through the `planner` command's entry point."""
+    import tomllib
+
+    scripts = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["project"]["scripts"]
+    module, func = scripts["planner"].split(":")
+    assert (module, func) == ("planner.__main__", "entry")  # the command goes through the same guard
+    hook = ("import sys\n"
+            "class Stop:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'planner.cli':\n"
+            "            raise KeyboardInterrupt\n"
+            "sys.meta_path.insert(0, Stop())\n")
+    for start in ("import runpy; runpy.run_module('planner', run_name='__main__')",
+                  f"from {module} import {func}; {func}()"):
+        proc = subprocess.run([PY, "-c", hook + start, "solve", str(EXAMPLE), "-o", str(tmp_path / "r.xlsx")],
+                              capture_output=True, text=True, env=ENV, timeout=60)
+        assert proc.returncode == 130, proc.stderr
+        assert proc.stderr == "interrupted (Ctrl-C)\n", proc.stderr
+        assert not (tmp_path / "r.xlsx").exists()
+
+
 @pytest.mark.parametrize("status,said", [
     ("time_limit", "The plan was not solved to optimality within the time limit (--time-limit, "
                    "Settings.time_limit_s): no allocation could be computed."),
