@@ -128,6 +128,38 @@ def test_ctrl_c_while_waiting_kills_the_child(monkeypatch):
     assert gone(pid)
 
 
+def test_ctrl_c_held_during_the_fork_leaves_no_child(monkeypatch):
+    """Ctrl-C is held (masked) while the child is forked and delivered when the parent restores its mask: the
+    KeyboardInterrupt then leaves ``ReadAside(...)`` before the caller has an object to close. Found by review:
+    the child was recorded only after the mask was restored, so it was never killed nor reaped. The delivery is
+    made to happen here by the restoring call raising, as Python's handler would (in the parent only)."""
+    parent = os.getpid()
+    real = signal.pthread_sigmask
+    children: list[int] = []
+    real_fork = os.fork
+
+    def fork():
+        pid = real_fork()
+        if pid:
+            children.append(pid)
+        return pid
+
+    def mask(how, sigs):
+        old = real(how, sigs)
+        if os.getpid() == parent and how == signal.SIG_SETMASK:
+            raise KeyboardInterrupt
+        return old
+
+    monkeypatch.setattr(os, "fork", fork)
+    monkeypatch.setattr(signal, "pthread_sigmask", mask)
+    with pytest.raises(KeyboardInterrupt):
+        ReadAside(EXAMPLE)
+    monkeypatch.undo()
+    assert len(children) == 1  # a child was forked (else this test checks nothing)
+    assert gone(children[0])  # killed and reaped: no process, no zombie
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())  # Ctrl-C is not left masked
+
+
 def test_the_command_line_gets_the_same_plan_through_the_child():
     """`planner validate --json` on the example: the same output with the child and without it."""
     outs = [cli(["validate", str(EXAMPLE), "--json"], fork) for fork in (True, False)]

@@ -378,9 +378,15 @@ class ReadAside:
                 _send(w, path, limits)
             finally:
                 os._exit(0)
-        signal.pthread_sigmask(signal.SIG_SETMASK, masked)
-        os.close(w)
+        # the child is recorded before Ctrl-C can be delivered here again: a KeyboardInterrupt as the mask is
+        # restored would otherwise leave it unknown to every close() (never killed, never reaped)
         self._pid, self._fd = pid, r
+        os.close(w)
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, masked)
+        except BaseException:  # Ctrl-C held while forking lands now: the caller never gets this object to close
+            self.close()
+            raise
 
     def result(self) -> RawWorkbook | None:
         """The workbook as read by the child, or None (no child, or it failed: then read it yourself)."""
