@@ -71,3 +71,28 @@ def test_the_plan_whose_explanation_never_ended(tmp_path) -> None:
     run, rep = api.analyse(plan)
     assert run.solution.status == "optimal"
     assert rep.causes is not None and len(rep.causes) > 0
+
+
+def test_after_interior_point_the_simplex_starts_from_scratch(tmp_path, monkeypatch) -> None:
+    """models/explain.md says interior point stopped at its limit leaves no basis, so the simplex that takes over
+    starts from scratch (not "from where it stopped", as the first version said): HiGHS holds no valid basis
+    there, and the hand-over's simplex takes as many pivots as a simplex from scratch on the same LP."""
+    model = build_model(_plan(tmp_path, "margin", seed=3))
+    monkeypatch.setattr(sessions, "IPM_ITERATION_LIMIT", 2)
+    pivots: list[int] = []
+    valid: list[bool] = []
+    real = sessions.HighsSession._call_run
+
+    def call(self):
+        real(self)
+        valid.append(bool(self.h.getBasis().valid))
+        pivots.append(int(self.h.getInfo().simplex_iteration_count))
+
+    monkeypatch.setattr(sessions.HighsSession, "_call_run", call)
+    s = sessions.HighsSession(model.lp, method="ipm")
+    assert s.run().status == "optimal"
+    assert valid[0] is False and len(pivots) == 2  # stopped without a basis, then handed over once
+    scratch = sessions.HighsSession(model.lp, method="simplex")
+    scratch._perturb(1.0)
+    scratch._call_run()
+    assert pivots[1] == pivots[2] > 0  # the hand-over took the pivots a simplex from scratch takes

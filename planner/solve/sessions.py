@@ -387,9 +387,10 @@ class HighsSession:
         if self.h.getModelStatus() == hs.HighsModelStatus.kIterationLimit:
             # a run that would not end. Seen: interior point on a fair-share stage of an explanation's lifted plan
             # (objective 0: the relative gap stayed at 4e-8, above its 1e-8, for 136,000 iterations, until
-            # stopped after 21 minutes); an unperturbed simplex can stall likewise at a degenerate vertex. On from
-            # where it stopped: the simplex (interior point keeps no basis to go on from), perturbed as HiGHS
-            # perturbs it, with no limit (it ends: that is what the perturbation is for)
+            # stopped after 21 minutes); an unperturbed simplex can stall likewise at a degenerate vertex. Then the
+            # simplex, perturbed as HiGHS perturbs it, with no limit (it ends: that is what the perturbation is
+            # for): a stalled simplex from the basis where it stopped; interior point keeps no basis (HiGHS holds
+            # none after its iteration limit), so after it the simplex starts from scratch
             ipm = self.h.getOptionValue("solver")[1] == "ipm"  # (status, value)
             self._perturb(1.0)
             self.h.setOptionValue("simplex_iteration_limit", NO_ITERATION_LIMIT)
