@@ -444,46 +444,47 @@ def solve(input_path: Path, output: Path | None, as_json: bool, scenarios: tuple
     erp-export/ --baseline plan-2026Q1-report.xlsx`. Exit 0 when optimal; 1 when the input is invalid,
     the plan infeasible or the solve stopped early.
     """
-    out_path = output or default_report_path(input_path, _variant_suffix(scenarios, sets))
-    _target(out_path, "report", force, input_path, baseline=baseline)
-    _lock(out_path)
-    if scheduler:  # a wrong address or a cluster without workers: said now, not after the base solve
-        _executor(None, scheduler).close()
-    plan = _load(input_path, as_json)
-    base = _load_baseline(baseline, as_json) if baseline is not None else None
-    if not as_json:
-        _print_problems(plan.warnings)
-    edits = _edits_for(plan, scenarios, sets, as_json)
-    label = "; ".join([*scenarios, *sets])
-    runs = [(label, _apply(plan, edits, label, as_json) if edits else plan, out_path)]
-    if all_scenarios:
-        from planner.io.scenarios import edits_from_sheet, scenario_names
+    with _json_errors(as_json):  # a script reading --json gets an object whatever stops the command
+        out_path = output or default_report_path(input_path, _variant_suffix(scenarios, sets))
+        _target(out_path, "report", force, input_path, baseline=baseline)
+        _lock(out_path)
+        if scheduler:  # a wrong address or a cluster without workers: said now, not after the base solve
+            _executor(None, scheduler).close()
+        plan = _load(input_path, as_json)
+        base = _load_baseline(baseline, as_json) if baseline is not None else None
+        if not as_json:
+            _print_problems(plan.warnings)
+        edits = _edits_for(plan, scenarios, sets, as_json)
+        label = "; ".join([*scenarios, *sets])
+        runs = [(label, _apply(plan, edits, label, as_json) if edits else plan, out_path)]
+        if all_scenarios:
+            from planner.io.scenarios import edits_from_sheet, scenario_names
 
-        taken = {out_path.resolve()}
-        for name in scenario_names(plan):
-            target = _unique(out_path.with_name(f"{out_path.stem}-{_slug(name)}{out_path.suffix}"), taken)
-            full = f"{label}; {name}" if label else name
-            runs.append((full, _apply(plan, edits + edits_from_sheet(plan, name), full, as_json), target))
-    for _name, _plan, target in runs[1:]:  # every report this run will write, before the first solve
-        _target(target, "report", force, input_path)
-    worst = 0
-    summaries = []
-    for name, p, target in runs:
-        code, summary = _solve_and_report(p, name, target, input_path, as_json, solver, method, time_limit,
-                                          insights, explain_, quiet=len(runs) > 1, force=force, baseline=base,
-                                          scheduler=scheduler, analysis_limit=analysis_limit)
-        worst = max(worst, code)
-        summaries.append(summary)
-        if len(runs) > 1 and not as_json:
-            s = summary
-            fill = f"{s['fill_rate']:.1%}" if s.get("fill_rate") is not None else "n/a"
-            obj = f"{s['objective']:,.0f}" if s.get("objective") is not None else "n/a"
-            margin = f"{s['margin']:,.0f}" if s.get("margin") is not None else "n/a"
-            click.echo(f"{name or 'base':<28} {s['status']:<11} margin {margin:>18}  objective {obj:>18}  "
-                       f"fill rate {fill:>6}  report {target}")
-    if as_json:
-        click.echo(json.dumps(summaries[0] if len(summaries) == 1 else summaries, default=str))
-    sys.exit(worst)
+            taken = {out_path.resolve()}
+            for name in scenario_names(plan):
+                target = _unique(out_path.with_name(f"{out_path.stem}-{_slug(name)}{out_path.suffix}"), taken)
+                full = f"{label}; {name}" if label else name
+                runs.append((full, _apply(plan, edits + edits_from_sheet(plan, name), full, as_json), target))
+        for _name, _plan, target in runs[1:]:  # every report this run will write, before the first solve
+            _target(target, "report", force, input_path)
+        worst = 0
+        summaries = []
+        for name, p, target in runs:
+            code, summary = _solve_and_report(p, name, target, input_path, as_json, solver, method, time_limit,
+                                              insights, explain_, quiet=len(runs) > 1, force=force, baseline=base,
+                                              scheduler=scheduler, analysis_limit=analysis_limit)
+            worst = max(worst, code)
+            summaries.append(summary)
+            if len(runs) > 1 and not as_json:
+                s = summary
+                fill = f"{s['fill_rate']:.1%}" if s.get("fill_rate") is not None else "n/a"
+                obj = f"{s['objective']:,.0f}" if s.get("objective") is not None else "n/a"
+                margin = f"{s['margin']:,.0f}" if s.get("margin") is not None else "n/a"
+                click.echo(f"{name or 'base':<28} {s['status']:<11} margin {margin:>18}  objective {obj:>18}  "
+                           f"fill rate {fill:>6}  report {target}")
+        if as_json:
+            click.echo(json.dumps(summaries[0] if len(summaries) == 1 else summaries, default=str))
+        sys.exit(worst)
 
 
 def _load_baseline(path: Path, as_json: bool):
@@ -674,6 +675,24 @@ def _run_batch(plan, cases, workers: int | None, scheduler: str | None, out_path
         close = getattr(executor, "close", None)
         if close:
             close()
+
+
+def _json_errors(as_json: bool):
+    """With ``--json``, a user error that stops the command before or after the solve (the output path refused or
+    taken, the cluster unreachable) is also the JSON object a failed write prints, ``{"status": "error",
+    "message": …}``: stdout is never empty for a script to parse (it was for an unwritable directory, while a full
+    disk at the write gave the object)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def guard():
+        try:
+            yield
+        except UserError as exc:
+            if as_json:
+                click.echo(json.dumps({"status": "error", "message": exc.format_message()}))
+            raise
+    return guard()
 
 
 def _lock(out_path: Path) -> None:

@@ -560,6 +560,21 @@ def test_ctrl_c_while_the_libraries_load_exits_130_in_one_line(tmp_path):
         assert not (tmp_path / "r.xlsx").exists()
 
 
+def test_json_gets_an_object_when_the_output_is_refused_before_the_solve(tmp_path):
+    """`planner solve --json` into a directory that cannot be written: the same one error line and exit 1 as
+    without --json, and on stdout the object a failed write prints ({"status": "error", "message": …}) — found
+    by review: stdout was empty when the path was refused before the solve, while a full disk at the write gave
+    the object. (A file stands in for the parent directory: root may write anywhere else.)"""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    out = blocker / "r.xlsx"
+    proc = planner_proc("solve", EXAMPLE, "-o", out, "--no-explain", "--no-insights", "--json")
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: cannot write "), proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc == {"status": "error", "message": proc.stderr[len("error: "):].strip()}
+
+
 @pytest.mark.parametrize("status,said", [
     ("time_limit", "The plan was not solved to optimality within the time limit (--time-limit, "
                    "Settings.time_limit_s): no allocation could be computed."),
