@@ -392,6 +392,7 @@ def check_report(path: Path, fr: dict, backlog: bool) -> dict[str, int]:
     seen = {"platform": 0, "late": 0, "help": 0, "binds": 0, "rd": 0, "more": 0, "short": 0}
     check_first(t, lines[0])
     described = set()
+    order: list[float] = []  # each platform sentence's shortfall, in the order printed
     for line in lines[1:]:
         if line.startswith("What would help: "):
             check_help(t, line)
@@ -426,10 +427,12 @@ def check_report(path: Path, fr: dict, backlog: bool) -> dict[str, int]:
             seen["more"] += 1
         elif line.split(":")[0] in t.plat:
             described.add(check_platform(t, line))
+            order.append(t.plat[line.split(":")[0]]["unit_quarters" if backlog else "unserved"])
             seen["platform"] += 1
             seen["late"] += int(backlog and t.plat[line.split(":")[0]].get("late", 0) > 0.5)
         else:
             pytest.fail(f"a sentence no test checks: {line}")
+    assert order == sorted(order, reverse=True), "the platforms named one by one are not largest first"
     short = {p for p, r in t.plat.items() if r["short_periods"]}
     assert described == short, f"platforms with a shortfall {sorted(short)}, described {sorted(described)}"
     return seen

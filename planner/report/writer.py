@@ -150,7 +150,10 @@ def headline(rep: ReportInput, plat: pd.DataFrame | None = None) -> list[str]:
             causes = rep.causes  # each platform's shortfall as its sentence measures it: units, or unit-quarters
             totals = causes.drop_duplicates(["platform", "period"]).groupby("platform", sort=False)["shortfall"].sum()
             top = totals.sort_values(ascending=False, kind="stable").index[:HEADLINE_TOP]
-            lines += platform_sentences(causes[causes["platform"].isin(top)], plan, res.service)
+            rank = {p: i for i, p in enumerate(top)}  # largest first
+            named = causes[causes["platform"].isin(top)]
+            named = named.iloc[named["platform"].map(rank).argsort(kind="stable")]
+            lines += platform_sentences(named, plan, res.service)
             lines += _more_platforms(totals.drop(top), res.backlog, "ShortfallCauses")
             if rep.fixes is not None and len(rep.fixes):
                 lines += ["What would help: " + s for s in rep.fixes["sentence"]]
