@@ -96,3 +96,29 @@ def test_after_interior_point_the_simplex_starts_from_scratch(tmp_path, monkeypa
     scratch._perturb(1.0)
     scratch._call_run()
     assert pivots[1] == pivots[2] > 0  # the hand-over took the pivots a simplex from scratch takes
+
+
+def test_without_a_basis_a_warm_primal_stage_runs_the_sessions_own_method(tmp_path, monkeypatch) -> None:
+    """Found by review: `planner solve` on indep_plan 120×80×8×12 seed 33 (fair share, risk starts) ran over 20×
+    its --no-explain time — a fair-share stage of an explanation's lifted plan (7,448 columns) ran HiGHS's primal
+    simplex (warm_primal) from scratch, no basis held, still pivoting after 200 s. Without a basis the stage runs
+    the session's own method (here interior point, 'auto' from 2,000 columns), and the primal setting is back
+    for the next stage; the answer is the ordinary one."""
+    model = build_model(_plan(tmp_path, "margin", seed=3))
+    want = sessions.HighsSession(model.lp).run()
+    seen: list[tuple[str, int]] = []
+    real = sessions.HighsSession._call_run
+
+    def call(self):
+        seen.append((self.h.getOptionValue("solver")[1], self.h.getOptionValue("simplex_strategy")[1]))
+        real(self)
+
+    monkeypatch.setattr(sessions.HighsSession, "_call_run", call)
+    s = sessions.HighsSession(model.lp)
+    assert s.method == "ipm"
+    s.warm_primal(True)
+    assert not s.h.getBasis().valid  # no basis: the premise of the primal stage does not hold
+    got = s.run()
+    assert seen[0] == ("ipm", 1), seen  # not ("simplex", 4): the primal simplex from scratch
+    assert (s.h.getOptionValue("solver")[1], s.h.getOptionValue("simplex_strategy")[1]) == ("simplex", 4)
+    assert got.status == "optimal" and got.objective == pytest.approx(want.objective, rel=1e-9)

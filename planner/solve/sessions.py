@@ -378,6 +378,18 @@ class HighsSession:
             # (cumulative; ERGO-Code/HiGHS#1477): a kept session's tenth re-solve must get the limit, not the rest
             self.h.setOptionValue("time_limit", self.h.getRunTime() + self.time_limit)
         require_headroom("HiGHS run")
+        primal = self.h.getOptionValue("simplex_strategy")[1] == 4
+        if primal and not warm:
+            # warm_primal's premise (a basis whose solution stays feasible) does not hold: no basis (a retry
+            # from scratch after an error, a session whose basis was cleared). The primal simplex from scratch
+            # could run for minutes on an LP the dual solves in a second (seen: 7,448 columns, a fair-share
+            # stage of an explanation's lifted plan, still running after 200 s; the dual took 17 s and ended
+            # "Unknown"): from scratch it is the session's own method, as warm_primal(False) would set it
+            self.warm_primal(False)
+            try:
+                return self._run_once(warm, values)
+            finally:
+                self.warm_primal(True)
         pert = WARM_PERTURBATION if warm else 1.0  # from scratch, HiGHS's own
         self._perturb(pert)
         guard = warm and pert == 0.0  # unperturbed: a stall at a degenerate vertex would never end
